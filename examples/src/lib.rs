@@ -1,0 +1,1 @@
+//! Shared helpers of flow's examples.

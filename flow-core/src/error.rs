@@ -1,0 +1,67 @@
+//! The error type of flow jobs.
+use std::path::PathBuf;
+
+/// Result of flow operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can make a flow job fail. Errors about input name the file and line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O operation on `path` failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A line of an input file is not valid UTF-8.
+    #[error("{path}:{line}: line is not valid UTF-8 (byte {column} of the line)")]
+    Utf8 {
+        /// Input file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// 1-based byte column of the first invalid byte.
+        column: usize,
+    },
+    /// A record of an input file could not be parsed.
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        /// Input file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// What was wrong with the record.
+        message: String,
+    },
+    /// A user function panicked inside an operator.
+    #[error("operator `{operator}` panicked: {message}")]
+    OperatorPanic {
+        /// The operator (name and the place in the job's source where it was declared).
+        operator: String,
+        /// The panic's message.
+        message: String,
+    },
+    /// A network source failed.
+    #[error("{address}: {source}")]
+    Net {
+        /// The address that was connected to.
+        address: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The job's configuration or graph is invalid.
+    #[error("invalid job: {0}")]
+    Config(String),
+    /// The job was cancelled before it completed.
+    #[error("job cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}

@@ -1,0 +1,482 @@
+//! Keyed aggregation: rolling `count`, `sum`, `min`, `max`, `reduce`, `fold`, ...
+//!
+//! An associative aggregate runs in two phases. Before the exchange, each upstream subtask
+//! folds its records into a per-key partial accumulator (local pre-aggregation, inside the
+//! fused chain), so a hot key sends one partial per flush instead of one record per
+//! occurrence. After the exchange, the subtask that owns the key merges the partials.
+//! Partials are flushed when the local table is full, when the subtask has no more input for
+//! the moment, and before every watermark or end of input, so results never wait on a timer.
+use crate::chain::{guarded, Chain, Downstream, OpName};
+use crate::error::Result;
+use crate::record::{Event, Timestamp, NO_TIMESTAMP};
+use crate::runtime::stage::Terminal;
+use crate::runtime::task::TaskCx;
+use hashbrown::hash_map::Entry;
+use rustc_hash::FxBuildHasher;
+use std::hash::Hash;
+use std::marker::PhantomData;
+
+/// A keyed table with flow's fast, stable hasher.
+pub(crate) type Table<K, V> = hashbrown::HashMap<K, V, FxBuildHasher>;
+
+/// An aggregate function in the style of Flink's `AggregateFunction`: records are folded into
+/// an accumulator, accumulators can be merged, and an accumulator yields a result.
+///
+/// `merge` must be associative and agree with `add` (`add(merge(a, b), x)` = `merge(a, add(b, x))`),
+/// because flow pre-aggregates before exchanges and merges partial accumulators after them.
+///
+/// ```
+/// use flow_core::prelude::*;
+///
+/// /// Mean of the values, accumulated as (sum, count).
+/// #[derive(Clone)]
+/// struct Mean;
+/// impl Aggregate<(&'static str, f64)> for Mean {
+///     type Acc = (f64, u64);
+///     type Out = f64;
+///     fn create(&mut self, (_, x): (&str, f64)) -> (f64, u64) { (x, 1) }
+///     fn add(&mut self, (s, n): (f64, u64), (_, x): (&str, f64)) -> (f64, u64) { (s + x, n + 1) }
+///     fn merge(&mut self, a: (f64, u64), b: (f64, u64)) -> (f64, u64) { (a.0 + b.0, a.1 + b.1) }
+///     fn result(&mut self, (s, n): (f64, u64)) -> f64 { s / n as f64 }
+/// }
+///
+/// let mut env = Env::new(Config::default().parallelism(2));
+/// let means = env
+///     .from_iter([("a", 1.0), ("b", 4.0), ("a", 3.0)])
+///     .key_by(|(k, _)| k.to_string())
+///     .aggregate(Mean)
+///     .collect();
+/// env.execute()?;
+/// let mut got = means.take();
+/// got.sort_by(|a, b| a.0.cmp(&b.0));
+/// assert_eq!(got, vec![("a".to_string(), 2.0), ("b".to_string(), 4.0)]);
+/// # Ok::<(), flow_core::Error>(())
+/// ```
+pub trait Aggregate<T>: Clone + Send + 'static {
+    /// The accumulator.
+    type Acc: Clone + Send + 'static;
+    /// The result.
+    type Out: Send + 'static;
+    /// The accumulator of a single record.
+    fn create(&mut self, item: T) -> Self::Acc;
+    /// Adds a record to an accumulator.
+    fn add(&mut self, acc: Self::Acc, item: T) -> Self::Acc;
+    /// Merges two accumulators of the same key (`a` holds the earlier records).
+    fn merge(&mut self, a: Self::Acc, b: Self::Acc) -> Self::Acc;
+    /// The result of an accumulator.
+    fn result(&mut self, acc: Self::Acc) -> Self::Out;
+}
+
+/// Counts records.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Count;
+
+impl<T> Aggregate<T> for Count {
+    type Acc = u64;
+    type Out = u64;
+    #[inline]
+    fn create(&mut self, _: T) -> u64 {
+        1
+    }
+    #[inline]
+    fn add(&mut self, acc: u64, _: T) -> u64 {
+        acc + 1
+    }
+    #[inline]
+    fn merge(&mut self, a: u64, b: u64) -> u64 {
+        a + b
+    }
+    #[inline]
+    fn result(&mut self, acc: u64) -> u64 {
+        acc
+    }
+}
+
+/// Wraps a user function `f` of an aggregate with the operator's name for panic reports.
+#[derive(Clone)]
+pub struct Named<F> {
+    pub(crate) f: F,
+    pub(crate) name: OpName,
+}
+
+/// Sums a value taken from each record.
+#[derive(Clone)]
+pub struct Sum<F>(pub(crate) Named<F>);
+
+impl<T, S, F> Aggregate<T> for Sum<F>
+where
+    F: FnMut(&T) -> S + Clone + Send + 'static,
+    S: std::ops::Add<Output = S> + Clone + Send + 'static,
+{
+    type Acc = S;
+    type Out = S;
+    #[inline]
+    fn create(&mut self, x: T) -> S {
+        guarded!(self.0.name, (self.0.f)(&x))
+    }
+    #[inline]
+    fn add(&mut self, acc: S, x: T) -> S {
+        acc + guarded!(self.0.name, (self.0.f)(&x))
+    }
+    #[inline]
+    fn merge(&mut self, a: S, b: S) -> S {
+        a + b
+    }
+    fn result(&mut self, acc: S) -> S {
+        acc
+    }
+}
+
+/// The smallest (`MAX == false`) or largest value taken from each record.
+#[derive(Clone)]
+pub struct Extreme<F, const MAX: bool>(pub(crate) Named<F>);
+
+impl<T, V, F, const MAX: bool> Aggregate<T> for Extreme<F, MAX>
+where
+    F: FnMut(&T) -> V + Clone + Send + 'static,
+    V: PartialOrd + Clone + Send + 'static,
+{
+    type Acc = V;
+    type Out = V;
+    #[inline]
+    fn create(&mut self, x: T) -> V {
+        guarded!(self.0.name, (self.0.f)(&x))
+    }
+    #[inline]
+    fn add(&mut self, acc: V, x: T) -> V {
+        let v = guarded!(self.0.name, (self.0.f)(&x));
+        self.merge(acc, v)
+    }
+    #[inline]
+    fn merge(&mut self, a: V, b: V) -> V {
+        // Ties keep the earlier value, as Flink's min/max do.
+        let take_b = if MAX { b > a } else { b < a };
+        if take_b {
+            b
+        } else {
+            a
+        }
+    }
+    fn result(&mut self, acc: V) -> V {
+        acc
+    }
+}
+
+/// The record with the smallest (`MAX == false`) or largest value; ties keep the first.
+#[derive(Clone)]
+pub struct ExtremeBy<F, const MAX: bool>(pub(crate) Named<F>);
+
+impl<T, V, F, const MAX: bool> Aggregate<T> for ExtremeBy<F, MAX>
+where
+    T: Clone + Send + 'static,
+    F: FnMut(&T) -> V + Clone + Send + 'static,
+    V: PartialOrd,
+{
+    type Acc = T;
+    type Out = T;
+    #[inline]
+    fn create(&mut self, x: T) -> T {
+        x
+    }
+    #[inline]
+    fn add(&mut self, acc: T, x: T) -> T {
+        self.merge(acc, x)
+    }
+    #[inline]
+    fn merge(&mut self, a: T, b: T) -> T {
+        let (va, vb) = guarded!(self.0.name, ((self.0.f)(&a), (self.0.f)(&b)));
+        let take_b = if MAX { vb > va } else { vb < va };
+        if take_b {
+            b
+        } else {
+            a
+        }
+    }
+    fn result(&mut self, acc: T) -> T {
+        acc
+    }
+}
+
+/// Combines records with an associative function.
+#[derive(Clone)]
+pub struct Reduce<F>(pub(crate) Named<F>);
+
+impl<T, F> Aggregate<T> for Reduce<F>
+where
+    T: Clone + Send + 'static,
+    F: FnMut(T, T) -> T + Clone + Send + 'static,
+{
+    type Acc = T;
+    type Out = T;
+    #[inline]
+    fn create(&mut self, x: T) -> T {
+        x
+    }
+    #[inline]
+    fn add(&mut self, acc: T, x: T) -> T {
+        guarded!(self.0.name, (self.0.f)(acc, x))
+    }
+    #[inline]
+    fn merge(&mut self, a: T, b: T) -> T {
+        guarded!(self.0.name, (self.0.f)(a, b))
+    }
+    fn result(&mut self, acc: T) -> T {
+        acc
+    }
+}
+
+/// The terminal of a stage that feeds a keyed aggregate: folds records into per-key partial
+/// accumulators and hands them to the exchange writer `W` as `(key, partial)` pairs.
+pub(crate) struct PreAggregate<T, K, KF, A: Aggregate<T>, W> {
+    pub(crate) key: Named<KF>,
+    pub(crate) agg: A,
+    pub(crate) table: Table<K, A::Acc>,
+    pub(crate) capacity: usize,
+    pub(crate) writer: W,
+    pub(crate) _t: PhantomData<fn(T)>,
+}
+
+impl<T, K, KF, A, W> PreAggregate<T, K, KF, A, W>
+where
+    K: Hash + Eq,
+    A: Aggregate<T>,
+    W: Downstream<(K, A::Acc)>,
+{
+    fn flush(&mut self) {
+        for kv in self.table.drain() {
+            self.writer.emit(kv, NO_TIMESTAMP);
+        }
+    }
+}
+
+impl<T, K, KF, A, W> Downstream<T> for PreAggregate<T, K, KF, A, W>
+where
+    K: Hash + Eq,
+    KF: FnMut(&T) -> K,
+    A: Aggregate<T>,
+    W: Downstream<(K, A::Acc)>,
+{
+    #[inline]
+    fn emit(&mut self, item: T, _ts: Timestamp) {
+        let k = guarded!(self.key.name, (self.key.f)(&item));
+        match self.table.entry(k) {
+            Entry::Occupied(o) => {
+                let agg = &mut self.agg;
+                o.replace_entry_with(|_, acc| Some(agg.add(acc, item)));
+            }
+            Entry::Vacant(v) => {
+                v.insert(self.agg.create(item));
+                if self.table.len() >= self.capacity {
+                    self.flush();
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        self.flush();
+        self.writer.event(event);
+    }
+}
+
+impl<T, K, KF, A, W> Terminal<T> for PreAggregate<T, K, KF, A, W>
+where
+    T: Send,
+    K: Hash + Eq + Send,
+    KF: FnMut(&T) -> K + Send,
+    A: Aggregate<T>,
+    W: Terminal<(K, A::Acc)>,
+{
+    fn drain(&mut self, cx: &TaskCx<'_>) -> Result<bool> {
+        self.writer.drain(cx)
+    }
+}
+
+/// How the owner of a key folds what arrives through the exchange into its accumulator.
+pub trait Combine<V>: Clone + Send + 'static {
+    /// The accumulator.
+    type Acc: Clone + Send + 'static;
+    /// The result of an accumulator.
+    type Out: Send + 'static;
+    /// The accumulator of the first arrival.
+    fn first(&mut self, v: V) -> Self::Acc;
+    /// Folds a later arrival into the accumulator.
+    fn next(&mut self, acc: Self::Acc, v: V) -> Self::Acc;
+    /// The result.
+    fn result(&mut self, acc: Self::Acc) -> Self::Out;
+}
+
+/// Arrivals are partial accumulators of an aggregate: merge them.
+pub struct MergePartials<A, T>(pub(crate) A, pub(crate) PhantomData<fn(T)>);
+
+impl<A: Clone, T> Clone for MergePartials<A, T> {
+    fn clone(&self) -> Self {
+        MergePartials(self.0.clone(), PhantomData)
+    }
+}
+
+impl<T: 'static, A: Aggregate<T>> Combine<A::Acc> for MergePartials<A, T> {
+    type Acc = A::Acc;
+    type Out = A::Out;
+    #[inline]
+    fn first(&mut self, v: A::Acc) -> A::Acc {
+        v
+    }
+    #[inline]
+    fn next(&mut self, acc: A::Acc, v: A::Acc) -> A::Acc {
+        self.0.merge(acc, v)
+    }
+    fn result(&mut self, acc: A::Acc) -> A::Out {
+        self.0.result(acc)
+    }
+}
+
+/// Arrivals are records folded in order with a function that cannot merge (`fold`).
+#[derive(Clone)]
+pub struct FoldRecords<Acc, F> {
+    pub(crate) init: Acc,
+    pub(crate) f: Named<F>,
+}
+
+impl<T, Acc, F> Combine<T> for FoldRecords<Acc, F>
+where
+    Acc: Clone + Send + 'static,
+    F: FnMut(Acc, T) -> Acc + Clone + Send + 'static,
+{
+    type Acc = Acc;
+    type Out = Acc;
+    #[inline]
+    fn first(&mut self, v: T) -> Acc {
+        let init = self.init.clone();
+        guarded!(self.f.name, (self.f.f)(init, v))
+    }
+    #[inline]
+    fn next(&mut self, acc: Acc, v: T) -> Acc {
+        guarded!(self.f.name, (self.f.f)(acc, v))
+    }
+    fn result(&mut self, acc: Acc) -> Acc {
+        acc
+    }
+}
+
+/// The keyed side of a rolling aggregate: owns the accumulators of its key groups.
+///
+/// In a bounded job it emits each key's final result once, at the end of input (Flink's
+/// batch execution mode). In an unbounded job it emits the key's updated result whenever an
+/// arrival changes it (Flink's rolling aggregation), after pre-aggregation has compressed the
+/// updates of each flush.
+pub struct KeyedAggregate<C: Chain, K, V, G: Combine<V>, R, OF> {
+    pub(crate) inner: C,
+    pub(crate) combine: G,
+    pub(crate) out: OF,
+    pub(crate) bounded: bool,
+    pub(crate) state: Table<K, G::Acc>,
+    pub(crate) _p: PhantomData<fn(V) -> R>,
+}
+
+impl<C: Chain, K: Clone, V, G: Combine<V>, R, OF: Clone> Clone for KeyedAggregate<C, K, V, G, R, OF> {
+    fn clone(&self) -> Self {
+        KeyedAggregate {
+            inner: self.inner.clone(),
+            combine: self.combine.clone(),
+            out: self.out.clone(),
+            bounded: self.bounded,
+            state: self.state.clone(),
+            _p: PhantomData,
+        }
+    }
+}
+
+#[doc(hidden)]
+pub struct KeyedAggregateAdapter<'a, K, G: Combine<V>, V, OF, D> {
+    combine: &'a mut G,
+    out: &'a mut OF,
+    bounded: bool,
+    state: &'a mut Table<K, G::Acc>,
+    down: &'a mut D,
+    _p: PhantomData<fn(V)>,
+}
+
+impl<C, K, V, G, R, OF> Chain for KeyedAggregate<C, K, V, G, R, OF>
+where
+    C: Chain<Out = (K, V)>,
+    K: Hash + Eq + Clone + Send + 'static,
+    V: Send + 'static,
+    G: Combine<V>,
+    R: Send + 'static,
+    OF: FnMut(K, G::Out) -> R + Clone + Send + 'static,
+{
+    type In = C::In;
+    type Out = R;
+
+    #[inline]
+    fn push<D: Downstream<R>>(&mut self, item: C::In, ts: Timestamp, down: &mut D) {
+        let mut a = KeyedAggregateAdapter {
+            combine: &mut self.combine,
+            out: &mut self.out,
+            bounded: self.bounded,
+            state: &mut self.state,
+            down,
+            _p: PhantomData,
+        };
+        self.inner.push(item, ts, &mut a)
+    }
+
+    fn event<D: Downstream<R>>(&mut self, event: Event, down: &mut D) {
+        let mut a = KeyedAggregateAdapter {
+            combine: &mut self.combine,
+            out: &mut self.out,
+            bounded: self.bounded,
+            state: &mut self.state,
+            down,
+            _p: PhantomData,
+        };
+        self.inner.event(event, &mut a)
+    }
+
+    fn open(&mut self, subtask: usize, parallelism: usize) {
+        self.inner.open(subtask, parallelism)
+    }
+}
+
+impl<K, V, G, R, OF, D> Downstream<(K, V)> for KeyedAggregateAdapter<'_, K, G, V, OF, D>
+where
+    K: Hash + Eq + Clone,
+    G: Combine<V>,
+    OF: FnMut(K, G::Out) -> R,
+    D: Downstream<R>,
+{
+    #[inline]
+    fn emit(&mut self, (k, v): (K, V), _ts: Timestamp) {
+        let combine = &mut *self.combine;
+        if self.bounded {
+            match self.state.entry(k) {
+                Entry::Occupied(o) => {
+                    o.replace_entry_with(|_, acc| Some(combine.next(acc, v)));
+                }
+                Entry::Vacant(e) => {
+                    e.insert(combine.first(v));
+                }
+            }
+        } else {
+            let acc = match self.state.remove(&k) {
+                Some(acc) => combine.next(acc, v),
+                None => combine.first(v),
+            };
+            let r = combine.result(acc.clone());
+            self.state.insert(k.clone(), acc);
+            self.down.emit((self.out)(k, r), NO_TIMESTAMP);
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        if event == Event::End && self.bounded {
+            for (k, acc) in self.state.drain() {
+                let r = self.combine.result(acc);
+                self.down.emit((self.out)(k, r), NO_TIMESTAMP);
+            }
+        }
+        self.down.event(event)
+    }
+}
+

@@ -1,0 +1,108 @@
+//! A stage's subtask: input -> fused chain -> terminal, run a budget of batches per step.
+use super::metrics::StageMetrics;
+use super::task::{Step, TaskBody, TaskCx};
+use crate::chain::{Chain, Downstream};
+use crate::error::Result;
+use crate::record::{Batch, Event};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What an input had for the subtask.
+pub(crate) enum Poll {
+    /// `buf` holds a batch of records.
+    Data,
+    /// A control event (a watermark) to pass through the chain.
+    Event(Event),
+    /// Nothing right now; whoever provides more input will notify the task.
+    Pending,
+    /// The input is exhausted.
+    End,
+}
+
+/// Where a stage's records come from: a source split or an exchange.
+pub(crate) trait Input<T>: Send {
+    /// Fills `buf` (empty on entry) or reports an event, the lack of input, or its end.
+    fn poll(&mut self, cx: &TaskCx<'_>, buf: &mut Batch<T>) -> Result<Poll>;
+}
+
+/// Where a stage's records go: an exchange or a sink.
+pub(crate) trait Terminal<T>: Downstream<T> + Send {
+    /// Passes on buffered output. Returns `false` when some output waits for room downstream;
+    /// the task has then registered to be notified when there is room.
+    fn drain(&mut self, cx: &TaskCx<'_>) -> Result<bool>;
+}
+
+/// Work done per step before yielding to other tasks.
+const STEP_BATCHES: usize = 64;
+const STEP_TIME: Duration = Duration::from_millis(4);
+
+pub(crate) struct StageTask<C: Chain, T> {
+    pub(crate) name: String,
+    pub(crate) input: Box<dyn Input<C::In>>,
+    pub(crate) chain: C,
+    pub(crate) terminal: T,
+    pub(crate) buf: Batch<C::In>,
+    pub(crate) ended: bool,
+    pub(crate) metrics: Arc<StageMetrics>,
+}
+
+impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
+    fn step_inner(&mut self, cx: &TaskCx<'_>) -> Result<Step> {
+        let start = Instant::now();
+        for _ in 0..STEP_BATCHES {
+            if !self.terminal.drain(cx)? {
+                self.metrics.backpressured.fetch_add(1, Ordering::Relaxed);
+                return Ok(Step::Idle);
+            }
+            if self.ended {
+                return Ok(Step::Done);
+            }
+            match self.input.poll(cx, &mut self.buf)? {
+                Poll::Data => {
+                    let n = self.buf.len() as u64;
+                    let (chain, term) = (&mut self.chain, &mut self.terminal);
+                    self.buf.drain_into(|x, ts| chain.push(x, ts, term));
+                    self.metrics.records_in.fetch_add(n, Ordering::Relaxed);
+                    self.metrics.batches.fetch_add(1, Ordering::Relaxed);
+                }
+                Poll::Event(e) => self.chain.event(e, &mut self.terminal),
+                Poll::Pending => {
+                    self.chain.event(Event::Flush, &mut self.terminal);
+                    self.terminal.drain(cx)?;
+                    return Ok(Step::Idle);
+                }
+                Poll::End => {
+                    self.chain.event(Event::End, &mut self.terminal);
+                    self.ended = true;
+                }
+            }
+            if start.elapsed() >= STEP_TIME {
+                break;
+            }
+        }
+        Ok(Step::Yield)
+    }
+}
+
+impl<C: Chain, T: Terminal<C::Out>> TaskBody for StageTask<C, T> {
+    fn step(&mut self, cx: &TaskCx<'_>) -> Result<Step> {
+        let start = Instant::now();
+        let r = self.step_inner(cx);
+        self.metrics.busy_ns.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        r
+    }
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+}
+
+/// The input of a subtask that has nothing to read.
+pub(crate) struct EmptyInput;
+
+impl<T> Input<T> for EmptyInput {
+    fn poll(&mut self, _cx: &TaskCx<'_>, _buf: &mut Batch<T>) -> Result<Poll> {
+        Ok(Poll::End)
+    }
+}

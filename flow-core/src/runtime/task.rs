@@ -1,0 +1,337 @@
+//! Subtasks as rayon tasks.
+//!
+//! Every parallel instance of a stage is a [`TaskBody`]. A body is never run by two threads at
+//! once: its [`Task`] moves through the states below, and only the thread that moved it to
+//! `SCHEDULED` spawns it on the pool.
+//!
+//! ```text
+//!   IDLE --notify--> SCHEDULED --pool runs it--> RUNNING --step: Idle--> IDLE
+//!                        ^                        |   \--notify--> NOTIFIED --step ends--> SCHEDULED
+//!                        '--step: Yield-----------'
+//!   RUNNING --step: Done / error / cancelled--> DONE
+//! ```
+//!
+//! A step runs a bounded budget of batches and then yields, so that a source which always has
+//! input cannot monopolise a worker. A step never blocks: a subtask with nothing to read, or
+//! whose output channel is full, returns `Idle`, and whoever frees it (a producer that sends,
+//! a consumer that receives) notifies it. A notification that arrives while the task runs sets
+//! `NOTIFIED`, so the task runs once more instead of sleeping through it: no wakeup is lost.
+//! Idle pool threads sleep in rayon, so an idle job uses no CPU.
+//!
+//! Memory ordering: the state transitions are `AcqRel` compare-exchanges. A producer publishes
+//! a message (crossbeam's channel synchronises the message itself) and then notifies; the
+//! consumer's final `RUNNING -> IDLE` exchange fails if a notify happened after its last look
+//! at the channel, because that notify turned `RUNNING` into `NOTIFIED`.
+use crate::chain::take_panicked_op;
+use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Index of a task in its job.
+pub(crate) type TaskId = usize;
+
+/// What a step asks the scheduler to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// More work is ready: run again after other tasks had their turn.
+    Yield,
+    /// Nothing to do until notified (no input, or output channels full).
+    Idle,
+    /// Finished: never run again.
+    Done,
+}
+
+/// The code of one subtask.
+pub(crate) trait TaskBody: Send {
+    /// Runs a bounded amount of work.
+    fn step(&mut self, cx: &TaskCx<'_>) -> Result<Step>;
+    /// The subtask's display name, used when a panic cannot be traced to an operator.
+    fn name(&self) -> String;
+}
+
+const IDLE: u8 = 0;
+const SCHEDULED: u8 = 1;
+const RUNNING: u8 = 2;
+const NOTIFIED: u8 = 3;
+const DONE: u8 = 4;
+
+struct Task {
+    state: AtomicU8,
+    body: Mutex<Option<Box<dyn TaskBody>>>,
+}
+
+/// The running job: its tasks, its pool and how it ends.
+pub(crate) struct JobShared {
+    tasks: Vec<Task>,
+    pool: rayon::ThreadPool,
+    cancelled: AtomicBool,
+    error: Mutex<Option<Error>>,
+    remaining: AtomicUsize,
+    finished: (Mutex<bool>, Condvar),
+    stop: Arc<AtomicBool>,
+}
+
+/// What a step may do besides its own work.
+pub(crate) struct TaskCx<'a> {
+    pub(crate) shared: &'a Arc<JobShared>,
+    pub(crate) id: TaskId,
+}
+
+impl TaskCx<'_> {
+    /// Schedules task `id` if it is idle.
+    pub(crate) fn notify(&self, id: TaskId) {
+        self.shared.notify(id)
+    }
+    /// Whether the job was asked to stop (Ctrl-C): sources end early and the job drains.
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.shared.stop.load(Ordering::Relaxed)
+    }
+}
+
+impl JobShared {
+    pub(crate) fn new(
+        bodies: Vec<Box<dyn TaskBody>>,
+        threads: usize,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Arc<Self>> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("flow-worker-{i}"))
+            .build()
+            .map_err(|e| Error::Config(format!("cannot start the thread pool: {e}")))?;
+        let n = bodies.len();
+        Ok(Arc::new(JobShared {
+            tasks: bodies
+                .into_iter()
+                .map(|b| Task { state: AtomicU8::new(IDLE), body: Mutex::new(Some(b)) })
+                .collect(),
+            pool,
+            cancelled: AtomicBool::new(false),
+            error: Mutex::new(None),
+            remaining: AtomicUsize::new(n),
+            finished: (Mutex::new(n == 0), Condvar::new()),
+            stop,
+        }))
+    }
+
+    /// Schedules every task once and blocks the calling (non-pool) thread until all are done.
+    pub(crate) fn run_to_completion(self: &Arc<Self>) -> Result<()> {
+        for id in 0..self.tasks.len() {
+            self.notify(id);
+        }
+        let (lock, cv) = &self.finished;
+        let mut done = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while !*done {
+            done = cv.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+        drop(done);
+        match self.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn notify(self: &Arc<Self>, id: TaskId) {
+        let Some(task) = self.tasks.get(id) else { return };
+        let mut s = task.state.load(Ordering::Acquire);
+        loop {
+            let next = match s {
+                IDLE => SCHEDULED,
+                RUNNING => NOTIFIED,
+                _ => return,
+            };
+            match task.state.compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    if next == SCHEDULED {
+                        self.spawn(id);
+                    }
+                    return;
+                }
+                Err(actual) => s = actual,
+            }
+        }
+    }
+
+    fn spawn(self: &Arc<Self>, id: TaskId) {
+        let me = Arc::clone(self);
+        self.pool.spawn(move || me.run(id));
+    }
+
+    fn run(self: &Arc<Self>, id: TaskId) {
+        let task = &self.tasks[id];
+        task.state.store(RUNNING, Ordering::Release);
+        let mut slot = task.body.lock().unwrap_or_else(|e| e.into_inner());
+        let outcome = match slot.as_mut() {
+            None => Ok(Step::Done),
+            Some(_) if self.cancelled.load(Ordering::Acquire) => Ok(Step::Done),
+            Some(body) => {
+                let cx = TaskCx { shared: self, id };
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body.step(&cx))) {
+                    Ok(r) => r,
+                    Err(payload) => {
+                        let operator = take_panicked_op()
+                            .map(|s| s.to_string())
+                            .unwrap_or_else(|| body.name());
+                        Err(Error::OperatorPanic { operator, message: panic_message(&*payload) })
+                    }
+                }
+            }
+        };
+        let step = match outcome {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail(e);
+                Step::Done
+            }
+        };
+        match step {
+            Step::Yield => {
+                drop(slot);
+                task.state.store(SCHEDULED, Ordering::Release);
+                self.spawn(id);
+            }
+            Step::Idle => {
+                drop(slot);
+                if task
+                    .state
+                    .compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+                {
+                    // NOTIFIED while running: run again.
+                    task.state.store(SCHEDULED, Ordering::Release);
+                    self.spawn(id);
+                }
+            }
+            Step::Done => {
+                // Dropping the body drops its channel ends, which wakes nobody by itself, so
+                // consumers are told through End events sent before a body finishes.
+                let body = slot.take();
+                drop(slot);
+                drop(body);
+                task.state.store(DONE, Ordering::Release);
+                if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    let (lock, cv) = &self.finished;
+                    *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                    cv.notify_all();
+                }
+            }
+        }
+    }
+
+    /// Whether the job is stopping (asked to stop, or cancelled after an error).
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Records the job's first error and cancels every task.
+    pub(crate) fn fail(self: &Arc<Self>, e: Error) {
+        {
+            let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.is_none() {
+                tracing::error!(error = %e, "job failed");
+                *slot = Some(e);
+            }
+        }
+        if !self.cancelled.swap(true, Ordering::AcqRel) {
+            for id in 0..self.tasks.len() {
+                self.notify(id);
+            }
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-string panic payload)".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts down, yielding after every step; the last one to finish records the order.
+    struct Countdown(u32, Arc<Mutex<Vec<usize>>>, usize);
+    impl TaskBody for Countdown {
+        fn step(&mut self, _cx: &TaskCx<'_>) -> Result<Step> {
+            if self.0 == 0 {
+                self.1.lock().unwrap().push(self.2);
+                return Ok(Step::Done);
+            }
+            self.0 -= 1;
+            Ok(Step::Yield)
+        }
+        fn name(&self) -> String {
+            "countdown".into()
+        }
+    }
+
+    struct Panics;
+    impl TaskBody for Panics {
+        fn step(&mut self, _cx: &TaskCx<'_>) -> Result<Step> {
+            panic!("user code failed")
+        }
+        fn name(&self) -> String {
+            "panics".into()
+        }
+    }
+
+    /// Goes idle until another task notifies it.
+    struct Waiter(Arc<AtomicBool>);
+    impl TaskBody for Waiter {
+        fn step(&mut self, _cx: &TaskCx<'_>) -> Result<Step> {
+            Ok(if self.0.load(Ordering::Acquire) { Step::Done } else { Step::Idle })
+        }
+        fn name(&self) -> String {
+            "waiter".into()
+        }
+    }
+    struct Waker(Arc<AtomicBool>, TaskId);
+    impl TaskBody for Waker {
+        fn step(&mut self, cx: &TaskCx<'_>) -> Result<Step> {
+            self.0.store(true, Ordering::Release);
+            cx.notify(self.1);
+            Ok(Step::Done)
+        }
+        fn name(&self) -> String {
+            "waker".into()
+        }
+    }
+
+    #[test]
+    fn all_tasks_run_to_completion_on_one_thread() {
+        let order = Arc::new(Mutex::new(vec![]));
+        let bodies: Vec<Box<dyn TaskBody>> =
+            (0..8).map(|i| Box::new(Countdown(100, order.clone(), i)) as Box<dyn TaskBody>).collect();
+        let job = JobShared::new(bodies, 1, Arc::default()).unwrap();
+        job.run_to_completion().unwrap();
+        assert_eq!(order.lock().unwrap().len(), 8);
+    }
+
+    #[test]
+    fn a_panic_becomes_an_error_and_cancels_the_rest() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let bodies: Vec<Box<dyn TaskBody>> = vec![Box::new(Waiter(flag)), Box::new(Panics)];
+        let job = JobShared::new(bodies, 2, Arc::default()).unwrap();
+        let err = job.run_to_completion().unwrap_err();
+        assert!(
+            matches!(&err, Error::OperatorPanic { operator, message } if operator == "panics" && message == "user code failed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_idle_task_runs_again_when_notified() {
+        for _ in 0..200 {
+            let flag = Arc::new(AtomicBool::new(false));
+            let bodies: Vec<Box<dyn TaskBody>> =
+                vec![Box::new(Waiter(flag.clone())), Box::new(Waker(flag, 0))];
+            let job = JobShared::new(bodies, 2, Arc::default()).unwrap();
+            job.run_to_completion().unwrap();
+        }
+    }
+}

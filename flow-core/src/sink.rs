@@ -1,0 +1,227 @@
+//! Sinks: collect into memory, print, write part files, discard.
+use crate::chain::Downstream;
+use crate::error::{Error, Result};
+use crate::record::{Event, Timestamp};
+use crate::runtime::metrics::StageMetrics;
+use crate::runtime::stage::Terminal;
+use crate::runtime::task::TaskCx;
+use crate::source::SharedVec;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+/// The records a `collect` sink gathered; read them after [`crate::Env::execute`].
+pub struct Collected<T> {
+    pub(crate) items: SharedVec<T>,
+}
+
+impl<T> Collected<T> {
+    /// Takes the collected records (in no particular order across subtasks).
+    pub fn take(&self) -> Vec<T> {
+        std::mem::take(&mut *self.items.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+pub(crate) struct CollectSink<T> {
+    pub(crate) local: Vec<T>,
+    pub(crate) shared: SharedVec<T>,
+    pub(crate) metrics: Arc<StageMetrics>,
+}
+
+impl<T> CollectSink<T> {
+    pub(crate) fn new(shared: SharedVec<T>, metrics: Arc<StageMetrics>) -> Self {
+        CollectSink { local: Vec::new(), shared, metrics }
+    }
+}
+
+impl<T: Send> Downstream<T> for CollectSink<T> {
+    #[inline]
+    fn emit(&mut self, item: T, _ts: Timestamp) {
+        self.local.push(item)
+    }
+    fn event(&mut self, event: Event) {
+        if event == Event::End {
+            self.metrics.records_out.fetch_add(self.local.len() as u64, Ordering::Relaxed);
+            self.shared.lock().unwrap_or_else(|e| e.into_inner()).append(&mut self.local);
+        }
+    }
+}
+
+impl<T: Send> Terminal<T> for CollectSink<T> {
+    fn drain(&mut self, _cx: &TaskCx<'_>) -> Result<bool> {
+        Ok(true)
+    }
+}
+
+/// Counts and drops records (for benchmarks).
+pub(crate) struct DiscardSink {
+    pub(crate) count: u64,
+    pub(crate) metrics: Arc<StageMetrics>,
+}
+
+impl<T> Downstream<T> for DiscardSink {
+    #[inline]
+    fn emit(&mut self, item: T, _ts: Timestamp) {
+        drop(item);
+        self.count += 1;
+    }
+    fn event(&mut self, _event: Event) {
+        self.metrics.records_out.fetch_add(std::mem::take(&mut self.count), Ordering::Relaxed);
+    }
+}
+
+impl<T> Terminal<T> for DiscardSink {
+    fn drain(&mut self, _cx: &TaskCx<'_>) -> Result<bool> {
+        Ok(true)
+    }
+}
+
+/// Where a text sink's bytes go.
+pub(crate) enum TextTarget {
+    /// Standard output, written in whole lines.
+    Stdout,
+    /// A part file in a directory: written under a name starting with `.` and renamed to
+    /// `part-NNNNN.EXT` once complete, so readers never see a partial file.
+    Part { dir: PathBuf, tmp: PathBuf, done: PathBuf, file: Option<File> },
+}
+
+/// Formats each record as one line of text and writes the lines out in large blocks.
+pub(crate) struct TextSink<F> {
+    pub(crate) format: F,
+    pub(crate) buf: Vec<u8>,
+    pub(crate) target: TextTarget,
+    pub(crate) error: Option<Error>,
+    pub(crate) count: u64,
+    pub(crate) metrics: Arc<StageMetrics>,
+}
+
+const TEXT_BLOCK: usize = 1 << 20;
+
+impl<F> TextSink<F> {
+    pub(crate) fn part(dir: &Path, subtask: usize, ext: &str, format: F, metrics: Arc<StageMetrics>) -> Self {
+        let name = format!("part-{subtask:05}.{ext}");
+        TextSink {
+            format,
+            buf: Vec::new(),
+            target: TextTarget::Part {
+                dir: dir.to_path_buf(),
+                tmp: dir.join(format!(".{name}.inprogress")),
+                done: dir.join(name),
+                file: None,
+            },
+            error: None,
+            count: 0,
+            metrics,
+        }
+    }
+
+    pub(crate) fn stdout(format: F, metrics: Arc<StageMetrics>) -> Self {
+        TextSink { format, buf: Vec::new(), target: TextTarget::Stdout, error: None, count: 0, metrics }
+    }
+
+    fn write_out(&mut self) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        match &mut self.target {
+            TextTarget::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&self.buf).and_then(|_| out.flush()).map_err(|e| Error::io("<stdout>", e))?;
+            }
+            TextTarget::Part { tmp, file, .. } => {
+                if file.is_none() {
+                    *file = Some(File::create(&*tmp).map_err(|e| Error::io(&*tmp, e))?);
+                }
+                if let Some(f) = file.as_mut() {
+                    f.write_all(&self.buf).map_err(|e| Error::io(&*tmp, e))?;
+                }
+            }
+        }
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Makes the part file durable and visible: write, fsync, rename, fsync the directory.
+    fn commit(&mut self) -> Result<()> {
+        self.write_out()?;
+        if let TextTarget::Part { dir, tmp, done, file } = &mut self.target {
+            let f = match file.take() {
+                Some(f) => f,
+                None => File::create(&*tmp).map_err(|e| Error::io(&*tmp, e))?,
+            };
+            f.sync_all().map_err(|e| Error::io(&*tmp, e))?;
+            drop(f);
+            std::fs::rename(&*tmp, &*done).map_err(|e| Error::io(&*done, e))?;
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    fn record_error(&mut self, r: Result<()>) {
+        if let Err(e) = r {
+            self.error.get_or_insert(e);
+        }
+    }
+}
+
+/// Makes a directory's entries (a rename) durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+}
+
+impl<T, F: FnMut(&T, &mut Vec<u8>)> Downstream<T> for TextSink<F> {
+    #[inline]
+    fn emit(&mut self, item: T, _ts: Timestamp) {
+        (self.format)(&item, &mut self.buf);
+        self.buf.push(b'\n');
+        self.count += 1;
+        if self.buf.len() >= TEXT_BLOCK && self.error.is_none() {
+            let r = self.write_out();
+            self.record_error(r);
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        if self.error.is_some() {
+            return;
+        }
+        let r = match event {
+            Event::End => self.commit(),
+            Event::Flush if matches!(self.target, TextTarget::Stdout) => self.write_out(),
+            _ => Ok(()),
+        };
+        self.metrics.records_out.fetch_add(std::mem::take(&mut self.count), Ordering::Relaxed);
+        self.record_error(r);
+    }
+}
+
+impl<T, F: FnMut(&T, &mut Vec<u8>) + Send> Terminal<T> for TextSink<F> {
+    fn drain(&mut self, _cx: &TaskCx<'_>) -> Result<bool> {
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(true),
+        }
+    }
+}
+
+/// Prepares an output directory: creates it and removes the part files of an earlier run, so
+/// that the directory holds exactly this run's output.
+pub(crate) fn prepare_output_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("part-") || (name.starts_with(".part-") && name.ends_with(".inprogress")) {
+            std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Shared slot for a sink's collected records.
+pub(crate) fn shared_vec<T>() -> SharedVec<T> {
+    Arc::new(Mutex::new(Vec::new()))
+}

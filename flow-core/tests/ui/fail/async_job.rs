@@ -1,0 +1,10 @@
+use flow_core::prelude::*;
+
+#[derive(Args, Debug)]
+struct MyArgs {}
+
+#[stream_job]
+async fn job(env: &mut Env, args: MyArgs) -> flow_core::Result<()> {
+    let _ = (env, args);
+    Ok(())
+}
