@@ -1,1 +1,187 @@
-//! Shared helpers of flow's examples.
+//! Helpers shared by flow's example jobs and benchmarks: the word-count tokenizer of the
+//! Flink guide, and a deterministic Zipf-distributed text corpus.
+//!
+//! ```
+//! use flow_examples::tokenize;
+//! let words: Vec<_> = tokenize("Hello, World! hello_2".to_string()).collect();
+//! assert_eq!(words, ["hello", "world", "hello_2"]);
+//! ```
+use flow_core::text::Word;
+use std::io::Write;
+use std::path::Path;
+
+/// Lowercase form of a word byte, or 0 for a byte that separates words (anything outside
+/// `[A-Za-z0-9_]`).
+const WORD_BYTE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'_' {
+            t[b] = c.to_ascii_lowercase();
+        }
+        b += 1;
+    }
+    t
+};
+
+/// The words of a line: lowercase, split on every character that is not `[A-Za-z0-9_]`,
+/// empty tokens dropped. The iterator owns the line, so a `flat_map` can return it, and
+/// yields inline [`Word`]s: no allocation per word (words up to 23 bytes).
+pub fn tokenize(line: String) -> Tokens {
+    Tokens { line, pos: 0 }
+}
+
+/// Iterator over the words of one line; see [`tokenize`].
+pub struct Tokens {
+    line: String,
+    pos: usize,
+}
+
+impl Iterator for Tokens {
+    type Item = Word;
+
+    #[inline]
+    fn next(&mut self) -> Option<Word> {
+        let b = self.line.as_bytes();
+        let mut i = self.pos;
+        while i < b.len() && WORD_BYTE[b[i] as usize] == 0 {
+            i += 1;
+        }
+        if i == b.len() {
+            self.pos = i;
+            return None;
+        }
+        let start = i;
+        let mut lower = true;
+        while i < b.len() {
+            let l = WORD_BYTE[b[i] as usize];
+            if l == 0 {
+                break;
+            }
+            lower &= l == b[i];
+            i += 1;
+        }
+        self.pos = i;
+        let word = &self.line[start..i];
+        Some(if lower { Word::new(word) } else { Word::new(&word.to_ascii_lowercase()) })
+    }
+}
+
+/// splitmix64: a small, fast, well-mixed generator; a pure function of its state.
+#[derive(Clone, Copy)]
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// A Zipf-distributed vocabulary: word `r` (0-based rank) is drawn with probability
+/// proportional to `1 / (r + 1)^s`.
+pub struct ZipfWords {
+    words: Vec<String>,
+    cdf: Vec<f64>,
+}
+
+impl ZipfWords {
+    /// A vocabulary of `n` distinct lowercase words with exponent `s`.
+    pub fn new(n: usize, s: f64) -> Self {
+        const SYLLABLES: [&str; 16] =
+            ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "be", "da", "fu", "go", "hi", "ja", "pe", "zu"];
+        let words = (0..n)
+            .map(|r| {
+                // bijective base-16 numeral in syllables: distinct for every rank
+                let (mut k, mut w) = (r + 1, String::new());
+                while k > 0 {
+                    k -= 1;
+                    w.push_str(SYLLABLES[k % 16]);
+                    k /= 16;
+                }
+                w
+            })
+            .collect();
+        let mut cdf = Vec::with_capacity(n);
+        let mut acc = 0.0;
+        for r in 0..n {
+            acc += 1.0 / ((r + 1) as f64).powf(s);
+            cdf.push(acc);
+        }
+        cdf.iter_mut().for_each(|c| *c /= acc);
+        ZipfWords { words, cdf }
+    }
+
+    /// Line number `i` of the corpus: 6 to 14 words separated by single spaces. A pure
+    /// function of `i`, so any reader produces the same corpus in any order.
+    pub fn line(&self, i: u64) -> String {
+        let mut rng = SplitMix(i.wrapping_mul(0xA076_1D64_78BD_642F) ^ 0x5EED);
+        let n = 6 + (rng.next_u64() % 9) as usize;
+        let mut line = String::with_capacity(n * 8);
+        for j in 0..n {
+            if j > 0 {
+                line.push(' ');
+            }
+            let u = rng.unit();
+            let r = self.cdf.partition_point(|&c| c < u).min(self.words.len() - 1);
+            line.push_str(&self.words[r]);
+        }
+        line
+    }
+
+    /// Writes lines `0, 1, ...` to `path` until it holds at least `bytes` bytes.
+    pub fn write_corpus(&self, path: &Path, bytes: u64) -> std::io::Result<u64> {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+        let (mut written, mut i) = (0u64, 0u64);
+        while written < bytes {
+            let l = self.line(i);
+            out.write_all(l.as_bytes())?;
+            out.write_all(b"\n")?;
+            written += l.len() as u64 + 1;
+            i += 1;
+        }
+        out.flush()?;
+        Ok(written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokenizer_follows_the_flink_example() {
+        let t: Vec<_> = tokenize("  It's a--DOG's_life 42!".into()).collect();
+        assert_eq!(t, ["it", "s", "a", "dog", "s_life", "42"]);
+        assert_eq!(tokenize(" ,;. ".into()).count(), 0);
+        assert_eq!(tokenize(String::new()).count(), 0);
+        let long = "A".repeat(40);
+        assert_eq!(tokenize(long.clone()).next().unwrap(), long.to_lowercase());
+    }
+
+    #[test]
+    fn corpus_is_deterministic_and_zipf_shaped() {
+        let z = ZipfWords::new(1000, 1.07);
+        assert_eq!(z.line(7), z.line(7));
+        let mut counts = rustc_hash::FxHashMap::<String, u64>::default();
+        for i in 0..2000 {
+            let line = z.line(i);
+            let n = line.split(' ').count();
+            assert!((6..=14).contains(&n));
+            for w in line.split(' ') {
+                *counts.entry(w.to_string()).or_default() += 1;
+            }
+        }
+        // the most frequent word is rank 0 and clearly more frequent than rank 9
+        let top = counts.iter().max_by_key(|(_, &c)| c).unwrap().0.clone();
+        assert_eq!(top, z.words[0]);
+        assert!(counts[&z.words[0]] > 3 * counts.get(&z.words[9]).copied().unwrap_or(0));
+    }
+}

@@ -37,7 +37,7 @@ impl Default for Config {
             parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             max_parallelism: flow_state::DEFAULT_MAX_PARALLELISM,
             batch_size: 1024,
-            chunk_bytes: 1 << 20,
+            chunk_bytes: 1 << 16,
             pre_aggregate_capacity: 1 << 17,
             progress: false,
             report: false,
@@ -451,6 +451,10 @@ impl Env {
             if g.config.plan_only {
                 drop(g);
                 print!("{}", self.plan());
+                let mut g = self.g.borrow_mut();
+                g.tasks.clear();
+                g.stages.clear();
+                g.prepare.clear();
                 return Ok(JobSummary { planned_only: true, ..JobSummary::default() });
             }
             let bodies: Vec<Box<dyn TaskBody>> = g.tasks.drain(..).flatten().collect();

@@ -22,7 +22,8 @@ pub(crate) type Table<K, V> = hashbrown::HashMap<K, V, FxBuildHasher>;
 /// An aggregate function in the style of Flink's `AggregateFunction`: records are folded into
 /// an accumulator, accumulators can be merged, and an accumulator yields a result.
 ///
-/// `merge` must be associative and agree with `add` (`add(merge(a, b), x)` = `merge(a, add(b, x))`),
+/// `merge` must be associative and agree with `add` (adding `x` to the merge of `a` and `b` is
+/// the same as merging `a` with `b` plus `x`),
 /// because flow pre-aggregates before exchanges and merges partial accumulators after them.
 ///
 /// ```
@@ -35,8 +36,8 @@ pub(crate) type Table<K, V> = hashbrown::HashMap<K, V, FxBuildHasher>;
 ///     type Acc = (f64, u64);
 ///     type Out = f64;
 ///     fn create(&mut self, (_, x): (&str, f64)) -> (f64, u64) { (x, 1) }
-///     fn add(&mut self, (s, n): (f64, u64), (_, x): (&str, f64)) -> (f64, u64) { (s + x, n + 1) }
-///     fn merge(&mut self, a: (f64, u64), b: (f64, u64)) -> (f64, u64) { (a.0 + b.0, a.1 + b.1) }
+///     fn add(&mut self, acc: &mut (f64, u64), (_, x): (&str, f64)) { acc.0 += x; acc.1 += 1 }
+///     fn merge(&mut self, a: &mut (f64, u64), b: (f64, u64)) { a.0 += b.0; a.1 += b.1 }
 ///     fn result(&mut self, (s, n): (f64, u64)) -> f64 { s / n as f64 }
 /// }
 ///
@@ -60,9 +61,9 @@ pub trait Aggregate<T>: Clone + Send + 'static {
     /// The accumulator of a single record.
     fn create(&mut self, item: T) -> Self::Acc;
     /// Adds a record to an accumulator.
-    fn add(&mut self, acc: Self::Acc, item: T) -> Self::Acc;
-    /// Merges two accumulators of the same key (`a` holds the earlier records).
-    fn merge(&mut self, a: Self::Acc, b: Self::Acc) -> Self::Acc;
+    fn add(&mut self, acc: &mut Self::Acc, item: T);
+    /// Merges accumulator `b` into `a` (of the same key; `a` holds the earlier records).
+    fn merge(&mut self, a: &mut Self::Acc, b: Self::Acc);
     /// The result of an accumulator.
     fn result(&mut self, acc: Self::Acc) -> Self::Out;
 }
@@ -79,12 +80,12 @@ impl<T> Aggregate<T> for Count {
         1
     }
     #[inline]
-    fn add(&mut self, acc: u64, _: T) -> u64 {
-        acc + 1
+    fn add(&mut self, acc: &mut u64, _: T) {
+        *acc += 1
     }
     #[inline]
-    fn merge(&mut self, a: u64, b: u64) -> u64 {
-        a + b
+    fn merge(&mut self, a: &mut u64, b: u64) {
+        *a += b
     }
     #[inline]
     fn result(&mut self, acc: u64) -> u64 {
@@ -106,7 +107,7 @@ pub struct Sum<F>(pub(crate) Named<F>);
 impl<T, S, F> Aggregate<T> for Sum<F>
 where
     F: FnMut(&T) -> S + Clone + Send + 'static,
-    S: std::ops::Add<Output = S> + Clone + Send + 'static,
+    S: std::ops::AddAssign + Clone + Send + 'static,
 {
     type Acc = S;
     type Out = S;
@@ -115,12 +116,12 @@ where
         guarded!(self.0.name, (self.0.f)(&x))
     }
     #[inline]
-    fn add(&mut self, acc: S, x: T) -> S {
-        acc + guarded!(self.0.name, (self.0.f)(&x))
+    fn add(&mut self, acc: &mut S, x: T) {
+        *acc += guarded!(self.0.name, (self.0.f)(&x))
     }
     #[inline]
-    fn merge(&mut self, a: S, b: S) -> S {
-        a + b
+    fn merge(&mut self, a: &mut S, b: S) {
+        *a += b
     }
     fn result(&mut self, acc: S) -> S {
         acc
@@ -143,18 +144,16 @@ where
         guarded!(self.0.name, (self.0.f)(&x))
     }
     #[inline]
-    fn add(&mut self, acc: V, x: T) -> V {
+    fn add(&mut self, acc: &mut V, x: T) {
         let v = guarded!(self.0.name, (self.0.f)(&x));
         self.merge(acc, v)
     }
     #[inline]
-    fn merge(&mut self, a: V, b: V) -> V {
+    fn merge(&mut self, a: &mut V, b: V) {
         // Ties keep the earlier value, as Flink's min/max do.
-        let take_b = if MAX { b > a } else { b < a };
+        let take_b = if MAX { b > *a } else { b < *a };
         if take_b {
-            b
-        } else {
-            a
+            *a = b;
         }
     }
     fn result(&mut self, acc: V) -> V {
@@ -179,17 +178,15 @@ where
         x
     }
     #[inline]
-    fn add(&mut self, acc: T, x: T) -> T {
+    fn add(&mut self, acc: &mut T, x: T) {
         self.merge(acc, x)
     }
     #[inline]
-    fn merge(&mut self, a: T, b: T) -> T {
-        let (va, vb) = guarded!(self.0.name, ((self.0.f)(&a), (self.0.f)(&b)));
+    fn merge(&mut self, a: &mut T, b: T) {
+        let (va, vb) = guarded!(self.0.name, ((self.0.f)(a), (self.0.f)(&b)));
         let take_b = if MAX { vb > va } else { vb < va };
         if take_b {
-            b
-        } else {
-            a
+            *a = b;
         }
     }
     fn result(&mut self, acc: T) -> T {
@@ -206,22 +203,30 @@ where
     T: Clone + Send + 'static,
     F: FnMut(T, T) -> T + Clone + Send + 'static,
 {
-    type Acc = T;
+    /// `Some` at all times except while `f` runs (the reduce function takes its inputs by
+    /// value); a panic in `f` fails the job, so the `None` is never observed.
+    type Acc = Option<T>;
     type Out = T;
     #[inline]
-    fn create(&mut self, x: T) -> T {
-        x
+    fn create(&mut self, x: T) -> Option<T> {
+        Some(x)
     }
     #[inline]
-    fn add(&mut self, acc: T, x: T) -> T {
-        guarded!(self.0.name, (self.0.f)(acc, x))
+    fn add(&mut self, acc: &mut Option<T>, x: T) {
+        self.merge(acc, Some(x))
     }
     #[inline]
-    fn merge(&mut self, a: T, b: T) -> T {
-        guarded!(self.0.name, (self.0.f)(a, b))
+    fn merge(&mut self, a: &mut Option<T>, b: Option<T>) {
+        *a = match (a.take(), b) {
+            (Some(x), Some(y)) => Some(guarded!(self.0.name, (self.0.f)(x, y))),
+            (x, y) => x.or(y),
+        }
     }
-    fn result(&mut self, acc: T) -> T {
-        acc
+    fn result(&mut self, acc: Option<T>) -> T {
+        match acc {
+            Some(t) => t,
+            None => unreachable!("a reduce accumulator is only empty while the reduce function runs"),
+        }
     }
 }
 
@@ -260,10 +265,7 @@ where
     fn emit(&mut self, item: T, _ts: Timestamp) {
         let k = guarded!(self.key.name, (self.key.f)(&item));
         match self.table.entry(k) {
-            Entry::Occupied(o) => {
-                let agg = &mut self.agg;
-                o.replace_entry_with(|_, acc| Some(agg.add(acc, item)));
-            }
+            Entry::Occupied(mut o) => self.agg.add(o.get_mut(), item),
             Entry::Vacant(v) => {
                 v.insert(self.agg.create(item));
                 if self.table.len() >= self.capacity {
@@ -301,7 +303,7 @@ pub trait Combine<V>: Clone + Send + 'static {
     /// The accumulator of the first arrival.
     fn first(&mut self, v: V) -> Self::Acc;
     /// Folds a later arrival into the accumulator.
-    fn next(&mut self, acc: Self::Acc, v: V) -> Self::Acc;
+    fn next(&mut self, acc: &mut Self::Acc, v: V);
     /// The result.
     fn result(&mut self, acc: Self::Acc) -> Self::Out;
 }
@@ -323,7 +325,7 @@ impl<T: 'static, A: Aggregate<T>> Combine<A::Acc> for MergePartials<A, T> {
         v
     }
     #[inline]
-    fn next(&mut self, acc: A::Acc, v: A::Acc) -> A::Acc {
+    fn next(&mut self, acc: &mut A::Acc, v: A::Acc) {
         self.0.merge(acc, v)
     }
     fn result(&mut self, acc: A::Acc) -> A::Out {
@@ -341,17 +343,18 @@ pub struct FoldRecords<Acc, F> {
 impl<T, Acc, F> Combine<T> for FoldRecords<Acc, F>
 where
     Acc: Clone + Send + 'static,
-    F: FnMut(Acc, T) -> Acc + Clone + Send + 'static,
+    F: FnMut(&mut Acc, T) + Clone + Send + 'static,
 {
     type Acc = Acc;
     type Out = Acc;
     #[inline]
     fn first(&mut self, v: T) -> Acc {
-        let init = self.init.clone();
-        guarded!(self.f.name, (self.f.f)(init, v))
+        let mut acc = self.init.clone();
+        guarded!(self.f.name, (self.f.f)(&mut acc, v));
+        acc
     }
     #[inline]
-    fn next(&mut self, acc: Acc, v: T) -> Acc {
+    fn next(&mut self, acc: &mut Acc, v: T) {
         guarded!(self.f.name, (self.f.f)(acc, v))
     }
     fn result(&mut self, acc: Acc) -> Acc {
@@ -451,20 +454,21 @@ where
         let combine = &mut *self.combine;
         if self.bounded {
             match self.state.entry(k) {
-                Entry::Occupied(o) => {
-                    o.replace_entry_with(|_, acc| Some(combine.next(acc, v)));
-                }
+                Entry::Occupied(mut o) => combine.next(o.get_mut(), v),
                 Entry::Vacant(e) => {
                     e.insert(combine.first(v));
                 }
             }
         } else {
-            let acc = match self.state.remove(&k) {
-                Some(acc) => combine.next(acc, v),
-                None => combine.first(v),
+            let acc = match self.state.entry(k.clone()) {
+                Entry::Occupied(o) => {
+                    let acc = o.into_mut();
+                    combine.next(acc, v);
+                    acc
+                }
+                Entry::Vacant(e) => e.insert(combine.first(v)),
             };
             let r = combine.result(acc.clone());
-            self.state.insert(k.clone(), acc);
             self.down.emit((self.out)(k, r), NO_TIMESTAMP);
         }
     }

@@ -76,6 +76,7 @@ pub mod runtime;
 pub mod sink;
 pub mod source;
 pub mod stream;
+pub mod text;
 
 pub use env::{Config, Env, JobSummary, ReadOptions, StageSummary, StopHandle};
 pub use error::{Error, Result};
@@ -99,6 +100,7 @@ pub mod prelude {
     pub use crate::stream::{KeyedStream, Stream};
     pub use crate::{clap, stream_job};
     pub use clap::Args;
+    pub use crate::text::Word;
     pub use compact_str::CompactString;
 }
 

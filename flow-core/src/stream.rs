@@ -401,7 +401,7 @@ where
     pub fn sum<S, F>(self, f: F) -> Stream<impl Chain<Out = (K, S)>>
     where
         F: FnMut(&C::Out) -> S + Clone + Send + 'static,
-        S: std::ops::Add<Output = S> + Clone + Send + 'static,
+        S: std::ops::AddAssign + Clone + Send + 'static,
     {
         let name = OpName::new("sum", Location::caller());
         self.aggregate_as("sum", Sum(Named { f, name }), |k, s| (k, s))
@@ -470,7 +470,7 @@ where
     pub fn fold<A, F>(self, init: A, f: F) -> Stream<impl Chain<Out = (K, A)>>
     where
         A: Clone + Send + 'static,
-        F: FnMut(A, C::Out) -> A + Clone + Send + 'static,
+        F: FnMut(&mut A, C::Out) + Clone + Send + 'static,
     {
         let loc = Location::caller();
         let name = OpName::new("fold", loc);
