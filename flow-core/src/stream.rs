@@ -477,13 +477,7 @@ where
         let KeyedStream { stream, key } = self;
         let bounded = stream.bounded();
         let op = format!("{} + {}", key.name.as_str(), name.as_str());
-        let kname = key.name.clone();
-        let mut ks = Some(key);
-        let ex = exchange_keyed(stream, loc, move |w| KeyedWriter {
-            key: ks.take().unwrap_or_else(|| panic!("{}: key function used twice", kname.as_str())),
-            writer: w,
-            _p: PhantomData,
-        });
+        let ex = exchange_keyed(stream, loc, move |w| KeyedWriter { key: key.clone(), writer: w, _p: PhantomData });
         let combine = FoldRecords { init, f: Named { f, name } };
         keyed_op(ex, op, combine, bounded, |k, a| (k, a))
     }
