@@ -31,7 +31,10 @@ struct LongWordsArgs {
 fn long_words(env: &mut Env, args: LongWordsArgs) -> flow_core::Result<()> {
     match &args.input {
         Some(path) => long_words_of(env.read_lines(path)?, args.min_len),
-        None => long_words_of(env.from_iter(BUILT_IN.iter().map(|s| s.to_string())), args.min_len),
+        None => long_words_of(
+            env.from_iter(BUILT_IN.iter().map(|s| s.to_string())),
+            args.min_len,
+        ),
     }
     Ok(())
 }
@@ -39,5 +42,9 @@ fn long_words(env: &mut Env, args: LongWordsArgs) -> flow_core::Result<()> {
 /// The pipeline, generic over where its lines come from: streams of different sources have
 /// different types, so a function over `Stream<impl Chain<Out = String>>` serves both.
 fn long_words_of(lines: Stream<impl Chain<Out = String>>, min_len: usize) {
-    lines.flat_map(tokenize).filter(move |w| w.len() > min_len).map(|w| w.to_uppercase()).print();
+    lines
+        .flat_map(tokenize)
+        .filter(move |w| w.len() > min_len)
+        .map(|w| w.to_uppercase())
+        .print();
 }

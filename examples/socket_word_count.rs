@@ -26,21 +26,35 @@ fn socket_word_count(env: &mut Env, args: SocketArgs) -> flow_core::Result<()> {
         Some(a) => a,
         None => serve_built_in_text()?,
     };
-    env.socket_lines(address).flat_map(tokenize).key_by(|w| w.clone()).count().print();
+    env.socket_lines(address)
+        .flat_map(tokenize)
+        .key_by(|w| w.clone())
+        .count()
+        .print();
     Ok(())
 }
 
 /// Serves a few lines once on 127.0.0.1 (any free port) and closes the connection.
 fn serve_built_in_text() -> flow_core::Result<String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| flow_core::Error::Net { address: "127.0.0.1:0".into(), source: e })?;
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| flow_core::Error::Net {
+            address: "127.0.0.1:0".into(),
+            source: e,
+        })?;
     let address = listener
         .local_addr()
-        .map_err(|e| flow_core::Error::Net { address: "127.0.0.1:0".into(), source: e })?
+        .map_err(|e| flow_core::Error::Net {
+            address: "127.0.0.1:0".into(),
+            source: e,
+        })?
         .to_string();
     std::thread::spawn(move || {
         if let Ok((mut conn, _)) = listener.accept() {
-            for line in ["to be or not to be", "that is the question", "to be is to do"] {
+            for line in [
+                "to be or not to be",
+                "that is the question",
+                "to be is to do",
+            ] {
                 let _ = writeln!(conn, "{line}");
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }

@@ -41,7 +41,11 @@ fn word_count(env: &mut Env, args: WordCountArgs) -> flow_core::Result<()> {
         (None, Some(g)) => g.path().to_path_buf(),
         (None, None) => unreachable!("a corpus is generated when no input is given"),
     };
-    let counts = env.read_lines(&input)?.flat_map(tokenize).key_by(|word| word.clone()).count();
+    let counts = env
+        .read_lines(&input)?
+        .flat_map(tokenize)
+        .key_by(|word| word.clone())
+        .count();
     let collected = match &args.output {
         Some(dir) => {
             counts.write_csv(dir)?;
@@ -61,7 +65,11 @@ fn word_count(env: &mut Env, args: WordCountArgs) -> flow_core::Result<()> {
             let mut counts = c.take();
             let words: u64 = counts.iter().map(|(_, n)| n).sum();
             counts.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            println!("top {} of {} distinct words:", args.top.min(counts.len()), counts.len());
+            println!(
+                "top {} of {} distinct words:",
+                args.top.min(counts.len()),
+                counts.len()
+            );
             for (w, n) in counts.iter().take(args.top) {
                 println!("{n:>12}  {w}");
             }
@@ -88,11 +96,17 @@ fn generate_corpus(mb: u64) -> flow_core::Result<tempfile::NamedTempFile> {
         .prefix("flow-word-count-")
         .suffix(".txt")
         .tempfile()
-        .map_err(|e| flow_core::Error::Io { path: std::env::temp_dir(), source: e })?;
+        .map_err(|e| flow_core::Error::Io {
+            path: std::env::temp_dir(),
+            source: e,
+        })?;
     let start = Instant::now();
     let bytes = ZipfWords::new(100_000, 1.07)
         .write_corpus(file.path(), mb * 1_000_000)
-        .map_err(|e| flow_core::Error::Io { path: file.path().to_path_buf(), source: e })?;
+        .map_err(|e| flow_core::Error::Io {
+            path: file.path().to_path_buf(),
+            source: e,
+        })?;
     eprintln!(
         "generated a {:.1} MB corpus in {:.2} s at {}",
         bytes as f64 / 1e6,

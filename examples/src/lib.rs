@@ -64,7 +64,11 @@ impl Iterator for Tokens {
         }
         self.pos = i;
         let word = &self.line[start..i];
-        Some(if lower { Word::new(word) } else { Word::new(&word.to_ascii_lowercase()) })
+        Some(if lower {
+            Word::new(word)
+        } else {
+            Word::new(&word.to_ascii_lowercase())
+        })
     }
 }
 
@@ -95,8 +99,10 @@ pub struct ZipfWords {
 impl ZipfWords {
     /// A vocabulary of `n` distinct lowercase words with exponent `s`.
     pub fn new(n: usize, s: f64) -> Self {
-        const SYLLABLES: [&str; 16] =
-            ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "be", "da", "fu", "go", "hi", "ja", "pe", "zu"];
+        const SYLLABLES: [&str; 16] = [
+            "ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "be", "da", "fu", "go", "hi", "ja",
+            "pe", "zu",
+        ];
         let words = (0..n)
             .map(|r| {
                 // bijective base-16 numeral in syllables: distinct for every rank
@@ -130,7 +136,10 @@ impl ZipfWords {
                 line.push(' ');
             }
             let u = rng.unit();
-            let r = self.cdf.partition_point(|&c| c < u).min(self.words.len() - 1);
+            let r = self
+                .cdf
+                .partition_point(|&c| c < u)
+                .min(self.words.len() - 1);
             line.push_str(&self.words[r]);
         }
         line
@@ -163,7 +172,10 @@ mod tests {
         assert_eq!(tokenize(" ,;. ".into()).count(), 0);
         assert_eq!(tokenize(String::new()).count(), 0);
         let long = "A".repeat(40);
-        assert_eq!(tokenize(long.clone()).next().unwrap(), long.to_lowercase());
+        assert_eq!(
+            tokenize(long.clone()).next().unwrap().as_str(),
+            long.to_lowercase()
+        );
     }
 
     #[test]

@@ -116,7 +116,6 @@ macro_rules! guarded {
 }
 pub(crate) use guarded;
 
-
 /// Declares an operator of the chain: a struct holding the previous chain, the user function
 /// and the operator's name, plus the adapter through which the previous chain pushes into it.
 macro_rules! operator {
@@ -216,7 +215,12 @@ pub struct FlatMap<C, F, It> {
 
 impl<C: Clone, F: Clone, It> Clone for FlatMap<C, F, It> {
     fn clone(&self) -> Self {
-        FlatMap { inner: self.inner.clone(), f: self.f.clone(), name: self.name.clone(), _out: PhantomData }
+        FlatMap {
+            inner: self.inner.clone(),
+            f: self.f.clone(),
+            name: self.name.clone(),
+            _out: PhantomData,
+        }
     }
 }
 
@@ -230,12 +234,22 @@ where
     type Out = It::Item;
     #[inline(always)]
     fn push<D: Downstream<It::Item>>(&mut self, item: C::In, ts: Timestamp, down: &mut D) {
-        let mut a = FlatMapAdapter { f: &mut self.f, name: &self.name, down, _p: PhantomData };
+        let mut a = FlatMapAdapter {
+            f: &mut self.f,
+            name: &self.name,
+            down,
+            _p: PhantomData,
+        };
         self.inner.push(item, ts, &mut a)
     }
     #[inline]
     fn event<D: Downstream<It::Item>>(&mut self, event: Event, down: &mut D) {
-        let mut a = FlatMapAdapter { f: &mut self.f, name: &self.name, down, _p: PhantomData };
+        let mut a = FlatMapAdapter {
+            f: &mut self.f,
+            name: &self.name,
+            down,
+            _p: PhantomData,
+        };
         self.inner.event(event, &mut a)
     }
     fn open(&mut self, subtask: usize, parallelism: usize) {
@@ -381,16 +395,39 @@ mod tests {
     #[test]
     fn operators_compose_in_order_and_keep_timestamps() {
         let c = Identity::<i64>::new();
-        let c = Map { inner: c, f: |x: i64| x * 10, name: name(), _out: PhantomData };
-        let c = Filter { inner: c, f: |x: &i64| *x != 20, name: name() };
-        let c = FlatMap { inner: c, f: |x: i64| vec![x, x + 1], name: name(), _out: PhantomData };
-        let c = FilterMap { inner: c, f: |x: i64| (x % 2 == 0).then_some(x), name: name(), _out: PhantomData };
+        let c = Map {
+            inner: c,
+            f: |x: i64| x * 10,
+            name: name(),
+            _out: PhantomData,
+        };
+        let c = Filter {
+            inner: c,
+            f: |x: &i64| *x != 20,
+            name: name(),
+        };
+        let c = FlatMap {
+            inner: c,
+            f: |x: i64| vec![x, x + 1],
+            name: name(),
+            _out: PhantomData,
+        };
+        let c = FilterMap {
+            inner: c,
+            f: |x: i64| (x % 2 == 0).then_some(x),
+            name: name(),
+            _out: PhantomData,
+        };
         let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = seen.clone();
         let f = move |_: &i64| {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         };
-        let mut c = Inspect { inner: c, f, name: name() };
+        let mut c = Inspect {
+            inner: c,
+            f,
+            name: name(),
+        };
         let mut out = Collect(vec![], vec![]);
         for (i, x) in [1, 2, 3].into_iter().enumerate() {
             c.push(x, i as i64, &mut out);

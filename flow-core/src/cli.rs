@@ -56,13 +56,15 @@ where
     A: Args,
     F: FnOnce(&mut Env, A) -> Result<()>,
 {
-    let mut cmd = NoArgs::command().name(info.name).bin_name(info.name);
+    let cmd = NoArgs::command().name(info.name).bin_name(info.name);
+    let mut cmd = A::augment_args(CommonArgs::augment_args(cmd));
+    // Set last: a documented argument struct sets its own about text when augmenting.
     if !info.about.is_empty() {
-        cmd = cmd.about(info.about);
+        cmd = cmd.about(info.about).long_about(None::<&str>);
     }
-    let cmd = A::augment_args(CommonArgs::augment_args(cmd));
     let matches = cmd.get_matches();
-    let parsed = CommonArgs::from_arg_matches(&matches).and_then(|c| Ok((c, A::from_arg_matches(&matches)?)));
+    let parsed = CommonArgs::from_arg_matches(&matches)
+        .and_then(|c| Ok((c, A::from_arg_matches(&matches)?)));
     let (common, args) = match parsed {
         Ok(v) => v,
         Err(e) => e.exit(),
@@ -104,5 +106,8 @@ fn one_line(s: &str) -> String {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

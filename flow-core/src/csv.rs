@@ -163,7 +163,10 @@ tuple_rows! {
 }
 
 /// Splits one CSV line into fields, unquoting quoted fields. `scratch` holds unquoted text.
-pub fn split_fields<'a>(line: &'a str, scratch: &'a mut Vec<String>) -> Result<Vec<&'a str>, String> {
+pub fn split_fields<'a>(
+    line: &'a str,
+    scratch: &'a mut Vec<String>,
+) -> Result<Vec<&'a str>, String> {
     if !line.contains('"') {
         return Ok(line.split(',').collect());
     }
@@ -199,7 +202,12 @@ pub fn split_fields<'a>(line: &'a str, scratch: &'a mut Vec<String>) -> Result<V
             match bytes.get(i) {
                 None => break,
                 Some(b',') => i += 1,
-                Some(_) => return Err(format!("unexpected character after quoted field at byte {}", i + 1)),
+                Some(_) => {
+                    return Err(format!(
+                        "unexpected character after quoted field at byte {}",
+                        i + 1
+                    ))
+                }
             }
         } else {
             let rest = &line[i..];
@@ -239,7 +247,10 @@ mod tests {
     #[test]
     fn rows_quote_only_when_needed() {
         assert_eq!(row(("word".to_string(), 3u64)), "word,3");
-        assert_eq!(row(("a,b", -1i32, "say \"hi\"")), "\"a,b\",-1,\"say \"\"hi\"\"\"");
+        assert_eq!(
+            row(("a,b", -1i32, "say \"hi\"")),
+            "\"a,b\",-1,\"say \"\"hi\"\"\""
+        );
         assert_eq!(row(1.5f64), "1.5");
     }
 

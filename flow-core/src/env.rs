@@ -5,7 +5,8 @@ use crate::runtime::metrics::StageMetrics;
 use crate::runtime::stage::Input;
 use crate::runtime::task::{JobShared, TaskBody};
 use crate::source::{
-    FileChunks, GeneratorInput, GeneratorRange, IterInput, LineReader, OnBadRecord, ParseLine, SocketInput,
+    FileChunks, GeneratorInput, GeneratorRange, IterInput, LineReader, OnBadRecord, ParseLine,
+    SocketInput,
 };
 use crate::stream::Stream;
 use std::cell::RefCell;
@@ -34,7 +35,9 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             name: "flow-job".into(),
-            parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            parallelism: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             max_parallelism: flow_state::DEFAULT_MAX_PARALLELISM,
             batch_size: 1024,
             chunk_bytes: 1 << 16,
@@ -152,7 +155,11 @@ impl Graph {
             created_at: format!("{}:{}", created_at.file(), created_at.line()),
             built: false,
         });
-        StageSlot { stage: self.stages.len() - 1, ids: start..start + parallelism, metrics }
+        StageSlot {
+            stage: self.stages.len() - 1,
+            ids: start..start + parallelism,
+            metrics,
+        }
     }
 }
 
@@ -176,7 +183,9 @@ pub struct ReadOptions {
 impl ReadOptions {
     /// Skip (and count) bad records instead of failing.
     pub fn lenient() -> Self {
-        ReadOptions { on_bad_record: OnBadRecord::Skip }
+        ReadOptions {
+            on_bad_record: OnBadRecord::Skip,
+        }
     }
 }
 
@@ -217,7 +226,12 @@ impl Env {
     /// An environment with the given configuration.
     pub fn new(config: Config) -> Self {
         Env {
-            g: Rc::new(RefCell::new(Graph { config, tasks: vec![], stages: vec![], prepare: vec![] })),
+            g: Rc::new(RefCell::new(Graph {
+                config,
+                tasks: vec![],
+                stages: vec![],
+                prepare: vec![],
+            })),
             stop: StopHandle::default(),
         }
     }
@@ -244,7 +258,11 @@ impl Env {
         let slot = self.g.borrow_mut().reserve(parallelism, desc, vec![], loc);
         let metrics = slot.metrics.clone();
         let mut make = make;
-        let input = InputSpec { slot, make: Box::new(move |i| make(i, &metrics)), bounded };
+        let input = InputSpec {
+            slot,
+            make: Box::new(move |i| make(i, &metrics)),
+            bounded,
+        };
         Stream::new(self.g.clone(), input)
     }
 
@@ -259,7 +277,10 @@ impl Env {
         let mut iter = Some(iter.into_iter());
         let batch = self.config().batch_size;
         self.source(1, "from_iter".into(), true, move |_, _| {
-            Box::new(IterInput { iter: iter.take(), batch }) as Box<dyn Input<I::Item>>
+            Box::new(IterInput {
+                iter: iter.take(),
+                batch,
+            }) as Box<dyn Input<I::Item>>
         })
     }
 
@@ -279,7 +300,10 @@ impl Env {
         let batch = cfg.batch_size;
         self.source(p, format!("from_vec({n} records)"), true, move |i, _| {
             let part = parts.get_mut(i).and_then(Option::take).unwrap_or_default();
-            Box::new(IterInput { iter: Some(part.into_iter()), batch }) as Box<dyn Input<T>>
+            Box::new(IterInput {
+                iter: Some(part.into_iter()),
+                batch,
+            }) as Box<dyn Input<T>>
         })
     }
 
@@ -299,7 +323,9 @@ impl Env {
         path: impl AsRef<Path>,
         options: ReadOptions,
     ) -> Result<Stream<Identity<String>>> {
-        self.read_parsed(path.as_ref(), "read_lines", options, || Box::new(|l: &str| Ok(Some(l.to_owned()))))
+        self.read_parsed(path.as_ref(), "read_lines", options, || {
+            Box::new(|l: &str| Ok(Some(l.to_owned())))
+        })
     }
 
     /// Reads a CSV file whose rows parse as `T` (a tuple of `FromStr` fields), in parallel
@@ -378,7 +404,10 @@ impl Env {
         F: FnMut(u64) -> T + Clone + Send + 'static,
     {
         let cfg = self.config();
-        let range = Arc::new(GeneratorRange { next: AtomicU64::new(0), limit });
+        let range = Arc::new(GeneratorRange {
+            next: AtomicU64::new(0),
+            limit,
+        });
         let name = OpName::new("generate", std::panic::Location::caller());
         let desc = match limit {
             Some(n) => format!("generate({n} records)"),
@@ -386,8 +415,12 @@ impl Env {
         };
         let batch = cfg.batch_size as u64;
         self.source(cfg.parallelism, desc, limit.is_some(), move |_, _| {
-            Box::new(GeneratorInput { range: range.clone(), f: f.clone(), batch, name: name.clone() })
-                as Box<dyn Input<T>>
+            Box::new(GeneratorInput {
+                range: range.clone(),
+                f: f.clone(),
+                batch,
+                name: name.clone(),
+            }) as Box<dyn Input<T>>
         })
     }
 
@@ -398,7 +431,11 @@ impl Env {
     pub fn socket_lines(&mut self, address: impl Into<String>) -> Stream<Identity<String>> {
         let address = address.into();
         self.source(1, format!("socket_lines({address})"), false, move |_, _| {
-            Box::new(SocketInput { address: address.clone(), rx: None, done: false }) as Box<dyn Input<String>>
+            Box::new(SocketInput {
+                address: address.clone(),
+                rx: None,
+                done: false,
+            }) as Box<dyn Input<String>>
         })
     }
 
@@ -422,14 +459,22 @@ impl Env {
             for (from, how) in &st.inputs {
                 s.push_str(&format!("  stage {from} ==[{how}]==> stage {i}\n"));
             }
-            s.push_str(&format!("stage {i} ({} subtask{}): {}\n", st.parallelism, plural(st.parallelism), st.source));
+            s.push_str(&format!(
+                "stage {i} ({} subtask{}): {}\n",
+                st.parallelism,
+                plural(st.parallelism),
+                st.source
+            ));
             for op in &st.ops {
                 s.push_str(&format!("    -> {op}\n"));
             }
             if st.built {
                 s.push_str(&format!("    => {}\n", st.terminal));
             } else {
-                s.push_str(&format!("    => (no sink: the stream created at {} is never consumed)\n", st.created_at));
+                s.push_str(&format!(
+                    "    => (no sink: the stream created at {} is never consumed)\n",
+                    st.created_at
+                ));
             }
         }
         s
@@ -455,7 +500,10 @@ impl Env {
                 g.tasks.clear();
                 g.stages.clear();
                 g.prepare.clear();
-                return Ok(JobSummary { planned_only: true, ..JobSummary::default() });
+                return Ok(JobSummary {
+                    planned_only: true,
+                    ..JobSummary::default()
+                });
             }
             let bodies: Vec<Box<dyn TaskBody>> = g.tasks.drain(..).flatten().collect();
             let stages = std::mem::take(&mut g.stages);
@@ -563,7 +611,11 @@ impl JobSummary {
 
     /// Records read by the job's sources.
     pub fn records_read(&self) -> u64 {
-        self.stages.iter().filter(|s| s.is_source).map(|s| s.records_in).sum()
+        self.stages
+            .iter()
+            .filter(|s| s.is_source)
+            .map(|s| s.records_in)
+            .sum()
     }
 
     /// Bytes read by the job's file sources.
@@ -600,11 +652,19 @@ impl std::fmt::Display for JobSummary {
         }
         let bytes = self.bytes_read();
         if bytes > 0 {
-            writeln!(f, "  read {:.1} MB at {:.1} MB/s", bytes as f64 / 1e6, bytes as f64 / 1e6 / secs)?;
+            writeln!(
+                f,
+                "  read {:.1} MB at {:.1} MB/s",
+                bytes as f64 / 1e6,
+                bytes as f64 / 1e6 / secs
+            )?;
         }
         let skipped = self.records_skipped();
         if skipped > 0 {
-            writeln!(f, "  skipped {skipped} bad input record(s); see the warnings above")?;
+            writeln!(
+                f,
+                "  skipped {skipped} bad input record(s); see the warnings above"
+            )?;
         }
         Ok(())
     }

@@ -225,7 +225,9 @@ where
     fn result(&mut self, acc: Option<T>) -> T {
         match acc {
             Some(t) => t,
-            None => unreachable!("a reduce accumulator is only empty while the reduce function runs"),
+            None => {
+                unreachable!("a reduce accumulator is only empty while the reduce function runs")
+            }
         }
     }
 }
@@ -377,7 +379,9 @@ pub struct KeyedAggregate<C: Chain, K, V, G: Combine<V>, R, OF> {
     pub(crate) _p: PhantomData<fn(V) -> R>,
 }
 
-impl<C: Chain, K: Clone, V, G: Combine<V>, R, OF: Clone> Clone for KeyedAggregate<C, K, V, G, R, OF> {
+impl<C: Chain, K: Clone, V, G: Combine<V>, R, OF: Clone> Clone
+    for KeyedAggregate<C, K, V, G, R, OF>
+{
     fn clone(&self) -> Self {
         KeyedAggregate {
             inner: self.inner.clone(),
@@ -483,4 +487,3 @@ where
         self.down.event(event)
     }
 }
-

@@ -98,9 +98,9 @@ pub mod prelude {
     pub use crate::env::{Config, Env, JobSummary, ReadOptions};
     pub use crate::keyed::Aggregate;
     pub use crate::stream::{KeyedStream, Stream};
+    pub use crate::text::Word;
     pub use crate::{clap, stream_job};
     pub use clap::Args;
-    pub use crate::text::Word;
     pub use compact_str::CompactString;
 }
 

@@ -29,14 +29,20 @@ pub struct Batch<T> {
 
 impl<T> Default for Batch<T> {
     fn default() -> Self {
-        Batch { data: Vec::new(), ts: Vec::new() }
+        Batch {
+            data: Vec::new(),
+            ts: Vec::new(),
+        }
     }
 }
 
 impl<T> Batch<T> {
     /// An empty batch with room for `n` records.
     pub fn with_capacity(n: usize) -> Self {
-        Batch { data: Vec::with_capacity(n), ts: Vec::new() }
+        Batch {
+            data: Vec::with_capacity(n),
+            ts: Vec::new(),
+        }
     }
 
     /// Number of records.

@@ -32,7 +32,11 @@ pub(crate) struct CollectSink<T> {
 
 impl<T> CollectSink<T> {
     pub(crate) fn new(shared: SharedVec<T>, metrics: Arc<StageMetrics>) -> Self {
-        CollectSink { local: Vec::new(), shared, metrics }
+        CollectSink {
+            local: Vec::new(),
+            shared,
+            metrics,
+        }
     }
 }
 
@@ -43,8 +47,13 @@ impl<T: Send> Downstream<T> for CollectSink<T> {
     }
     fn event(&mut self, event: Event) {
         if event == Event::End {
-            self.metrics.records_out.fetch_add(self.local.len() as u64, Ordering::Relaxed);
-            self.shared.lock().unwrap_or_else(|e| e.into_inner()).append(&mut self.local);
+            self.metrics
+                .records_out
+                .fetch_add(self.local.len() as u64, Ordering::Relaxed);
+            self.shared
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .append(&mut self.local);
         }
     }
 }
@@ -68,7 +77,9 @@ impl<T> Downstream<T> for DiscardSink {
         self.count += 1;
     }
     fn event(&mut self, _event: Event) {
-        self.metrics.records_out.fetch_add(std::mem::take(&mut self.count), Ordering::Relaxed);
+        self.metrics
+            .records_out
+            .fetch_add(std::mem::take(&mut self.count), Ordering::Relaxed);
     }
 }
 
@@ -84,7 +95,12 @@ pub(crate) enum TextTarget {
     Stdout,
     /// A part file in a directory: written under a name starting with `.` and renamed to
     /// `part-NNNNN.EXT` once complete, so readers never see a partial file.
-    Part { dir: PathBuf, tmp: PathBuf, done: PathBuf, file: Option<File> },
+    Part {
+        dir: PathBuf,
+        tmp: PathBuf,
+        done: PathBuf,
+        file: Option<File>,
+    },
 }
 
 /// Formats each record as one line of text and writes the lines out in large blocks.
@@ -100,7 +116,13 @@ pub(crate) struct TextSink<F> {
 const TEXT_BLOCK: usize = 1 << 20;
 
 impl<F> TextSink<F> {
-    pub(crate) fn part(dir: &Path, subtask: usize, ext: &str, format: F, metrics: Arc<StageMetrics>) -> Self {
+    pub(crate) fn part(
+        dir: &Path,
+        subtask: usize,
+        ext: &str,
+        format: F,
+        metrics: Arc<StageMetrics>,
+    ) -> Self {
         let name = format!("part-{subtask:05}.{ext}");
         TextSink {
             format,
@@ -118,7 +140,14 @@ impl<F> TextSink<F> {
     }
 
     pub(crate) fn stdout(format: F, metrics: Arc<StageMetrics>) -> Self {
-        TextSink { format, buf: Vec::new(), target: TextTarget::Stdout, error: None, count: 0, metrics }
+        TextSink {
+            format,
+            buf: Vec::new(),
+            target: TextTarget::Stdout,
+            error: None,
+            count: 0,
+            metrics,
+        }
     }
 
     fn write_out(&mut self) -> Result<()> {
@@ -128,7 +157,9 @@ impl<F> TextSink<F> {
         match &mut self.target {
             TextTarget::Stdout => {
                 let mut out = std::io::stdout().lock();
-                out.write_all(&self.buf).and_then(|_| out.flush()).map_err(|e| Error::io("<stdout>", e))?;
+                out.write_all(&self.buf)
+                    .and_then(|_| out.flush())
+                    .map_err(|e| Error::io("<stdout>", e))?;
             }
             TextTarget::Part { tmp, file, .. } => {
                 if file.is_none() {
@@ -146,7 +177,13 @@ impl<F> TextSink<F> {
     /// Makes the part file durable and visible: write, fsync, rename, fsync the directory.
     fn commit(&mut self) -> Result<()> {
         self.write_out()?;
-        if let TextTarget::Part { dir, tmp, done, file } = &mut self.target {
+        if let TextTarget::Part {
+            dir,
+            tmp,
+            done,
+            file,
+        } = &mut self.target
+        {
             let f = match file.take() {
                 Some(f) => f,
                 None => File::create(&*tmp).map_err(|e| Error::io(&*tmp, e))?,
@@ -168,7 +205,9 @@ impl<F> TextSink<F> {
 
 /// Makes a directory's entries (a rename) durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
 }
 
 impl<T, F: FnMut(&T, &mut Vec<u8>)> Downstream<T> for TextSink<F> {
@@ -192,7 +231,9 @@ impl<T, F: FnMut(&T, &mut Vec<u8>)> Downstream<T> for TextSink<F> {
             Event::Flush if matches!(self.target, TextTarget::Stdout) => self.write_out(),
             _ => Ok(()),
         };
-        self.metrics.records_out.fetch_add(std::mem::take(&mut self.count), Ordering::Relaxed);
+        self.metrics
+            .records_out
+            .fetch_add(std::mem::take(&mut self.count), Ordering::Relaxed);
         self.record_error(r);
     }
 }
@@ -214,7 +255,9 @@ pub(crate) fn prepare_output_dir(dir: &Path) -> Result<()> {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with("part-") || (name.starts_with(".part-") && name.ends_with(".inprogress")) {
+        if name.starts_with("part-")
+            || (name.starts_with(".part-") && name.ends_with(".inprogress"))
+        {
             std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
         }
     }

@@ -36,7 +36,10 @@ impl FileChunks {
     pub(crate) fn open(path: &Path, chunk: u64) -> Result<Arc<Self>> {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if meta.is_dir() {
-            return Err(Error::io(path, std::io::Error::other("is a directory, expected a file")));
+            return Err(Error::io(
+                path,
+                std::io::Error::other("is a directory, expected a file"),
+            ));
         }
         // Open once here so that an unreadable file fails when the job is built.
         File::open(path).map_err(|e| Error::io(path, e))?;
@@ -51,7 +54,9 @@ impl FileChunks {
 
 /// Counts the lines that end before byte `offset` of `path` (for error messages only).
 fn lines_before(path: &Path, offset: u64) -> Result<u64> {
-    let mut f = File::open(path).map_err(|e| Error::io(path, e))?.take(offset);
+    let mut f = File::open(path)
+        .map_err(|e| Error::io(path, e))?
+        .take(offset);
     let mut buf = vec![0u8; 1 << 16];
     let mut n = 0u64;
     loop {
@@ -64,7 +69,8 @@ fn lines_before(path: &Path, offset: u64) -> Result<u64> {
 }
 
 /// Turns one line of text into a record: `Ok(None)` drops the line, `Err` is a bad record.
-pub(crate) type ParseLine<T> = Box<dyn FnMut(&str) -> std::result::Result<Option<T>, String> + Send>;
+pub(crate) type ParseLine<T> =
+    Box<dyn FnMut(&str) -> std::result::Result<Option<T>, String> + Send>;
 
 /// Reads the lines of the chunks it takes from a [`FileChunks`].
 pub(crate) struct LineReader<T> {
@@ -84,15 +90,20 @@ impl<T> LineReader<T> {
         if self.file.is_none() {
             self.file = Some(File::open(path).map_err(|e| Error::io(path, e))?);
         }
-        let Some(file) = self.file.as_ref() else { return Ok(()) };
+        let Some(file) = self.file.as_ref() else {
+            return Ok(());
+        };
         self.buf.clear();
         self.buf.resize((to - from) as usize, 0);
-        file.read_exact_at(&mut self.buf, from).map_err(|e| Error::io(path, e))?;
+        file.read_exact_at(&mut self.buf, from)
+            .map_err(|e| Error::io(path, e))?;
         let mut pos = to;
         while pos < self.chunks.len && self.buf.last() != Some(&b'\n') {
             let old = self.buf.len();
             self.buf.resize(old + 4096, 0);
-            let k = file.read_at(&mut self.buf[old..], pos).map_err(|e| Error::io(path, e))?;
+            let k = file
+                .read_at(&mut self.buf[old..], pos)
+                .map_err(|e| Error::io(path, e))?;
             self.buf.truncate(old + k);
             if k == 0 {
                 break;
@@ -109,8 +120,16 @@ impl<T> LineReader<T> {
     fn bad_line(&self, body_offset: u64, index: u64, what: BadLine) -> Result<()> {
         let line = lines_before(&self.chunks.path, body_offset)? + index + 1;
         let err = match what {
-            BadLine::Utf8(column) => Error::Utf8 { path: self.chunks.path.clone(), line, column },
-            BadLine::Parse(message) => Error::Parse { path: self.chunks.path.clone(), line, message },
+            BadLine::Utf8(column) => Error::Utf8 {
+                path: self.chunks.path.clone(),
+                line,
+                column,
+            },
+            BadLine::Parse(message) => Error::Parse {
+                path: self.chunks.path.clone(),
+                line,
+                message,
+            },
         };
         match self.on_bad {
             OnBadRecord::Fail => Err(err),
@@ -169,7 +188,13 @@ impl<T: Send> Input<T> for LineReader<T> {
             } else {
                 match std::str::from_utf8(line) {
                     Ok(s) => s,
-                    Err(e) => return this.bad_line(body_offset, index, BadLine::Utf8(e.valid_up_to() + 1)),
+                    Err(e) => {
+                        return this.bad_line(
+                            body_offset,
+                            index,
+                            BadLine::Utf8(e.valid_up_to() + 1),
+                        )
+                    }
                 }
             };
             match (this.parse)(text) {
@@ -193,7 +218,9 @@ impl<T: Send> Input<T> for LineReader<T> {
         }
         self.buf = buf;
         result?;
-        self.metrics.bytes_read.fetch_add(end - start, Ordering::Relaxed);
+        self.metrics
+            .bytes_read
+            .fetch_add(end - start, Ordering::Relaxed);
         Ok(Poll::Data)
     }
 }
@@ -210,7 +237,9 @@ where
     I::Item: Send,
 {
     fn poll(&mut self, cx: &TaskCx<'_>, out: &mut Batch<I::Item>) -> Result<Poll> {
-        let Some(it) = self.iter.as_mut() else { return Ok(Poll::End) };
+        let Some(it) = self.iter.as_mut() else {
+            return Ok(Poll::End);
+        };
         if cx.stop_requested() {
             self.iter = None;
             return Ok(Poll::End);
@@ -281,70 +310,79 @@ impl SocketInput {
         let shared = cx.shared.clone();
         let id = cx.id;
         let address = self.address.clone();
-        let spawned = std::thread::Builder::new().name("flow-socket".into()).spawn(move || {
-            let net = |e| Error::Net { address: address.clone(), source: e };
-            let run = || -> Result<()> {
-                let stream = std::net::TcpStream::connect(&address).map_err(net)?;
-                stream.set_read_timeout(Some(std::time::Duration::from_millis(100))).map_err(net)?;
-                tracing::info!(%address, "socket source connected");
-                let mut r = std::io::BufReader::with_capacity(1 << 16, stream);
-                let mut batch = Vec::new();
-                let mut line = Vec::new();
-                let mut line_no = 0u64;
-                loop {
-                    if shared.stopping() {
-                        break;
-                    }
-                    match r.read_until(b'\n', &mut line) {
-                        Ok(0) => break,
-                        Ok(_) if line.last() != Some(&b'\n') => continue, // timed out mid-line
-                        Ok(_) => {
-                            line_no += 1;
-                            let l = line.strip_suffix(b"\n").unwrap_or(&line);
-                            let l = l.strip_suffix(b"\r").unwrap_or(l);
-                            match String::from_utf8(l.to_vec()) {
-                                Ok(s) => batch.push(s),
-                                Err(e) => {
-                                    return Err(Error::Parse {
-                                        path: PathBuf::from(&address),
-                                        line: line_no,
-                                        message: format!(
-                                            "line is not valid UTF-8 (byte {} of the line)",
-                                            e.utf8_error().valid_up_to() + 1
-                                        ),
-                                    })
+        let spawned = std::thread::Builder::new()
+            .name("flow-socket".into())
+            .spawn(move || {
+                let net = |e| Error::Net {
+                    address: address.clone(),
+                    source: e,
+                };
+                let run = || -> Result<()> {
+                    let stream = std::net::TcpStream::connect(&address).map_err(net)?;
+                    stream
+                        .set_read_timeout(Some(std::time::Duration::from_millis(100)))
+                        .map_err(net)?;
+                    tracing::info!(%address, "socket source connected");
+                    let mut r = std::io::BufReader::with_capacity(1 << 16, stream);
+                    let mut batch = Vec::new();
+                    let mut line = Vec::new();
+                    let mut line_no = 0u64;
+                    loop {
+                        if shared.stopping() {
+                            break;
+                        }
+                        match r.read_until(b'\n', &mut line) {
+                            Ok(0) => break,
+                            Ok(_) if line.last() != Some(&b'\n') => continue, // timed out mid-line
+                            Ok(_) => {
+                                line_no += 1;
+                                let l = line.strip_suffix(b"\n").unwrap_or(&line);
+                                let l = l.strip_suffix(b"\r").unwrap_or(l);
+                                match String::from_utf8(l.to_vec()) {
+                                    Ok(s) => batch.push(s),
+                                    Err(e) => {
+                                        return Err(Error::Parse {
+                                            path: PathBuf::from(&address),
+                                            line: line_no,
+                                            message: format!(
+                                                "line is not valid UTF-8 (byte {} of the line)",
+                                                e.utf8_error().valid_up_to() + 1
+                                            ),
+                                        })
+                                    }
                                 }
+                                line.clear();
                             }
-                            line.clear();
+                            Err(e)
+                                if matches!(
+                                    e.kind(),
+                                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                                ) => {}
+                            Err(e) => return Err(net(e)),
                         }
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                            ) => {}
-                        Err(e) => return Err(net(e)),
-                    }
-                    // Hand over what has arrived once nothing more is buffered.
-                    if !batch.is_empty() && (r.buffer().is_empty() || batch.len() >= 1024) {
-                        if tx.send(Ok(std::mem::take(&mut batch))).is_err() {
-                            return Ok(());
+                        // Hand over what has arrived once nothing more is buffered.
+                        if !batch.is_empty() && (r.buffer().is_empty() || batch.len() >= 1024) {
+                            if tx.send(Ok(std::mem::take(&mut batch))).is_err() {
+                                return Ok(());
+                            }
+                            shared.notify(id);
                         }
-                        shared.notify(id);
                     }
+                    if !batch.is_empty() {
+                        let _ = tx.send(Ok(batch));
+                    }
+                    Ok(())
+                };
+                if let Err(e) = run() {
+                    let _ = tx.send(Err(e));
                 }
-                if !batch.is_empty() {
-                    let _ = tx.send(Ok(batch));
-                }
-                Ok(())
-            };
-            if let Err(e) = run() {
-                let _ = tx.send(Err(e));
-            }
-            drop(tx);
-            shared.notify(id);
-        });
+                drop(tx);
+                shared.notify(id);
+            });
         if let Err(e) = spawned {
-            cx.shared.fail(Error::Config(format!("cannot start the socket reader thread: {e}")));
+            cx.shared.fail(Error::Config(format!(
+                "cannot start the socket reader thread: {e}"
+            )));
         }
     }
 }
@@ -357,7 +395,9 @@ impl Input<String> for SocketInput {
         if self.rx.is_none() {
             self.start(cx);
         }
-        let Some(rx) = self.rx.as_ref() else { return Ok(Poll::End) };
+        let Some(rx) = self.rx.as_ref() else {
+            return Ok(Poll::End);
+        };
         match rx.try_recv() {
             Ok(Ok(lines)) => {
                 out.data = lines;

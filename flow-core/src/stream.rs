@@ -1,12 +1,12 @@
 //! The DataStream API: typed streams and keyed streams.
-use crate::chain::{Chain, Downstream, FilterMap, FlatMap, Identity, Inspect, Map, OpName};
 use crate::chain::Filter;
+use crate::chain::{Chain, Downstream, FilterMap, FlatMap, Identity, Inspect, Map, OpName};
 use crate::csv::CsvRow;
 use crate::env::{GraphRef, InputSpec};
 use crate::error::{Error, Result};
 use crate::keyed::{
-    Aggregate, Combine, Count, Extreme, ExtremeBy, FoldRecords, KeyedAggregate, MergePartials, Named,
-    PreAggregate, Reduce, Sum, Table,
+    Aggregate, Combine, Count, Extreme, ExtremeBy, FoldRecords, KeyedAggregate, MergePartials,
+    Named, PreAggregate, Reduce, Sum, Table,
 };
 use crate::record::{Batch, Event, Timestamp};
 use crate::runtime::exchange::{channels, ExchangeWriter, KeyGroups, Partitioner, RoundRobin};
@@ -32,7 +32,12 @@ pub struct Stream<C: Chain> {
 
 impl<T: Send + 'static> Stream<Identity<T>> {
     pub(crate) fn new(g: GraphRef, input: InputSpec<T>) -> Self {
-        Stream { g, input, chain: Identity::new(), ops: vec![] }
+        Stream {
+            g,
+            input,
+            chain: Identity::new(),
+            ops: vec![],
+        }
     }
 }
 
@@ -40,7 +45,12 @@ impl<C: Chain> Stream<C> {
     fn then<C2: Chain<In = C::In>>(self, op: String, chain: impl FnOnce(C) -> C2) -> Stream<C2> {
         let mut ops = self.ops;
         ops.push(op);
-        Stream { g: self.g, input: self.input, chain: chain(self.chain), ops }
+        Stream {
+            g: self.g,
+            input: self.input,
+            chain: chain(self.chain),
+            ops,
+        }
     }
 
     /// Transforms each record.
@@ -60,7 +70,12 @@ impl<C: Chain> Stream<C> {
         O: Send + 'static,
     {
         let name = OpName::new("map", Location::caller());
-        self.then(name.as_str().to_string(), |inner| Map { inner, f, name, _out: PhantomData })
+        self.then(name.as_str().to_string(), |inner| Map {
+            inner,
+            f,
+            name,
+            _out: PhantomData,
+        })
     }
 
     /// Keeps the records for which `f` returns true.
@@ -94,7 +109,12 @@ impl<C: Chain> Stream<C> {
         I::Item: Send + 'static,
     {
         let name = OpName::new("flat_map", Location::caller());
-        self.then(name.as_str().to_string(), |inner| FlatMap { inner, f, name, _out: PhantomData })
+        self.then(name.as_str().to_string(), |inner| FlatMap {
+            inner,
+            f,
+            name,
+            _out: PhantomData,
+        })
     }
 
     /// Maps each record to zero or one record.
@@ -105,7 +125,12 @@ impl<C: Chain> Stream<C> {
         O: Send + 'static,
     {
         let name = OpName::new("filter_map", Location::caller());
-        self.then(name.as_str().to_string(), |inner| FilterMap { inner, f, name, _out: PhantomData })
+        self.then(name.as_str().to_string(), |inner| FilterMap {
+            inner,
+            f,
+            name,
+            _out: PhantomData,
+        })
     }
 
     /// Calls `f` on each record and passes the record on unchanged.
@@ -115,7 +140,11 @@ impl<C: Chain> Stream<C> {
         F: FnMut(&C::Out) + Clone + Send + 'static,
     {
         let name = OpName::new("inspect", Location::caller());
-        self.then(name.as_str().to_string(), |inner| Inspect { inner, f, name })
+        self.then(name.as_str().to_string(), |inner| Inspect {
+            inner,
+            f,
+            name,
+        })
     }
 
     /// Partitions the stream by key: records with equal keys go to the same subtask of the
@@ -127,14 +156,22 @@ impl<C: Chain> Stream<C> {
         K: Hash + Eq + Clone + Send + 'static,
     {
         let name = OpName::new("key_by", Location::caller());
-        KeyedStream { stream: self, key: Named { f: key, name } }
+        KeyedStream {
+            stream: self,
+            key: Named { f: key, name },
+        }
     }
 
     /// Redistributes records round-robin over the next stage's subtasks (evens out skew).
     #[track_caller]
     pub fn rebalance(self) -> Stream<Identity<C::Out>> {
         let loc = Location::caller();
-        exchange(vec![Box::new(self.into_part())], "rebalance (round-robin)", loc, |_| RoundRobin(0))
+        exchange(
+            vec![Box::new(self.into_part())],
+            "rebalance (round-robin)",
+            loc,
+            |_| RoundRobin(0),
+        )
     }
 
     /// Merges this stream with another stream of the same record type.
@@ -158,7 +195,7 @@ impl<C: Chain> Stream<C> {
             vec![Box::new(self.into_part()), Box::new(other.into_part())],
             "union (round-robin)",
             loc,
-            |i| RoundRobin(i),
+            RoundRobin,
         )
     }
 
@@ -168,13 +205,18 @@ impl<C: Chain> Stream<C> {
     pub fn collect(self) -> Collected<C::Out> {
         let items = shared_vec();
         let shared = items.clone();
-        self.finish("collect".into(), move |_, m| CollectSink::new(shared.clone(), m.clone()));
+        self.finish("collect".into(), move |_, m| {
+            CollectSink::new(shared.clone(), m.clone())
+        });
         Collected { items }
     }
 
     /// Counts and drops every record (for benchmarks).
     pub fn discard(self) {
-        self.finish("discard".into(), |_, m| DiscardSink { count: 0, metrics: m.clone() })
+        self.finish("discard".into(), |_, m| DiscardSink {
+            count: 0,
+            metrics: m.clone(),
+        })
     }
 
     /// Prints each record as a CSV row on standard output.
@@ -182,7 +224,9 @@ impl<C: Chain> Stream<C> {
     where
         C::Out: CsvRow,
     {
-        self.finish("print".into(), |_, m| TextSink::stdout(|x: &C::Out, b: &mut Vec<u8>| x.write_row(b), m.clone()))
+        self.finish("print".into(), |_, m| {
+            TextSink::stdout(|x: &C::Out, b: &mut Vec<u8>| x.write_row(b), m.clone())
+        })
     }
 
     /// Writes the records as CSV rows to part files `part-NNNNN.csv` in `dir`, one per
@@ -193,7 +237,12 @@ impl<C: Chain> Stream<C> {
     where
         C::Out: CsvRow,
     {
-        self.write_text(dir.as_ref(), "csv", "write_csv", |x: &C::Out, b: &mut Vec<u8>| x.write_row(b))
+        self.write_text(
+            dir.as_ref(),
+            "csv",
+            "write_csv",
+            |x: &C::Out, b: &mut Vec<u8>| x.write_row(b),
+        )
     }
 
     /// Writes each record's `Display` form as a line to part files `part-NNNNN.txt` in `dir`
@@ -202,10 +251,15 @@ impl<C: Chain> Stream<C> {
     where
         C::Out: std::fmt::Display,
     {
-        self.write_text(dir.as_ref(), "txt", "write_lines", |x: &C::Out, b: &mut Vec<u8>| {
-            use std::io::Write;
-            let _ = write!(b, "{x}");
-        })
+        self.write_text(
+            dir.as_ref(),
+            "txt",
+            "write_lines",
+            |x: &C::Out, b: &mut Vec<u8>| {
+                use std::io::Write;
+                let _ = write!(b, "{x}");
+            },
+        )
     }
 
     fn write_text<F>(self, dir: &Path, ext: &'static str, kind: &str, format: F) -> Result<()>
@@ -213,10 +267,16 @@ impl<C: Chain> Stream<C> {
         F: FnMut(&C::Out, &mut Vec<u8>) + Clone + Send + 'static,
     {
         if dir.exists() && !dir.is_dir() {
-            return Err(Error::io(dir, std::io::Error::other("exists and is not a directory")));
+            return Err(Error::io(
+                dir,
+                std::io::Error::other("exists and is not a directory"),
+            ));
         }
         let d = dir.to_path_buf();
-        self.g.borrow_mut().prepare.push(Box::new(move || prepare_output_dir(&d)));
+        self.g
+            .borrow_mut()
+            .prepare
+            .push(Box::new(move || prepare_output_dir(&d)));
         let d = dir.to_path_buf();
         self.finish(format!("{kind}({})", dir.display()), move |i, m| {
             TextSink::part(&d, i, ext, format.clone(), m.clone())
@@ -230,7 +290,12 @@ impl<C: Chain> Stream<C> {
         T: Terminal<C::Out> + 'static,
         MT: FnMut(usize, &std::sync::Arc<crate::runtime::metrics::StageMetrics>) -> T,
     {
-        let Stream { g, mut input, chain, ops } = self;
+        let Stream {
+            g,
+            mut input,
+            chain,
+            ops,
+        } = self;
         let mut g = g.borrow_mut();
         let slot = input.slot.clone();
         let p = slot.ids.len();
@@ -332,9 +397,18 @@ fn exchange<T: Send + 'static, P: Partitioner<T> + 'static>(
     };
     let producers: usize = parts.iter().map(|p| p.parallelism()).sum();
     let bounded = parts.iter().all(|p| p.bounded());
-    let inputs = parts.iter().map(|p| (p.stage(), how.to_string())).collect::<Vec<_>>();
-    let from = inputs.iter().map(|(s, _)| format!("stage {s}")).collect::<Vec<_>>().join(" + ");
-    let slot = g.borrow_mut().reserve(p_down, format!("from {from} via {how}"), inputs, loc);
+    let inputs = parts
+        .iter()
+        .map(|p| (p.stage(), how.to_string()))
+        .collect::<Vec<_>>();
+    let from = inputs
+        .iter()
+        .map(|(s, _)| format!("stage {s}"))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let slot = g
+        .borrow_mut()
+        .reserve(p_down, format!("from {from} via {how}"), inputs, loc);
     let ids: Vec<usize> = slot.ids.clone().collect();
     let (outs, ins) = channels::<T>(producers, &ids);
     let mut first = 0;
@@ -351,7 +425,14 @@ fn exchange<T: Send + 'static, P: Partitioner<T> + 'static>(
             None => Box::new(crate::runtime::stage::EmptyInput),
         }
     });
-    Stream::new(g, InputSpec { slot, make, bounded })
+    Stream::new(
+        g,
+        InputSpec {
+            slot,
+            make,
+            bounded,
+        },
+    )
 }
 
 /// A stream partitioned by key. Aggregates on it are *rolling*: in a bounded job each key's
@@ -477,8 +558,15 @@ where
         let KeyedStream { stream, key } = self;
         let bounded = stream.bounded();
         let op = format!("{} + {}", key.name.as_str(), name.as_str());
-        let ex = exchange_keyed(stream, loc, move |w| KeyedWriter { key: key.clone(), writer: w, _p: PhantomData });
-        let combine = FoldRecords { init, f: Named { f, name } };
+        let ex = exchange_keyed(stream, loc, move |w| KeyedWriter {
+            key: key.clone(),
+            writer: w,
+            _p: PhantomData,
+        });
+        let combine = FoldRecords {
+            init,
+            f: Named { f, name },
+        };
         keyed_op(ex, op, combine, bounded, |k, a| (k, a))
     }
 
@@ -497,7 +585,10 @@ where
         let op = format!("{} + {} (merge partials)", key.name.as_str(), name.as_str());
         let pre = format!("{} + {} (pre-aggregate)", key.name.as_str(), name.as_str());
         let (k2, a2) = (key.clone(), agg.clone());
-        let stream = Stream { ops: [stream.ops, vec![pre]].concat(), ..stream };
+        let stream = Stream {
+            ops: [stream.ops, vec![pre]].concat(),
+            ..stream
+        };
         let ex = exchange_keyed(stream, loc, move |w| PreAggregate {
             key: k2.clone(),
             agg: a2.clone(),
@@ -506,7 +597,13 @@ where
             writer: w,
             _t: PhantomData,
         });
-        keyed_op(ex, op, MergePartials(agg, PhantomData::<fn(In<C>)>), bounded, out)
+        keyed_op(
+            ex,
+            op,
+            MergePartials(agg, PhantomData::<fn(In<C>)>),
+            bounded,
+            out,
+        )
     }
 }
 
@@ -540,7 +637,11 @@ where
 
 /// Ends `stream` in a terminal that writes `(K, V)` pairs into a key-group exchange, and
 /// returns the stream of pairs on the other side.
-fn exchange_keyed<C, K, V, T, MT>(stream: Stream<C>, loc: &'static Location<'static>, make: MT) -> Stream<Identity<(K, V)>>
+fn exchange_keyed<C, K, V, T, MT>(
+    stream: Stream<C>,
+    loc: &'static Location<'static>,
+    make: MT,
+) -> Stream<Identity<(K, V)>>
 where
     C: Chain,
     K: Hash + Send + 'static,
@@ -551,7 +652,11 @@ where
     let g = stream.g.clone();
     let (p_down, batch, max_p) = {
         let g = g.borrow();
-        (g.config.parallelism, g.config.batch_size, g.config.max_parallelism)
+        (
+            g.config.parallelism,
+            g.config.batch_size,
+            g.config.max_parallelism,
+        )
     };
     let producers = stream.input.slot.ids.len();
     let bounded = stream.bounded();
@@ -566,7 +671,14 @@ where
     let (outs, ins) = channels::<(K, V)>(producers, &ids);
     let mut make = make;
     stream.finish("exchange".into(), move |i, _| {
-        make(ExchangeWriter::new(i, outs.clone(), KeyGroups { max_parallelism: max_p }, batch))
+        make(ExchangeWriter::new(
+            i,
+            outs.clone(),
+            KeyGroups {
+                max_parallelism: max_p,
+            },
+            batch,
+        ))
     });
     let mut ins: Vec<Option<_>> = ins.into_iter().map(Some).collect();
     let make_input = Box::new(move |i: usize| -> Box<dyn Input<(K, V)>> {
@@ -575,8 +687,18 @@ where
             None => Box::new(crate::runtime::stage::EmptyInput),
         }
     });
-    Stream::new(g, InputSpec { slot, make: make_input, bounded })
+    Stream::new(
+        g,
+        InputSpec {
+            slot,
+            make: make_input,
+            bounded,
+        },
+    )
 }
+
+/// The chain of a keyed aggregate stage: the exchange's `(key, value)` pairs into the aggregate.
+type KeyedAgg<K, V, G, R, OF> = KeyedAggregate<Identity<(K, V)>, K, V, G, R, OF>;
 
 fn keyed_op<K, V, G, R, OF>(
     s: Stream<Identity<(K, V)>>,
@@ -584,7 +706,7 @@ fn keyed_op<K, V, G, R, OF>(
     combine: G,
     bounded: bool,
     out: OF,
-) -> Stream<KeyedAggregate<Identity<(K, V)>, K, V, G, R, OF>>
+) -> Stream<KeyedAgg<K, V, G, R, OF>>
 where
     K: Hash + Eq + Clone + Send + 'static,
     V: Send + 'static,
@@ -592,5 +714,12 @@ where
     R: Send + 'static,
     OF: FnMut(K, G::Out) -> R + Clone + Send + 'static,
 {
-    s.then(op, |inner| KeyedAggregate { inner, combine, out, bounded, state: Table::default(), _p: PhantomData })
+    s.then(op, |inner| KeyedAggregate {
+        inner,
+        combine,
+        out,
+        bounded,
+        state: Table::default(),
+        _p: PhantomData,
+    })
 }

@@ -1,6 +1,7 @@
 //! Property tests: every keyed aggregate equals a `BTreeMap` reference computation, for random
 //! inputs, parallelism 1-4, batch sizes and pre-aggregation table sizes (which move the
 //! flush points), in bounded mode (one final result per key).
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 use flow_core::prelude::*;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -18,7 +19,12 @@ struct Ref {
 fn reference(records: &[Rec]) -> BTreeMap<u8, Ref> {
     let mut m: BTreeMap<u8, Ref> = BTreeMap::new();
     for &(k, v) in records {
-        let e = m.entry(k).or_insert(Ref { count: 0, sum: 0, min: v, max: v });
+        let e = m.entry(k).or_insert(Ref {
+            count: 0,
+            sum: 0,
+            min: v,
+            max: v,
+        });
         e.count += 1;
         e.sum += v;
         e.min = e.min.min(v);

@@ -1,4 +1,5 @@
 //! End-to-end jobs run in-process: sources, fused operators, exchanges, sinks and failures.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 use flow_core::prelude::*;
 use flow_core::{Error, ReadOptions};
 use std::collections::BTreeMap;
@@ -33,14 +34,21 @@ fn read_parts(dir: &Path) -> Vec<String> {
         if name.starts_with('.') || name.starts_with('_') {
             continue;
         }
-        rows.extend(std::fs::read_to_string(e.path()).unwrap().lines().map(str::to_string));
+        rows.extend(
+            std::fs::read_to_string(e.path())
+                .unwrap()
+                .lines()
+                .map(str::to_string),
+        );
     }
     rows.sort();
     rows
 }
 
 fn sample_text(lines: usize) -> String {
-    let vocab = ["alpha", "Beta", "gamma", "delta", "EPSILON", "zeta", "eta", "theta", "x_1", "42"];
+    let vocab = [
+        "alpha", "Beta", "gamma", "delta", "EPSILON", "zeta", "eta", "theta", "x_1", "42",
+    ];
     let mut s = String::new();
     for i in 0..lines {
         for j in 0..(i % 7 + 1) {
@@ -61,7 +69,12 @@ fn word_count_from_a_file_equals_the_reference_at_every_parallelism() {
     let want = reference_counts(&text);
     for p in 1..=4 {
         // Small chunks: many chunk boundaries fall inside lines.
-        let mut env = Env::new(Config::default().parallelism(p).chunk_bytes(97).batch_size(7));
+        let mut env = Env::new(
+            Config::default()
+                .parallelism(p)
+                .chunk_bytes(97)
+                .batch_size(7),
+        );
         let out = env
             .read_lines(&input)
             .unwrap()
@@ -92,10 +105,20 @@ fn write_csv_writes_each_key_once_in_complete_part_files() {
         .write_csv(&out)
         .unwrap();
     env.execute().unwrap();
-    assert_eq!(read_parts(&out), vec!["\"\"\"q\"\"\",1", "\"c,\",1", "a,3", "b,1"]);
-    let names: Vec<String> =
-        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
-    assert!(names.iter().all(|n| n.starts_with("part-") && n.ends_with(".csv")), "{names:?}");
+    assert_eq!(
+        read_parts(&out),
+        vec!["\"\"\"q\"\"\",1", "\"c,\",1", "a,3", "b,1"]
+    );
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("part-") && n.ends_with(".csv")),
+        "{names:?}"
+    );
 }
 
 #[test]
@@ -117,7 +140,10 @@ fn files_without_a_final_newline_and_with_crlf_lose_no_line() {
 fn a_missing_file_is_an_error_naming_it() {
     let mut env = env(1);
     let err = env.read_lines("/definitely/not/here.txt").err().unwrap();
-    assert!(err.to_string().contains("/definitely/not/here.txt"), "{err}");
+    assert!(
+        err.to_string().contains("/definitely/not/here.txt"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -134,12 +160,25 @@ fn a_line_that_is_not_utf8_fails_with_file_and_line() {
     let mut env = Env::new(Config::default().parallelism(2).chunk_bytes(64));
     env.read_lines(&input).unwrap().discard();
     let err = env.execute().unwrap_err();
-    assert!(matches!(err, Error::Utf8 { line: 101, column: 5, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Utf8 {
+                line: 101,
+                column: 5,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("bad.txt:101"), "{err}");
 
     // Lenient reading skips and counts the line, and keeps every other one.
     let mut env = Env::new(Config::default().parallelism(2).chunk_bytes(64));
-    let out = env.read_lines_with(&input, ReadOptions::lenient()).unwrap().collect();
+    let out = env
+        .read_lines_with(&input, ReadOptions::lenient())
+        .unwrap()
+        .collect();
     let summary = env.execute().unwrap();
     assert_eq!(out.take().len(), 101);
     assert_eq!(summary.records_skipped(), 1);
@@ -151,13 +190,21 @@ fn malformed_csv_records_name_file_line_and_field() {
     let input = dir.path().join("events.csv");
     std::fs::write(&input, "k1,10,5\nk2,11,6\nk3,twelve,7\nk4,13,8\n").unwrap();
     let mut env = env(2);
-    env.read_csv::<(String, i64, u64)>(&input, ReadOptions::default()).unwrap().discard();
+    env.read_csv::<(String, i64, u64)>(&input, ReadOptions::default())
+        .unwrap()
+        .discard();
     let err = env.execute().unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("events.csv:3") && msg.contains("field 2") && msg.contains("twelve"), "{msg}");
+    assert!(
+        msg.contains("events.csv:3") && msg.contains("field 2") && msg.contains("twelve"),
+        "{msg}"
+    );
 
     let mut env2 = Env::new(Config::default().parallelism(2));
-    let out = env2.read_csv::<(String, i64, u64)>(&input, ReadOptions::lenient()).unwrap().collect();
+    let out = env2
+        .read_csv::<(String, i64, u64)>(&input, ReadOptions::lenient())
+        .unwrap()
+        .collect();
     let summary = env2.execute().unwrap();
     let mut got = out.take();
     got.sort();
@@ -182,7 +229,10 @@ fn a_panicking_user_function_fails_the_job_and_names_the_operator() {
         let err = env.execute().unwrap_err();
         match err {
             Error::OperatorPanic { operator, message } => {
-                assert!(operator.starts_with("filter (flow-core/tests/pipeline.rs:"), "{operator}");
+                assert!(
+                    operator.starts_with("filter (flow-core/tests/pipeline.rs:"),
+                    "{operator}"
+                );
                 assert!(message.contains("record 5000 is cursed"), "{message}");
             }
             other => panic!("unexpected error {other}"),
@@ -195,30 +245,43 @@ fn a_stream_without_a_sink_is_reported_with_its_location() {
     let mut env = env(2);
     let _unused = env.from_iter(0..3).map(|x| x * 2);
     let err = env.execute().unwrap_err();
-    assert!(err.to_string().contains("pipeline.rs") && err.to_string().contains("no sink"), "{err}");
+    assert!(
+        err.to_string().contains("pipeline.rs") && err.to_string().contains("no sink"),
+        "{err}"
+    );
 }
 
 #[test]
 fn union_and_rebalance_keep_every_record() {
     let mut env = env(3);
     let a = env.from_iter(0..1000u32);
-    let b = env.from_vec((1000..1500u32).collect()).filter(|x| x % 2 == 0);
+    let b = env
+        .from_vec((1000..1500u32).collect())
+        .filter(|x| x % 2 == 0);
     let out = a.union(b).rebalance().map(|x| x as u64).collect();
     env.execute().unwrap();
     let mut got = out.take();
     got.sort();
-    let want: Vec<u64> = (0..1000).chain((1000..1500).filter(|x| x % 2 == 0)).collect();
+    let want: Vec<u64> = (0..1000)
+        .chain((1000..1500).filter(|x| x % 2 == 0))
+        .collect();
     assert_eq!(got, want);
 }
 
 #[test]
 fn a_bounded_generator_produces_each_index_once() {
     let mut env = env(4);
-    let out = env.generate_n(100_003, |i| i * 3).filter_map(|x| (x % 2 == 0).then_some(x / 3)).collect();
+    let out = env
+        .generate_n(100_003, |i| i * 3)
+        .filter_map(|x| (x % 2 == 0).then_some(x / 3))
+        .collect();
     env.execute().unwrap();
     let mut got = out.take();
     got.sort();
-    assert_eq!(got, (0..100_003).filter(|i| i % 2 == 0).collect::<Vec<u64>>());
+    assert_eq!(
+        got,
+        (0..100_003).filter(|i| i % 2 == 0).collect::<Vec<u64>>()
+    );
 }
 
 #[test]
@@ -266,8 +329,12 @@ fn socket_source_counts_words_and_an_idle_job_uses_no_cpu() {
     });
     let job = std::thread::spawn(move || {
         let mut env = env(2);
-        let out =
-            env.socket_lines(address).flat_map(|l| words_of(&l)).key_by(|w| w.clone()).count().collect();
+        let out = env
+            .socket_lines(address)
+            .flat_map(|l| words_of(&l))
+            .key_by(|w| w.clone())
+            .count()
+            .collect();
         env.execute().map(|_| out.take())
     });
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -278,13 +345,18 @@ fn socket_source_counts_words_and_an_idle_job_uses_no_cpu() {
     server.join().unwrap();
     let updates = job.join().unwrap().unwrap();
     // ticks are 10 ms: an idle second must cost well under a tenth of one core
-    assert!(idle_ticks <= 10, "idle job used {idle_ticks} ticks of CPU in 1 s");
+    assert!(
+        idle_ticks <= 10,
+        "idle job used {idle_ticks} ticks of CPU in 1 s"
+    );
     let mut last = BTreeMap::new();
     for (k, n) in updates {
         last.insert(k, n);
     }
-    let want: BTreeMap<String, u64> =
-        [("be", 3), ("not", 1), ("or", 1), ("to", 3)].into_iter().map(|(k, n)| (k.to_string(), n)).collect();
+    let want: BTreeMap<String, u64> = [("be", 3), ("not", 1), ("or", 1), ("to", 3)]
+        .into_iter()
+        .map(|(k, n)| (k.to_string(), n))
+        .collect();
     assert_eq!(last, want);
 }
 
@@ -304,7 +376,10 @@ fn a_slow_sink_applies_backpressure_without_losing_records() {
     let mut got = out.take();
     got.sort();
     assert_eq!(got, (0..20_000).collect::<Vec<u64>>());
-    assert!(summary.stages[0].backpressured > 0, "the source never waited: {summary}");
+    assert!(
+        summary.stages[0].backpressured > 0,
+        "the source never waited: {summary}"
+    );
 }
 
 #[test]
@@ -319,8 +394,17 @@ fn plan_names_stages_fused_operators_and_exchanges() {
     let plan = env.plan();
     assert!(plan.starts_with("job `planned`: 2 stage(s)"), "{plan}");
     assert!(plan.contains("stage 0 (1 subtask): from_iter"), "{plan}");
-    assert!(plan.contains("-> flat_map (flow-core/tests/pipeline.rs:"), "{plan}");
-    assert!(plan.contains("(pre-aggregate)") && plan.contains("(merge partials)"), "{plan}");
-    assert!(plan.contains("stage 0 ==[hash by key, 128 key groups]==> stage 1"), "{plan}");
+    assert!(
+        plan.contains("-> flat_map (flow-core/tests/pipeline.rs:"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("(pre-aggregate)") && plan.contains("(merge partials)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("stage 0 ==[hash by key, 128 key groups]==> stage 1"),
+        "{plan}"
+    );
     assert!(plan.contains("=> print"), "{plan}");
 }

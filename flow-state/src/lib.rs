@@ -61,7 +61,10 @@ impl KeyGroupRange {
         // smallest kg with kg * p / m >= index  <=>  kg >= ceil(index * m / p)
         let start = (u64::from(index) * m).div_ceil(p) as u32;
         let end = ((u64::from(index) + 1) * m).div_ceil(p) as u32;
-        KeyGroupRange { start, end: end.min(max_parallelism) }
+        KeyGroupRange {
+            start,
+            end: end.min(max_parallelism),
+        }
     }
 
     /// Whether `key_group` lies in this range.

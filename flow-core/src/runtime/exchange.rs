@@ -63,7 +63,10 @@ pub(crate) struct ChannelOut<T> {
 
 impl<T> Clone for ChannelOut<T> {
     fn clone(&self) -> Self {
-        ChannelOut { tx: self.tx.clone(), shared: self.shared.clone() }
+        ChannelOut {
+            tx: self.tx.clone(),
+            shared: self.shared.clone(),
+        }
     }
 }
 
@@ -83,7 +86,10 @@ pub(crate) fn channels<T>(
                 has_waiters: AtomicBool::new(false),
             });
             (
-                ChannelOut { tx, shared: shared.clone() },
+                ChannelOut {
+                    tx,
+                    shared: shared.clone(),
+                },
                 ExchangeInput {
                     rx,
                     shared,
@@ -216,7 +222,12 @@ pub(crate) struct ExchangeWriter<T, P> {
 }
 
 impl<T: Send, P: Partitioner<T>> ExchangeWriter<T, P> {
-    pub(crate) fn new(index: usize, outs: Vec<ChannelOut<T>>, partitioner: P, batch_size: usize) -> Self {
+    pub(crate) fn new(
+        index: usize,
+        outs: Vec<ChannelOut<T>>,
+        partitioner: P,
+        batch_size: usize,
+    ) -> Self {
         ExchangeWriter {
             index: index as u32,
             bufs: outs.iter().map(|_| Batch::default()).collect(),
@@ -229,7 +240,10 @@ impl<T: Send, P: Partitioner<T>> ExchangeWriter<T, P> {
 
     fn seal(&mut self, target: usize) {
         if !self.bufs[target].is_empty() {
-            let b = std::mem::replace(&mut self.bufs[target], Batch::with_capacity(self.batch_size));
+            let b = std::mem::replace(
+                &mut self.bufs[target],
+                Batch::with_capacity(self.batch_size),
+            );
             self.pending.push_back((target, Msg::Data(b)));
         }
     }
@@ -257,7 +271,13 @@ impl<T: Send, P: Partitioner<T>> Downstream<T> for ExchangeWriter<T, P> {
             return;
         }
         for t in 0..self.outs.len() {
-            self.pending.push_back((t, Msg::Event { from: self.index, event }));
+            self.pending.push_back((
+                t,
+                Msg::Event {
+                    from: self.index,
+                    event,
+                },
+            ));
         }
     }
 }

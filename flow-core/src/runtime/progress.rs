@@ -14,8 +14,11 @@ pub(crate) struct Progress {
 
 impl Progress {
     pub(crate) fn start(name: &str, stages: &[StageInfo]) -> Self {
-        let sources: Vec<Arc<StageMetrics>> =
-            stages.iter().filter(|s| s.is_source).map(|s| s.metrics.clone()).collect();
+        let sources: Vec<Arc<StageMetrics>> = stages
+            .iter()
+            .filter(|s| s.is_source)
+            .map(|s| s.metrics.clone())
+            .collect();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let name = name.to_string();
@@ -27,7 +30,8 @@ impl Progress {
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(200));
                     let secs = start.elapsed().as_secs_f64().max(1e-9);
-                    let sum = |f: fn(&StageMetrics) -> u64| sources.iter().map(|m| f(m)).sum::<u64>();
+                    let sum =
+                        |f: fn(&StageMetrics) -> u64| sources.iter().map(|m| f(m)).sum::<u64>();
                     let bytes = sum(|m| StageMetrics::get(&m.bytes_read));
                     let total = sum(|m| StageMetrics::get(&m.bytes_total));
                     let records = sum(|m| StageMetrics::get(&m.records_in));
@@ -41,7 +45,10 @@ impl Progress {
                             records
                         )
                     } else {
-                        format!("{name}: {records} records, {:.0} records/s", records as f64 / secs)
+                        format!(
+                            "{name}: {records} records, {:.0} records/s",
+                            records as f64 / secs
+                        )
                     };
                     let mut err = std::io::stderr().lock();
                     let _ = write!(err, "\r\x1b[2K{line}");

@@ -89,7 +89,9 @@ impl<C: Chain, T: Terminal<C::Out>> TaskBody for StageTask<C, T> {
     fn step(&mut self, cx: &TaskCx<'_>) -> Result<Step> {
         let start = Instant::now();
         let r = self.step_inner(cx);
-        self.metrics.busy_ns.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.metrics
+            .busy_ns
+            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         r
     }
 

@@ -103,7 +103,10 @@ impl JobShared {
         Ok(Arc::new(JobShared {
             tasks: bodies
                 .into_iter()
-                .map(|b| Task { state: AtomicU8::new(IDLE), body: Mutex::new(Some(b)) })
+                .map(|b| Task {
+                    state: AtomicU8::new(IDLE),
+                    body: Mutex::new(Some(b)),
+                })
                 .collect(),
             pool,
             cancelled: AtomicBool::new(false),
@@ -132,7 +135,9 @@ impl JobShared {
     }
 
     pub(crate) fn notify(self: &Arc<Self>, id: TaskId) {
-        let Some(task) = self.tasks.get(id) else { return };
+        let Some(task) = self.tasks.get(id) else {
+            return;
+        };
         let mut s = task.state.load(Ordering::Acquire);
         loop {
             let next = match s {
@@ -140,7 +145,10 @@ impl JobShared {
                 RUNNING => NOTIFIED,
                 _ => return,
             };
-            match task.state.compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Acquire) {
+            match task
+                .state
+                .compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => {
                     if next == SCHEDULED {
                         self.spawn(id);
@@ -172,7 +180,10 @@ impl JobShared {
                         let operator = take_panicked_op()
                             .map(|s| s.to_string())
                             .unwrap_or_else(|| body.name());
-                        Err(Error::OperatorPanic { operator, message: panic_message(&*payload) })
+                        Err(Error::OperatorPanic {
+                            operator,
+                            message: panic_message(&*payload),
+                        })
                     }
                 }
             }
@@ -284,7 +295,11 @@ mod tests {
     struct Waiter(Arc<AtomicBool>);
     impl TaskBody for Waiter {
         fn step(&mut self, _cx: &TaskCx<'_>) -> Result<Step> {
-            Ok(if self.0.load(Ordering::Acquire) { Step::Done } else { Step::Idle })
+            Ok(if self.0.load(Ordering::Acquire) {
+                Step::Done
+            } else {
+                Step::Idle
+            })
         }
         fn name(&self) -> String {
             "waiter".into()
@@ -305,8 +320,9 @@ mod tests {
     #[test]
     fn all_tasks_run_to_completion_on_one_thread() {
         let order = Arc::new(Mutex::new(vec![]));
-        let bodies: Vec<Box<dyn TaskBody>> =
-            (0..8).map(|i| Box::new(Countdown(100, order.clone(), i)) as Box<dyn TaskBody>).collect();
+        let bodies: Vec<Box<dyn TaskBody>> = (0..8)
+            .map(|i| Box::new(Countdown(100, order.clone(), i)) as Box<dyn TaskBody>)
+            .collect();
         let job = JobShared::new(bodies, 1, Arc::default()).unwrap();
         job.run_to_completion().unwrap();
         assert_eq!(order.lock().unwrap().len(), 8);

@@ -1,0 +1,205 @@
+//! The example job binaries, run as a user runs them: flags, outputs, exit codes.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `cargo test` builds the examples next to the test binaries' `deps` directory.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} not built; run `cargo test` from the workspace root",
+        path.display()
+    );
+    path
+}
+
+fn read_parts(dir: &Path) -> Vec<String> {
+    let mut rows = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().to_string();
+        if !name.starts_with('.') && !name.starts_with('_') {
+            rows.extend(
+                std::fs::read_to_string(e.path())
+                    .unwrap()
+                    .lines()
+                    .map(str::to_string),
+            );
+        }
+    }
+    rows.sort();
+    rows
+}
+
+#[test]
+fn word_count_writes_one_row_per_word_at_any_parallelism() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let corpus = flow_examples::ZipfWords::new(500, 1.07);
+    let bytes = corpus.write_corpus(&input, 300_000).unwrap();
+    let text = std::fs::read_to_string(&input).unwrap();
+    let mut want = std::collections::BTreeMap::<String, u64>::new();
+    for w in text.split_whitespace() {
+        *want.entry(w.to_string()).or_default() += 1;
+    }
+    let mut want: Vec<String> = want.into_iter().map(|(w, n)| format!("{w},{n}")).collect();
+    want.sort();
+    for p in ["1", "2", "3"] {
+        let out = dir.path().join(format!("out{p}"));
+        let r = Command::new(example("word_count"))
+            .args([
+                "--input",
+                input.to_str().unwrap(),
+                "--output",
+                out.to_str().unwrap(),
+                "--parallelism",
+                p,
+            ])
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        assert_eq!(read_parts(&out), want, "parallelism {p}");
+        let stdout = String::from_utf8_lossy(&r.stdout);
+        assert!(
+            stdout.contains(&format!("{} distinct words", want.len())),
+            "{stdout}"
+        );
+        assert!(bytes > 0);
+    }
+}
+
+#[test]
+fn word_count_with_no_arguments_prints_the_top_words() {
+    let r = Command::new(example("word_count"))
+        .args(["--generate-mb", "2", "--top", "3"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(stdout.starts_with("top 3 of "), "{stdout}");
+    assert!(
+        stdout.contains("MB/s") && stdout.contains("M words/s"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().count(), 5, "{stdout}");
+}
+
+#[test]
+fn bad_input_exits_non_zero_with_a_one_line_error() {
+    let r = Command::new(example("word_count"))
+        .args(["--input", "/no/such/file.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: /no/such/file.txt:"), "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bad.txt");
+    std::fs::write(&input, b"fine\nnot \xc3\x28 fine\n").unwrap();
+    let r = Command::new(example("word_count"))
+        .args([
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            dir.path().join("o").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        stderr.contains("bad.txt:2: line is not valid UTF-8"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn help_lists_the_job_flags_and_the_common_flags() {
+    let r = Command::new(example("word_count"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(r.status.success());
+    let help = String::from_utf8_lossy(&r.stdout);
+    for flag in [
+        "--input",
+        "--output",
+        "--parallelism",
+        "--plan",
+        "--max-parallelism",
+        "Counts the words",
+    ] {
+        assert!(help.contains(flag), "missing {flag} in:\n{help}");
+    }
+    let r = Command::new(example("word_count"))
+        .arg("--parallelism=0")
+        .output()
+        .unwrap();
+    assert_eq!(
+        r.status.code(),
+        Some(2),
+        "clap rejects a bad flag value with usage exit code 2"
+    );
+}
+
+#[test]
+fn plan_prints_the_graph_without_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "a b\n").unwrap();
+    let out = dir.path().join("out");
+    let r = Command::new(example("word_count"))
+        .args([
+            "--plan",
+            "-p",
+            "2",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let plan = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        plan.contains("stage 0 ==[hash by key, 128 key groups]==> stage 1"),
+        "{plan}"
+    );
+    assert!(plan.contains("(pre-aggregate)"), "{plan}");
+    assert!(!out.exists(), "--plan must not run the job");
+}
+
+#[test]
+fn long_words_prints_uppercased_words_longer_than_three_characters() {
+    let r = Command::new(example("long_words")).output().unwrap();
+    assert!(r.status.success());
+    let words: Vec<String> = String::from_utf8_lossy(&r.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(
+        words.contains(&"APACHE".to_string()) && words.contains(&"FLINK".to_string()),
+        "{words:?}"
+    );
+    assert!(
+        words
+            .iter()
+            .all(|w| w.len() > 3 && w.chars().all(|c| !c.is_lowercase())),
+        "{words:?}"
+    );
+}
+
+#[test]
+fn socket_word_count_reads_its_built_in_server() {
+    let r = Command::new(example("socket_word_count")).output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    // rolling updates: "to" is seen 4 times in the built-in text, so its last count is 4
+    assert!(stdout.lines().any(|l| l == "to,4"), "{stdout}");
+}
