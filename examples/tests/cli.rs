@@ -203,3 +203,43 @@ fn socket_word_count_reads_its_built_in_server() {
     // rolling updates: "to" is seen 4 times in the built-in text, so its last count is 4
     assert!(stdout.lines().any(|l| l == "to,4"), "{stdout}");
 }
+
+#[test]
+fn an_unbounded_job_stops_on_ctrl_c_and_flushes_its_sink() {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        writeln!(conn, "stop me stop me").unwrap();
+        // keep the connection open: only Ctrl-C can end the job
+        std::thread::sleep(std::time::Duration::from_secs(5));
+    });
+    let mut child = Command::new(example("socket_word_count"))
+        .args(["--address", &address])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap(); // the job is running and has printed an update
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "a job stopped by Ctrl-C exits 0, got {status}"
+    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let all = format!("{first}{rest}");
+    assert!(
+        all.lines().any(|l| l == "stop,2") && all.lines().any(|l| l == "me,2"),
+        "{all}"
+    );
+    drop(server);
+}

@@ -408,3 +408,21 @@ fn plan_names_stages_fused_operators_and_exchanges() {
     );
     assert!(plan.contains("=> print"), "{plan}");
 }
+
+#[test]
+fn write_lines_writes_display_forms_to_text_part_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("lines");
+    let mut env = env(2);
+    env.from_vec((1..=5u32).collect())
+        .map(|x| format!("n={x}"))
+        .write_lines(&out)
+        .unwrap();
+    env.execute().unwrap();
+    assert_eq!(read_parts(&out), vec!["n=1", "n=2", "n=3", "n=4", "n=5"]);
+    assert!(std::fs::read_dir(&out).unwrap().all(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".txt")));
+}
