@@ -5,19 +5,8 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-/// Lowercase form of a word byte, 0 for a separator (outside `[A-Za-z0-9_]`).
-const LOWER: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        if c.is_ascii_alphanumeric() || c == b'_' {
-            t[b] = c.to_ascii_lowercase();
-        }
-        b += 1;
-    }
-    t
-};
+/// The seed's tokenisation table: a word byte's lowercase form, 0 for a separator.
+use flow_examples::WORD_BYTE as LOWER;
 
 /// Word counts by word bytes.
 pub type Counts = FxHashMap<Box<[u8]>, u64>;

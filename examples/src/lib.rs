@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// Lowercase form of a word byte, or 0 for a byte that separates words (anything outside
 /// `[A-Za-z0-9_]`).
-const WORD_BYTE: [u8; 256] = {
+pub const WORD_BYTE: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut b = 0;
     while b < 256 {

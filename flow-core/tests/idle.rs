@@ -1,20 +1,10 @@
 //! An idle job uses no CPU. In a test binary of its own, so that no other test's work runs in
 //! the process while its CPU time is measured.
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
-use flow_core::prelude::*;
+mod common;
+use common::*;
 use std::collections::BTreeMap;
 use std::io::Write;
-
-fn env(p: usize) -> Env {
-    Env::new(Config::default().parallelism(p))
-}
-
-fn words_of(line: &str) -> Vec<String> {
-    line.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_ascii_lowercase())
-        .collect()
-}
 
 /// CPU time (user + system) of this process, in clock ticks.
 fn cpu_ticks() -> u64 {

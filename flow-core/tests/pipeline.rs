@@ -1,21 +1,11 @@
 //! End-to-end jobs run in-process: sources, fused operators, exchanges, sinks and failures.
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+mod common;
+use common::*;
 use flow_core::prelude::*;
 use flow_core::{Error, ReadOptions};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
-
-fn env(p: usize) -> Env {
-    Env::new(Config::default().parallelism(p))
-}
-
-fn words_of(line: &str) -> Vec<String> {
-    line.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_ascii_lowercase())
-        .collect()
-}
 
 fn reference_counts(text: &str) -> BTreeMap<String, u64> {
     let mut m = BTreeMap::new();
@@ -23,26 +13,6 @@ fn reference_counts(text: &str) -> BTreeMap<String, u64> {
         *m.entry(w).or_insert(0) += 1;
     }
     m
-}
-
-/// Reads every part file of `dir` as the conventions say: files not starting with `.` or `_`.
-fn read_parts(dir: &Path) -> Vec<String> {
-    let mut rows = vec![];
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().to_string();
-        if name.starts_with('.') || name.starts_with('_') {
-            continue;
-        }
-        rows.extend(
-            std::fs::read_to_string(e.path())
-                .unwrap()
-                .lines()
-                .map(str::to_string),
-        );
-    }
-    rows.sort();
-    rows
 }
 
 fn sample_text(lines: usize) -> String {

@@ -1,0 +1,37 @@
+//! Helpers shared by flow-core's integration tests.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use flow_core::prelude::*;
+use std::path::Path;
+
+pub fn env(p: usize) -> Env {
+    Env::new(Config::default().parallelism(p))
+}
+
+/// The seed's tokenisation, written plainly as the reference.
+pub fn words_of(line: &str) -> Vec<String> {
+    line.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_ascii_lowercase())
+        .collect()
+}
+
+/// Reads every part file of `dir` as the conventions say: files not starting with `.` or `_`.
+pub fn read_parts(dir: &Path) -> Vec<String> {
+    let mut rows = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') || name.starts_with('_') {
+            continue;
+        }
+        rows.extend(
+            std::fs::read_to_string(e.path())
+                .unwrap()
+                .lines()
+                .map(str::to_string),
+        );
+    }
+    rows.sort();
+    rows
+}
