@@ -17,21 +17,7 @@ fn example(name: &str) -> PathBuf {
 }
 
 fn read_parts(dir: &Path) -> Vec<String> {
-    let mut rows = vec![];
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().to_string();
-        if !name.starts_with('.') && !name.starts_with('_') {
-            rows.extend(
-                std::fs::read_to_string(e.path())
-                    .unwrap()
-                    .lines()
-                    .map(str::to_string),
-            );
-        }
-    }
-    rows.sort();
-    rows
+    flow_core::sink::read_part_files(dir).unwrap()
 }
 
 #[test]

@@ -268,3 +268,22 @@ pub(crate) fn prepare_output_dir(dir: &Path) -> Result<()> {
 pub(crate) fn shared_vec<T>() -> SharedVec<T> {
     Arc::new(Mutex::new(Vec::new()))
 }
+
+/// Reads the rows of a part-file directory as the output convention says: every file whose
+/// name does not begin with `.` or `_` (in-progress and metadata files), concatenated; rows
+/// are returned sorted, since row order across part files is free.
+pub fn read_part_files(dir: &Path) -> Result<Vec<String>> {
+    let mut rows = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name.starts_with('_') {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+        rows.extend(text.lines().map(str::to_string));
+    }
+    rows.sort();
+    Ok(rows)
+}

@@ -16,22 +16,7 @@ pub fn words_of(line: &str) -> Vec<String> {
         .collect()
 }
 
-/// Reads every part file of `dir` as the conventions say: files not starting with `.` or `_`.
+/// Reads every part file of `dir` as the conventions say (sorted rows).
 pub fn read_parts(dir: &Path) -> Vec<String> {
-    let mut rows = vec![];
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().to_string();
-        if name.starts_with('.') || name.starts_with('_') {
-            continue;
-        }
-        rows.extend(
-            std::fs::read_to_string(e.path())
-                .unwrap()
-                .lines()
-                .map(str::to_string),
-        );
-    }
-    rows.sort();
-    rows
+    flow_core::sink::read_part_files(dir).unwrap()
 }
