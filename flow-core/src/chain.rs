@@ -35,7 +35,16 @@ pub trait Chain: Clone + Send + 'static {
     fn event<D: Downstream<Self::Out>>(&mut self, event: Event, down: &mut D);
     /// Called once per subtask before any record, with the subtask's position.
     fn open(&mut self, _subtask: usize, _parallelism: usize) {}
+    /// Passes on output that operators send elsewhere than down the chain (side outputs).
+    /// Returns `false` while some of it waits for room. Operators that wrap an inner chain
+    /// must forward this call.
+    fn drain(&mut self, _cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
+        Ok(true)
+    }
 }
+
+/// The runtime's view of a running subtask, for [`Chain::drain`].
+pub struct DrainCx<'a, 'b>(pub(crate) &'a crate::runtime::task::TaskCx<'b>);
 
 /// The empty chain: records pass unchanged.
 pub struct Identity<T>(PhantomData<fn(T) -> T>);
@@ -158,6 +167,9 @@ macro_rules! operator {
             fn open(&mut self, subtask: usize, parallelism: usize) {
                 self.inner.open(subtask, parallelism)
             }
+            fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
+                self.inner.drain(cx)
+            }
         }
 
         #[doc(hidden)]
@@ -255,6 +267,9 @@ where
     fn open(&mut self, subtask: usize, parallelism: usize) {
         self.inner.open(subtask, parallelism)
     }
+    fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
+        self.inner.drain(cx)
+    }
 }
 
 #[doc(hidden)]
@@ -318,6 +333,9 @@ macro_rules! passthrough_operator {
             }
             fn open(&mut self, subtask: usize, parallelism: usize) {
                 self.inner.open(subtask, parallelism)
+            }
+            fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
+                self.inner.drain(cx)
             }
         }
 

@@ -120,6 +120,8 @@ pub(crate) struct Graph {
     pub(crate) tasks: Vec<Option<Box<dyn TaskBody>>>,
     pub(crate) stages: Vec<StageInfo>,
     pub(crate) prepare: Vec<Box<dyn FnOnce() -> Result<()>>>,
+    /// An error found while building that could not be returned where it happened.
+    pub(crate) deferred_error: Option<Error>,
 }
 
 pub(crate) type GraphRef = Rc<RefCell<Graph>>;
@@ -231,6 +233,7 @@ impl Env {
                 tasks: vec![],
                 stages: vec![],
                 prepare: vec![],
+                deferred_error: None,
             })),
             stop: StopHandle::default(),
         }
@@ -486,6 +489,9 @@ impl Env {
     pub fn execute(&mut self) -> Result<JobSummary> {
         let (config, bodies, stages, prepare) = {
             let mut g = self.g.borrow_mut();
+            if let Some(e) = g.deferred_error.take() {
+                return Err(e);
+            }
             if let Some(st) = g.stages.iter().find(|s| !s.built) {
                 return Err(Error::Config(format!(
                     "the stream created at {} ({}) has no sink: end it with collect, print, write_csv, \
@@ -554,6 +560,8 @@ pub struct StageSummary {
     pub bytes_read: u64,
     /// Records skipped by a lenient source.
     pub skipped: u64,
+    /// Records that arrived after their windows had closed (see the late side output).
+    pub late: u64,
     /// Time the stage's subtasks were busy, summed.
     pub busy: Duration,
     /// How often a subtask waited for room downstream.
@@ -600,6 +608,7 @@ impl JobSummary {
                         records_out: get(&m.records_out),
                         bytes_read: get(&m.bytes_read),
                         skipped: get(&m.skipped),
+                        late: get(&m.late),
                         busy: Duration::from_nanos(get(&m.busy_ns)),
                         backpressured: get(&m.backpressured),
                         is_source: s.is_source,
@@ -632,6 +641,11 @@ impl JobSummary {
     pub fn records_skipped(&self) -> u64 {
         self.stages.iter().map(|s| s.skipped).sum()
     }
+
+    /// Records that arrived too late for their windows.
+    pub fn records_late(&self) -> u64 {
+        self.stages.iter().map(|s| s.late).sum()
+    }
 }
 
 impl std::fmt::Display for JobSummary {
@@ -658,6 +672,10 @@ impl std::fmt::Display for JobSummary {
                 bytes as f64 / 1e6,
                 bytes as f64 / 1e6 / secs
             )?;
+        }
+        let late = self.records_late();
+        if late > 0 {
+            writeln!(f, "  {late} record(s) arrived after their windows closed")?;
         }
         let skipped = self.records_skipped();
         if skipped > 0 {

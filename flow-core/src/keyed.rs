@@ -278,7 +278,9 @@ where
     }
 
     fn event(&mut self, event: Event) {
-        self.flush();
+        if event != Event::BatchEnd {
+            self.flush();
+        }
         self.writer.event(event);
     }
 }
@@ -443,6 +445,10 @@ where
 
     fn open(&mut self, subtask: usize, parallelism: usize) {
         self.inner.open(subtask, parallelism)
+    }
+
+    fn drain(&mut self, cx: &crate::chain::DrainCx<'_, '_>) -> Result<bool> {
+        self.inner.drain(cx)
     }
 }
 

@@ -71,12 +71,16 @@ pub mod csv;
 pub mod env;
 pub mod error;
 pub mod keyed;
+pub mod process;
 pub mod record;
 pub mod runtime;
 pub mod sink;
 pub mod source;
 pub mod stream;
 pub mod text;
+pub mod time;
+pub mod window;
+pub mod windowed;
 
 pub use env::{Config, Env, JobSummary, ReadOptions, StageSummary, StopHandle};
 pub use error::{Error, Result};
@@ -97,8 +101,15 @@ pub mod prelude {
     pub use crate::csv::{CsvField, CsvRow, FromCsv};
     pub use crate::env::{Config, Env, JobSummary, ReadOptions};
     pub use crate::keyed::Aggregate;
+    pub use crate::process::{Context, KeyedProcessFunction};
     pub use crate::stream::{KeyedStream, Stream};
     pub use crate::text::Word;
+    pub use crate::time::WatermarkStrategy;
+    pub use crate::window::{
+        CountWindows, EventTimeSessionWindows, SlidingEventTimeWindows, TumblingEventTimeWindows,
+        Window, WindowInfo, Windowed,
+    };
+    pub use crate::windowed::WindowedStream;
     pub use crate::{clap, stream_job};
     pub use clap::Args;
     pub use compact_str::CompactString;

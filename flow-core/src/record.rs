@@ -16,6 +16,10 @@ pub enum Event {
     Flush,
     /// The input has ended; stateful operators emit their final results.
     End,
+    /// A batch from the stage's input has been pushed through the chain: timestamp assigners
+    /// emit their watermark now (watermarks follow the data, once per batch). Never crosses
+    /// an exchange.
+    BatchEnd,
 }
 
 /// A batch of records with their timestamps; `ts` is empty when no record has one.

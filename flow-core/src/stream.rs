@@ -42,7 +42,11 @@ impl<T: Send + 'static> Stream<Identity<T>> {
 }
 
 impl<C: Chain> Stream<C> {
-    fn then<C2: Chain<In = C::In>>(self, op: String, chain: impl FnOnce(C) -> C2) -> Stream<C2> {
+    pub(crate) fn then<C2: Chain<In = C::In>>(
+        self,
+        op: String,
+        chain: impl FnOnce(C) -> C2,
+    ) -> Stream<C2> {
         let mut ops = self.ops;
         ops.push(op);
         Stream {
@@ -324,7 +328,7 @@ impl<C: Chain> Stream<C> {
         StreamPart(self)
     }
 
-    fn bounded(&self) -> bool {
+    pub(crate) fn bounded(&self) -> bool {
         self.input.bounded
     }
 }
@@ -440,8 +444,8 @@ fn exchange<T: Send + 'static, P: Partitioner<T> + 'static>(
 /// whenever the key's value changes.
 #[must_use = "a keyed stream does nothing until it is aggregated"]
 pub struct KeyedStream<C: Chain, KF> {
-    stream: Stream<C>,
-    key: Named<KF>,
+    pub(crate) stream: Stream<C>,
+    pub(crate) key: Named<KF>,
 }
 
 /// The record type of a keyed stream's input.
@@ -608,10 +612,10 @@ where
 }
 
 /// Computes the key of each record and passes `(key, record)` to a keyed exchange.
-struct KeyedWriter<T, KF, W> {
-    key: Named<KF>,
-    writer: W,
-    _p: PhantomData<fn(T)>,
+pub(crate) struct KeyedWriter<T, KF, W> {
+    pub(crate) key: Named<KF>,
+    pub(crate) writer: W,
+    pub(crate) _p: PhantomData<fn(T)>,
 }
 
 impl<T, K, KF: FnMut(&T) -> K, W: Downstream<(K, T)>> Downstream<T> for KeyedWriter<T, KF, W> {
@@ -637,7 +641,7 @@ where
 
 /// Ends `stream` in a terminal that writes `(K, V)` pairs into a key-group exchange, and
 /// returns the stream of pairs on the other side.
-fn exchange_keyed<C, K, V, T, MT>(
+pub(crate) fn exchange_keyed<C, K, V, T, MT>(
     stream: Stream<C>,
     loc: &'static Location<'static>,
     make: MT,

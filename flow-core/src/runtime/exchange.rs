@@ -160,7 +160,7 @@ impl<T: Send> Input<T> for ExchangeInput<T> {
                                 }
                             }
                         }
-                        Event::Flush => continue,
+                        Event::Flush | Event::BatchEnd => continue,
                     }
                     if self.open == 0 {
                         return Ok(Poll::End);
@@ -208,6 +208,16 @@ impl<T> Partitioner<T> for RoundRobin {
     fn route(&mut self, _item: &T, consumers: usize) -> usize {
         self.0 = (self.0 + 1) % consumers.max(1);
         self.0
+    }
+}
+
+/// Sends everything to one consumer (side outputs: subtask `i` feeds subtask `i`).
+pub(crate) struct Forward(pub(crate) usize);
+
+impl<T> Partitioner<T> for Forward {
+    #[inline]
+    fn route(&mut self, _item: &T, consumers: usize) -> usize {
+        self.0 % consumers.max(1)
     }
 }
 
@@ -264,10 +274,13 @@ impl<T: Send, P: Partitioner<T>> Downstream<T> for ExchangeWriter<T, P> {
     }
 
     fn event(&mut self, event: Event) {
+        if event == Event::BatchEnd {
+            return;
+        }
         for t in 0..self.outs.len() {
             self.seal(t);
         }
-        if matches!(event, Event::Flush) {
+        if event == Event::Flush {
             return;
         }
         for t in 0..self.outs.len() {

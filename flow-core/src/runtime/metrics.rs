@@ -20,6 +20,8 @@ pub struct StageMetrics {
     pub bytes_total: AtomicU64,
     /// Input records skipped by a lenient source.
     pub skipped: AtomicU64,
+    /// Records that arrived after their windows had closed.
+    pub late: AtomicU64,
 }
 
 impl StageMetrics {

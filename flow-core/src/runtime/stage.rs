@@ -51,7 +51,8 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
     fn step_inner(&mut self, cx: &TaskCx<'_>) -> Result<Step> {
         let start = Instant::now();
         for _ in 0..STEP_BATCHES {
-            if !self.terminal.drain(cx)? {
+            let side = self.chain.drain(&crate::chain::DrainCx(cx))?;
+            if !self.terminal.drain(cx)? || !side {
                 self.metrics.backpressured.fetch_add(1, Ordering::Relaxed);
                 return Ok(Step::Idle);
             }
@@ -63,12 +64,14 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
                     let n = self.buf.len() as u64;
                     let (chain, term) = (&mut self.chain, &mut self.terminal);
                     self.buf.drain_into(|x, ts| chain.push(x, ts, term));
+                    chain.event(Event::BatchEnd, term);
                     self.metrics.records_in.fetch_add(n, Ordering::Relaxed);
                     self.metrics.batches.fetch_add(1, Ordering::Relaxed);
                 }
                 Poll::Event(e) => self.chain.event(e, &mut self.terminal),
                 Poll::Pending => {
                     self.chain.event(Event::Flush, &mut self.terminal);
+                    self.chain.drain(&crate::chain::DrainCx(cx))?;
                     self.terminal.drain(cx)?;
                     return Ok(Step::Idle);
                 }

@@ -1,0 +1,318 @@
+//! The API of windows and process functions on keyed streams.
+use crate::chain::{Chain, Identity, OpName};
+use crate::env::InputSpec;
+use crate::keyed::{Aggregate, Count, Extreme, Named, Reduce, Sum};
+use crate::process::{KeyedProcessFunction, ProcessOp, ProcessState};
+use crate::runtime::exchange::{channels, ChannelOut};
+use crate::runtime::stage::Input;
+use crate::stream::{exchange_keyed, KeyedStream, KeyedWriter, Stream};
+use crate::time::{AssignTimestamps, WatermarkStrategy};
+use crate::window::{
+    AggregateProcessWindow, AggregateWindow, ProcessWindow, WindowChain, WindowFn, WindowInfo,
+    WindowOp, WindowSpec, WindowState,
+};
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::panic::Location;
+use std::time::Duration;
+
+impl<C: Chain> Stream<C> {
+    /// Stamps each record with its event time `f(record)` (milliseconds) and generates
+    /// watermarks per source split with `strategy`.
+    #[track_caller]
+    pub fn assign_timestamps<F>(
+        self,
+        f: F,
+        strategy: WatermarkStrategy,
+    ) -> Stream<AssignTimestamps<C, F>>
+    where
+        F: FnMut(&C::Out) -> i64 + Clone + Send + 'static,
+    {
+        let name = OpName::new("assign_timestamps", Location::caller());
+        self.then(
+            format!("{} [watermark bound {} ms]", name.as_str(), strategy.bound),
+            |inner| AssignTimestamps {
+                inner,
+                f,
+                name,
+                strategy,
+                max_ts: crate::record::NO_TIMESTAMP,
+                emitted: crate::record::NO_TIMESTAMP,
+            },
+        )
+    }
+
+    /// Windows over the whole (non-keyed) stream: all records go to one subtask, as in Flink.
+    #[track_caller]
+    pub fn window_all(self, spec: impl Into<WindowSpec>) -> WindowedStream<(), C::Out>
+    where
+        C::Out: Clone,
+    {
+        let name = OpName::new("window_all", Location::caller());
+        KeyedStream {
+            stream: self,
+            key: Named {
+                f: |_: &C::Out| (),
+                name,
+            },
+        }
+        .window(spec)
+    }
+}
+
+/// A keyed stream cut into windows; finish it with a window function.
+///
+/// The key-group exchange has already been set up; the window operator and its function
+/// are the next operators of the stage after it.
+#[must_use = "a windowed stream does nothing until a window function is applied"]
+pub struct WindowedStream<K: Send + 'static, T: Send + 'static> {
+    ex: Stream<Identity<(K, T)>>,
+    key_name: String,
+    spec: WindowSpec,
+    lateness: i64,
+    late_outs: Option<Vec<ChannelOut<T>>>,
+}
+
+impl<C, K, KF> KeyedStream<C, KF>
+where
+    C: Chain,
+    C::Out: Clone,
+    KF: FnMut(&C::Out) -> K + Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + 'static,
+{
+    /// Groups each key's records into windows (tumbling, sliding, session or count).
+    #[track_caller]
+    pub fn window(self, spec: impl Into<WindowSpec>) -> WindowedStream<K, C::Out> {
+        let loc = Location::caller();
+        let KeyedStream { stream, key } = self;
+        let key_name = key.name.as_str().to_string();
+        let ex = exchange_keyed(stream, loc, move |w| KeyedWriter {
+            key: key.clone(),
+            writer: w,
+            _p: PhantomData,
+        });
+        WindowedStream {
+            ex,
+            key_name,
+            spec: spec.into(),
+            lateness: 0,
+            late_outs: None,
+        }
+    }
+
+    /// Runs a keyed process function: per-key state, event-time timers, any output.
+    #[track_caller]
+    pub fn process<P>(self, f: P) -> Stream<impl Chain<Out = P::Out>>
+    where
+        P: KeyedProcessFunction<K, C::Out>,
+    {
+        let loc = Location::caller();
+        let name = OpName::new("process", loc);
+        let KeyedStream { stream, key } = self;
+        let op = format!("{} + {}", key.name.as_str(), name.as_str());
+        let ex = exchange_keyed(stream, loc, move |w| KeyedWriter {
+            key: key.clone(),
+            writer: w,
+            _p: PhantomData,
+        });
+        ex.then(op, move |inner| ProcessOp {
+            inner,
+            f,
+            name,
+            st: ProcessState::new(),
+        })
+    }
+}
+
+impl<K, T> WindowedStream<K, T>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Clone + Send + 'static,
+{
+    /// Keeps each window's state for `d` after it fired; records arriving in that time
+    /// re-fire the window (Flink's `allowedLateness`).
+    pub fn allowed_lateness(mut self, d: Duration) -> Self {
+        self.lateness = d.as_millis().min(i64::MAX as u128) as i64;
+        self
+    }
+
+    /// The records that arrive after their windows closed, as a stream of their own (Flink's
+    /// `sideOutputLateData`). Without it, late records are only counted in the job summary.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// # use std::time::Duration;
+    /// // One record per batch: a watermark follows every record.
+    /// let mut env = Env::new(Config::default().parallelism(1).batch_size(1));
+    /// let mut windowed = env
+    ///     .from_iter([(1_000, "a"), (3_000, "b"), (1_500, "late")])
+    ///     .assign_timestamps(|e| e.0, WatermarkStrategy::monotonous())
+    ///     .key_by(|_| 0)
+    ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)));
+    /// let late = windowed.late_records().collect();
+    /// let counts = windowed.count().collect();
+    /// env.execute()?;
+    /// assert_eq!(late.take(), vec![(1_500, "late")]);
+    /// assert_eq!(counts.take().len(), 2);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn late_records(&mut self) -> Stream<Identity<T>> {
+        let (outs, stream) = side_stream(&self.ex, Location::caller(), "late records");
+        self.late_outs = Some(outs);
+        stream
+    }
+
+    /// Aggregates each window with an [`Aggregate`]: `Windowed { key, window, value }`.
+    #[track_caller]
+    pub fn aggregate<A: Aggregate<T>>(
+        self,
+        agg: A,
+    ) -> Stream<WindowChain<K, T, AggregateWindow<A>>> {
+        self.apply("aggregate", AggregateWindow(agg))
+    }
+
+    /// Counts each window's records.
+    #[track_caller]
+    pub fn count(self) -> Stream<WindowChain<K, T, AggregateWindow<Count>>> {
+        self.apply("count", AggregateWindow(Count))
+    }
+
+    /// Sums `f(record)` over each window.
+    #[track_caller]
+    pub fn sum<S, F>(self, f: F) -> Stream<WindowChain<K, T, AggregateWindow<Sum<F>>>>
+    where
+        F: FnMut(&T) -> S + Clone + Send + 'static,
+        S: std::ops::AddAssign + Clone + Send + 'static,
+    {
+        let name = OpName::new("sum", Location::caller());
+        self.apply("sum", AggregateWindow(Sum(Named { f, name })))
+    }
+
+    /// The largest `f(record)` of each window.
+    #[track_caller]
+    pub fn max<V, F>(self, f: F) -> Stream<WindowChain<K, T, AggregateWindow<Extreme<F, true>>>>
+    where
+        F: FnMut(&T) -> V + Clone + Send + 'static,
+        V: PartialOrd + Clone + Send + 'static,
+    {
+        let name = OpName::new("max", Location::caller());
+        self.apply(
+            "max",
+            AggregateWindow(Extreme::<F, true>(Named { f, name })),
+        )
+    }
+
+    /// Combines each window's records with an associative function.
+    #[track_caller]
+    pub fn reduce<F>(self, f: F) -> Stream<WindowChain<K, T, AggregateWindow<Reduce<F>>>>
+    where
+        F: FnMut(T, T) -> T + Clone + Send + 'static,
+    {
+        let name = OpName::new("reduce", Location::caller());
+        self.apply("reduce", AggregateWindow(Reduce(Named { f, name })))
+    }
+
+    /// Hands all records of a firing window, with its bounds and the watermark, to `f`
+    /// (Flink's `ProcessWindowFunction`); `f` returns any number of results.
+    #[track_caller]
+    pub fn process<F, I>(self, f: F) -> Stream<WindowChain<K, T, ProcessWindow<F>>>
+    where
+        F: FnMut(&K, &WindowInfo, Vec<T>) -> I + Clone + Send + 'static,
+        I: IntoIterator,
+        I::Item: Send + 'static,
+    {
+        let name = OpName::new("process", Location::caller());
+        self.apply("process", ProcessWindow { f, name })
+    }
+
+    /// An incremental aggregate whose result `f` turns into the output, with the window's
+    /// context (Flink's `aggregate(AggregateFunction, ProcessWindowFunction)`).
+    #[track_caller]
+    pub fn aggregate_process<A, F, R>(
+        self,
+        agg: A,
+        f: F,
+    ) -> Stream<WindowChain<K, T, AggregateProcessWindow<A, F>>>
+    where
+        A: Aggregate<T>,
+        F: FnMut(&K, &WindowInfo, A::Out) -> R + Clone + Send + 'static,
+        R: Send + 'static,
+    {
+        let name = OpName::new("process", Location::caller());
+        self.apply("aggregate_process", AggregateProcessWindow { agg, f, name })
+    }
+
+    #[track_caller]
+    fn apply<F: WindowFn<K, T>>(self, kind: &str, func: F) -> Stream<WindowChain<K, T, F>> {
+        let name = OpName::new(kind, Location::caller());
+        let WindowedStream {
+            ex,
+            key_name,
+            spec,
+            lateness,
+            late_outs,
+        } = self;
+        let batch_size = ex.g.borrow().config.batch_size;
+        let op = format!(
+            "{key_name} + window [{}{}] + {}",
+            spec.describe(),
+            if lateness > 0 {
+                format!(", lateness {lateness} ms")
+            } else {
+                String::new()
+            },
+            name.as_str()
+        );
+        let metrics = ex.input.slot.metrics.clone();
+        ex.then(op, move |inner| WindowOp {
+            inner,
+            spec,
+            func,
+            lateness,
+            metrics,
+            late_outs,
+            batch_size,
+            st: WindowState::new(),
+        })
+    }
+}
+
+/// Creates a side stream fed by the subtasks of `from`'s stage (subtask `i` feeds subtask `i`);
+/// returns the channels the producers write into and the stream.
+pub(crate) fn side_stream<C: Chain, T: Send + 'static>(
+    from: &Stream<C>,
+    loc: &'static Location<'static>,
+    what: &str,
+) -> (Vec<ChannelOut<T>>, Stream<Identity<T>>) {
+    let g = from.g.clone();
+    let p = from.input.slot.ids.len();
+    let stage = from.input.slot.stage;
+    let slot = g.borrow_mut().reserve(
+        p,
+        format!("{what} of stage {stage}"),
+        vec![(stage, format!("side output: {what}"))],
+        loc,
+    );
+    let ids: Vec<usize> = slot.ids.clone().collect();
+    let (outs, ins) = channels::<T>(p, &ids);
+    let mut ins: Vec<Option<_>> = ins.into_iter().map(Some).collect();
+    let make = Box::new(move |i: usize| -> Box<dyn Input<T>> {
+        match ins.get_mut(i).and_then(Option::take) {
+            Some(inp) => Box::new(inp),
+            None => Box::new(crate::runtime::stage::EmptyInput),
+        }
+    });
+    let bounded = from.input.bounded;
+    (
+        outs,
+        Stream::new(
+            g,
+            InputSpec {
+                slot,
+                make,
+                bounded,
+            },
+        ),
+    )
+}
