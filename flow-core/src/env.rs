@@ -346,6 +346,22 @@ impl Env {
                 if l.is_empty() {
                     return Ok(None);
                 }
+                if !l.contains('"') {
+                    // Common case: no quoting, at most 16 fields: split on the stack.
+                    let mut arr = [""; 16];
+                    let mut n = 0;
+                    for f in l.split(',') {
+                        if n == arr.len() {
+                            n += 1;
+                            break;
+                        }
+                        arr[n] = f;
+                        n += 1;
+                    }
+                    if n <= arr.len() {
+                        return T::from_fields(&arr[..n]).map(Some);
+                    }
+                }
                 let fields = crate::csv::split_fields(l, &mut scratch)?;
                 T::from_fields(&fields).map(Some)
             })

@@ -150,6 +150,13 @@ impl std::fmt::Debug for Word {
     }
 }
 
+impl std::str::FromStr for Word {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Word, Self::Err> {
+        Ok(Word::new(s))
+    }
+}
+
 impl From<&str> for Word {
     fn from(s: &str) -> Word {
         Word::new(s)

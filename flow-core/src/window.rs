@@ -409,6 +409,9 @@ pub struct WindowState<K, T, S> {
     counts: Table<K, CountState<T, S>>,
     scratch: Vec<Window>,
     late: Option<ExchangeWriter<T, Forward>>,
+    /// Keys in the last window that fired: new windows' tables start at that size instead
+    /// of growing through every power of two.
+    typical_keys: usize,
 }
 
 impl<K, T, S> WindowState<K, T, S> {
@@ -421,6 +424,7 @@ impl<K, T, S> WindowState<K, T, S> {
             counts: Table::default(),
             scratch: Vec::new(),
             late: None,
+            typical_keys: 0,
         }
     }
 }
@@ -551,8 +555,9 @@ where
             left -= 1;
             let x = if left == 0 { item.take() } else { item.clone() };
             let Some(x) = x else { break };
+            let typical = self.st.typical_keys;
             let slot = self.st.time.entry(*w).or_insert_with(|| TimeWindow {
-                table: Table::default(),
+                table: Table::with_capacity_and_hasher(typical, Default::default()),
                 fired: false,
             });
             let state = match slot.table.entry(key.clone()) {
@@ -707,6 +712,7 @@ where
             };
             if purge {
                 if let Some(tw) = self.st.time.remove(&w) {
+                    self.st.typical_keys = tw.table.len();
                     for (k, s) in tw.table {
                         self.func.fire(&k, &info, s, &mut self.out);
                     }
