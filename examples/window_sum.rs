@@ -68,7 +68,11 @@ impl Aggregate<Event> for SumCount {
 fn window_sum(env: &mut Env, args: WindowSumArgs) -> flow_core::Result<()> {
     let collected = match &args.input {
         Some(path) => {
-            let options = if args.lenient { ReadOptions::lenient() } else { ReadOptions::default() };
+            let options = if args.lenient {
+                ReadOptions::lenient()
+            } else {
+                ReadOptions::default()
+            };
             sums(env.read_csv::<Event>(path, options)?, &args)?
         }
         None => sums(env.generate_n(args.events, generated_event), &args)?,
@@ -110,11 +114,15 @@ fn sums(
     let mut windowed = events
         .assign_timestamps(|e| e.1, WatermarkStrategy::bounded_out_of_orderness(bound))
         .key_by(|e| e.0.clone())
-        .window(TumblingEventTimeWindows::of(Duration::from_millis(args.window_ms)));
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(
+            args.window_ms,
+        )));
     if let Some(dir) = &args.late_output {
         windowed.late_records().write_csv(dir)?;
     }
-    let rows = windowed.aggregate(SumCount).map(|w| (w.key, w.window.start, w.value.0, w.value.1));
+    let rows = windowed
+        .aggregate(SumCount)
+        .map(|w| (w.key, w.window.start, w.value.0, w.value.1));
     Ok(match &args.output {
         Some(dir) => {
             rows.write_csv(dir)?;

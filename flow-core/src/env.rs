@@ -377,22 +377,25 @@ impl Env {
         parser: impl Fn() -> ParseLine<T> + 'static,
     ) -> Result<Stream<Identity<T>>> {
         let cfg = self.config();
-        let chunks = FileChunks::open(path, cfg.chunk_bytes)?;
+        let chunks = FileChunks::open(path, cfg.chunk_bytes, cfg.parallelism)?;
         let name = OpName::new(kind, std::panic::Location::caller());
         let desc = format!("{kind}({})", path.display());
         let total = chunks.len;
-        Ok(self.source(cfg.parallelism, desc, true, move |_, metrics| {
-            metrics.bytes_total.store(total, Ordering::Relaxed);
-            Box::new(LineReader {
-                chunks: chunks.clone(),
-                file: None,
-                buf: Vec::new(),
-                parse: parser(),
-                on_bad: options.on_bad_record,
-                metrics: metrics.clone(),
-                name: name.clone(),
-            }) as Box<dyn Input<T>>
-        }))
+        Ok(
+            self.source(cfg.parallelism, desc, true, move |index, metrics| {
+                metrics.bytes_total.store(total, Ordering::Relaxed);
+                Box::new(LineReader {
+                    chunks: chunks.clone(),
+                    index,
+                    file: None,
+                    buf: Vec::new(),
+                    parse: parser(),
+                    on_bad: options.on_bad_record,
+                    metrics: metrics.clone(),
+                    name: name.clone(),
+                }) as Box<dyn Input<T>>
+            }),
+        )
     }
 
     /// An unbounded parallel source of `f(0), f(1), f(2), ...`; it runs until the job is

@@ -113,7 +113,7 @@ pub(crate) struct TextSink<F> {
     pub(crate) metrics: Arc<StageMetrics>,
 }
 
-const TEXT_BLOCK: usize = 1 << 20;
+const TEXT_BLOCK: usize = 1 << 16;
 
 impl<F> TextSink<F> {
     pub(crate) fn part(

@@ -25,15 +25,49 @@ pub enum OnBadRecord {
 /// A file cut into chunks of `chunk` bytes. Readers take the next chunk in file order, so the
 /// parallel readers advance through the file together (which keeps event time aligned across
 /// them), and each reads the lines that *start* inside its chunk.
+///
+/// Readers also stay close to each other: a reader may run at most [`MAX_AHEAD`] chunks ahead
+/// of the slowest one, which may always go on. Without that bound, a reader that the
+/// scheduler leaves waiting holds back the combined watermark while the others read on, and
+/// every window of the chunks in between stays open.
 pub(crate) struct FileChunks {
     pub(crate) path: PathBuf,
     pub(crate) len: u64,
     pub(crate) chunk: u64,
     pub(crate) next: AtomicU64,
+    /// The chunk each reader took last (`u64::MAX` once it ended).
+    pub(crate) at: Vec<AtomicU64>,
+    /// Readers waiting for the slowest one, by task id.
+    pub(crate) waiting: Mutex<Vec<crate::runtime::task::TaskId>>,
+}
+
+/// How many chunks a reader may be ahead of the slowest reader.
+pub(crate) const MAX_AHEAD: u64 = 4;
+
+impl FileChunks {
+    /// Whether reader `me` may take chunk `c` now.
+    fn may_take(&self, me: usize, c: u64) -> bool {
+        let min = self
+            .at
+            .iter()
+            .map(|a| a.load(Ordering::SeqCst))
+            .min()
+            .unwrap_or(u64::MAX);
+        c <= min.saturating_add(MAX_AHEAD) || self.at[me].load(Ordering::SeqCst) == min
+    }
+
+    /// Records that reader `me` moved on to `c` and wakes the readers that waited.
+    fn moved(&self, me: usize, c: u64, cx: &TaskCx<'_>) {
+        self.at[me].store(c, Ordering::SeqCst);
+        let ids = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|e| e.into_inner()));
+        for id in ids {
+            cx.notify(id);
+        }
+    }
 }
 
 impl FileChunks {
-    pub(crate) fn open(path: &Path, chunk: u64) -> Result<Arc<Self>> {
+    pub(crate) fn open(path: &Path, chunk: u64, readers: usize) -> Result<Arc<Self>> {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if meta.is_dir() {
             return Err(Error::io(
@@ -48,6 +82,8 @@ impl FileChunks {
             len: meta.len(),
             chunk: chunk.max(1),
             next: AtomicU64::new(0),
+            at: (0..readers.max(1)).map(|_| AtomicU64::new(0)).collect(),
+            waiting: Mutex::new(Vec::new()),
         }))
     }
 }
@@ -75,6 +111,8 @@ pub(crate) type ParseLine<T> =
 /// Reads the lines of the chunks it takes from a [`FileChunks`].
 pub(crate) struct LineReader<T> {
     pub(crate) chunks: Arc<FileChunks>,
+    /// This reader's index among the readers of `chunks`.
+    pub(crate) index: usize,
     pub(crate) file: Option<File>,
     pub(crate) buf: Vec<u8>,
     pub(crate) parse: ParseLine<T>,
@@ -153,11 +191,24 @@ impl<T: Send> Input<T> for LineReader<T> {
             return Ok(Poll::End);
         }
         let c = self.chunks.clone();
-        let i = c.next.fetch_add(1, Ordering::Relaxed);
+        let me = self.index.min(c.at.len() - 1);
+        if !c.may_take(me, c.next.load(Ordering::SeqCst)) {
+            c.waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(cx.id);
+            // Check again after registering, so a reader that moved meanwhile is not missed.
+            if !c.may_take(me, c.next.load(Ordering::SeqCst)) {
+                return Ok(Poll::Pending);
+            }
+        }
+        let i = c.next.fetch_add(1, Ordering::SeqCst);
         let start = i.saturating_mul(c.chunk);
         if start >= c.len {
+            c.moved(me, u64::MAX, cx);
             return Ok(Poll::End);
         }
+        c.moved(me, i, cx);
         let end = (start + c.chunk).min(c.len);
         let from = start.saturating_sub(1);
         self.read_chunk(from, end)?;

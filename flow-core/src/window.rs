@@ -696,15 +696,12 @@ where
     fn advance(&mut self, wm: Timestamp) {
         self.st.watermark = wm;
         // Time windows, in window order.
-        loop {
-            let Some((&w, _)) = self
-                .st
-                .time
-                .iter()
-                .find(|(w, tw)| w.max_timestamp() <= wm && !tw.fired)
-            else {
-                break;
-            };
+        while let Some((&w, _)) = self
+            .st
+            .time
+            .iter()
+            .find(|(w, tw)| w.max_timestamp() <= wm && !tw.fired)
+        {
             let purge = w.max_timestamp().saturating_add(self.lateness) <= wm;
             let info = WindowInfo {
                 window: w,
@@ -809,11 +806,7 @@ where
 
     fn event(&mut self, event: Event) {
         match event {
-            Event::Watermark(w) => {
-                if w > self.st.watermark {
-                    self.advance(w);
-                }
-            }
+            Event::Watermark(w) if w > self.st.watermark => self.advance(w),
             // The end of a bounded input is the final watermark: every window fires.
             Event::End => self.advance(Timestamp::MAX),
             _ => {}

@@ -75,7 +75,7 @@ pub(crate) fn channels<T>(
     producers: usize,
     consumers: &[TaskId],
 ) -> (Vec<ChannelOut<T>>, Vec<ExchangeInput<T>>) {
-    let cap = (2 * producers).max(8);
+    let cap = (2 * producers).max(4);
     consumers
         .iter()
         .map(|&consumer| {

@@ -35,7 +35,7 @@ pub(crate) trait Terminal<T>: Downstream<T> + Send {
 
 /// Work done per step before yielding to other tasks.
 const STEP_BATCHES: usize = 64;
-const STEP_TIME: Duration = Duration::from_millis(4);
+const STEP_TIME: Duration = Duration::from_millis(1);
 
 pub(crate) struct StageTask<C: Chain, T> {
     pub(crate) name: String,

@@ -162,7 +162,9 @@ impl JobShared {
 
     fn spawn(self: &Arc<Self>, id: TaskId) {
         let me = Arc::clone(self);
-        self.pool.spawn(move || me.run(id));
+        // FIFO: a task that yields goes behind the tasks notified meanwhile (fairness; keeps
+        // parallel sources close together in event time).
+        self.pool.spawn_fifo(move || me.run(id));
     }
 
     fn run(self: &Arc<Self>, id: TaskId) {
