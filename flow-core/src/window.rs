@@ -560,6 +560,11 @@ where
                 table: Table::with_capacity_and_hasher(typical, Default::default()),
                 fired: false,
             });
+            if w.max_timestamp() <= wm {
+                // Past its firing time: this record fires the window for its key below, and
+                // the watermark must not fire it again.
+                slot.fired = true;
+            }
             let state = match slot.table.entry(key.clone()) {
                 Entry::Occupied(o) => {
                     let s = o.into_mut();

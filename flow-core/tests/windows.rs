@@ -1,0 +1,354 @@
+//! Event-time windows and process functions against simple reference models.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+use flow_core::prelude::*;
+use proptest::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+type Ev = (u8, i64, u32); // key, timestamp, value
+
+/// Records with timestamps rising by `step` on average, each up to `disorder` early.
+fn events(max_len: usize, disorder: i64) -> impl Strategy<Value = Vec<Ev>> {
+    proptest::collection::vec((0u8..5, 0i64..40, 0i64..=disorder, 0u32..100), 0..max_len).prop_map(
+        move |v| {
+            let mut t = 1_000i64;
+            v.into_iter()
+                .map(|(k, step, jitter, val)| {
+                    t += step;
+                    (k, t - jitter, val)
+                })
+                .collect()
+        },
+    )
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Tumbling(i64),
+    Sliding(i64, i64),
+    Session(i64),
+}
+
+fn kind() -> impl Strategy<Value = Kind> {
+    prop_oneof![
+        (1i64..200).prop_map(Kind::Tumbling),
+        (1i64..200, 1i64..100).prop_map(|(size, slide)| Kind::Sliding(size.max(slide), slide)),
+        (1i64..100).prop_map(Kind::Session),
+    ]
+}
+
+fn spec(k: Kind) -> flow_core::window::WindowSpec {
+    let ms = |x: i64| Duration::from_millis(x as u64);
+    match k {
+        Kind::Tumbling(s) => TumblingEventTimeWindows::of(ms(s)).into(),
+        Kind::Sliding(s, l) => SlidingEventTimeWindows::of(ms(s), ms(l)).into(),
+        Kind::Session(g) => EventTimeSessionWindows::with_gap(ms(g)).into(),
+    }
+}
+
+/// Batch computation: (key, start, end) -> (sum, count) over all records.
+fn batch_windows(records: &[Ev], k: Kind) -> BTreeMap<(u8, i64, i64), (u64, u64)> {
+    let mut out: BTreeMap<(u8, i64, i64), (u64, u64)> = BTreeMap::new();
+    match k {
+        Kind::Tumbling(_) | Kind::Sliding(..) => {
+            let (size, slide) = match k {
+                Kind::Tumbling(s) => (s, s),
+                Kind::Sliding(s, l) => (s, l),
+                Kind::Session(_) => unreachable!(),
+            };
+            for &(key, ts, v) in records {
+                // every window [start, start + size) with start a multiple of slide containing ts
+                let mut start = ts - ts.rem_euclid(slide);
+                while start > ts - size {
+                    let e = out.entry((key, start, start + size)).or_default();
+                    e.0 += v as u64;
+                    e.1 += 1;
+                    start -= slide;
+                }
+            }
+        }
+        Kind::Session(gap) => {
+            let mut by_key: BTreeMap<u8, Vec<(i64, u32)>> = BTreeMap::new();
+            for &(key, ts, v) in records {
+                by_key.entry(key).or_default().push((ts, v));
+            }
+            for (key, mut evs) in by_key {
+                evs.sort();
+                let mut cur: Option<(i64, i64, u64, u64)> = None;
+                for (ts, v) in evs {
+                    cur = match cur {
+                        Some((s, e, sum, n)) if ts <= e => {
+                            Some((s, e.max(ts + gap), sum + v as u64, n + 1))
+                        }
+                        Some((s, e, sum, n)) => {
+                            out.insert((key, s, e), (sum, n));
+                            Some((ts, ts + gap, v as u64, 1))
+                        }
+                        None => Some((ts, ts + gap, v as u64, 1)),
+                    };
+                }
+                if let Some((s, e, sum, n)) = cur {
+                    out.insert((key, s, e), (sum, n));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[derive(Clone)]
+struct SumCount;
+impl Aggregate<Ev> for SumCount {
+    type Acc = (u64, u64);
+    type Out = (u64, u64);
+    fn create(&mut self, e: Ev) -> (u64, u64) {
+        (e.2 as u64, 1)
+    }
+    fn add(&mut self, a: &mut (u64, u64), e: Ev) {
+        a.0 += e.2 as u64;
+        a.1 += 1;
+    }
+    fn merge(&mut self, a: &mut (u64, u64), b: (u64, u64)) {
+        a.0 += b.0;
+        a.1 += b.1;
+    }
+    fn result(&mut self, a: (u64, u64)) -> (u64, u64) {
+        a
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// With a watermark bound that covers the disorder, nothing is late and every window
+    /// operator equals the batch computation, at any parallelism and split interleaving.
+    #[test]
+    fn windows_equal_the_batch_computation(
+        records in events(300, 30),
+        k in kind(),
+        parallelism in 1usize..=4,
+        batch in 1usize..20,
+    ) {
+        let mut env = Env::new(Config::default().parallelism(parallelism).batch_size(batch));
+        let agg = env
+            .from_vec(records.clone())
+            .assign_timestamps(|e| e.1, WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(30)))
+            .key_by(|e| e.0)
+            .window(spec(k))
+            .aggregate(SumCount)
+            .map(|w| ((w.key, w.window.start, w.window.end), w.value))
+            .collect();
+        // The same windows through `process`, which sees every record of the window.
+        let processed = env
+            .from_vec(records.clone())
+            .assign_timestamps(|e| e.1, WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(30)))
+            .key_by(|e| e.0)
+            .window(spec(k))
+            .process(|key, info, evs: Vec<Ev>| {
+                assert!(evs.iter().all(|e| e.1 >= info.window.start && e.1 < info.window.end), "{info:?}");
+                Some(((*key, info.window.start, info.window.end), (evs.iter().map(|e| e.2 as u64).sum::<u64>(), evs.len() as u64)))
+            })
+            .collect();
+        let summary = env.execute().unwrap();
+        prop_assert_eq!(summary.records_late(), 0);
+        let want = batch_windows(&records, k);
+        let got: BTreeMap<_, _> = agg.take().into_iter().collect();
+        prop_assert_eq!(&got, &want);
+        let got: BTreeMap<_, _> = processed.take().into_iter().collect();
+        prop_assert_eq!(&got, &want);
+    }
+
+    /// With one split and a watermark after every record, a record is late exactly when the
+    /// watermark (max timestamp before it − bound − 1) has passed all its windows plus the
+    /// allowed lateness; late records reach the side output and accepted ones the windows.
+    #[test]
+    fn late_records_are_exactly_those_flink_drops(
+        records in events(200, 80),
+        size in 5i64..100,
+        bound in 0i64..40,
+        lateness in 0i64..40,
+    ) {
+        let mut env = Env::new(Config::default().parallelism(2).batch_size(1));
+        let mut windowed = env
+            .from_iter(records.clone())
+            .assign_timestamps(|e| e.1, WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(bound as u64)))
+            .key_by(|e| e.0)
+            .window(TumblingEventTimeWindows::of(Duration::from_millis(size as u64)))
+            .allowed_lateness(Duration::from_millis(lateness as u64));
+        let late = windowed.late_records().collect();
+        let fired = windowed.aggregate(SumCount).map(|w| ((w.key, w.window.start), w.value)).collect();
+        let summary = env.execute().unwrap();
+
+        // reference
+        let mut wm = i64::MIN;
+        let mut max_ts = i64::MIN;
+        let mut want_late = Vec::new();
+        let mut accepted = Vec::new();
+        for &e in &records {
+            let start = e.1 - e.1.rem_euclid(size);
+            if start + size - 1 + lateness <= wm {
+                want_late.push(e);
+            } else {
+                accepted.push(e);
+            }
+            max_ts = max_ts.max(e.1);
+            wm = wm.max(max_ts - bound - 1);
+        }
+        let mut got_late = late.take();
+        got_late.sort();
+        want_late.sort();
+        prop_assert_eq!(&got_late, &want_late);
+        prop_assert_eq!(summary.records_late(), want_late.len() as u64);
+        // Re-firings emit growing results; the last one per window is the batch result.
+        let mut last: BTreeMap<(u8, i64), (u64, u64)> = BTreeMap::new();
+        for (w, v) in fired.take() {
+            let e = last.entry(w).or_default();
+            prop_assert!(v.1 > e.1, "each firing of a window has more records than the last");
+            *e = v;
+        }
+        let want: BTreeMap<(u8, i64), (u64, u64)> = batch_windows(&accepted, Kind::Tumbling(size))
+            .into_iter()
+            .map(|((k, s, _), v)| ((k, s), v))
+            .collect();
+        prop_assert_eq!(last, want);
+    }
+
+    /// Watermarks reaching an operator never go backwards.
+    #[test]
+    fn watermarks_are_monotone(records in events(200, 50), parallelism in 1usize..=4, batch in 1usize..10) {
+        #[derive(Clone, Default)]
+        struct Watch;
+        impl KeyedProcessFunction<u8, Ev> for Watch {
+            type State = ();
+            type Out = i64;
+            fn process_element(&mut self, _: &u8, _: Ev, _: &mut (), ctx: &mut Context<'_, i64>) {
+                ctx.emit(ctx.current_watermark());
+            }
+        }
+        let mut env = Env::new(Config::default().parallelism(parallelism).batch_size(batch));
+        let out = env
+            .from_vec(records)
+            .assign_timestamps(|e| e.1, WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(20)))
+            .key_by(|_| 0u8)
+            .process(Watch)
+            .collect();
+        env.execute().unwrap();
+        let seen = out.take();
+        prop_assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{:?}", seen);
+    }
+}
+
+#[test]
+fn a_record_between_two_sessions_merges_them() {
+    let mut env = Env::new(Config::default().parallelism(1).batch_size(1));
+    let out = env
+        .from_iter([(1u8, 0i64, 1u32), (1, 100, 2), (1, 50, 4), (1, 400, 8)])
+        .assign_timestamps(
+            |e| e.1,
+            WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(60)),
+        )
+        .key_by(|e| e.0)
+        .window(EventTimeSessionWindows::with_gap(Duration::from_millis(60)))
+        .aggregate(SumCount)
+        .map(|w| (w.window.start, w.window.end, w.value))
+        .collect();
+    env.execute().unwrap();
+    let mut got = out.take();
+    got.sort();
+    // [0,60) and [100,160) are bridged by 50 -> [50,110): one session [0,160)
+    assert_eq!(got, vec![(0, 160, (7, 3)), (400, 460, (8, 1))]);
+}
+
+#[test]
+fn count_windows_fire_every_slide_records_and_never_partially() {
+    let mut env = Env::new(Config::default().parallelism(2));
+    let tumbling = env
+        .from_iter((0..10u32).map(|i| (1u8, i as i64, i)))
+        .key_by(|e| e.0)
+        .window(CountWindows::of(4))
+        .count()
+        .map(|w| w.value)
+        .collect();
+    let sliding = env
+        .from_iter((0..10u32).map(|i| (1u8, i as i64, i)))
+        .key_by(|e| e.0)
+        .window(CountWindows::sliding(3, 2))
+        .process(|_, _, evs: Vec<Ev>| Some(evs.iter().map(|e| e.2).collect::<Vec<_>>()))
+        .collect();
+    env.execute().unwrap();
+    assert_eq!(tumbling.take(), vec![4, 4]);
+    assert_eq!(
+        sliding.take(),
+        vec![
+            vec![0, 1],
+            vec![1, 2, 3],
+            vec![3, 4, 5],
+            vec![5, 6, 7],
+            vec![7, 8, 9]
+        ]
+    );
+}
+
+#[test]
+fn timers_fire_in_timestamp_order_once_per_key_and_time() {
+    #[derive(Clone)]
+    struct Timers;
+    impl KeyedProcessFunction<u8, Ev> for Timers {
+        type State = u32;
+        type Out = (i64, u8);
+        fn process_element(
+            &mut self,
+            _: &u8,
+            e: Ev,
+            _: &mut u32,
+            ctx: &mut Context<'_, (i64, u8)>,
+        ) {
+            // Registered twice: fires once. A timer deleted right away never fires.
+            ctx.register_event_time_timer(e.1 + 100);
+            ctx.register_event_time_timer(e.1 + 100);
+            ctx.register_event_time_timer(e.1 + 7);
+            ctx.delete_event_time_timer(e.1 + 7);
+        }
+        fn on_timer(
+            &mut self,
+            key: &u8,
+            ts: i64,
+            fired: &mut u32,
+            ctx: &mut Context<'_, (i64, u8)>,
+        ) {
+            *fired += 1;
+            assert_eq!(ctx.timestamp(), ts);
+            assert!(ctx.current_watermark() >= ts);
+            ctx.emit((ts, *key));
+        }
+    }
+    let mut env = Env::new(Config::default().parallelism(1).batch_size(1));
+    let out = env
+        .from_iter([(2u8, 50i64, 0u32), (1, 10, 0), (1, 30, 0), (3, 500, 0)])
+        .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+        .key_by(|e| e.0)
+        .process(Timers)
+        .collect();
+    env.execute().unwrap();
+    // The watermark 499 after the last record fires 110, 130, 150 in order; the end fires 600.
+    assert_eq!(out.take(), vec![(110, 1), (130, 1), (150, 2), (600, 3)]);
+}
+
+#[test]
+fn window_all_sees_every_key_in_one_window() {
+    let mut env = Env::new(Config::default().parallelism(3));
+    let out = env
+        .from_vec(
+            (0..100i64)
+                .map(|i| ((i % 7) as u8, i * 10, 1u32))
+                .collect::<Vec<Ev>>(),
+        )
+        .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+        .window_all(TumblingEventTimeWindows::of(Duration::from_millis(500)))
+        .count()
+        .map(|w| (w.window.start, w.value))
+        .collect();
+    env.execute().unwrap();
+    let got: BTreeSet<_> = out.take().into_iter().collect();
+    assert_eq!(got, [(0, 50), (500, 50)].into_iter().collect());
+}
