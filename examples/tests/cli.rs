@@ -229,3 +229,166 @@ fn an_unbounded_job_stops_on_ctrl_c_and_flushes_its_sink() {
     );
     drop(server);
 }
+
+#[test]
+fn window_sum_writes_one_row_per_key_and_window_and_sends_late_records_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.csv");
+    // Watermarks follow each chunk (64 KiB) a reader takes. Bound 100 ms: after the first
+    // chunk, whose largest timestamp is 2500, the watermark is 2399, so k2@1300 in the second
+    // chunk is late for its window [1000, 2000). (One reader: with two, the second chunk's
+    // reader would not have held the watermark back yet.)
+    let mut text = String::from("k1,1000,5\nk2,1100,1\nk1,1900,2\nk1,2500,7\n");
+    while text.len() < 70_000 {
+        text.push_str("z,2500,1\n");
+    }
+    let filler = (text.len() - 36) / 9;
+    text.push_str("k2,1300,9\nk2,3100,4\n");
+    std::fs::write(&input, &text).unwrap();
+    let (out, late) = (dir.path().join("out"), dir.path().join("late"));
+    let r = Command::new(example("window_sum"))
+        .args([
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ])
+        .args([
+            "--late-output",
+            late.to_str().unwrap(),
+            "--parallelism",
+            "2",
+            "--batch-rows-hint",
+        ])
+        .output()
+        .unwrap();
+    // an unknown flag is a usage error (exit code 2) that names the flag
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--batch-rows-hint"));
+    let r = Command::new(example("window_sum"))
+        .args([
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ])
+        .args([
+            "--late-output",
+            late.to_str().unwrap(),
+            "--parallelism",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let z = format!("z,2000,{filler},{filler}");
+    assert_eq!(
+        read_parts(&out),
+        vec![
+            "k1,1000,7,2",
+            "k1,2000,7,1",
+            "k2,1000,1,1",
+            "k2,3000,4,1",
+            z.as_str()
+        ]
+    );
+    assert_eq!(read_parts(&late), vec!["k2,1300,9"]);
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        stdout.contains(&format!("{} events", filler + 6)) && stdout.contains(", 1 late"),
+        "{stdout}"
+    );
+
+    // a malformed line names the file and line
+    std::fs::write(&input, "k1,1000,5\nk1,soon,2\n").unwrap();
+    let r = Command::new(example("window_sum"))
+        .args([
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("events.csv:2") && err.contains("soon"),
+        "{err}"
+    );
+}
+
+#[test]
+fn window_sum_without_arguments_summarises_a_generated_stream() {
+    let r = Command::new(example("window_sum"))
+        .args(["--events", "50000"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        out.contains("over 50 windows of 1000 ms") && out.contains("50000 events"),
+        "{out}"
+    );
+}
+
+#[test]
+fn fraud_detection_alerts_are_the_same_at_every_parallelism() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("tx.csv");
+    // account 1: small then large within a minute -> alert; account 2: too late; account 3:
+    // small, normal, large -> no alert (the pattern is broken)
+    std::fs::write(
+        &input,
+        "1,1000,0.5\n2,2000,0.3\n3,3000,0.2\n1,30000,900\n3,4000,20\n3,5000,800\n2,70000,1000\n",
+    )
+    .unwrap();
+    for p in ["1", "2", "3"] {
+        let out = dir.path().join(format!("alerts{p}"));
+        let r = Command::new(example("fraud_detection"))
+            .args([
+                "--input",
+                input.to_str().unwrap(),
+                "--output",
+                out.to_str().unwrap(),
+                "-p",
+                p,
+            ])
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        assert_eq!(
+            read_parts(&out),
+            vec!["1,1000,0.5,30000,900"],
+            "parallelism {p}"
+        );
+    }
+    let a = Command::new(example("fraud_detection"))
+        .args(["--transactions", "200000", "-p", "1"])
+        .output()
+        .unwrap();
+    let b = Command::new(example("fraud_detection"))
+        .args(["--transactions", "200000", "-p", "2"])
+        .output()
+        .unwrap();
+    assert!(a.status.success() && b.status.success());
+    assert_eq!(
+        a.stdout, b.stdout,
+        "generated alerts differ between parallelism 1 and 2"
+    );
+}
+
+#[test]
+fn sensor_averages_reports_windows_and_sessions() {
+    let r = Command::new(example("sensor_averages"))
+        .args(["--events", "100000"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        out.contains("sliding-window averages") && out.contains("device sessions"),
+        "{out}"
+    );
+    assert!(out.contains("100000 readings generated, 0 late"), "{out}");
+}

@@ -5,8 +5,8 @@ use crate::runtime::metrics::StageMetrics;
 use crate::runtime::stage::Input;
 use crate::runtime::task::{JobShared, TaskBody};
 use crate::source::{
-    FileChunks, GeneratorInput, GeneratorRange, IterInput, LineReader, OnBadRecord, ParseLine,
-    SocketInput,
+    FileChunks, GeneratorInput, GeneratorRange, IterInput, LineReader, OnBadRecord, Pace,
+    ParseLine, SocketInput,
 };
 use crate::stream::Stream;
 use std::cell::RefCell;
@@ -406,7 +406,7 @@ impl Env {
         T: Send + 'static,
         F: FnMut(u64) -> T + Clone + Send + 'static,
     {
-        self.generator(None, f)
+        self.generator(None, None, f)
     }
 
     /// A bounded parallel source of `f(0), ..., f(count - 1)`.
@@ -416,11 +416,34 @@ impl Env {
         T: Send + 'static,
         F: FnMut(u64) -> T + Clone + Send + 'static,
     {
-        self.generator(Some(count), f)
+        self.generator(Some(count), None, f)
+    }
+
+    /// A parallel generator paced to `per_second` records per second of wall time (over all
+    /// subtasks): `f(0), f(1), ...`, unbounded when `limit` is `None`. For demos and soak runs
+    /// of unbounded jobs; event time should still come from the records.
+    #[track_caller]
+    pub fn generate_paced<T, F>(
+        &mut self,
+        per_second: u64,
+        limit: Option<u64>,
+        f: F,
+    ) -> Stream<Identity<T>>
+    where
+        T: Send + 'static,
+        F: FnMut(u64) -> T + Clone + Send + 'static,
+    {
+        let per_subtask = per_second.max(1) as f64 / self.config().parallelism as f64;
+        self.generator(limit, Some(per_subtask), f)
     }
 
     #[track_caller]
-    fn generator<T, F>(&mut self, limit: Option<u64>, f: F) -> Stream<Identity<T>>
+    fn generator<T, F>(
+        &mut self,
+        limit: Option<u64>,
+        pace: Option<f64>,
+        f: F,
+    ) -> Stream<Identity<T>>
     where
         T: Send + 'static,
         F: FnMut(u64) -> T + Clone + Send + 'static,
@@ -437,11 +460,18 @@ impl Env {
         };
         let batch = cfg.batch_size as u64;
         self.source(cfg.parallelism, desc, limit.is_some(), move |_, _| {
+            let pace = pace.map(|per_second| Pace {
+                per_second,
+                start: None,
+                produced: 0,
+                ticker: None,
+            });
             Box::new(GeneratorInput {
                 range: range.clone(),
                 f: f.clone(),
                 batch,
                 name: name.clone(),
+                pace,
             }) as Box<dyn Input<T>>
         })
     }

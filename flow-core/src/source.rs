@@ -318,6 +318,52 @@ pub(crate) struct GeneratorInput<F> {
     pub(crate) f: F,
     pub(crate) batch: u64,
     pub(crate) name: OpName,
+    pub(crate) pace: Option<Pace>,
+}
+
+/// Limits a generator subtask to `per_second` records per second of wall time. While it
+/// waits, a ticker thread of its own (never a pool thread) wakes it every 10 ms.
+pub(crate) struct Pace {
+    pub(crate) per_second: f64,
+    pub(crate) start: Option<std::time::Instant>,
+    pub(crate) produced: u64,
+    pub(crate) ticker: Option<Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl Pace {
+    /// How many records may be produced now.
+    fn allowance(&mut self, cx: &TaskCx<'_>) -> u64 {
+        let start = *self.start.get_or_insert_with(std::time::Instant::now);
+        let due = (start.elapsed().as_secs_f64() * self.per_second) as u64;
+        let n = due.saturating_sub(self.produced);
+        if n == 0 && self.ticker.is_none() {
+            let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            self.ticker = Some(done.clone());
+            let (shared, id) = (cx.shared.clone(), cx.id);
+            let spawned = std::thread::Builder::new()
+                .name("flow-pace".into())
+                .spawn(move || {
+                    while !done.load(Ordering::Relaxed) && !shared.stopping() {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                        shared.notify(id);
+                    }
+                });
+            if spawned.is_err() {
+                // Without a ticker, do not wait: run unpaced rather than never wake.
+                self.per_second = f64::INFINITY;
+                return u64::MAX;
+            }
+        }
+        n
+    }
+}
+
+impl Drop for Pace {
+    fn drop(&mut self) {
+        if let Some(t) = &self.ticker {
+            t.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 impl<T, F> Input<T> for GeneratorInput<F>
@@ -329,11 +375,19 @@ where
         if cx.stop_requested() {
             return Ok(Poll::End);
         }
-        let from = self.range.next.fetch_add(self.batch, Ordering::Relaxed);
+        let mut take = self.batch;
+        if let Some(p) = self.pace.as_mut() {
+            take = take.min(p.allowance(cx));
+            if take == 0 {
+                return Ok(Poll::Pending);
+            }
+            p.produced += take;
+        }
+        let from = self.range.next.fetch_add(take, Ordering::Relaxed);
         let to = match self.range.limit {
             Some(l) if from >= l => return Ok(Poll::End),
-            Some(l) => (from + self.batch).min(l),
-            None => from.saturating_add(self.batch),
+            Some(l) => (from + take).min(l),
+            None => from.saturating_add(take),
         };
         out.data.reserve(self.batch as usize);
         let guard = crate::chain::PanicGuard(&self.name);
