@@ -70,6 +70,7 @@ pub mod cli;
 pub mod csv;
 pub mod env;
 pub mod error;
+pub mod join;
 pub mod keyed;
 pub mod process;
 pub mod record;
@@ -100,6 +101,7 @@ pub mod prelude {
     pub use crate::chain::Chain;
     pub use crate::csv::{CsvField, CsvRow, FromCsv};
     pub use crate::env::{Config, Env, JobSummary, ReadOptions};
+    pub use crate::join::{ConnectedStreams, Either, KeyedCoProcessFunction};
     pub use crate::keyed::Aggregate;
     pub use crate::process::{Context, KeyedProcessFunction};
     pub use crate::stream::{KeyedStream, Stream};

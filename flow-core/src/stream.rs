@@ -10,7 +10,7 @@ use crate::keyed::{
 };
 use crate::record::{Batch, Event, Timestamp};
 use crate::runtime::exchange::{channels, ExchangeWriter, KeyGroups, Partitioner, RoundRobin};
-use crate::runtime::stage::{Input, StageTask, Terminal};
+use crate::runtime::stage::{StageTask, Terminal};
 use crate::runtime::task::TaskCx;
 use crate::sink::{prepare_output_dir, shared_vec, CollectSink, Collected, DiscardSink, TextSink};
 use std::hash::Hash;
@@ -422,13 +422,7 @@ fn exchange<T: Send + 'static, P: Partitioner<T> + 'static>(
         part.finish_into(outs.clone(), first, &mut boxed, batch);
         first += n;
     }
-    let mut ins: Vec<Option<_>> = ins.into_iter().map(Some).collect();
-    let make = Box::new(move |i: usize| -> Box<dyn Input<T>> {
-        match ins.get_mut(i).and_then(Option::take) {
-            Some(inp) => Box::new(inp),
-            None => Box::new(crate::runtime::stage::EmptyInput),
-        }
-    });
+    let make = crate::runtime::exchange::input_maker(ins);
     Stream::new(
         g,
         InputSpec {
@@ -684,13 +678,7 @@ where
             batch,
         ))
     });
-    let mut ins: Vec<Option<_>> = ins.into_iter().map(Some).collect();
-    let make_input = Box::new(move |i: usize| -> Box<dyn Input<(K, V)>> {
-        match ins.get_mut(i).and_then(Option::take) {
-            Some(inp) => Box::new(inp),
-            None => Box::new(crate::runtime::stage::EmptyInput),
-        }
-    });
+    let make_input = crate::runtime::exchange::input_maker(ins);
     Stream::new(
         g,
         InputSpec {

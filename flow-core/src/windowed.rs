@@ -4,7 +4,6 @@ use crate::env::InputSpec;
 use crate::keyed::{Aggregate, Count, Extreme, Named, Reduce, Sum};
 use crate::process::{KeyedProcessFunction, ProcessOp, ProcessState};
 use crate::runtime::exchange::{channels, ChannelOut};
-use crate::runtime::stage::Input;
 use crate::stream::{exchange_keyed, KeyedStream, KeyedWriter, Stream};
 use crate::time::{AssignTimestamps, WatermarkStrategy};
 use crate::window::{
@@ -129,6 +128,21 @@ where
     K: Hash + Eq + Clone + Send + 'static,
     T: Clone + Send + 'static,
 {
+    /// Windows over the `(key, record)` pairs of a key-group exchange.
+    pub(crate) fn from_exchange(
+        ex: Stream<Identity<(K, T)>>,
+        key_name: String,
+        spec: WindowSpec,
+    ) -> Self {
+        WindowedStream {
+            ex,
+            key_name,
+            spec,
+            lateness: 0,
+            late_outs: None,
+        }
+    }
+
     /// Keeps each window's state for `d` after it fired; records arriving in that time
     /// re-fire the window (Flink's `allowedLateness`).
     pub fn allowed_lateness(mut self, d: Duration) -> Self {
@@ -296,13 +310,7 @@ pub(crate) fn side_stream<C: Chain, T: Send + 'static>(
     );
     let ids: Vec<usize> = slot.ids.clone().collect();
     let (outs, ins) = channels::<T>(p, &ids);
-    let mut ins: Vec<Option<_>> = ins.into_iter().map(Some).collect();
-    let make = Box::new(move |i: usize| -> Box<dyn Input<T>> {
-        match ins.get_mut(i).and_then(Option::take) {
-            Some(inp) => Box::new(inp),
-            None => Box::new(crate::runtime::stage::EmptyInput),
-        }
-    });
+    let make = crate::runtime::exchange::input_maker(ins);
     let bounded = from.input.bounded;
     (
         outs,

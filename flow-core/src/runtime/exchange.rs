@@ -103,6 +103,17 @@ pub(crate) fn channels<T>(
         .unzip()
 }
 
+/// Hands consumer `i` its channel, for a stage's input factory.
+pub(crate) fn input_maker<T: Send + 'static>(
+    ins: Vec<ExchangeInput<T>>,
+) -> crate::env::MakeInput<T> {
+    let mut ins: Vec<Option<ExchangeInput<T>>> = ins.into_iter().map(Some).collect();
+    Box::new(move |i| match ins.get_mut(i).and_then(Option::take) {
+        Some(inp) => Box::new(inp) as Box<dyn Input<T>>,
+        None => Box::new(super::stage::EmptyInput),
+    })
+}
+
 /// The consuming side of an exchange, as the input of a stage.
 pub(crate) struct ExchangeInput<T> {
     rx: Receiver<Msg<T>>,
