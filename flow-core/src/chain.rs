@@ -44,7 +44,20 @@ pub trait Chain: Clone + Send + 'static {
 }
 
 /// The runtime's view of a running subtask, for [`Chain::drain`].
-pub struct DrainCx<'a, 'b>(pub(crate) &'a crate::runtime::task::TaskCx<'b>);
+pub struct DrainCx<'a, 'b> {
+    pub(crate) cx: &'a crate::runtime::task::TaskCx<'b>,
+    pub(crate) wake: std::cell::Cell<Option<std::time::Instant>>,
+}
+
+impl DrainCx<'_, '_> {
+    /// Asks for an [`Event::ProcessingTime`] at or soon after `at` (processing-time timers,
+    /// idleness). The earliest request of all operators of the stage counts.
+    pub fn wake_at(&self, at: std::time::Instant) {
+        if self.wake.get().is_none_or(|w| at < w) {
+            self.wake.set(Some(at));
+        }
+    }
+}
 
 /// The empty chain: records pass unchanged.
 pub struct Identity<T>(PhantomData<fn(T) -> T>);

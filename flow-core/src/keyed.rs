@@ -278,7 +278,7 @@ where
     }
 
     fn event(&mut self, event: Event) {
-        if event != Event::BatchEnd {
+        if matches!(event, Event::Flush | Event::Watermark(_) | Event::End) {
             self.flush();
         }
         self.writer.event(event);

@@ -108,7 +108,8 @@ pub mod prelude {
     pub use crate::text::Word;
     pub use crate::time::WatermarkStrategy;
     pub use crate::window::{
-        CountWindows, EventTimeSessionWindows, SlidingEventTimeWindows, TumblingEventTimeWindows,
+        CountWindows, EventTimeSessionWindows, SlidingEventTimeWindows,
+        SlidingProcessingTimeWindows, TumblingEventTimeWindows, TumblingProcessingTimeWindows,
         Window, WindowInfo, Windowed,
     };
     pub use crate::windowed::WindowedStream;

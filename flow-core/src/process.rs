@@ -80,8 +80,9 @@ pub struct Context<'a, O> {
     timestamp: Timestamp,
     watermark: Timestamp,
     out: &'a mut Vec<O>,
-    timers: &'a mut Vec<(Timestamp, bool)>,
+    timers: &'a mut Vec<(Timestamp, bool, bool)>,
     clear: bool,
+    processing_time: bool,
 }
 
 impl<O> Context<'_, O> {
@@ -100,11 +101,28 @@ impl<O> Context<'_, O> {
     /// Asks for [`KeyedProcessFunction::on_timer`] once the watermark reaches `ts`. A timer
     /// registered twice for the same key and time fires once.
     pub fn register_event_time_timer(&mut self, ts: Timestamp) {
-        self.timers.push((ts, true))
+        self.timers.push((ts, true, false))
     }
-    /// Cancels this key's timer at `ts`, if any.
+    /// Cancels this key's event-time timer at `ts`, if any.
     pub fn delete_event_time_timer(&mut self, ts: Timestamp) {
-        self.timers.push((ts, false))
+        self.timers.push((ts, false, false))
+    }
+    /// Asks for [`KeyedProcessFunction::on_timer`] once the wall clock reaches `ts` (ms since
+    /// the epoch; see [`crate::time::now_ms`]).
+    pub fn register_processing_time_timer(&mut self, ts: Timestamp) {
+        self.timers.push((ts, true, true))
+    }
+    /// Cancels this key's processing-time timer at `ts`, if any.
+    pub fn delete_processing_time_timer(&mut self, ts: Timestamp) {
+        self.timers.push((ts, false, true))
+    }
+    /// In `on_timer`: whether the firing timer is a processing-time timer.
+    pub fn is_processing_time_timer(&self) -> bool {
+        self.processing_time
+    }
+    /// The wall clock, in ms since the epoch.
+    pub fn current_processing_time(&self) -> Timestamp {
+        crate::time::now_ms()
     }
     /// Drops this key's state after the current call.
     pub fn clear_state(&mut self) {
@@ -115,18 +133,19 @@ impl<O> Context<'_, O> {
 #[doc(hidden)]
 pub struct ProcessState<K, S, O> {
     states: Table<K, S>,
-    timers: BTreeMap<Timestamp, Vec<K>>,
-    live_timers: Table<(K, Timestamp), ()>,
+    /// Event-time (`false`) and processing-time (`true`) timers, by time.
+    timers: [BTreeMap<Timestamp, Vec<K>>; 2],
+    live_timers: Table<(K, Timestamp, bool), ()>,
     watermark: Timestamp,
     out: Vec<O>,
-    new_timers: Vec<(Timestamp, bool)>,
+    new_timers: Vec<(Timestamp, bool, bool)>,
 }
 
 impl<K, S, O> ProcessState<K, S, O> {
     pub(crate) fn new() -> Self {
         ProcessState {
             states: Table::default(),
-            timers: BTreeMap::new(),
+            timers: [BTreeMap::new(), BTreeMap::new()],
             live_timers: Table::default(),
             watermark: Timestamp::MIN,
             out: Vec::new(),
@@ -194,6 +213,10 @@ where
         self.inner.open(subtask, parallelism)
     }
     fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
+        if let Some((&t, _)) = self.st.timers[1].first_key_value() {
+            let wait = t.saturating_sub(crate::time::now_ms()).max(0) as u64;
+            cx.wake_at(std::time::Instant::now() + std::time::Duration::from_millis(wait));
+        }
         self.inner.drain(cx)
     }
 }
@@ -210,6 +233,7 @@ where
         &mut self,
         key: &K,
         ts: Timestamp,
+        processing_time: bool,
         call: impl FnOnce(&mut P, &mut P::State, &mut Context<'_, P::Out>),
     ) {
         let st = &mut *self.st;
@@ -220,6 +244,7 @@ where
             out: &mut st.out,
             timers: &mut st.new_timers,
             clear: false,
+            processing_time,
         };
         let guard = PanicGuard(self.name);
         call(self.f, state, &mut ctx);
@@ -228,13 +253,16 @@ where
         if clear {
             st.states.remove(key);
         }
-        for (t, add) in st.new_timers.drain(..) {
+        for (t, add, proc) in st.new_timers.drain(..) {
             if add {
-                if st.live_timers.insert((key.clone(), t), ()).is_none() {
-                    st.timers.entry(t).or_default().push(key.clone());
+                if st.live_timers.insert((key.clone(), t, proc), ()).is_none() {
+                    st.timers[proc as usize]
+                        .entry(t)
+                        .or_default()
+                        .push(key.clone());
                 }
             } else {
-                st.live_timers.remove(&(key.clone(), t));
+                st.live_timers.remove(&(key.clone(), t, proc));
             }
         }
         for o in st.out.drain(..) {
@@ -242,16 +270,25 @@ where
         }
     }
 
-    fn advance(&mut self, wm: Timestamp) {
-        self.st.watermark = wm;
-        while let Some(entry) = self.st.timers.first_entry() {
-            if *entry.key() > wm {
+    /// Fires the timers of one time domain up to `now`, in time order (including timers that
+    /// the firing ones register for times already passed).
+    fn fire(&mut self, now: Timestamp, proc: bool) {
+        if !proc {
+            self.st.watermark = now;
+        }
+        while let Some(entry) = self.st.timers[proc as usize].first_entry() {
+            if *entry.key() > now {
                 break;
             }
             let (t, keys) = entry.remove_entry();
             for key in keys {
-                if self.st.live_timers.remove(&(key.clone(), t)).is_some() {
-                    self.with_context(&key, t, |f, s, ctx| f.on_timer(&key, t, s, ctx));
+                if self
+                    .st
+                    .live_timers
+                    .remove(&(key.clone(), t, proc))
+                    .is_some()
+                {
+                    self.with_context(&key, t, proc, |f, s, ctx| f.on_timer(&key, t, s, ctx));
                 }
             }
         }
@@ -266,13 +303,20 @@ where
 {
     #[inline]
     fn emit(&mut self, (key, item): (K, T), ts: Timestamp) {
-        self.with_context(&key, ts, |f, s, ctx| f.process_element(&key, item, s, ctx));
+        self.with_context(&key, ts, false, |f, s, ctx| {
+            f.process_element(&key, item, s, ctx)
+        });
     }
 
     fn event(&mut self, event: Event) {
         match event {
-            Event::Watermark(w) if w > self.st.watermark => self.advance(w),
-            Event::End => self.advance(Timestamp::MAX),
+            Event::Watermark(w) if w > self.st.watermark => self.fire(w, false),
+            Event::ProcessingTime(t) => self.fire(t, true),
+            // The end of input drains both domains: event time first, as Flink's final watermark.
+            Event::End => {
+                self.fire(Timestamp::MAX, false);
+                self.fire(Timestamp::MAX, true);
+            }
             _ => {}
         }
         self.down.event(event)

@@ -16,6 +16,12 @@ pub enum Event {
     Flush,
     /// The input has ended; stateful operators emit their final results.
     End,
+    /// The wall clock (ms since the epoch) reached a time an operator asked to be woken at:
+    /// processing-time windows and timers fire, idleness is detected. Never crosses an exchange.
+    ProcessingTime(Timestamp),
+    /// The sending source split has had no records for its idle timeout: it stops holding
+    /// back the watermark until it sends records again.
+    Idle,
     /// A batch from the stage's input has been pushed through the chain: timestamp assigners
     /// emit their watermark now (watermarks follow the data, once per batch). Never crosses
     /// an exchange.

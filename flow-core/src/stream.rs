@@ -315,6 +315,7 @@ impl<C: Chain> Stream<C> {
                 buf: Batch::default(),
                 ended: false,
                 metrics: slot.metrics.clone(),
+                next_wake: None,
             };
             g.tasks[slot.ids.start + i] = Some(Box::new(body));
         }

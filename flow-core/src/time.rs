@@ -8,12 +8,21 @@
 //! longer holds it back.
 use crate::chain::{Chain, Downstream, DrainCx, OpName, PanicGuard};
 use crate::record::{Event, Timestamp, NO_TIMESTAMP};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The wall clock in milliseconds since the Unix epoch (processing time).
+pub fn now_ms() -> Timestamp {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis().min(i64::MAX as u128) as i64)
+        .unwrap_or(0)
+}
 
 /// How watermarks follow the timestamps of the records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WatermarkStrategy {
     pub(crate) bound: Timestamp,
+    pub(crate) idle_after: Option<Duration>,
 }
 
 impl WatermarkStrategy {
@@ -22,13 +31,24 @@ impl WatermarkStrategy {
     pub fn bounded_out_of_orderness(bound: Duration) -> Self {
         WatermarkStrategy {
             bound: bound.as_millis().min(i64::MAX as u128) as i64,
+            idle_after: None,
         }
     }
 
     /// Timestamps never decrease: watermark = max timestamp seen − 1 (Flink's
     /// `forMonotonousTimestamps`).
     pub fn monotonous() -> Self {
-        WatermarkStrategy { bound: 0 }
+        WatermarkStrategy {
+            bound: 0,
+            idle_after: None,
+        }
+    }
+
+    /// A split without records for `timeout` of wall time is idle: it stops holding back the
+    /// watermark downstream until it has records again (Flink's `withIdleness`).
+    pub fn with_idleness(mut self, timeout: Duration) -> Self {
+        self.idle_after = Some(timeout);
+        self
     }
 
     /// The watermark after a batch whose largest timestamp so far is `max_ts`.
@@ -41,6 +61,29 @@ impl WatermarkStrategy {
     }
 }
 
+/// Per-subtask state of a timestamp assigner.
+#[doc(hidden)]
+#[derive(Clone, Debug)]
+pub struct AssignState {
+    max_ts: Timestamp,
+    emitted: Timestamp,
+    saw_records: bool,
+    last_record: Option<Instant>,
+    idle: bool,
+}
+
+impl AssignState {
+    pub(crate) fn new() -> Self {
+        AssignState {
+            max_ts: NO_TIMESTAMP,
+            emitted: NO_TIMESTAMP,
+            saw_records: false,
+            last_record: None,
+            idle: false,
+        }
+    }
+}
+
 /// `assign_timestamps`: stamps each record with its event time and emits the split's
 /// watermark after each batch. Watermarks from upstream are replaced by this operator's own.
 pub struct AssignTimestamps<C, F> {
@@ -48,8 +91,7 @@ pub struct AssignTimestamps<C, F> {
     pub(crate) f: F,
     pub(crate) name: OpName,
     pub(crate) strategy: WatermarkStrategy,
-    pub(crate) max_ts: Timestamp,
-    pub(crate) emitted: Timestamp,
+    pub(crate) st: AssignState,
 }
 
 impl<C: Clone, F: Clone> Clone for AssignTimestamps<C, F> {
@@ -59,8 +101,7 @@ impl<C: Clone, F: Clone> Clone for AssignTimestamps<C, F> {
             f: self.f.clone(),
             name: self.name.clone(),
             strategy: self.strategy,
-            max_ts: self.max_ts,
-            emitted: self.emitted,
+            st: AssignState::new(),
         }
     }
 }
@@ -70,8 +111,7 @@ pub struct AssignAdapter<'a, F, D> {
     f: &'a mut F,
     name: &'a OpName,
     strategy: WatermarkStrategy,
-    max_ts: &'a mut Timestamp,
-    emitted: &'a mut Timestamp,
+    st: &'a mut AssignState,
     down: &'a mut D,
 }
 
@@ -88,8 +128,7 @@ where
             f: &mut self.f,
             name: &self.name,
             strategy: self.strategy,
-            max_ts: &mut self.max_ts,
-            emitted: &mut self.emitted,
+            st: &mut self.st,
             down,
         };
         self.inner.push(item, ts, &mut a)
@@ -99,8 +138,7 @@ where
             f: &mut self.f,
             name: &self.name,
             strategy: self.strategy,
-            max_ts: &mut self.max_ts,
-            emitted: &mut self.emitted,
+            st: &mut self.st,
             down,
         };
         self.inner.event(event, &mut a)
@@ -109,6 +147,13 @@ where
         self.inner.open(subtask, parallelism)
     }
     fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
+        if let Some(timeout) = self.strategy.idle_after {
+            if !self.st.idle {
+                // A split that never had a record counts its idle time from now.
+                let last = *self.st.last_record.get_or_insert_with(Instant::now);
+                cx.wake_at(last + timeout);
+            }
+        }
         self.inner.drain(cx)
     }
 }
@@ -123,21 +168,38 @@ where
         let guard = PanicGuard(self.name);
         let ts = (self.f)(&item);
         std::mem::forget(guard);
-        if ts > *self.max_ts {
-            *self.max_ts = ts;
+        if ts > self.st.max_ts {
+            self.st.max_ts = ts;
         }
+        self.st.saw_records = true;
         self.down.emit(item, ts)
     }
 
     fn event(&mut self, event: Event) {
         match event {
             // Upstream watermarks are superseded by the ones derived here.
-            Event::Watermark(_) => {}
+            Event::Watermark(_) | Event::Idle => {}
             Event::BatchEnd => {
-                let w = self.strategy.watermark(*self.max_ts);
-                if w > *self.emitted {
-                    *self.emitted = w;
+                if self.st.saw_records {
+                    self.st.saw_records = false;
+                    self.st.idle = false;
+                    if self.strategy.idle_after.is_some() {
+                        self.st.last_record = Some(Instant::now());
+                    }
+                }
+                let w = self.strategy.watermark(self.st.max_ts);
+                if w > self.st.emitted {
+                    self.st.emitted = w;
                     self.down.event(Event::Watermark(w));
+                }
+                self.down.event(event)
+            }
+            Event::ProcessingTime(_) | Event::Flush => {
+                if let (Some(timeout), false) = (self.strategy.idle_after, self.st.idle) {
+                    if self.st.last_record.is_some_and(|t| t.elapsed() >= timeout) {
+                        self.st.idle = true;
+                        self.down.event(Event::Idle);
+                    }
                 }
                 self.down.event(event)
             }
@@ -168,8 +230,7 @@ mod tests {
             f: |x: &i64| *x,
             name: OpName("assign".into()),
             strategy: WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(10)),
-            max_ts: NO_TIMESTAMP,
-            emitted: NO_TIMESTAMP,
+            st: AssignState::new(),
         };
         let mut out = Out(vec![], vec![]);
         for x in [100, 120, 90] {

@@ -144,6 +144,33 @@ impl SlidingEventTimeWindows {
     }
 }
 
+/// Processing-time tumbling windows: records go to the window of the wall-clock time at which
+/// the window operator sees them; windows fire when the wall clock passes their end.
+#[derive(Clone, Copy, Debug)]
+pub struct TumblingProcessingTimeWindows(TumblingEventTimeWindows);
+
+impl TumblingProcessingTimeWindows {
+    /// Windows of `size` of wall time.
+    pub fn of(size: Duration) -> Self {
+        TumblingProcessingTimeWindows(TumblingEventTimeWindows::of(size))
+    }
+    /// Shifts the windows' alignment by `offset`.
+    pub fn with_offset(self, offset: Duration) -> Self {
+        TumblingProcessingTimeWindows(self.0.with_offset(offset))
+    }
+}
+
+/// Processing-time sliding windows.
+#[derive(Clone, Copy, Debug)]
+pub struct SlidingProcessingTimeWindows(SlidingEventTimeWindows);
+
+impl SlidingProcessingTimeWindows {
+    /// Windows of `size` of wall time, starting every `slide`.
+    pub fn of(size: Duration, slide: Duration) -> Self {
+        SlidingProcessingTimeWindows(SlidingEventTimeWindows::of(size, slide))
+    }
+}
+
 /// Event-time session windows: a key's records closer together than `gap` form one window.
 #[derive(Clone, Copy, Debug)]
 pub struct EventTimeSessionWindows {
@@ -195,6 +222,21 @@ pub enum WindowSpec {
     Session(EventTimeSessionWindows),
     /// Count windows.
     Count(CountWindows),
+    /// Tumbling windows in processing time.
+    TumblingProcessing(TumblingProcessingTimeWindows),
+    /// Sliding windows in processing time.
+    SlidingProcessing(SlidingProcessingTimeWindows),
+}
+
+impl From<TumblingProcessingTimeWindows> for WindowSpec {
+    fn from(w: TumblingProcessingTimeWindows) -> Self {
+        WindowSpec::TumblingProcessing(w)
+    }
+}
+impl From<SlidingProcessingTimeWindows> for WindowSpec {
+    fn from(w: SlidingProcessingTimeWindows) -> Self {
+        WindowSpec::SlidingProcessing(w)
+    }
 }
 
 impl From<TumblingEventTimeWindows> for WindowSpec {
@@ -224,6 +266,8 @@ impl WindowSpec {
     pub fn assign(&self, ts: Timestamp, out: &mut Vec<Window>) {
         out.clear();
         match *self {
+            WindowSpec::TumblingProcessing(t) => WindowSpec::Tumbling(t.0).assign(ts, out),
+            WindowSpec::SlidingProcessing(s) => WindowSpec::Sliding(s.0).assign(ts, out),
             WindowSpec::Tumbling(t) => {
                 let start = ts - (ts - t.offset).rem_euclid(t.size);
                 out.push(Window {
@@ -256,7 +300,24 @@ impl WindowSpec {
             WindowSpec::Sliding(s) => format!("sliding {} ms every {} ms", s.size, s.slide),
             WindowSpec::Session(s) => format!("session gap {} ms", s.gap),
             WindowSpec::Count(c) => format!("count {} every {}", c.size, c.slide),
+            WindowSpec::TumblingProcessing(t) => {
+                format!("tumbling {} ms processing time", t.0.size)
+            }
+            WindowSpec::SlidingProcessing(s) => {
+                format!(
+                    "sliding {} ms every {} ms processing time",
+                    s.0.size, s.0.slide
+                )
+            }
         }
+    }
+
+    /// Whether windows follow the wall clock instead of the watermark.
+    pub fn is_processing_time(&self) -> bool {
+        matches!(
+            self,
+            WindowSpec::TumblingProcessing(_) | WindowSpec::SlidingProcessing(_)
+        )
     }
 }
 
@@ -505,9 +566,15 @@ where
     }
 
     fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
+        if self.spec.is_processing_time() {
+            if let Some(end) = self.st.time.keys().map(|w| w.end).min() {
+                let wait = (end - 1).saturating_sub(crate::time::now_ms()).max(0) as u64;
+                cx.wake_at(std::time::Instant::now() + Duration::from_millis(wait));
+            }
+        }
         let inner = self.inner.drain(cx)?;
         let late = match self.st.late.as_mut() {
-            Some(w) => w.drain(cx.0)?,
+            Some(w) => w.drain(cx.cx)?,
             None => true,
         };
         Ok(inner && late)
@@ -791,6 +858,10 @@ where
     #[inline]
     fn emit(&mut self, (key, item): (K, T), ts: Timestamp) {
         match self.spec {
+            WindowSpec::TumblingProcessing(_) | WindowSpec::SlidingProcessing(_) => {
+                let now = crate::time::now_ms();
+                self.time_record(key, item, now)
+            }
             WindowSpec::Tumbling(_) | WindowSpec::Sliding(_) => {
                 if ts == NO_TIMESTAMP {
                     self.late(item, ts);
@@ -811,7 +882,12 @@ where
 
     fn event(&mut self, event: Event) {
         match event {
-            Event::Watermark(w) if w > self.st.watermark => self.advance(w),
+            Event::Watermark(w) if w > self.st.watermark && !self.spec.is_processing_time() => {
+                self.advance(w)
+            }
+            Event::ProcessingTime(t) if t > self.st.watermark && self.spec.is_processing_time() => {
+                self.advance(t)
+            }
             // The end of a bounded input is the final watermark: every window fires.
             Event::End => self.advance(Timestamp::MAX),
             _ => {}

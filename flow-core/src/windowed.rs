@@ -35,8 +35,7 @@ impl<C: Chain> Stream<C> {
                 f,
                 name,
                 strategy,
-                max_ts: crate::record::NO_TIMESTAMP,
-                emitted: crate::record::NO_TIMESTAMP,
+                st: crate::time::AssignState::new(),
             },
         )
     }

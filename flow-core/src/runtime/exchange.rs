@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 /// A message in an exchange channel.
 pub(crate) enum Msg<T> {
-    Data(Batch<T>),
+    Data { from: u32, batch: Batch<T> },
     Event { from: u32, event: Event },
 }
 
@@ -95,6 +95,8 @@ pub(crate) fn channels<T>(
                     shared,
                     watermarks: vec![Timestamp::MIN; producers],
                     ended: vec![false; producers],
+                    idle: vec![false; producers],
+                    all_idle: false,
                     open: producers,
                     watermark: Timestamp::MIN,
                 },
@@ -120,20 +122,24 @@ pub(crate) struct ExchangeInput<T> {
     shared: Arc<ChannelShared>,
     watermarks: Vec<Timestamp>,
     ended: Vec<bool>,
+    idle: Vec<bool>,
+    all_idle: bool,
     open: usize,
     watermark: Timestamp,
 }
 
 impl<T> ExchangeInput<T> {
-    /// The combined watermark: the minimum over producers that have not ended.
-    fn combined(&self) -> Timestamp {
-        self.watermarks
-            .iter()
-            .zip(&self.ended)
-            .filter(|(_, &e)| !e)
-            .map(|(&w, _)| w)
+    /// The combined watermark: the minimum over producers that have neither ended nor gone
+    /// idle. `None` while every live producer is idle: the watermark holds.
+    fn combined(&self) -> Option<Timestamp> {
+        let live = || (0..self.watermarks.len()).filter(|&i| !self.ended[i]);
+        if live().next().is_none() {
+            return Some(Timestamp::MAX);
+        }
+        live()
+            .filter(|&i| !self.idle[i])
+            .map(|i| self.watermarks[i])
             .min()
-            .unwrap_or(Timestamp::MAX)
     }
 }
 
@@ -151,8 +157,12 @@ impl<T: Send> Input<T> for ExchangeInput<T> {
             };
             self.shared.wake_waiters(cx);
             match msg {
-                Msg::Data(b) => {
-                    *buf = b;
+                Msg::Data { from, batch } => {
+                    if let Some(idle) = self.idle.get_mut(from as usize) {
+                        *idle = false;
+                        self.all_idle = false;
+                    }
+                    *buf = batch;
                     return Ok(Poll::Data);
                 }
                 Msg::Event { from, event } => {
@@ -171,15 +181,30 @@ impl<T: Send> Input<T> for ExchangeInput<T> {
                                 }
                             }
                         }
-                        Event::Flush | Event::BatchEnd => continue,
+                        Event::Idle => {
+                            if let Some(idle) = self.idle.get_mut(from) {
+                                *idle = true;
+                            }
+                        }
+                        Event::Flush | Event::BatchEnd | Event::ProcessingTime(_) => continue,
                     }
                     if self.open == 0 {
                         return Ok(Poll::End);
                     }
-                    let w = self.combined();
-                    if w > self.watermark {
-                        self.watermark = w;
-                        return Ok(Poll::Event(Event::Watermark(w)));
+                    match self.combined() {
+                        Some(w) => {
+                            self.all_idle = false;
+                            if w > self.watermark {
+                                self.watermark = w;
+                                return Ok(Poll::Event(Event::Watermark(w)));
+                            }
+                        }
+                        // Every live producer is idle: so is this stage's output.
+                        None if !self.all_idle => {
+                            self.all_idle = true;
+                            return Ok(Poll::Event(Event::Idle));
+                        }
+                        None => {}
                     }
                 }
             }
@@ -265,7 +290,13 @@ impl<T: Send, P: Partitioner<T>> ExchangeWriter<T, P> {
                 &mut self.bufs[target],
                 Batch::with_capacity(self.batch_size),
             );
-            self.pending.push_back((target, Msg::Data(b)));
+            self.pending.push_back((
+                target,
+                Msg::Data {
+                    from: self.index,
+                    batch: b,
+                },
+            ));
         }
     }
 }
@@ -285,7 +316,7 @@ impl<T: Send, P: Partitioner<T>> Downstream<T> for ExchangeWriter<T, P> {
     }
 
     fn event(&mut self, event: Event) {
-        if event == Event::BatchEnd {
+        if matches!(event, Event::BatchEnd | Event::ProcessingTime(_)) {
             return;
         }
         for t in 0..self.outs.len() {

@@ -4,3 +4,4 @@ pub mod metrics;
 pub(crate) mod progress;
 pub(crate) mod stage;
 pub(crate) mod task;
+pub(crate) mod timer;

@@ -45,13 +45,40 @@ pub(crate) struct StageTask<C: Chain, T> {
     pub(crate) buf: Batch<C::In>,
     pub(crate) ended: bool,
     pub(crate) metrics: Arc<StageMetrics>,
+    /// The wall-clock time an operator of the chain asked to be woken at.
+    pub(crate) next_wake: Option<Instant>,
 }
 
 impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
+    /// Drains the chain's side outputs and registers the wake-up its operators asked for.
+    fn drain_chain(&mut self, cx: &TaskCx<'_>) -> Result<bool> {
+        let dcx = crate::chain::DrainCx {
+            cx,
+            wake: std::cell::Cell::new(None),
+        };
+        let ready = self.chain.drain(&dcx)?;
+        if let Some(at) = dcx.wake.get() {
+            if self.next_wake.is_none_or(|w| at < w) {
+                self.next_wake = Some(at);
+                cx.wake_at(at);
+            }
+        }
+        Ok(ready)
+    }
+
     fn step_inner(&mut self, cx: &TaskCx<'_>) -> Result<Step> {
         let start = Instant::now();
         for _ in 0..STEP_BATCHES {
-            let side = self.chain.drain(&crate::chain::DrainCx(cx))?;
+            if let Some(at) = self.next_wake {
+                if Instant::now() >= at && !self.ended {
+                    self.next_wake = None;
+                    self.chain.event(
+                        Event::ProcessingTime(crate::time::now_ms()),
+                        &mut self.terminal,
+                    );
+                }
+            }
+            let side = self.drain_chain(cx)?;
             if !self.terminal.drain(cx)? || !side {
                 self.metrics.backpressured.fetch_add(1, Ordering::Relaxed);
                 return Ok(Step::Idle);
@@ -71,7 +98,7 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
                 Poll::Event(e) => self.chain.event(e, &mut self.terminal),
                 Poll::Pending => {
                     self.chain.event(Event::Flush, &mut self.terminal);
-                    self.chain.drain(&crate::chain::DrainCx(cx))?;
+                    self.drain_chain(cx)?;
                     self.terminal.drain(cx)?;
                     return Ok(Step::Idle);
                 }

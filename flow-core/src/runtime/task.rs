@@ -69,6 +69,7 @@ pub(crate) struct JobShared {
     remaining: AtomicUsize,
     finished: (Mutex<bool>, Condvar),
     stop: Arc<AtomicBool>,
+    timers: super::timer::TimerService,
 }
 
 /// What a step may do besides its own work.
@@ -81,6 +82,10 @@ impl TaskCx<'_> {
     /// Schedules task `id` if it is idle.
     pub(crate) fn notify(&self, id: TaskId) {
         self.shared.notify(id)
+    }
+    /// Notifies this task at `at` (wall clock).
+    pub(crate) fn wake_at(&self, at: std::time::Instant) {
+        self.shared.timers().wake_at(self.shared, at, self.id)
     }
     /// Whether the job was asked to stop (Ctrl-C): sources end early and the job drains.
     pub(crate) fn stop_requested(&self) -> bool {
@@ -114,6 +119,7 @@ impl JobShared {
             remaining: AtomicUsize::new(n),
             finished: (Mutex::new(n == 0), Condvar::new()),
             stop,
+            timers: Default::default(),
         }))
     }
 
@@ -128,6 +134,7 @@ impl JobShared {
             done = cv.wait(done).unwrap_or_else(|e| e.into_inner());
         }
         drop(done);
+        self.timers.shutdown();
         match self.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -229,6 +236,11 @@ impl JobShared {
                 }
             }
         }
+    }
+
+    /// The job's wall-clock timer service.
+    pub(crate) fn timers(&self) -> &super::timer::TimerService {
+        &self.timers
     }
 
     /// Whether the job is stopping (asked to stop, or cancelled after an error).

@@ -1,0 +1,85 @@
+//! Wall-clock wake-ups for tasks (processing-time timers, idleness), served by one thread
+//! per job that sleeps until the earliest deadline and then notifies the task. Pool threads
+//! never sleep on a timer.
+use super::task::{JobShared, TaskId};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+#[derive(Default)]
+struct Inner {
+    heap: BinaryHeap<Reverse<(Instant, TaskId)>>,
+    started: bool,
+    shutdown: bool,
+}
+
+/// The job's timer thread and its queue of deadlines.
+#[derive(Default)]
+pub(crate) struct TimerService {
+    inner: Mutex<Inner>,
+    cv: Condvar,
+}
+
+impl TimerService {
+    /// Notifies task `id` at `at` (or soon after).
+    pub(crate) fn wake_at(&self, shared: &Arc<JobShared>, at: Instant, id: TaskId) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if g.shutdown {
+            return;
+        }
+        g.heap.push(Reverse((at, id)));
+        if !g.started {
+            g.started = true;
+            let job = shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name("flow-timers".into())
+                .spawn(move || job.timers().run(&job));
+            if spawned.is_err() {
+                g.started = false;
+                drop(g);
+                shared.fail(crate::Error::Config("cannot start the timer thread".into()));
+                return;
+            }
+        }
+        self.cv.notify_one();
+    }
+
+    fn run(&self, shared: &Arc<JobShared>) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if g.shutdown {
+                return;
+            }
+            let now = Instant::now();
+            match g.heap.peek() {
+                None => g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner()),
+                Some(Reverse((at, _))) if *at <= now => {
+                    let Some(Reverse((_, id))) = g.heap.pop() else {
+                        continue;
+                    };
+                    drop(g);
+                    shared.notify(id);
+                    g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+                }
+                Some(Reverse((at, _))) => {
+                    let wait = *at - now;
+                    g = self
+                        .cv
+                        .wait_timeout(g, wait)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+
+    /// Ends the timer thread (the job is over).
+    pub(crate) fn shutdown(&self) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .shutdown = true;
+        self.cv.notify_all();
+    }
+}
