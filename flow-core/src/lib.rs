@@ -77,6 +77,7 @@ pub mod record;
 pub mod runtime;
 pub mod sink;
 pub mod source;
+pub mod split;
 pub mod stream;
 pub mod text;
 pub mod time;
@@ -104,6 +105,7 @@ pub mod prelude {
     pub use crate::join::{ConnectedStreams, Either, KeyedCoProcessFunction};
     pub use crate::keyed::Aggregate;
     pub use crate::process::{Context, KeyedProcessFunction};
+    pub use crate::split::ProcessContext;
     pub use crate::stream::{KeyedStream, Stream};
     pub use crate::text::Word;
     pub use crate::time::WatermarkStrategy;

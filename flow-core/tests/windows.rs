@@ -352,3 +352,78 @@ fn window_all_sees_every_key_in_one_window() {
     let got: BTreeSet<_> = out.take().into_iter().collect();
     assert_eq!(got, [(0, 50), (500, 50)].into_iter().collect());
 }
+
+#[test]
+fn a_keyed_process_function_has_a_side_output() {
+    /// Main output: running count per key; side output: every tenth record of a key.
+    #[derive(Clone)]
+    struct Tenth;
+    impl KeyedProcessFunction<u8, Ev> for Tenth {
+        type State = u32;
+        type Out = Either<(u8, u32), Ev>;
+        fn process_element(
+            &mut self,
+            k: &u8,
+            e: Ev,
+            n: &mut u32,
+            ctx: &mut Context<'_, Self::Out>,
+        ) {
+            *n += 1;
+            if *n % 10 == 0 {
+                ctx.emit(Either::Right(e));
+            }
+            ctx.emit(Either::Left((*k, *n)));
+        }
+    }
+    for p in 1..=3 {
+        let mut env = Env::new(Config::default().parallelism(p).batch_size(7));
+        let (counts, tenths) = env
+            .from_vec(
+                (0..200i64)
+                    .map(|i| ((i % 4) as u8, i, i as u32))
+                    .collect::<Vec<Ev>>(),
+            )
+            .key_by(|e| e.0)
+            .process(Tenth)
+            .split();
+        let (counts, tenths) = (counts.filter(|c| c.1 == 50).collect(), tenths.collect());
+        env.execute().unwrap();
+        assert_eq!(
+            sorted_vec(counts.take()),
+            vec![(0, 50), (1, 50), (2, 50), (3, 50)],
+            "parallelism {p}"
+        );
+        assert_eq!(tenths.take().len(), 20, "parallelism {p}");
+    }
+}
+
+#[test]
+fn a_non_keyed_process_function_sees_timestamps_and_watermarks() {
+    let mut env = Env::new(Config::default().parallelism(2).batch_size(1));
+    let out = env
+        .from_iter([(0u8, 10i64, 1u32), (0, 20, 2), (0, 30, 3)])
+        .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+        .process(|e: Ev, ctx: &mut ProcessContext<'_, (i64, i64, u32)>| {
+            ctx.emit((ctx.timestamp(), ctx.current_watermark(), e.2));
+            ctx.emit((ctx.timestamp(), ctx.current_watermark(), e.2 * 10));
+        })
+        .collect();
+    env.execute().unwrap();
+    // one record per batch: each record sees the watermark of the records before it
+    assert_eq!(
+        out.take(),
+        vec![
+            (10, i64::MIN, 1),
+            (10, i64::MIN, 10),
+            (20, 9, 2),
+            (20, 9, 20),
+            (30, 19, 3),
+            (30, 19, 30)
+        ]
+    );
+}
+
+fn sorted_vec<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
