@@ -132,7 +132,7 @@ where
     /// Splits a stream of `Either` into the `Left` stream (still fused with the operators
     /// before) and the `Right` stream (a side output of its own). Both must end in a sink.
     #[track_caller]
-    pub fn split(self) -> (Stream<SplitOp<C, L, R>>, Stream<crate::chain::Identity<R>>) {
+    pub fn split(self) -> (Stream<SplitOp<C, L, R>>, SideStream<R>) {
         let loc = Location::caller();
         let (outs, side) = crate::windowed::side_stream(&self, loc, "side output");
         let batch_size = self.g.borrow().config.batch_size;
@@ -147,6 +147,9 @@ where
         (main, side)
     }
 }
+
+/// A side output's stream.
+pub type SideStream<R> = Stream<crate::chain::Identity<R>>;
 
 /// What a non-keyed process function can do besides emitting.
 pub struct ProcessContext<'a, O> {
