@@ -369,7 +369,7 @@ fn a_keyed_process_function_has_a_side_output() {
             ctx: &mut Context<'_, Self::Out>,
         ) {
             *n += 1;
-            if *n % 10 == 0 {
+            if (*n).is_multiple_of(10) {
                 ctx.emit(Either::Right(e));
             }
             ctx.emit(Either::Left((*k, *n)));
