@@ -8,6 +8,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use flow_core::prelude::*;
+use flow_examples::{Event, SumCount};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,46 +21,12 @@ fn events_file() -> (PathBuf, Option<tempfile::NamedTempFile>) {
     }
     let f = tempfile::NamedTempFile::new().expect("temporary events file");
     let mut out = std::io::BufWriter::with_capacity(1 << 20, f.reopen().expect("events file"));
-    let mut z = 7u64;
-    let mut next = move || {
-        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut x = z;
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        x ^ (x >> 31)
-    };
     for i in 0..EVENTS {
-        let key = next() % 10_000;
-        let r = next();
-        let jitter = if r % 10 == 0 { (r >> 8) % 101 } else { 0 };
-        let ts = 1_700_000_000_000 + i - jitter.min(i);
-        writeln!(out, "k{key},{ts},{}", next() % 1000).expect("write events");
+        let (key, ts, value) = flow_examples::generated_event(i);
+        writeln!(out, "{key},{ts},{value}").expect("write events");
     }
     out.flush().expect("write events");
     (f.path().to_path_buf(), Some(f))
-}
-
-type Event = (Word, i64, u64);
-
-#[derive(Clone)]
-struct SumCount;
-impl Aggregate<Event> for SumCount {
-    type Acc = (u64, u64);
-    type Out = (u64, u64);
-    fn create(&mut self, e: Event) -> (u64, u64) {
-        (e.2, 1)
-    }
-    fn add(&mut self, a: &mut (u64, u64), e: Event) {
-        a.0 += e.2;
-        a.1 += 1;
-    }
-    fn merge(&mut self, a: &mut (u64, u64), b: (u64, u64)) {
-        a.0 += b.0;
-        a.1 += b.1;
-    }
-    fn result(&mut self, a: (u64, u64)) -> (u64, u64) {
-        a
-    }
 }
 
 fn windowed_sums(

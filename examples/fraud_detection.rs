@@ -167,14 +167,8 @@ fn detect(txs: Stream<impl Chain<Out = Tx>>) -> Stream<impl Chain<Out = Alert>> 
 /// Transaction `i`: 1,000 accounts, one transaction every 50 ms; now and then an account
 /// makes a tiny transaction and, sometimes within the minute, a large one.
 fn transaction(i: u64) -> Tx {
-    let mut z = i.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ 0x5EED;
-    let mut next = move || {
-        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut x = z;
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        x ^ (x >> 31)
-    };
+    let mut r = flow_examples::SplitMix::for_index(i, 0x5EED);
+    let mut next = move || r.next_u64();
     let account = next() % 1000;
     let r = next() % 1000;
     let amount = match r {

@@ -156,9 +156,7 @@ fn sensor_averages(env: &mut Env, args: SensorArgs) -> flow_core::Result<()> {
 /// reports nothing while inactive.
 fn reading(i: u64, sensors: u32) -> Option<Reading> {
     let sensor = (i % sensors as u64) as u32;
-    let mut z = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xFEED;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    let z = flow_examples::SplitMix::for_index(i, 0xFEED).next_u64();
     let jitter = (z % 200) as i64;
     let ts = 1_700_000_000_000 + 10 * i as i64 - jitter;
     let active = ((ts / 1000) as u64 + 7 * sensor as u64) % 60 < 40;

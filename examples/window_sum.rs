@@ -7,6 +7,7 @@
 //! cargo run --release --example window_sum -- --input events.csv --output sums/ --window-ms 1000
 //! ```
 use flow_core::prelude::*;
+use flow_examples::{generated_event, Event, SumCount};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -36,31 +37,6 @@ struct WindowSumArgs {
     /// Treat malformed lines as skipped (counted) instead of failing
     #[arg(long)]
     lenient: bool,
-}
-
-type Event = (Word, i64, u64);
-
-/// Sum and count of the values of a window.
-#[derive(Clone)]
-struct SumCount;
-
-impl Aggregate<Event> for SumCount {
-    type Acc = (u64, u64);
-    type Out = (u64, u64);
-    fn create(&mut self, e: Event) -> (u64, u64) {
-        (e.2, 1)
-    }
-    fn add(&mut self, acc: &mut (u64, u64), e: Event) {
-        acc.0 += e.2;
-        acc.1 += 1;
-    }
-    fn merge(&mut self, a: &mut (u64, u64), b: (u64, u64)) {
-        a.0 += b.0;
-        a.1 += b.1;
-    }
-    fn result(&mut self, acc: (u64, u64)) -> (u64, u64) {
-        acc
-    }
 }
 
 /// Sums values per key in event-time tumbling windows.
@@ -130,22 +106,4 @@ fn sums(
         }
         None => Some(rows.collect()),
     })
-}
-
-/// Event `i` of the built-in stream: 10,000 keys, timestamps rising 1 ms per event, 10% of
-/// events up to 100 ms late.
-fn generated_event(i: u64) -> Event {
-    let mut z = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xC0FFEE;
-    let mut next = move || {
-        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut x = z;
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        x ^ (x >> 31)
-    };
-    let key = next() % 10_000;
-    let r = next();
-    let jitter = if r % 10 == 0 { (r >> 8) % 101 } else { 0 };
-    let ts = 1_700_000_000_000 + i as i64 - jitter.min(i) as i64;
-    (Word::new(&format!("k{key}")), ts, next() % 1000)
 }

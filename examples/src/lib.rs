@@ -72,19 +72,27 @@ impl Iterator for Tokens {
     }
 }
 
-/// splitmix64: a small, fast, well-mixed generator; a pure function of its state.
+/// splitmix64: a small, fast, well-mixed generator; a pure function of its state. Seeded
+/// per record index, it makes generated sources deterministic in any order of generation.
 #[derive(Clone, Copy)]
-struct SplitMix(u64);
+pub struct SplitMix(pub u64);
 
 impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
+    /// The stream of record `i` of a generator, for a generator-specific `salt`.
+    pub fn for_index(i: u64, salt: u64) -> Self {
+        SplitMix(i.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ salt)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    fn unit(&mut self) -> f64 {
+    /// A uniform number in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
@@ -195,5 +203,46 @@ mod tests {
         let top = counts.iter().max_by_key(|(_, &c)| c).unwrap().0.clone();
         assert_eq!(top, z.words[0]);
         assert!(counts[&z.words[0]] > 3 * counts.get(&z.words[9]).copied().unwrap_or(0));
+    }
+}
+
+/// A `window_sum` event: key, event time (ms), value.
+pub type Event = (Word, i64, u64);
+
+/// Event `i` of the built-in event stream: 10,000 keys, timestamps rising 1 ms per event,
+/// 10% of events up to 100 ms late (the shape of the reference benchmark data).
+pub fn generated_event(i: u64) -> Event {
+    let mut r = SplitMix::for_index(i, 0xC0FFEE);
+    let key = r.next_u64() % 10_000;
+    let x = r.next_u64();
+    let jitter = if x.is_multiple_of(10) { (x >> 8) % 101 } else { 0 };
+    let ts = 1_700_000_000_000 + i as i64 - jitter.min(i) as i64;
+    let mut buf = itoa::Buffer::new();
+    let mut name = String::with_capacity(8);
+    name.push('k');
+    name.push_str(buf.format(key));
+    (Word::new(&name), ts, r.next_u64() % 1000)
+}
+
+/// Sum and count of the values of a window of [`Event`]s.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SumCount;
+
+impl flow_core::Aggregate<Event> for SumCount {
+    type Acc = (u64, u64);
+    type Out = (u64, u64);
+    fn create(&mut self, e: Event) -> (u64, u64) {
+        (e.2, 1)
+    }
+    fn add(&mut self, acc: &mut (u64, u64), e: Event) {
+        acc.0 += e.2;
+        acc.1 += 1;
+    }
+    fn merge(&mut self, a: &mut (u64, u64), b: (u64, u64)) {
+        a.0 += b.0;
+        a.1 += b.1;
+    }
+    fn result(&mut self, acc: (u64, u64)) -> (u64, u64) {
+        acc
     }
 }

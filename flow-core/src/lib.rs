@@ -70,6 +70,7 @@ pub mod cli;
 pub mod csv;
 pub mod env;
 pub mod error;
+pub mod global;
 pub mod join;
 pub mod keyed;
 pub mod process;
@@ -78,6 +79,7 @@ pub mod runtime;
 pub mod sink;
 pub mod source;
 pub mod split;
+pub mod state;
 pub mod stream;
 pub mod text;
 pub mod time;
@@ -86,7 +88,7 @@ pub mod windowed;
 
 pub use env::{Config, Env, JobSummary, ReadOptions, StageSummary, StopHandle};
 pub use error::{Error, Result};
-pub use flow_macros::stream_job;
+pub use flow_macros::{process_fn, stream_job};
 pub use keyed::Aggregate;
 pub use sink::Collected;
 pub use source::OnBadRecord;
@@ -102,10 +104,12 @@ pub mod prelude {
     pub use crate::chain::Chain;
     pub use crate::csv::{CsvField, CsvRow, FromCsv};
     pub use crate::env::{Config, Env, JobSummary, ReadOptions};
+    pub use crate::global::{GlobalWindowedStream, Trigger, TriggerResult};
     pub use crate::join::{ConnectedStreams, Either, KeyedCoProcessFunction};
     pub use crate::keyed::Aggregate;
     pub use crate::process::{Context, KeyedProcessFunction};
     pub use crate::split::ProcessContext;
+    pub use crate::state::{KeyedStateNames, ListState, MapState, ValueState};
     pub use crate::stream::{KeyedStream, Stream};
     pub use crate::text::Word;
     pub use crate::time::WatermarkStrategy;
@@ -115,7 +119,7 @@ pub mod prelude {
         Window, WindowInfo, Windowed,
     };
     pub use crate::windowed::WindowedStream;
-    pub use crate::{clap, stream_job};
+    pub use crate::{clap, process_fn, stream_job};
     pub use clap::Args;
     pub use compact_str::CompactString;
 }

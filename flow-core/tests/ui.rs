@@ -1,4 +1,5 @@
-//! Compile-fail and compile-pass tests of `#[stream_job]`.
+//! Compile-fail and compile-pass tests of the macros (`#[stream_job]`, `#[process_fn]`): each
+//! misuse must be an error spanned on the offending token, with the message in the snapshot.
 
 #[test]
 fn ui() {

@@ -4,17 +4,18 @@
 //! Everything here works on `proc_macro2` tokens so the unit tests below can
 //! drive it without a compiler.
 
-use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned, ToTokens};
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{
-    Attribute, Expr, ExprLit, FnArg, Ident, Item, ItemFn, Lit, LitStr, Meta, Pat, PatIdent, Path,
+    Attribute, Expr, ExprLit, FnArg, Ident, ItemFn, Lit, LitStr, Meta, Pat, PatIdent, Path,
     ReturnType, Signature, Token, Type, TypePath,
 };
 
 use crate::ctxt::Ctxt;
+use crate::syntax::{not_a_function, path_to_string, peel, span_range};
 
 /// What a stream job's signature must look like, for the error messages.
 const EXPECTED_SIGNATURE: &str =
@@ -66,7 +67,7 @@ fn analyze(attr: TokenStream, item: TokenStream) -> Result<Job, Rejection> {
     let func = match syn::parse2::<ItemFn>(item.clone()) {
         Ok(func) => func,
         Err(error) => {
-            cx.syn_error(not_a_function(item, error));
+            cx.syn_error(not_a_function("stream_job", item, error));
             return cx.finish(None).map_err(|errors| Rejection {
                 errors,
                 stub_main: false,
@@ -218,50 +219,9 @@ fn string_value(cx: &mut Ctxt, key: Key, meta: &Meta) -> Option<LitStr> {
     }
 }
 
-/// `a::b` for a path, without any generic arguments.
-fn path_to_string(path: &Path) -> String {
-    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
-    let prefix = if path.leading_colon.is_some() {
-        "::"
-    } else {
-        ""
-    };
-    format!("{prefix}{}", segments.join("::"))
-}
-
 // ---------------------------------------------------------------------------
 // The annotated item
 // ---------------------------------------------------------------------------
-
-/// The error for an annotated item that is not a function, spanned on the
-/// keyword saying what it is instead.
-fn not_a_function(item: TokenStream, parse_error: syn::Error) -> syn::Error {
-    const MESSAGE: &str = "`#[stream_job]` can only be applied to a function";
-    let Ok(item) = syn::parse2::<Item>(item) else {
-        return parse_error;
-    };
-    let keyword = match &item {
-        Item::Const(item) => item.const_token.to_token_stream(),
-        Item::Enum(item) => item.enum_token.to_token_stream(),
-        Item::ExternCrate(item) => item.extern_token.to_token_stream(),
-        Item::ForeignMod(item) => item.abi.to_token_stream(),
-        Item::Impl(item) => item.impl_token.to_token_stream(),
-        Item::Macro(item) => item.mac.path.to_token_stream(),
-        Item::Mod(item) => item.mod_token.to_token_stream(),
-        Item::Static(item) => item.static_token.to_token_stream(),
-        Item::Struct(item) => item.struct_token.to_token_stream(),
-        Item::Trait(item) => item.trait_token.to_token_stream(),
-        Item::TraitAlias(item) => item.trait_token.to_token_stream(),
-        Item::Type(item) => item.type_token.to_token_stream(),
-        Item::Union(item) => item.union_token.to_token_stream(),
-        Item::Use(item) => item.use_token.to_token_stream(),
-        // Not an item syn knows, e.g. a function without a body: syn's own
-        // error says what is wrong.
-        Item::Verbatim(_) => return parse_error,
-        other => other.to_token_stream(),
-    };
-    syn::Error::new_spanned(keyword, MESSAGE)
-}
 
 /// Checks the function's signature, recording every problem in `cx`.
 ///
@@ -420,18 +380,6 @@ fn is_mut_env(ty: &Type) -> bool {
         )
 }
 
-/// `ty` without the invisible groups `macro_rules!` wraps `$t:ty` in, or
-/// redundant parentheses.
-fn peel(mut ty: &Type) -> &Type {
-    loop {
-        match ty {
-            Type::Group(group) => ty = &group.elem,
-            Type::Paren(paren) => ty = &paren.elem,
-            _ => return ty,
-        }
-    }
-}
-
 /// The doc comments in `attrs`: each line trimmed, joined with `'\n'`, with
 /// leading and trailing blank lines dropped. `#[doc = ...]` attributes whose
 /// value is not a string literal (e.g. `include_str!`) are skipped.
@@ -462,19 +410,6 @@ fn doc_text(attrs: &[Attribute]) -> String {
 // ---------------------------------------------------------------------------
 // Code generation
 // ---------------------------------------------------------------------------
-
-/// The spans of the first and last tokens of `tokens`.
-///
-/// Generated tokens spanned from the first to the last token of a piece of
-/// user code make the compiler underline all of that code in its diagnostics.
-fn span_range(tokens: &impl ToTokens) -> (Span, Span) {
-    let mut tokens = tokens.to_token_stream().into_iter();
-    let first = tokens
-        .next()
-        .map_or_else(Span::call_site, |token| token.span());
-    let last = tokens.last().map_or(first, |token| token.span());
-    (first, last)
-}
 
 impl Job {
     /// The function unchanged, plus a `main` that runs it (and, for test
@@ -549,6 +484,8 @@ impl Rejection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quote::ToTokens;
+    use syn::Item;
 
     /// Parses Rust source into tokens carrying real source locations.
     fn tokens(source: &str) -> TokenStream {

@@ -1,0 +1,303 @@
+//! Global windows with a custom trigger: one window per key that never closes by itself;
+//! a [`Trigger`] decides after each record whether to fire it, purge it, or both.
+//!
+//! ```
+//! use flow_core::prelude::*;
+//!
+//! /// Fires a key's window whenever a record has the "flush" flag, and starts over.
+//! #[derive(Clone)]
+//! struct OnFlag;
+//! impl Trigger<(u8, u32, bool)> for OnFlag {
+//!     fn on_element(&mut self, item: &(u8, u32, bool), _ts: i64, _count: u64) -> TriggerResult {
+//!         if item.2 { TriggerResult::FireAndPurge } else { TriggerResult::Continue }
+//!     }
+//! }
+//!
+//! let mut env = Env::new(Config::default().parallelism(2));
+//! let sums = env
+//!     .from_iter([(1u8, 5, false), (1, 6, true), (1, 7, false), (1, 1, true), (1, 100, false)])
+//!     .key_by(|r| r.0)
+//!     .global_window(OnFlag)
+//!     .aggregate(SumOf)
+//!     .map(|w| w.value)
+//!     .collect();
+//! # #[derive(Clone)] struct SumOf;
+//! # impl Aggregate<(u8, u32, bool)> for SumOf {
+//! #     type Acc = u32; type Out = u32;
+//! #     fn create(&mut self, r: (u8, u32, bool)) -> u32 { r.1 }
+//! #     fn add(&mut self, a: &mut u32, r: (u8, u32, bool)) { *a += r.1 }
+//! #     fn merge(&mut self, a: &mut u32, b: u32) { *a += b }
+//! #     fn result(&mut self, a: u32) -> u32 { a }
+//! # }
+//! env.execute()?;
+//! // the trailing 100 never sees a flag: a global window does not fire at the end by itself
+//! assert_eq!(sums.take(), vec![11, 8]);
+//! # Ok::<(), flow_core::Error>(())
+//! ```
+use crate::chain::{Chain, Downstream, DrainCx, Identity, OpName, PanicGuard};
+use crate::keyed::{Aggregate, Named, Table};
+use crate::record::{Event, Timestamp};
+use crate::stream::{exchange_keyed, KeyedStream, KeyedWriter, Stream};
+use crate::window::{AggregateWindow, ProcessWindow, Window, WindowFn, WindowInfo};
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::panic::Location;
+
+/// What a trigger asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TriggerResult {
+    /// Keep collecting.
+    Continue,
+    /// Emit the window's result and keep its contents.
+    Fire,
+    /// Emit the window's result and start the window over.
+    FireAndPurge,
+    /// Drop the window's contents without emitting.
+    Purge,
+}
+
+/// Decides when a key's global window fires.
+pub trait Trigger<T>: Clone + Send + 'static {
+    /// Called after `item` (with event timestamp `ts`) joined the key's window, which now
+    /// holds `count` records.
+    fn on_element(&mut self, item: &T, ts: Timestamp, count: u64) -> TriggerResult;
+    /// Called for each key's window when the input ends. The default keeps the window
+    /// unfired, as Flink's global windows do.
+    fn on_end(&mut self, _count: u64) -> TriggerResult {
+        TriggerResult::Continue
+    }
+}
+
+/// A keyed stream in global windows; finish it with a window function.
+#[must_use = "a windowed stream does nothing until a window function is applied"]
+pub struct GlobalWindowedStream<K: Send + 'static, T: Send + 'static, Tr> {
+    ex: Stream<Identity<(K, T)>>,
+    key_name: String,
+    trigger: Tr,
+}
+
+impl<C, K, KF> KeyedStream<C, KF>
+where
+    C: Chain,
+    C::Out: Clone,
+    KF: FnMut(&C::Out) -> K + Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + 'static,
+{
+    /// One window per key, fired by `trigger` (Flink's `GlobalWindows` with a custom trigger).
+    #[track_caller]
+    pub fn global_window<Tr: Trigger<C::Out>>(
+        self,
+        trigger: Tr,
+    ) -> GlobalWindowedStream<K, C::Out, Tr> {
+        let loc = Location::caller();
+        let KeyedStream { stream, key } = self;
+        let key_name = key.name.as_str().to_string();
+        let ex = exchange_keyed(stream, loc, move |w| KeyedWriter {
+            key: key.clone(),
+            writer: w,
+            _p: PhantomData,
+        });
+        GlobalWindowedStream {
+            ex,
+            key_name,
+            trigger,
+        }
+    }
+}
+
+impl<K, T, Tr> GlobalWindowedStream<K, T, Tr>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Clone + Send + 'static,
+    Tr: Trigger<T>,
+{
+    /// Aggregates each firing of a key's window: `Windowed { key, window: Window::GLOBAL, value }`.
+    #[track_caller]
+    pub fn aggregate<A: Aggregate<T>>(
+        self,
+        agg: A,
+    ) -> Stream<GlobalChain<K, T, AggregateWindow<A>, Tr>> {
+        self.apply("aggregate", AggregateWindow(agg))
+    }
+
+    /// Hands all records of a firing window to `f`.
+    #[track_caller]
+    pub fn process<F, I>(self, f: F) -> Stream<GlobalChain<K, T, ProcessWindow<F>, Tr>>
+    where
+        F: FnMut(&K, &WindowInfo, Vec<T>) -> I + Clone + Send + 'static,
+        I: IntoIterator,
+        I::Item: Send + 'static,
+    {
+        let name = OpName::new("process", Location::caller());
+        self.apply("process", ProcessWindow { f, name })
+    }
+
+    #[track_caller]
+    fn apply<F: WindowFn<K, T>>(self, kind: &str, func: F) -> Stream<GlobalChain<K, T, F, Tr>> {
+        let name = OpName::new(kind, Location::caller());
+        let op = format!("{} + global window + {}", self.key_name, name.as_str());
+        let trigger = Named {
+            f: self.trigger,
+            name: OpName::new("trigger", Location::caller()),
+        };
+        self.ex.then(op, move |inner| GlobalWindowOp {
+            inner,
+            func,
+            trigger,
+            windows: Table::default(),
+            watermark: Timestamp::MIN,
+        })
+    }
+}
+
+/// The chain of a global-window stage.
+pub type GlobalChain<K, T, F, Tr> = GlobalWindowOp<Identity<(K, T)>, K, T, F, Tr>;
+
+/// The operator of global windows.
+pub struct GlobalWindowOp<C, K, T, F: WindowFn<K, T>, Tr> {
+    inner: C,
+    func: F,
+    trigger: Named<Tr>,
+    windows: Table<K, (F::State, u64)>,
+    watermark: Timestamp,
+}
+
+impl<C: Clone, K, T, F: WindowFn<K, T>, Tr: Clone> Clone for GlobalWindowOp<C, K, T, F, Tr> {
+    fn clone(&self) -> Self {
+        GlobalWindowOp {
+            inner: self.inner.clone(),
+            func: self.func.clone(),
+            trigger: self.trigger.clone(),
+            windows: Table::default(),
+            watermark: Timestamp::MIN,
+        }
+    }
+}
+
+#[doc(hidden)]
+pub struct GlobalAdapter<'a, K, T, F: WindowFn<K, T>, Tr, D> {
+    func: &'a mut F,
+    trigger: &'a mut Named<Tr>,
+    windows: &'a mut Table<K, (F::State, u64)>,
+    watermark: &'a mut Timestamp,
+    down: &'a mut D,
+}
+
+impl<C, K, T, F, Tr> Chain for GlobalWindowOp<C, K, T, F, Tr>
+where
+    C: Chain<Out = (K, T)>,
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Clone + Send + 'static,
+    F: WindowFn<K, T>,
+    Tr: Trigger<T>,
+{
+    type In = C::In;
+    type Out = F::Out;
+    #[inline]
+    fn push<D: Downstream<F::Out>>(&mut self, item: C::In, ts: Timestamp, down: &mut D) {
+        let mut a = GlobalAdapter {
+            func: &mut self.func,
+            trigger: &mut self.trigger,
+            windows: &mut self.windows,
+            watermark: &mut self.watermark,
+            down,
+        };
+        self.inner.push(item, ts, &mut a)
+    }
+    fn event<D: Downstream<F::Out>>(&mut self, event: Event, down: &mut D) {
+        let mut a = GlobalAdapter {
+            func: &mut self.func,
+            trigger: &mut self.trigger,
+            windows: &mut self.windows,
+            watermark: &mut self.watermark,
+            down,
+        };
+        self.inner.event(event, &mut a)
+    }
+    fn open(&mut self, subtask: usize, parallelism: usize) {
+        self.inner.open(subtask, parallelism)
+    }
+    fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
+        self.inner.drain(cx)
+    }
+}
+
+impl<K, T, F, Tr, D> GlobalAdapter<'_, K, T, F, Tr, D>
+where
+    K: Hash + Eq + Clone,
+    F: WindowFn<K, T>,
+    D: Downstream<F::Out>,
+{
+    fn act(&mut self, key: K, result: TriggerResult, ts: Timestamp) {
+        let info = WindowInfo {
+            window: Window::GLOBAL,
+            watermark: *self.watermark,
+        };
+        let mut out = Vec::new();
+        match result {
+            TriggerResult::Continue => {}
+            TriggerResult::Fire => {
+                if let Some((s, _)) = self.windows.get(&key) {
+                    let s = s.clone();
+                    self.func.fire(&key, &info, s, &mut out);
+                }
+            }
+            TriggerResult::FireAndPurge => {
+                if let Some((s, _)) = self.windows.remove(&key) {
+                    self.func.fire(&key, &info, s, &mut out);
+                }
+            }
+            TriggerResult::Purge => {
+                self.windows.remove(&key);
+            }
+        }
+        for r in out {
+            self.down.emit(r, ts);
+        }
+    }
+}
+
+impl<K, T, F, Tr, D> Downstream<(K, T)> for GlobalAdapter<'_, K, T, F, Tr, D>
+where
+    K: Hash + Eq + Clone,
+    F: WindowFn<K, T>,
+    Tr: Trigger<T>,
+    D: Downstream<F::Out>,
+{
+    #[inline]
+    fn emit(&mut self, (key, item): (K, T), ts: Timestamp) {
+        let count = self.windows.get(&key).map_or(0, |w| w.1) + 1;
+        let guard = PanicGuard(&self.trigger.name);
+        let result = self.trigger.f.on_element(&item, ts, count);
+        std::mem::forget(guard);
+        match self.windows.get_mut(&key) {
+            Some(w) => {
+                self.func.add(&mut w.0, item);
+                w.1 = count;
+            }
+            None => {
+                let s = self.func.create(item);
+                self.windows.insert(key.clone(), (s, count));
+            }
+        }
+        self.act(key, result, ts);
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::Watermark(w) => *self.watermark = (*self.watermark).max(w),
+            Event::End => {
+                let keys: Vec<(K, u64)> =
+                    self.windows.iter().map(|(k, w)| (k.clone(), w.1)).collect();
+                for (k, count) in keys {
+                    let guard = PanicGuard(&self.trigger.name);
+                    let result = self.trigger.f.on_end(count);
+                    std::mem::forget(guard);
+                    self.act(k, result, Timestamp::MAX);
+                }
+            }
+            _ => {}
+        }
+        self.down.event(event)
+    }
+}

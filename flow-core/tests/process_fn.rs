@@ -1,0 +1,156 @@
+//! `#[process_fn]` end to end: keyed value, list and map state, event-time timers handled by
+//! the `on_timer` function, and the generated state's names.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+use flow_core::prelude::*;
+
+/// account, timestamp, amount
+type Tx = (&'static str, i64, u32);
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Out {
+    /// The account's third transaction, at its timestamp.
+    Third { account: &'static str, at: i64 },
+    /// The amounts of the account's transactions up to a full 100 ms of event time, and their
+    /// sum.
+    Flush {
+        account: &'static str,
+        at: i64,
+        amounts: Vec<u32>,
+        sum: u32,
+    },
+}
+
+/// The end of the 100 ms of event time `ts` falls in.
+fn flush_time(ts: i64) -> i64 {
+    ts / 100 * 100 + 99
+}
+
+/// Counts each account's transactions, and buffers their amounts until the end of their
+/// 100 ms of event time, when [`flush`] emits them.
+#[process_fn(on_timer = flush)]
+fn batch_amounts(
+    account: &&'static str,
+    tx: Tx,
+    count: &mut ValueState<u32>,
+    pending: &mut ListState<(i64, u32)>,
+    sums: &mut MapState<i64, u32>,
+    ctx: &mut Context<'_, Out>,
+) {
+    let (_, ts, amount) = tx;
+    let n = count.get_or_insert_with(|| 0);
+    *n += 1;
+    if *n == 3 {
+        ctx.emit(Out::Third {
+            account,
+            at: ctx.timestamp(),
+        });
+    }
+    pending.add((ts, amount));
+    let due = flush_time(ts);
+    match sums.get_mut(&due) {
+        Some(sum) => *sum += amount,
+        None => {
+            sums.put(due, amount);
+        }
+    }
+    // Registered once per record: timers are deduplicated per key and time.
+    ctx.register_event_time_timer(due);
+}
+
+/// Emits the amounts due at `timestamp`, keeping the later ones.
+fn flush(
+    account: &&'static str,
+    timestamp: i64,
+    count: &mut ValueState<u32>,
+    pending: &mut ListState<(i64, u32)>,
+    sums: &mut MapState<i64, u32>,
+    ctx: &mut Context<'_, Out>,
+) {
+    assert_eq!(ctx.timestamp(), timestamp);
+    assert!(count.get().is_some());
+    let (due, later): (Vec<_>, Vec<_>) = pending.take().into_iter().partition(|p| p.0 <= timestamp);
+    pending.update(later);
+    ctx.emit(Out::Flush {
+        account,
+        at: timestamp,
+        amounts: due.into_iter().map(|p| p.1).collect(),
+        sum: sums.remove(&timestamp).unwrap(),
+    });
+}
+
+#[test]
+fn state_and_timers_of_a_generated_process_function() {
+    let mut env = Env::new(Config::default().parallelism(2).batch_size(1));
+    let out = env
+        .from_iter([
+            ("a", 10, 50),
+            ("b", 20, 500),
+            ("a", 60, 150),
+            ("a", 120, 30),
+            ("b", 250, 70),
+        ])
+        .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+        .key_by(|e| e.0)
+        .process(BatchAmounts)
+        .collect();
+    env.execute().unwrap();
+    let mut got = out.take();
+    got.sort();
+    // A watermark (the largest timestamp - 1) follows every record: a's record at 120 is
+    // processed before the watermark 119 fires the timers at 99, so it stays pending there;
+    // the watermark 249 fires a's timer at 199; the end of input fires b's at 299.
+    let flush = |account, at, amounts: &[u32]| Out::Flush {
+        account,
+        at,
+        amounts: amounts.to_vec(),
+        sum: amounts.iter().sum(),
+    };
+    assert_eq!(
+        got,
+        vec![
+            Out::Third {
+                account: "a",
+                at: 120
+            },
+            flush("a", 99, &[50, 150]),
+            flush("a", 199, &[30]),
+            flush("b", 99, &[500]),
+            flush("b", 299, &[70]),
+        ]
+    );
+}
+
+#[test]
+fn generated_state_names_follow_the_parameters() {
+    assert_eq!(
+        <BatchAmountsState as KeyedStateNames>::NAMES,
+        ["count", "pending", "sums"]
+    );
+    assert!(<ForwardState as KeyedStateNames>::NAMES.is_empty());
+    let state = BatchAmountsState::default();
+    assert!(state.count.is_empty() && state.pending.is_empty() && state.sums.is_empty());
+}
+
+/// Stateless, without timers, with a chosen name.
+#[process_fn(name = Forward)]
+fn forward_large(_: &u8, item: (u8, i64, u32), ctx: &mut Context<'_, (u8, u32)>) {
+    if item.2 >= 10 {
+        ctx.emit((item.0, item.2));
+    }
+}
+
+#[test]
+fn a_named_stateless_process_function() {
+    let mut env = Env::new(Config::default().parallelism(2));
+    let out = env
+        .from_iter((0..40u32).map(|i| ((i % 3) as u8, i64::from(i), i)))
+        .key_by(|e| e.0)
+        .process(Forward)
+        .collect();
+    env.execute().unwrap();
+    let mut got = out.take();
+    got.sort();
+    let mut expected: Vec<(u8, u32)> = (10..40).map(|i| ((i % 3) as u8, i)).collect();
+    expected.sort();
+    assert_eq!(got, expected);
+}
