@@ -215,7 +215,11 @@ pub fn generated_event(i: u64) -> Event {
     let mut r = SplitMix::for_index(i, 0xC0FFEE);
     let key = r.next_u64() % 10_000;
     let x = r.next_u64();
-    let jitter = if x.is_multiple_of(10) { (x >> 8) % 101 } else { 0 };
+    let jitter = if x.is_multiple_of(10) {
+        (x >> 8) % 101
+    } else {
+        0
+    };
     let ts = 1_700_000_000_000 + i as i64 - jitter.min(i) as i64;
     let mut buf = itoa::Buffer::new();
     let mut name = String::with_capacity(8);

@@ -63,6 +63,14 @@
 //!   backpressure.
 //! * **Subtasks** are tasks on a rayon pool of `parallelism` threads; they run a budget of
 //!   batches and yield, and sleep (no CPU) when they have nothing to do.
+//!
+//! ## Event time
+//! [`Stream::assign_timestamps`] with a [`time::WatermarkStrategy`] stamps records and derives
+//! watermarks per source split, after every batch; they flow through exchanges with the data.
+//! On keyed streams: windows ([`window`], [`windowed`], [`global`]) with allowed lateness and a
+//! late side output, keyed process functions with state and timers ([`process`], [`state`],
+//! `#[process_fn]`), side outputs ([`split`]), and two-input operators ([`join`]): `connect`,
+//! interval and window joins. Processing time is available for windows and timers.
 #![warn(missing_docs)]
 
 pub mod chain;
