@@ -17,16 +17,21 @@ const INLINE: usize = 23;
 /// let long = "a string that does not fit inline";
 /// assert_eq!(Word::new(long).as_str(), long);
 /// ```
-#[derive(Clone)]
-pub struct Word(Repr);
-
-#[derive(Clone)]
-enum Repr {
-    /// Bytes `0..len` hold the text, the rest are zero, byte 23 holds `len`.
-    Inline([u64; 3]),
-    /// Text longer than 23 bytes.
-    Heap(Box<str>),
+pub struct Word {
+    /// Inline: bytes `0..len` hold the text, the rest are zero, byte 23 (the top byte of
+    /// `w[2]`) holds `len <= 23`. Heap: byte 23 is [`HEAP`], `w[0]` is the pointer and `w[1]`
+    /// the length of a leaked `Box<str>` that this `Word` owns.
+    w: [u64; 3],
 }
+
+/// The value of byte 23 that marks a heap-allocated word (an inline length is at most 23).
+const HEAP: u64 = 0xFF;
+
+// SAFETY: a `Word` owns its heap text exclusively (like a `Box<str>`, which is Send and Sync),
+// and inline words are plain integers.
+unsafe impl Send for Word {}
+// SAFETY: see `Send`: shared access only reads the text.
+unsafe impl Sync for Word {}
 
 impl Word {
     /// A word holding `s`.
@@ -34,7 +39,12 @@ impl Word {
     pub fn new(s: &str) -> Word {
         let b = s.as_bytes();
         if b.len() > INLINE {
-            return Word(Repr::Heap(s.into()));
+            let boxed: Box<str> = s.into();
+            let len = boxed.len();
+            let ptr = Box::into_raw(boxed).cast::<u8>();
+            return Word {
+                w: [ptr as usize as u64, len as u64, HEAP << 56],
+            };
         }
         // Assemble whole words in registers: one store per word, no byte-wise copy that a
         // following wide load would have to wait for.
@@ -52,33 +62,36 @@ impl Word {
         }
         w[i / 8] |= last;
         w[2] |= (b.len() as u64) << 56;
-        Word(Repr::Inline(w))
+        Word { w }
+    }
+
+    #[inline]
+    fn is_heap(&self) -> bool {
+        self.w[2] >> 56 == HEAP
     }
 
     /// The text.
     #[inline]
     pub fn as_str(&self) -> &str {
-        match &self.0 {
-            Repr::Inline(w) => {
-                let len = (w[2] >> 56) as usize;
-                // SAFETY: `w` is three initialised u64s (24 bytes) that `new` filled from a
-                // `&str`, in little-endian byte order on little-endian targets; `len <= 23`
-                // bytes of them are that string's UTF-8 bytes. On big-endian targets `new`
-                // is not used (see the cfg below), so the bytes are in order.
-                let bytes = unsafe { std::slice::from_raw_parts(w.as_ptr().cast::<u8>(), len) };
-                // SAFETY: these are the bytes of the `&str` given to `new`.
-                unsafe { std::str::from_utf8_unchecked(bytes) }
-            }
-            Repr::Heap(s) => s,
-        }
+        let (ptr, len) = if self.is_heap() {
+            (self.w[0] as usize as *const u8, self.w[1] as usize)
+        } else {
+            (self.w.as_ptr().cast::<u8>(), (self.w[2] >> 56) as usize)
+        };
+        // SAFETY: heap: `ptr`/`len` come from the `Box<str>` this word owns (see `new`), alive
+        // until `drop`. Inline: `w` is 24 initialised bytes that `new` filled from a `&str` in
+        // little-endian order (big-endian targets are rejected below), and `len <= 23` of them
+        // are that string's bytes. Either way the bytes are valid UTF-8 from a `&str`.
+        unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr, len)) }
     }
 
     /// Length in bytes.
     #[inline]
     pub fn len(&self) -> usize {
-        match &self.0 {
-            Repr::Inline(w) => (w[2] >> 56) as usize,
-            Repr::Heap(s) => s.len(),
+        if self.is_heap() {
+            self.w[1] as usize
+        } else {
+            (self.w[2] >> 56) as usize
         }
     }
 
@@ -89,15 +102,41 @@ impl Word {
     }
 }
 
+impl Drop for Word {
+    #[inline]
+    fn drop(&mut self) {
+        if self.is_heap() {
+            let ptr = std::ptr::slice_from_raw_parts_mut(
+                self.w[0] as usize as *mut u8,
+                self.w[1] as usize,
+            );
+            // SAFETY: a heap word owns the `Box<str>` leaked in `new` (or `clone`), and this is
+            // the only place that frees it; `str` and `[u8]` have the same layout.
+            drop(unsafe { Box::from_raw(ptr as *mut str) });
+        }
+    }
+}
+
+impl Clone for Word {
+    #[inline]
+    fn clone(&self) -> Word {
+        if self.is_heap() {
+            Word::new(self.as_str())
+        } else {
+            Word { w: self.w }
+        }
+    }
+}
+
 #[cfg(target_endian = "big")]
 compile_error!("flow_core::text::Word assumes a little-endian target");
 
 impl PartialEq for Word {
     #[inline]
     fn eq(&self, other: &Word) -> bool {
-        match (&self.0, &other.0) {
-            (Repr::Inline(a), Repr::Inline(b)) => a == b,
-            (Repr::Heap(a), Repr::Heap(b)) => a == b,
+        match (self.is_heap(), other.is_heap()) {
+            (false, false) => self.w == other.w,
+            (true, true) => self.as_str() == other.as_str(),
             _ => false,
         }
     }
@@ -108,13 +147,12 @@ impl Eq for Word {}
 impl Hash for Word {
     #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
-        match &self.0 {
-            Repr::Inline(w) => {
-                state.write_u64(w[0]);
-                state.write_u64(w[1]);
-                state.write_u64(w[2]);
-            }
-            Repr::Heap(s) => s.hash(state),
+        if self.is_heap() {
+            self.as_str().hash(state)
+        } else {
+            state.write_u64(self.w[0]);
+            state.write_u64(self.w[1]);
+            state.write_u64(self.w[2]);
         }
     }
 }
@@ -208,6 +246,14 @@ mod tests {
             assert!(seen.insert(w.clone()), "distinct texts give distinct words");
         }
         assert!(Word::new("a") < Word::new("b"));
+        assert_eq!(std::mem::size_of::<Word>(), 24);
+        let long = Word::new("a string much longer than twenty-three bytes");
+        let copy = long.clone();
+        drop(long);
+        assert_eq!(
+            copy.as_str(),
+            "a string much longer than twenty-three bytes"
+        );
         assert_eq!(format!("{:?}", Word::new("x\"")), "\"x\\\"\"");
     }
 }
