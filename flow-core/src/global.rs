@@ -37,10 +37,9 @@
 use crate::chain::{Chain, Downstream, DrainCx, Identity, OpName, PanicGuard};
 use crate::keyed::{Aggregate, Named, Table};
 use crate::record::{Event, Timestamp};
-use crate::stream::{exchange_keyed, KeyedStream, KeyedWriter, Stream};
+use crate::stream::{KeyedStream, Stream};
 use crate::window::{AggregateWindow, ProcessWindow, Window, WindowFn, WindowInfo};
 use std::hash::Hash;
-use std::marker::PhantomData;
 use std::panic::Location;
 
 /// What a trigger asks for.
@@ -92,11 +91,7 @@ where
         let loc = Location::caller();
         let KeyedStream { stream, key } = self;
         let key_name = key.name.as_str().to_string();
-        let ex = exchange_keyed(stream, loc, move |w| KeyedWriter {
-            key: key.clone(),
-            writer: w,
-            _p: PhantomData,
-        });
+        let ex = crate::stream::exchange_by_key(stream, loc, key);
         GlobalWindowedStream {
             ex,
             key_name,

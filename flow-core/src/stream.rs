@@ -1,6 +1,6 @@
 //! The DataStream API: typed streams and keyed streams.
 use crate::chain::Filter;
-use crate::chain::{Chain, Downstream, FilterMap, FlatMap, Identity, Inspect, Map, OpName};
+use crate::chain::{Chain, FilterMap, FlatMap, Identity, Inspect, Map, OpName};
 use crate::csv::CsvRow;
 use crate::env::{GraphRef, InputSpec};
 use crate::error::{Error, Result};
@@ -8,9 +8,9 @@ use crate::keyed::{
     Aggregate, Combine, Count, Extreme, ExtremeBy, FoldRecords, KeyedAggregate, MergePartials,
     Named, PreAggregate, Reduce, Sum, Table,
 };
-use crate::record::{Batch, Event, Timestamp};
+use crate::record::Batch;
 use crate::runtime::exchange::{channels, ExchangeWriter, KeyGroups, Partitioner, RoundRobin};
-use crate::runtime::stage::{StageTask, Terminal};
+use crate::runtime::stage::{Input, StageTask, Terminal};
 use crate::runtime::task::TaskCx;
 use crate::sink::{prepare_output_dir, shared_vec, CollectSink, Collected, DiscardSink, TextSink};
 use std::hash::Hash;
@@ -557,11 +557,7 @@ where
         let KeyedStream { stream, key } = self;
         let bounded = stream.bounded();
         let op = format!("{} + {}", key.name.as_str(), name.as_str());
-        let ex = exchange_keyed(stream, loc, move |w| KeyedWriter {
-            key: key.clone(),
-            writer: w,
-            _p: PhantomData,
-        });
+        let ex = exchange_by_key(stream, loc, key);
         let combine = FoldRecords {
             init,
             f: Named { f, name },
@@ -606,32 +602,112 @@ where
     }
 }
 
-/// Computes the key of each record and passes `(key, record)` to a keyed exchange.
-pub(crate) struct KeyedWriter<T, KF, W> {
-    pub(crate) key: Named<KF>,
-    pub(crate) writer: W,
-    pub(crate) _p: PhantomData<fn(T)>,
+/// Routes records by the key group of their key, computed by the key function.
+struct KeyRoute<KF> {
+    key: Named<KF>,
+    max_parallelism: u32,
 }
 
-impl<T, K, KF: FnMut(&T) -> K, W: Downstream<(K, T)>> Downstream<T> for KeyedWriter<T, KF, W> {
+impl<T, K: Hash, KF: FnMut(&T) -> K + Send> Partitioner<T> for KeyRoute<KF> {
     #[inline]
-    fn emit(&mut self, item: T, ts: Timestamp) {
-        let k = crate::chain::guarded!(self.key.name, (self.key.f)(&item));
-        self.writer.emit((k, item), ts)
-    }
-    fn event(&mut self, event: Event) {
-        self.writer.event(event)
+    fn route(&mut self, item: &T, consumers: usize) -> usize {
+        let k = crate::chain::guarded!(self.key.name, (self.key.f)(item));
+        let kg = flow_state::key_group_of(
+            crate::runtime::exchange::stable_hash(&k),
+            self.max_parallelism,
+        );
+        flow_state::subtask_for_key_group(kg, self.max_parallelism, consumers as u32) as usize
     }
 }
 
-impl<T: Send, K, KF, W> Terminal<T> for KeyedWriter<T, KF, W>
-where
-    KF: FnMut(&T) -> K + Send,
-    W: Terminal<(K, T)>,
-{
-    fn drain(&mut self, cx: &TaskCx<'_>) -> Result<bool> {
-        self.writer.drain(cx)
+/// The receiving side of a keyed exchange that carries bare records: computes each record's
+/// key again on arrival (as Flink does), so the key never crosses the exchange.
+struct RekeyInput<T, KF> {
+    inner: crate::runtime::exchange::ExchangeInput<T>,
+    key: Named<KF>,
+    tmp: Batch<T>,
+}
+
+impl<T: Send, K, KF: FnMut(&T) -> K + Send> Input<(K, T)> for RekeyInput<T, KF> {
+    fn poll(
+        &mut self,
+        cx: &TaskCx<'_>,
+        buf: &mut Batch<(K, T)>,
+    ) -> Result<crate::runtime::stage::Poll> {
+        let r = self.inner.poll(cx, &mut self.tmp)?;
+        if matches!(r, crate::runtime::stage::Poll::Data) {
+            let (key, ts) = (&mut self.key, std::mem::take(&mut self.tmp.ts));
+            buf.data.reserve(self.tmp.data.len());
+            let guard = crate::chain::PanicGuard(&key.name);
+            for x in self.tmp.data.drain(..) {
+                let k = (key.f)(&x);
+                buf.data.push((k, x));
+            }
+            std::mem::forget(guard);
+            buf.ts = ts;
+        }
+        Ok(r)
     }
+}
+
+/// Ends `stream` in a key-group exchange of its records and returns the `(key, record)`
+/// stream on the other side; the key is computed on both sides instead of being sent.
+pub(crate) fn exchange_by_key<C, K, KF>(
+    stream: Stream<C>,
+    loc: &'static Location<'static>,
+    key: Named<KF>,
+) -> Stream<Identity<(K, C::Out)>>
+where
+    C: Chain,
+    K: Hash + Send + 'static,
+    KF: FnMut(&C::Out) -> K + Clone + Send + 'static,
+{
+    let g = stream.g.clone();
+    let (p_down, batch, max_p) = {
+        let g = g.borrow();
+        (
+            g.config.parallelism,
+            g.config.batch_size,
+            g.config.max_parallelism,
+        )
+    };
+    let producers = stream.input.slot.ids.len();
+    let bounded = stream.bounded();
+    let how = format!("hash by key, {max_p} key groups");
+    let slot = g.borrow_mut().reserve(
+        p_down,
+        format!("from stage {} via {how}", stream.input.slot.stage),
+        vec![(stream.input.slot.stage, how)],
+        loc,
+    );
+    let ids: Vec<usize> = slot.ids.clone().collect();
+    let (outs, ins) = channels::<C::Out>(producers, &ids);
+    let route_key = key.clone();
+    stream.finish("exchange".into(), move |i, _| {
+        let route = KeyRoute {
+            key: route_key.clone(),
+            max_parallelism: max_p,
+        };
+        ExchangeWriter::new(i, outs.clone(), route, batch)
+    });
+    let mut ins: Vec<Option<_>> = ins.into_iter().map(Some).collect();
+    let make: crate::env::MakeInput<(K, C::Out)> =
+        Box::new(move |i| match ins.get_mut(i).and_then(Option::take) {
+            Some(inner) => Box::new(RekeyInput {
+                inner,
+                key: key.clone(),
+                tmp: Batch::default(),
+            }),
+            None => Box::new(crate::runtime::stage::EmptyInput),
+        });
+    Stream::new(
+        g,
+        InputSpec {
+            slot,
+            make,
+            bounded,
+        },
+    )
 }
 
 /// Ends `stream` in a terminal that writes `(K, V)` pairs into a key-group exchange, and

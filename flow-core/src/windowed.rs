@@ -4,14 +4,13 @@ use crate::env::InputSpec;
 use crate::keyed::{Aggregate, Count, Extreme, Named, Reduce, Sum};
 use crate::process::{KeyedProcessFunction, ProcessOp, ProcessState};
 use crate::runtime::exchange::{channels, ChannelOut};
-use crate::stream::{exchange_keyed, KeyedStream, KeyedWriter, Stream};
+use crate::stream::{KeyedStream, Stream};
 use crate::time::{AssignTimestamps, WatermarkStrategy};
 use crate::window::{
     AggregateProcessWindow, AggregateWindow, ProcessWindow, WindowChain, WindowFn, WindowInfo,
     WindowOp, WindowSpec, WindowState,
 };
 use std::hash::Hash;
-use std::marker::PhantomData;
 use std::panic::Location;
 use std::time::Duration;
 
@@ -84,11 +83,7 @@ where
         let loc = Location::caller();
         let KeyedStream { stream, key } = self;
         let key_name = key.name.as_str().to_string();
-        let ex = exchange_keyed(stream, loc, move |w| KeyedWriter {
-            key: key.clone(),
-            writer: w,
-            _p: PhantomData,
-        });
+        let ex = crate::stream::exchange_by_key(stream, loc, key);
         WindowedStream {
             ex,
             key_name,
@@ -108,11 +103,7 @@ where
         let name = OpName::new("process", loc);
         let KeyedStream { stream, key } = self;
         let op = format!("{} + {}", key.name.as_str(), name.as_str());
-        let ex = exchange_keyed(stream, loc, move |w| KeyedWriter {
-            key: key.clone(),
-            writer: w,
-            _p: PhantomData,
-        });
+        let ex = crate::stream::exchange_by_key(stream, loc, key);
         ex.then(op, move |inner| ProcessOp {
             inner,
             f,
