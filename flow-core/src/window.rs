@@ -35,7 +35,6 @@ use crate::runtime::stage::Terminal;
 use hashbrown::hash_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 use std::hash::Hash;
-use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -901,6 +900,3 @@ where
 
 /// Marker making the chain type of windowed stages nameable.
 pub type WindowChain<K, T, F> = WindowOp<Identity<(K, T)>, K, T, F>;
-
-#[allow(dead_code)]
-struct AssertSend<T: Send>(PhantomData<T>);

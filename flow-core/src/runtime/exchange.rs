@@ -59,6 +59,9 @@ impl ChannelShared {
 pub(crate) struct ChannelOut<T> {
     tx: Sender<Msg<T>>,
     shared: Arc<ChannelShared>,
+    /// Emptied batches the consumer hands back for reuse: in steady state no batch is
+    /// allocated, and no memory moves between the threads' allocator arenas.
+    recycled: Receiver<Batch<T>>,
 }
 
 impl<T> Clone for ChannelOut<T> {
@@ -66,6 +69,7 @@ impl<T> Clone for ChannelOut<T> {
         ChannelOut {
             tx: self.tx.clone(),
             shared: self.shared.clone(),
+            recycled: self.recycled.clone(),
         }
     }
 }
@@ -80,6 +84,7 @@ pub(crate) fn channels<T>(
         .iter()
         .map(|&consumer| {
             let (tx, rx) = crossbeam_channel::bounded(cap);
+            let (recycle, recycled) = crossbeam_channel::bounded(cap + producers);
             let shared = Arc::new(ChannelShared {
                 consumer,
                 waiters: Mutex::new(Vec::new()),
@@ -89,10 +94,12 @@ pub(crate) fn channels<T>(
                 ChannelOut {
                     tx,
                     shared: shared.clone(),
+                    recycled,
                 },
                 ExchangeInput {
                     rx,
                     shared,
+                    recycle,
                     watermarks: vec![Timestamp::MIN; producers],
                     ended: vec![false; producers],
                     idle: vec![false; producers],
@@ -120,6 +127,7 @@ pub(crate) fn input_maker<T: Send + 'static>(
 pub(crate) struct ExchangeInput<T> {
     rx: Receiver<Msg<T>>,
     shared: Arc<ChannelShared>,
+    recycle: Sender<Batch<T>>,
     watermarks: Vec<Timestamp>,
     ended: Vec<bool>,
     idle: Vec<bool>,
@@ -162,7 +170,12 @@ impl<T: Send> Input<T> for ExchangeInput<T> {
                         *idle = false;
                         self.all_idle = false;
                     }
-                    *buf = batch;
+                    let mut old = std::mem::replace(buf, batch);
+                    if old.data.capacity() > 0 {
+                        old.data.clear();
+                        old.ts.clear();
+                        let _ = self.recycle.try_send(old);
+                    }
                     return Ok(Poll::Data);
                 }
                 Msg::Event { from, event } => {
@@ -286,10 +299,11 @@ impl<T: Send, P: Partitioner<T>> ExchangeWriter<T, P> {
 
     fn seal(&mut self, target: usize) {
         if !self.bufs[target].is_empty() {
-            let b = std::mem::replace(
-                &mut self.bufs[target],
-                Batch::with_capacity(self.batch_size),
-            );
+            let next = match self.outs[target].recycled.try_recv() {
+                Ok(b) => b,
+                Err(_) => Batch::with_capacity(self.batch_size),
+            };
+            let b = std::mem::replace(&mut self.bufs[target], next);
             self.pending.push_back((
                 target,
                 Msg::Data {
