@@ -650,6 +650,46 @@ impl<T: Send, K, KF: FnMut(&T) -> K + Send> Input<(K, T)> for RekeyInput<T, KF> 
     }
 }
 
+/// The downstream stage of a key-group exchange from `stream`'s stage, reserved.
+struct KeyedExchange {
+    g: GraphRef,
+    slot: crate::env::StageSlot,
+    ids: Vec<usize>,
+    producers: usize,
+    batch: usize,
+    max_p: u32,
+    bounded: bool,
+}
+
+fn keyed_exchange<C: Chain>(stream: &Stream<C>, loc: &'static Location<'static>) -> KeyedExchange {
+    let g = stream.g.clone();
+    let (p_down, batch, max_p) = {
+        let g = g.borrow();
+        (
+            g.config.parallelism,
+            g.config.batch_size,
+            g.config.max_parallelism,
+        )
+    };
+    let how = format!("hash by key, {max_p} key groups");
+    let slot = g.borrow_mut().reserve(
+        p_down,
+        format!("from stage {} via {how}", stream.input.slot.stage),
+        vec![(stream.input.slot.stage, how)],
+        loc,
+    );
+    let ids = slot.ids.clone().collect();
+    KeyedExchange {
+        g,
+        slot,
+        ids,
+        producers: stream.input.slot.ids.len(),
+        batch,
+        max_p,
+        bounded: stream.bounded(),
+    }
+}
+
 /// Ends `stream` in a key-group exchange of its records and returns the `(key, record)`
 /// stream on the other side; the key is computed on both sides instead of being sent.
 pub(crate) fn exchange_by_key<C, K, KF>(
@@ -662,25 +702,15 @@ where
     K: Hash + Send + 'static,
     KF: FnMut(&C::Out) -> K + Clone + Send + 'static,
 {
-    let g = stream.g.clone();
-    let (p_down, batch, max_p) = {
-        let g = g.borrow();
-        (
-            g.config.parallelism,
-            g.config.batch_size,
-            g.config.max_parallelism,
-        )
-    };
-    let producers = stream.input.slot.ids.len();
-    let bounded = stream.bounded();
-    let how = format!("hash by key, {max_p} key groups");
-    let slot = g.borrow_mut().reserve(
-        p_down,
-        format!("from stage {} via {how}", stream.input.slot.stage),
-        vec![(stream.input.slot.stage, how)],
-        loc,
-    );
-    let ids: Vec<usize> = slot.ids.clone().collect();
+    let KeyedExchange {
+        g,
+        slot,
+        ids,
+        producers,
+        batch,
+        max_p,
+        bounded,
+    } = keyed_exchange(&stream, loc);
     let (outs, ins) = channels::<C::Out>(producers, &ids);
     let route_key = key.clone();
     stream.finish("exchange".into(), move |i, _| {
@@ -724,25 +754,15 @@ where
     T: Terminal<C::Out> + 'static,
     MT: FnMut(ExchangeWriter<(K, V), KeyGroups>) -> T + Clone + 'static,
 {
-    let g = stream.g.clone();
-    let (p_down, batch, max_p) = {
-        let g = g.borrow();
-        (
-            g.config.parallelism,
-            g.config.batch_size,
-            g.config.max_parallelism,
-        )
-    };
-    let producers = stream.input.slot.ids.len();
-    let bounded = stream.bounded();
-    let how = format!("hash by key, {max_p} key groups");
-    let slot = g.borrow_mut().reserve(
-        p_down,
-        format!("from stage {} via {how}", stream.input.slot.stage),
-        vec![(stream.input.slot.stage, how)],
-        loc,
-    );
-    let ids: Vec<usize> = slot.ids.clone().collect();
+    let KeyedExchange {
+        g,
+        slot,
+        ids,
+        producers,
+        batch,
+        max_p,
+        bounded,
+    } = keyed_exchange(&stream, loc);
     let (outs, ins) = channels::<(K, V)>(producers, &ids);
     let mut make = make;
     stream.finish("exchange".into(), move |i, _| {
