@@ -17,7 +17,7 @@ fn example(name: &str) -> PathBuf {
 }
 
 fn read_parts(dir: &Path) -> Vec<String> {
-    flow_core::sink::read_part_files(dir).unwrap()
+    flow_core::io::sink::read_part_files(dir).unwrap()
 }
 
 #[test]

@@ -52,12 +52,27 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A record read from a network source is malformed.
+    #[error("{address}: line {line}: {message}")]
+    NetRecord {
+        /// The address the record came from.
+        address: String,
+        /// 1-based line number on the connection.
+        line: u64,
+        /// What was wrong with the record.
+        message: String,
+    },
     /// The job's configuration or graph is invalid.
     #[error("invalid job: {0}")]
     Config(String),
-    /// The job was cancelled before it completed.
-    #[error("job cancelled")]
-    Cancelled,
+    /// The runtime could not start a thread it needs (the operating system refused).
+    #[error("cannot start the {what} thread: {source}")]
+    Spawn {
+        /// What the thread was for.
+        what: &'static str,
+        /// The underlying error.
+        source: std::io::Error,
+    },
 }
 
 impl Error {

@@ -67,72 +67,92 @@
 //! ## Event time
 //! [`Stream::assign_timestamps`] with a [`time::WatermarkStrategy`] stamps records and derives
 //! watermarks per source split, after every batch; they flow through exchanges with the data.
-//! On keyed streams: windows ([`window`], [`windowed`], [`global`]) with allowed lateness and a
-//! late side output, keyed process functions with state and timers ([`process`], [`state`],
-//! `#[process_fn]`), side outputs ([`split`]), and two-input operators ([`join`]): `connect`,
-//! interval and window joins. Processing time is available for windows and timers.
+//! On keyed streams: windows ([`ops::window`]) with allowed lateness and a late side output,
+//! keyed process functions with state and timers ([`ops::process`], `#[process_fn]`), side
+//! outputs ([`ops::split`]), and two-input operators ([`ops::join`]): `connect`, interval and
+//! window joins. Processing time is available for windows and timers.
+//!
+//! ## Where things live
+//! The modules follow a record's way through a job, each layer importing only those below it:
+//! * [`record`], [`time`], [`text`], [`config`], [`error`]: the data model and settings.
+//! * [`runtime`]: how a job runs — the [`runtime::operator::Operator`] abstraction and fused
+//!   chains, subtasks on the pool, exchanges, watermark combination, timers, metrics.
+//! * [`graph`]: the job graph under construction and its typed [`graph::plan::Plan`].
+//! * [`api`]: [`Env`], [`Stream`], [`KeyedStream`] and the exchange builder.
+//! * [`ops`]: the operators, each with the methods it adds to the stream types.
+//! * [`io`]: sources, sinks and the CSV row format.
+//! * `cli` (feature `cli`, on by default): the command line of `#[stream_job]` binaries.
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(unreachable_pub)]
 
-pub mod chain;
+pub mod api;
+#[cfg(feature = "cli")]
 pub mod cli;
-pub mod csv;
-pub mod env;
+pub mod config;
 pub mod error;
-pub mod global;
-pub mod join;
-pub mod keyed;
-pub mod process;
+pub mod graph;
+pub mod io;
+pub mod ops;
 pub mod record;
 pub mod runtime;
-pub mod sink;
-pub mod source;
-pub mod split;
-pub mod state;
-pub mod stream;
 pub mod text;
 pub mod time;
-pub mod window;
-pub mod windowed;
 
-pub use env::{Config, Env, JobSummary, ReadOptions, StageSummary, StopHandle};
+pub use api::env::{Env, StopHandle};
+pub use api::stream::{KeyedStream, Stream};
+pub use api::summary::{JobSummary, StageSummary};
+pub use config::Config;
 pub use error::{Error, Result};
 pub use flow_macros::{process_fn, stream_job};
-pub use keyed::Aggregate;
-pub use sink::Collected;
-pub use source::OnBadRecord;
-pub use stream::{KeyedStream, Stream};
+pub use io::sink::Collected;
+pub use io::source::{OnBadRecord, ReadOptions};
+pub use ops::aggregate::Aggregate;
 
 /// Re-exported so that job argument structs can `#[derive(Args)]` without depending on clap.
+#[cfg(feature = "cli")]
 pub use clap;
 /// Re-exported for tokenizers that produce small inline strings.
 pub use compact_str;
 
 /// Everything a job needs: `use flow_core::prelude::*;`.
 pub mod prelude {
-    pub use crate::chain::Chain;
-    pub use crate::csv::{CsvField, CsvRow, FromCsv};
-    pub use crate::env::{Config, Env, JobSummary, ReadOptions};
-    pub use crate::global::{GlobalWindowedStream, Trigger, TriggerResult};
-    pub use crate::join::{ConnectedStreams, Either, KeyedCoProcessFunction};
-    pub use crate::keyed::Aggregate;
-    pub use crate::process::{Context, KeyedProcessFunction};
-    pub use crate::split::ProcessContext;
-    pub use crate::state::{KeyedStateNames, ListState, MapState, ValueState};
-    pub use crate::stream::{KeyedStream, Stream};
+    pub use crate::graph::plan::{Partitioning, Plan};
+    pub use crate::io::csv::{CsvField, CsvRow, FromCsv};
+    pub use crate::ops::aggregate::Aggregate;
+    pub use crate::ops::join::connect::{ConnectedStreams, KeyedCoProcessFunction};
+    pub use crate::ops::process::keyed::{Context, KeyedProcessFunction};
+    pub use crate::ops::process::non_keyed::ProcessContext;
+    pub use crate::ops::process::state::{KeyedStateNames, ListState, MapState, ValueState};
+    pub use crate::ops::split::Either;
+    pub use crate::ops::window::{
+        CountWindows, EventTimeSessionWindows, GlobalWindowedStream, SlidingEventTimeWindows,
+        SlidingProcessingTimeWindows, Trigger, TriggerResult, TumblingEventTimeWindows,
+        TumblingProcessingTimeWindows, Window, WindowInfo, Windowed, WindowedStream,
+    };
+    pub use crate::runtime::operator::Chain;
     pub use crate::text::Word;
     pub use crate::time::WatermarkStrategy;
-    pub use crate::window::{
-        CountWindows, EventTimeSessionWindows, SlidingEventTimeWindows,
-        SlidingProcessingTimeWindows, TumblingEventTimeWindows, TumblingProcessingTimeWindows,
-        Window, WindowInfo, Windowed,
-    };
-    pub use crate::windowed::WindowedStream;
-    pub use crate::{clap, process_fn, stream_job};
-    pub use clap::Args;
+    pub use crate::{process_fn, stream_job};
+    pub use crate::{Config, Env, JobSummary, KeyedStream, ReadOptions, Stream};
+    #[cfg(feature = "cli")]
+    pub use clap::{self, Args};
     pub use compact_str::CompactString;
 }
 
+/// Paths named by the code that flow's macros generate. Not an API.
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(feature = "cli")]
     pub use crate::cli::{job_main, JobInfo};
+    pub use crate::ops::process::keyed::{Context, KeyedProcessFunction};
+    pub use crate::ops::process::state::{KeyedStateNames, ListState, MapState, ValueState};
+    pub use crate::record::Timestamp;
+    pub use crate::{Env, Result};
 }
+
+// Old module paths, kept for the code the macros of this release generate.
+#[doc(hidden)]
+pub use ops::process::keyed as process;
+#[doc(hidden)]
+pub use ops::process::state;

@@ -213,15 +213,15 @@ impl PartialEq<&str> for Word {
     }
 }
 
-impl crate::csv::CsvField for Word {
+impl crate::io::csv::CsvField for Word {
     fn write_field(&self, out: &mut Vec<u8>) {
         self.as_str().write_field(out)
     }
 }
 
-impl crate::csv::CsvRow for Word {
+impl crate::io::csv::CsvRow for Word {
     fn write_row(&self, out: &mut Vec<u8>) {
-        crate::csv::CsvField::write_field(self, out)
+        crate::io::csv::CsvField::write_field(self, out)
     }
 }
 

@@ -301,33 +301,6 @@ fn a_slow_sink_applies_backpressure_without_losing_records() {
 }
 
 #[test]
-fn plan_names_stages_fused_operators_and_exchanges() {
-    let mut env = Env::new(Config::default().parallelism(2).name("planned"));
-    env.from_iter(["a b"])
-        .flat_map(|l| l.split(' ').map(str::to_string).collect::<Vec<_>>())
-        .filter(|w| !w.is_empty())
-        .key_by(|w| w.clone())
-        .count()
-        .print();
-    let plan = env.plan();
-    assert!(plan.starts_with("job `planned`: 2 stage(s)"), "{plan}");
-    assert!(plan.contains("stage 0 (1 subtask): from_iter"), "{plan}");
-    assert!(
-        plan.contains("-> flat_map (flow-core/tests/pipeline.rs:"),
-        "{plan}"
-    );
-    assert!(
-        plan.contains("(pre-aggregate)") && plan.contains("(merge partials)"),
-        "{plan}"
-    );
-    assert!(
-        plan.contains("stage 0 ==[hash by key, 128 key groups]==> stage 1"),
-        "{plan}"
-    );
-    assert!(plan.contains("=> print"), "{plan}");
-}
-
-#[test]
 fn write_lines_writes_display_forms_to_text_part_files() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("lines");

@@ -37,7 +37,7 @@ fn kind() -> impl Strategy<Value = Kind> {
     ]
 }
 
-fn spec(k: Kind) -> flow_core::window::WindowSpec {
+fn spec(k: Kind) -> flow_core::ops::window::WindowSpec {
     let ms = |x: i64| Duration::from_millis(x as u64);
     match k {
         Kind::Tumbling(s) => TumblingEventTimeWindows::of(ms(s)).into(),

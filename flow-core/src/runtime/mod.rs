@@ -1,7 +1,20 @@
-//! The runtime: tasks on a work-stealing pool, exchanges, stages, metrics.
+//! The runtime: how a job runs, independent of how it was described.
+//!
+//! - [`operator`]: the one operator abstraction and the fused chains built from it.
+//! - `stage`: a subtask — input, fused chain, terminal — run a budget of batches per step.
+//! - `task`: subtasks as tasks on a rayon pool, with a lost-wakeup-free state machine.
+//! - `exchange`: bounded channels between stages, partitioners, batch recycling.
+//! - `watermark`: combining the watermarks of an operator's inputs.
+//! - `timer`: the job's wall-clock wake-ups; `panic`: naming the operator that panicked.
+//! - [`metrics`] and `progress`: per-stage counters and the progress line.
+//!
+//! Nothing here imports the API (`api`), the operators (`ops`) or the connectors (`io`).
 pub(crate) mod exchange;
 pub mod metrics;
+pub mod operator;
+pub(crate) mod panic;
 pub(crate) mod progress;
 pub(crate) mod stage;
 pub(crate) mod task;
 pub(crate) mod timer;
+pub(crate) mod watermark;

@@ -1,6 +1,5 @@
 //! A progress line on the terminal while a job runs.
-use crate::env::StageInfo;
-use crate::runtime::metrics::StageMetrics;
+use super::metrics::StageMetrics;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,12 +12,8 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    pub(crate) fn start(name: &str, stages: &[StageInfo]) -> Self {
-        let sources: Vec<Arc<StageMetrics>> = stages
-            .iter()
-            .filter(|s| s.is_source)
-            .map(|s| s.metrics.clone())
-            .collect();
+    /// Shows the progress of the source stages whose counters are `sources`.
+    pub(crate) fn start(name: &str, sources: Vec<Arc<StageMetrics>>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let name = name.to_string();

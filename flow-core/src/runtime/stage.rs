@@ -1,7 +1,7 @@
 //! A stage's subtask: input -> fused chain -> terminal, run a budget of batches per step.
 use super::metrics::StageMetrics;
+use super::operator::{Chain, Downstream};
 use super::task::{Step, TaskBody, TaskCx};
-use crate::chain::{Chain, Downstream};
 use crate::error::Result;
 use crate::record::{Batch, Event};
 use std::sync::atomic::Ordering;
@@ -24,6 +24,26 @@ pub(crate) enum Poll {
 pub(crate) trait Input<T>: Send {
     /// Fills `buf` (empty on entry) or reports an event, the lack of input, or its end.
     fn poll(&mut self, cx: &TaskCx<'_>, buf: &mut Batch<T>) -> Result<Poll>;
+}
+
+/// Makes the input of each subtask of a stage.
+pub(crate) type MakeInput<T> = Box<dyn FnMut(usize) -> Box<dyn Input<T>>>;
+
+/// What an operator may do while the runtime drains its side outputs
+/// ([`super::operator::Operator::drain`]).
+pub struct DrainCx<'a, 'b> {
+    pub(crate) cx: &'a TaskCx<'b>,
+    wake: std::cell::Cell<Option<Instant>>,
+}
+
+impl DrainCx<'_, '_> {
+    /// Asks for an [`Event::ProcessingTime`] at or soon after `at` (processing-time timers,
+    /// idleness). The earliest request of all operators of the stage counts.
+    pub fn wake_at(&self, at: Instant) {
+        if self.wake.get().is_none_or(|w| at < w) {
+            self.wake.set(Some(at));
+        }
+    }
 }
 
 /// Where a stage's records go: an exchange or a sink.
@@ -52,7 +72,7 @@ pub(crate) struct StageTask<C: Chain, T> {
 impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
     /// Drains the chain's side outputs and registers the wake-up its operators asked for.
     fn drain_chain(&mut self, cx: &TaskCx<'_>) -> Result<bool> {
-        let dcx = crate::chain::DrainCx {
+        let dcx = DrainCx {
             cx,
             wake: std::cell::Cell::new(None),
         };

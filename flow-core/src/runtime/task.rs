@@ -22,10 +22,11 @@
 //! a message (crossbeam's channel synchronises the message itself) and then notifies; the
 //! consumer's final `RUNNING -> IDLE` exchange fails if a notify happened after its last look
 //! at the channel, because that notify turned `RUNNING` into `NOTIFIED`.
-use crate::chain::take_panicked_op;
+use super::panic::take_panicked_op;
 use crate::error::{Error, Result};
+use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 
 /// Index of a task in its job.
 pub(crate) type TaskId = usize;
@@ -103,7 +104,10 @@ impl JobShared {
             .num_threads(threads.max(1))
             .thread_name(|i| format!("flow-worker-{i}"))
             .build()
-            .map_err(|e| Error::Config(format!("cannot start the thread pool: {e}")))?;
+            .map_err(|e| Error::Spawn {
+                what: "worker pool",
+                source: std::io::Error::other(e),
+            })?;
         let n = bodies.len();
         Ok(Arc::new(JobShared {
             tasks: bodies
@@ -129,13 +133,13 @@ impl JobShared {
             self.notify(id);
         }
         let (lock, cv) = &self.finished;
-        let mut done = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut done = lock.lock();
         while !*done {
-            done = cv.wait(done).unwrap_or_else(|e| e.into_inner());
+            cv.wait(&mut done);
         }
         drop(done);
         self.timers.shutdown();
-        match self.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        match self.error.lock().take() {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -177,7 +181,7 @@ impl JobShared {
     fn run(self: &Arc<Self>, id: TaskId) {
         let task = &self.tasks[id];
         task.state.store(RUNNING, Ordering::Release);
-        let mut slot = task.body.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = task.body.lock();
         let outcome = match slot.as_mut() {
             None => Ok(Step::Done),
             Some(_) if self.cancelled.load(Ordering::Acquire) => Ok(Step::Done),
@@ -231,7 +235,7 @@ impl JobShared {
                 task.state.store(DONE, Ordering::Release);
                 if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                     let (lock, cv) = &self.finished;
-                    *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                    *lock.lock() = true;
                     cv.notify_all();
                 }
             }
@@ -251,7 +255,7 @@ impl JobShared {
     /// Records the job's first error and cancels every task.
     pub(crate) fn fail(self: &Arc<Self>, e: Error) {
         {
-            let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slot = self.error.lock();
             if slot.is_none() {
                 tracing::error!(error = %e, "job failed");
                 *slot = Some(e);
@@ -284,7 +288,7 @@ mod tests {
     impl TaskBody for Countdown {
         fn step(&mut self, _cx: &TaskCx<'_>) -> Result<Step> {
             if self.0 == 0 {
-                self.1.lock().unwrap().push(self.2);
+                self.1.lock().push(self.2);
                 return Ok(Step::Done);
             }
             self.0 -= 1;
@@ -339,7 +343,7 @@ mod tests {
             .collect();
         let job = JobShared::new(bodies, 1, Arc::default()).unwrap();
         job.run_to_completion().unwrap();
-        assert_eq!(order.lock().unwrap().len(), 8);
+        assert_eq!(order.lock().len(), 8);
     }
 
     #[test]
@@ -356,12 +360,21 @@ mod tests {
 
     #[test]
     fn an_idle_task_runs_again_when_notified() {
-        for _ in 0..200 {
-            let flag = Arc::new(AtomicBool::new(false));
-            let bodies: Vec<Box<dyn TaskBody>> =
-                vec![Box::new(Waiter(flag.clone())), Box::new(Waker(flag, 0))];
-            let job = JobShared::new(bodies, 2, Arc::default()).unwrap();
-            job.run_to_completion().unwrap();
-        }
+        // A lost wakeup leaves the waiter idle for ever: run the jobs on a thread of their own
+        // and fail (instead of hanging the test run) if they do not all finish.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for _ in 0..200 {
+                let flag = Arc::new(AtomicBool::new(false));
+                let bodies: Vec<Box<dyn TaskBody>> =
+                    vec![Box::new(Waiter(flag.clone())), Box::new(Waker(flag, 0))];
+                let job = JobShared::new(bodies, 2, Arc::default()).unwrap();
+                job.run_to_completion().unwrap();
+            }
+            done.send(()).unwrap();
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("a notified task was never run again (lost wakeup)");
     }
 }

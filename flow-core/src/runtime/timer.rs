@@ -2,9 +2,10 @@
 //! per job that sleeps until the earliest deadline and then notifies the task. Pool threads
 //! never sleep on a timer.
 use super::task::{JobShared, TaskId};
+use parking_lot::{Condvar, Mutex};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Default)]
@@ -24,7 +25,7 @@ pub(crate) struct TimerService {
 impl TimerService {
     /// Notifies task `id` at `at` (or soon after).
     pub(crate) fn wake_at(&self, shared: &Arc<JobShared>, at: Instant, id: TaskId) {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.inner.lock();
         if g.shutdown {
             return;
         }
@@ -35,10 +36,13 @@ impl TimerService {
             let spawned = std::thread::Builder::new()
                 .name("flow-timers".into())
                 .spawn(move || job.timers().run(&job));
-            if spawned.is_err() {
+            if let Err(source) = spawned {
                 g.started = false;
                 drop(g);
-                shared.fail(crate::Error::Config("cannot start the timer thread".into()));
+                shared.fail(crate::Error::Spawn {
+                    what: "timer",
+                    source,
+                });
                 return;
             }
         }
@@ -46,29 +50,25 @@ impl TimerService {
     }
 
     fn run(&self, shared: &Arc<JobShared>) {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.inner.lock();
         loop {
             if g.shutdown {
                 return;
             }
             let now = Instant::now();
             match g.heap.peek() {
-                None => g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner()),
+                None => self.cv.wait(&mut g),
                 Some(Reverse((at, _))) if *at <= now => {
                     let Some(Reverse((_, id))) = g.heap.pop() else {
                         continue;
                     };
                     drop(g);
                     shared.notify(id);
-                    g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+                    g = self.inner.lock();
                 }
                 Some(Reverse((at, _))) => {
                     let wait = *at - now;
-                    g = self
-                        .cv
-                        .wait_timeout(g, wait)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
+                    self.cv.wait_for(&mut g, wait);
                 }
             }
         }
@@ -76,10 +76,7 @@ impl TimerService {
 
     /// Ends the timer thread (the job is over).
     pub(crate) fn shutdown(&self) {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .shutdown = true;
+        self.inner.lock().shutdown = true;
         self.cv.notify_all();
     }
 }

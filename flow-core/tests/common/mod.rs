@@ -18,5 +18,5 @@ pub fn words_of(line: &str) -> Vec<String> {
 
 /// Reads every part file of `dir` as the conventions say (sorted rows).
 pub fn read_parts(dir: &Path) -> Vec<String> {
-    flow_core::sink::read_part_files(dir).unwrap()
+    flow_core::io::sink::read_part_files(dir).unwrap()
 }

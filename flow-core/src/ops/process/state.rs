@@ -1,6 +1,6 @@
 //! Typed keyed state for process functions: a value, a list or a map per key.
 //!
-//! The state of a key in a [`crate::process::KeyedProcessFunction`] is a struct of these,
+//! The state of a key in a [`crate::ops::process::keyed::KeyedProcessFunction`] is a struct of these,
 //! created empty on the key's first record. `#[process_fn]` generates that struct from the
 //! function's parameters; the parameter names are the state's stable names
 //! ([`KeyedStateNames`]), which checkpoints use to find the state again after a recompile.
@@ -94,7 +94,7 @@ impl<T> ListState<T> {
 
 /// A map per key.
 #[derive(Clone, Debug)]
-pub struct MapState<K, V>(crate::keyed::Table<K, V>);
+pub struct MapState<K, V>(crate::ops::Table<K, V>);
 
 impl<K, V> Default for MapState<K, V> {
     fn default() -> Self {

@@ -1,44 +1,40 @@
-//! The API of windows and process functions on keyed streams.
-use crate::chain::{Chain, Identity, OpName};
-use crate::env::InputSpec;
-use crate::keyed::{Aggregate, Count, Extreme, Named, Reduce, Sum};
-use crate::process::{KeyedProcessFunction, ProcessOp, ProcessState};
-use crate::runtime::exchange::{channels, ChannelOut};
-use crate::stream::{KeyedStream, Stream};
-use crate::time::{AssignTimestamps, WatermarkStrategy};
-use crate::window::{
-    AggregateProcessWindow, AggregateWindow, ProcessWindow, WindowChain, WindowFn, WindowInfo,
-    WindowOp, WindowSpec, WindowState,
-};
+//! The windowing API: `window` on keyed streams, `window_all` on non-keyed ones, and the
+//! window functions that finish a [`WindowedStream`].
+//!
+//! ```
+//! use flow_core::prelude::*;
+//! use std::time::Duration;
+//!
+//! let mut env = Env::new(Config::default().parallelism(2));
+//! let sums = env
+//!     .from_iter([("a", 1_000, 1), ("a", 1_500, 2), ("b", 1_200, 5), ("a", 2_100, 7)])
+//!     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+//!     .key_by(|e| e.0)
+//!     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+//!     .sum(|e| e.2)
+//!     .map(|w| (w.key, w.window.start, w.value))
+//!     .collect();
+//! env.execute()?;
+//! let mut got = sums.take();
+//! got.sort();
+//! assert_eq!(got, [("a", 1_000, 3), ("a", 2_000, 7), ("b", 1_000, 5)]);
+//! # Ok::<(), flow_core::Error>(())
+//! ```
+use super::assigners::{WindowInfo, WindowSpec};
+use super::functions::{AggregateProcessWindow, AggregateWindow, ProcessWindow, WindowFn};
+use super::operator::{WindowChain, WindowOp};
+use crate::api::exchange::{exchange_by_key, side_stream};
+use crate::api::stream::{KeyedStream, Stream};
+use crate::graph::OpInfo;
+use crate::ops::aggregate::{Aggregate, Count, Extreme, Reduce, Sum};
+use crate::ops::side_output::SideOutput;
+use crate::runtime::operator::{Chain, Identity};
+use crate::runtime::panic::{Named, OpName};
 use std::hash::Hash;
 use std::panic::Location;
 use std::time::Duration;
 
 impl<C: Chain> Stream<C> {
-    /// Stamps each record with its event time `f(record)` (milliseconds) and generates
-    /// watermarks per source split with `strategy`.
-    #[track_caller]
-    pub fn assign_timestamps<F>(
-        self,
-        f: F,
-        strategy: WatermarkStrategy,
-    ) -> Stream<AssignTimestamps<C, F>>
-    where
-        F: FnMut(&C::Out) -> i64 + Clone + Send + 'static,
-    {
-        let name = OpName::new("assign_timestamps", Location::caller());
-        self.then(
-            format!("{} [watermark bound {} ms]", name.as_str(), strategy.bound),
-            |inner| AssignTimestamps {
-                inner,
-                f,
-                name,
-                strategy,
-                st: crate::time::AssignState::new(),
-            },
-        )
-    }
-
     /// Windows over the whole (non-keyed) stream: all records go to one subtask, as in Flink.
     #[track_caller]
     pub fn window_all(self, spec: impl Into<WindowSpec>) -> WindowedStream<(), C::Out>
@@ -64,10 +60,9 @@ impl<C: Chain> Stream<C> {
 #[must_use = "a windowed stream does nothing until a window function is applied"]
 pub struct WindowedStream<K: Send + 'static, T: Send + 'static> {
     ex: Stream<Identity<(K, T)>>,
-    key_name: String,
     spec: WindowSpec,
     lateness: i64,
-    late_outs: Option<Vec<ChannelOut<T>>>,
+    late: SideOutput<T>,
 }
 
 impl<C, K, KF> KeyedStream<C, KF>
@@ -82,34 +77,8 @@ where
     pub fn window(self, spec: impl Into<WindowSpec>) -> WindowedStream<K, C::Out> {
         let loc = Location::caller();
         let KeyedStream { stream, key } = self;
-        let key_name = key.name.as_str().to_string();
-        let ex = crate::stream::exchange_by_key(stream, loc, key);
-        WindowedStream {
-            ex,
-            key_name,
-            spec: spec.into(),
-            lateness: 0,
-            late_outs: None,
-        }
-    }
-
-    /// Runs a keyed process function: per-key state, event-time timers, any output.
-    #[track_caller]
-    pub fn process<P>(self, f: P) -> Stream<impl Chain<Out = P::Out>>
-    where
-        P: KeyedProcessFunction<K, C::Out>,
-    {
-        let loc = Location::caller();
-        let name = OpName::new("process", loc);
-        let KeyedStream { stream, key } = self;
-        let op = format!("{} + {}", key.name.as_str(), name.as_str());
-        let ex = crate::stream::exchange_by_key(stream, loc, key);
-        ex.then(op, move |inner| ProcessOp {
-            inner,
-            f,
-            name,
-            st: ProcessState::new(),
-        })
+        let ex = exchange_by_key(stream, loc, key);
+        WindowedStream::from_exchange(ex, spec.into())
     }
 }
 
@@ -119,17 +88,12 @@ where
     T: Clone + Send + 'static,
 {
     /// Windows over the `(key, record)` pairs of a key-group exchange.
-    pub(crate) fn from_exchange(
-        ex: Stream<Identity<(K, T)>>,
-        key_name: String,
-        spec: WindowSpec,
-    ) -> Self {
+    pub(crate) fn from_exchange(ex: Stream<Identity<(K, T)>>, spec: WindowSpec) -> Self {
         WindowedStream {
             ex,
-            key_name,
             spec,
             lateness: 0,
-            late_outs: None,
+            late: SideOutput::none(),
         }
     }
 
@@ -162,8 +126,8 @@ where
     /// ```
     #[track_caller]
     pub fn late_records(&mut self) -> Stream<Identity<T>> {
-        let (outs, stream) = side_stream(&self.ex, Location::caller(), "late records");
-        self.late_outs = Some(outs);
+        let (outlets, stream) = side_stream(&self.ex, Location::caller(), "late records");
+        self.late = SideOutput::new(outlets);
         stream
     }
 
@@ -252,65 +216,23 @@ where
         let name = OpName::new(kind, Location::caller());
         let WindowedStream {
             ex,
-            key_name,
             spec,
             lateness,
-            late_outs,
+            late,
         } = self;
-        let batch_size = ex.g.borrow().config.batch_size;
-        let op = format!(
-            "{key_name} + window [{}{}] + {}",
+        let detail = format!(
+            "{}{}",
             spec.describe(),
             if lateness > 0 {
                 format!(", lateness {lateness} ms")
             } else {
                 String::new()
-            },
-            name.as_str()
+            }
         );
         let metrics = ex.input.slot.metrics.clone();
-        ex.then(op, move |inner| WindowOp {
-            inner,
-            spec,
-            func,
-            lateness,
-            metrics,
-            late_outs,
-            batch_size,
-            st: WindowState::new(),
-        })
+        ex.then(
+            OpInfo::with_detail(&name, detail),
+            WindowOp::new(spec, func, lateness, metrics, late),
+        )
     }
-}
-
-/// Creates a side stream fed by the subtasks of `from`'s stage (subtask `i` feeds subtask `i`);
-/// returns the channels the producers write into and the stream.
-pub(crate) fn side_stream<C: Chain, T: Send + 'static>(
-    from: &Stream<C>,
-    loc: &'static Location<'static>,
-    what: &str,
-) -> (Vec<ChannelOut<T>>, Stream<Identity<T>>) {
-    let g = from.g.clone();
-    let p = from.input.slot.ids.len();
-    let stage = from.input.slot.stage;
-    let slot = g.borrow_mut().reserve(
-        p,
-        format!("{what} of stage {stage}"),
-        vec![(stage, format!("side output: {what}"))],
-        loc,
-    );
-    let ids: Vec<usize> = slot.ids.clone().collect();
-    let (outs, ins) = channels::<T>(p, &ids);
-    let make = crate::runtime::exchange::input_maker(ins);
-    let bounded = from.input.bounded;
-    (
-        outs,
-        Stream::new(
-            g,
-            InputSpec {
-                slot,
-                make,
-                bounded,
-            },
-        ),
-    )
 }

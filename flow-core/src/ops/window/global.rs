@@ -34,11 +34,16 @@
 //! assert_eq!(sums.take(), vec![11, 8]);
 //! # Ok::<(), flow_core::Error>(())
 //! ```
-use crate::chain::{Chain, Downstream, DrainCx, Identity, OpName, PanicGuard};
-use crate::keyed::{Aggregate, Named, Table};
+use super::assigners::{Window, WindowInfo};
+use super::functions::{AggregateWindow, ProcessWindow, WindowFn};
+use crate::api::exchange::exchange_by_key;
+use crate::api::stream::{KeyedStream, Stream};
+use crate::graph::OpInfo;
+use crate::ops::aggregate::Aggregate;
+use crate::ops::Table;
 use crate::record::{Event, Timestamp};
-use crate::stream::{KeyedStream, Stream};
-use crate::window::{AggregateWindow, ProcessWindow, Window, WindowFn, WindowInfo};
+use crate::runtime::operator::{Chain, Downstream, Identity, Operator, Sealed, Then};
+use crate::runtime::panic::{Named, OpName, PanicGuard};
 use std::hash::Hash;
 use std::panic::Location;
 
@@ -71,7 +76,6 @@ pub trait Trigger<T>: Clone + Send + 'static {
 #[must_use = "a windowed stream does nothing until a window function is applied"]
 pub struct GlobalWindowedStream<K: Send + 'static, T: Send + 'static, Tr> {
     ex: Stream<Identity<(K, T)>>,
-    key_name: String,
     trigger: Tr,
 }
 
@@ -90,11 +94,8 @@ where
     ) -> GlobalWindowedStream<K, C::Out, Tr> {
         let loc = Location::caller();
         let KeyedStream { stream, key } = self;
-        let key_name = key.name.as_str().to_string();
-        let ex = crate::stream::exchange_by_key(stream, loc, key);
         GlobalWindowedStream {
-            ex,
-            key_name,
+            ex: exchange_by_key(stream, loc, key),
             trigger,
         }
     }
@@ -130,37 +131,36 @@ where
     #[track_caller]
     fn apply<F: WindowFn<K, T>>(self, kind: &str, func: F) -> Stream<GlobalChain<K, T, F, Tr>> {
         let name = OpName::new(kind, Location::caller());
-        let op = format!("{} + global window + {}", self.key_name, name.as_str());
         let trigger = Named {
             f: self.trigger,
             name: OpName::new("trigger", Location::caller()),
         };
-        self.ex.then(op, move |inner| GlobalWindowOp {
-            inner,
-            func,
-            trigger,
-            windows: Table::default(),
-            watermark: Timestamp::MIN,
-        })
+        self.ex.then(
+            OpInfo::with_detail(&name, "global window"),
+            GlobalWindowOp {
+                func,
+                trigger,
+                windows: Table::default(),
+                watermark: Timestamp::MIN,
+            },
+        )
     }
 }
 
 /// The chain of a global-window stage.
-pub type GlobalChain<K, T, F, Tr> = GlobalWindowOp<Identity<(K, T)>, K, T, F, Tr>;
+pub type GlobalChain<K, T, F, Tr> = Then<Identity<(K, T)>, GlobalWindowOp<K, T, F, Tr>>;
 
 /// The operator of global windows.
-pub struct GlobalWindowOp<C, K, T, F: WindowFn<K, T>, Tr> {
-    inner: C,
+pub struct GlobalWindowOp<K, T, F: WindowFn<K, T>, Tr> {
     func: F,
     trigger: Named<Tr>,
     windows: Table<K, (F::State, u64)>,
     watermark: Timestamp,
 }
 
-impl<C: Clone, K, T, F: WindowFn<K, T>, Tr: Clone> Clone for GlobalWindowOp<C, K, T, F, Tr> {
+impl<K, T, F: WindowFn<K, T>, Tr: Clone> Clone for GlobalWindowOp<K, T, F, Tr> {
     fn clone(&self) -> Self {
         GlobalWindowOp {
-            inner: self.inner.clone(),
             func: self.func.clone(),
             trigger: self.trigger.clone(),
             windows: Table::default(),
@@ -169,64 +169,23 @@ impl<C: Clone, K, T, F: WindowFn<K, T>, Tr: Clone> Clone for GlobalWindowOp<C, K
     }
 }
 
-#[doc(hidden)]
-pub struct GlobalAdapter<'a, K, T, F: WindowFn<K, T>, Tr, D> {
-    func: &'a mut F,
-    trigger: &'a mut Named<Tr>,
-    windows: &'a mut Table<K, (F::State, u64)>,
-    watermark: &'a mut Timestamp,
-    down: &'a mut D,
-}
+impl<K, T, F: WindowFn<K, T>, Tr> Sealed for GlobalWindowOp<K, T, F, Tr> {}
 
-impl<C, K, T, F, Tr> Chain for GlobalWindowOp<C, K, T, F, Tr>
-where
-    C: Chain<Out = (K, T)>,
-    K: Hash + Eq + Clone + Send + 'static,
-    T: Clone + Send + 'static,
-    F: WindowFn<K, T>,
-    Tr: Trigger<T>,
-{
-    type In = C::In;
-    type Out = F::Out;
-    #[inline]
-    fn push<D: Downstream<F::Out>>(&mut self, item: C::In, ts: Timestamp, down: &mut D) {
-        let mut a = GlobalAdapter {
-            func: &mut self.func,
-            trigger: &mut self.trigger,
-            windows: &mut self.windows,
-            watermark: &mut self.watermark,
-            down,
-        };
-        self.inner.push(item, ts, &mut a)
-    }
-    fn event<D: Downstream<F::Out>>(&mut self, event: Event, down: &mut D) {
-        let mut a = GlobalAdapter {
-            func: &mut self.func,
-            trigger: &mut self.trigger,
-            windows: &mut self.windows,
-            watermark: &mut self.watermark,
-            down,
-        };
-        self.inner.event(event, &mut a)
-    }
-    fn open(&mut self, subtask: usize, parallelism: usize) {
-        self.inner.open(subtask, parallelism)
-    }
-    fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
-        self.inner.drain(cx)
-    }
-}
-
-impl<K, T, F, Tr, D> GlobalAdapter<'_, K, T, F, Tr, D>
+impl<K, T, F, Tr> GlobalWindowOp<K, T, F, Tr>
 where
     K: Hash + Eq + Clone,
     F: WindowFn<K, T>,
-    D: Downstream<F::Out>,
 {
-    fn act(&mut self, key: K, result: TriggerResult, ts: Timestamp) {
+    fn act<D: Downstream<F::Out>>(
+        &mut self,
+        key: K,
+        result: TriggerResult,
+        ts: Timestamp,
+        down: &mut D,
+    ) {
         let info = WindowInfo {
             window: Window::GLOBAL,
-            watermark: *self.watermark,
+            watermark: self.watermark,
         };
         let mut out = Vec::new();
         match result {
@@ -247,20 +206,27 @@ where
             }
         }
         for r in out {
-            self.down.emit(r, ts);
+            down.emit(r, ts);
         }
     }
 }
 
-impl<K, T, F, Tr, D> Downstream<(K, T)> for GlobalAdapter<'_, K, T, F, Tr, D>
+impl<K, T, F, Tr> Operator<(K, T)> for GlobalWindowOp<K, T, F, Tr>
 where
-    K: Hash + Eq + Clone,
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Clone + Send + 'static,
     F: WindowFn<K, T>,
     Tr: Trigger<T>,
-    D: Downstream<F::Out>,
 {
+    type Out = F::Out;
+
     #[inline]
-    fn emit(&mut self, (key, item): (K, T), ts: Timestamp) {
+    fn on_record<D: Downstream<F::Out>>(
+        &mut self,
+        (key, item): (K, T),
+        ts: Timestamp,
+        down: &mut D,
+    ) {
         let count = self.windows.get(&key).map_or(0, |w| w.1) + 1;
         let guard = PanicGuard(&self.trigger.name);
         let result = self.trigger.f.on_element(&item, ts, count);
@@ -275,12 +241,12 @@ where
                 self.windows.insert(key.clone(), (s, count));
             }
         }
-        self.act(key, result, ts);
+        self.act(key, result, ts, down);
     }
 
-    fn event(&mut self, event: Event) {
+    fn on_event<D: Downstream<F::Out>>(&mut self, event: Event, down: &mut D) {
         match event {
-            Event::Watermark(w) => *self.watermark = (*self.watermark).max(w),
+            Event::Watermark(w) => self.watermark = self.watermark.max(w),
             Event::End => {
                 let keys: Vec<(K, u64)> =
                     self.windows.iter().map(|(k, w)| (k.clone(), w.1)).collect();
@@ -288,11 +254,11 @@ where
                     let guard = PanicGuard(&self.trigger.name);
                     let result = self.trigger.f.on_end(count);
                     std::mem::forget(guard);
-                    self.act(k, result, Timestamp::MAX);
+                    self.act(k, result, Timestamp::MAX, down);
                 }
             }
             _ => {}
         }
-        self.down.event(event)
+        down.event(event)
     }
 }

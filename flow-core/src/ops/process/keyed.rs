@@ -44,11 +44,16 @@
 //! assert_eq!(got, vec![("a", 3), ("a", 8), ("b", 4)]);
 //! # Ok::<(), flow_core::Error>(())
 //! ```
-use crate::chain::{Chain, Downstream, DrainCx, OpName, PanicGuard};
-use crate::keyed::Table;
+use super::timers::{Domain, Timers};
+use crate::api::exchange::exchange_by_key;
+use crate::api::stream::{KeyedStream, Stream};
+use crate::graph::OpInfo;
+use crate::ops::Table;
 use crate::record::{Event, Timestamp};
-use std::collections::BTreeMap;
+use crate::runtime::operator::{Chain, Downstream, DrainCx, Identity, Operator, Sealed, Then};
+use crate::runtime::panic::{OpName, PanicGuard};
 use std::hash::Hash;
+use std::panic::Location;
 
 /// A function of a keyed stream with per-key state and timers.
 pub trait KeyedProcessFunction<K, T>: Clone + Send + 'static {
@@ -64,7 +69,8 @@ pub trait KeyedProcessFunction<K, T>: Clone + Send + 'static {
         state: &mut Self::State,
         ctx: &mut Context<'_, Self::Out>,
     );
-    /// Called when an event-time timer of `key` fires.
+    /// Called when a timer of `key` fires, in event time or in processing time
+    /// ([`Context::is_processing_time_timer`] tells which).
     fn on_timer(
         &mut self,
         _key: &K,
@@ -80,7 +86,7 @@ pub struct Context<'a, O> {
     timestamp: Timestamp,
     watermark: Timestamp,
     out: &'a mut Vec<O>,
-    timers: &'a mut Vec<(Timestamp, bool, bool)>,
+    timers: &'a mut Vec<(Timestamp, bool, Domain)>,
     clear: bool,
     processing_time: bool,
 }
@@ -101,20 +107,20 @@ impl<O> Context<'_, O> {
     /// Asks for [`KeyedProcessFunction::on_timer`] once the watermark reaches `ts`. A timer
     /// registered twice for the same key and time fires once.
     pub fn register_event_time_timer(&mut self, ts: Timestamp) {
-        self.timers.push((ts, true, false))
+        self.timers.push((ts, true, Domain::EventTime))
     }
     /// Cancels this key's event-time timer at `ts`, if any.
     pub fn delete_event_time_timer(&mut self, ts: Timestamp) {
-        self.timers.push((ts, false, false))
+        self.timers.push((ts, false, Domain::EventTime))
     }
     /// Asks for [`KeyedProcessFunction::on_timer`] once the wall clock reaches `ts` (ms since
     /// the epoch; see [`crate::time::now_ms`]).
     pub fn register_processing_time_timer(&mut self, ts: Timestamp) {
-        self.timers.push((ts, true, true))
+        self.timers.push((ts, true, Domain::ProcessingTime))
     }
     /// Cancels this key's processing-time timer at `ts`, if any.
     pub fn delete_processing_time_timer(&mut self, ts: Timestamp) {
-        self.timers.push((ts, false, true))
+        self.timers.push((ts, false, Domain::ProcessingTime))
     }
     /// In `on_timer`: whether the firing timer is a processing-time timer.
     pub fn is_processing_time_timer(&self) -> bool {
@@ -130,23 +136,25 @@ impl<O> Context<'_, O> {
     }
 }
 
-#[doc(hidden)]
-pub struct ProcessState<K, S, O> {
-    states: Table<K, S>,
-    /// Event-time (`false`) and processing-time (`true`) timers, by time.
-    timers: [BTreeMap<Timestamp, Vec<K>>; 2],
-    live_timers: Table<(K, Timestamp, bool), ()>,
+/// The operator running a [`KeyedProcessFunction`] after the key-group exchange: the
+/// function, and per subtask the states and timers of its keys.
+pub struct KeyedProcess<K, T, P: KeyedProcessFunction<K, T>> {
+    f: P,
+    name: OpName,
+    states: Table<K, P::State>,
+    timers: Timers<K>,
     watermark: Timestamp,
-    out: Vec<O>,
-    new_timers: Vec<(Timestamp, bool, bool)>,
+    out: Vec<P::Out>,
+    new_timers: Vec<(Timestamp, bool, Domain)>,
 }
 
-impl<K, S, O> ProcessState<K, S, O> {
-    pub(crate) fn new() -> Self {
-        ProcessState {
+impl<K, T, P: KeyedProcessFunction<K, T>> KeyedProcess<K, T, P> {
+    pub(crate) fn new(f: P, name: OpName) -> Self {
+        KeyedProcess {
+            f,
+            name,
             states: Table::default(),
-            timers: [BTreeMap::new(), BTreeMap::new()],
-            live_timers: Table::default(),
+            timers: Timers::default(),
             watermark: Timestamp::MIN,
             out: Vec::new(),
             new_timers: Vec::new(),
@@ -154,171 +162,133 @@ impl<K, S, O> ProcessState<K, S, O> {
     }
 }
 
-/// The operator running a [`KeyedProcessFunction`] after the key-group exchange.
-pub struct ProcessOp<C, K, T, P: KeyedProcessFunction<K, T>> {
-    pub(crate) inner: C,
-    pub(crate) f: P,
-    pub(crate) name: OpName,
-    pub(crate) st: ProcessState<K, P::State, P::Out>,
-}
-
-impl<C: Clone, K, T, P: KeyedProcessFunction<K, T>> Clone for ProcessOp<C, K, T, P> {
+impl<K, T, P: KeyedProcessFunction<K, T>> Clone for KeyedProcess<K, T, P> {
     fn clone(&self) -> Self {
-        ProcessOp {
-            inner: self.inner.clone(),
-            f: self.f.clone(),
-            name: self.name.clone(),
-            st: ProcessState::new(),
-        }
+        KeyedProcess::new(self.f.clone(), self.name.clone())
     }
 }
 
-#[doc(hidden)]
-pub struct ProcessAdapter<'a, K, T, P: KeyedProcessFunction<K, T>, D> {
-    f: &'a mut P,
-    name: &'a OpName,
-    st: &'a mut ProcessState<K, P::State, P::Out>,
-    down: &'a mut D,
-}
+impl<K, T, P: KeyedProcessFunction<K, T>> Sealed for KeyedProcess<K, T, P> {}
 
-impl<C, K, T, P> Chain for ProcessOp<C, K, T, P>
-where
-    C: Chain<Out = (K, T)>,
-    K: Hash + Eq + Clone + Send + 'static,
-    T: Send + 'static,
-    P: KeyedProcessFunction<K, T>,
-{
-    type In = C::In;
-    type Out = P::Out;
-    #[inline]
-    fn push<D: Downstream<P::Out>>(&mut self, item: C::In, ts: Timestamp, down: &mut D) {
-        let mut a = ProcessAdapter {
-            f: &mut self.f,
-            name: &self.name,
-            st: &mut self.st,
-            down,
-        };
-        self.inner.push(item, ts, &mut a)
-    }
-    fn event<D: Downstream<P::Out>>(&mut self, event: Event, down: &mut D) {
-        let mut a = ProcessAdapter {
-            f: &mut self.f,
-            name: &self.name,
-            st: &mut self.st,
-            down,
-        };
-        self.inner.event(event, &mut a)
-    }
-    fn open(&mut self, subtask: usize, parallelism: usize) {
-        self.inner.open(subtask, parallelism)
-    }
-    fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
-        if let Some((&t, _)) = self.st.timers[1].first_key_value() {
-            let wait = t.saturating_sub(crate::time::now_ms()).max(0) as u64;
-            cx.wake_at(std::time::Instant::now() + std::time::Duration::from_millis(wait));
-        }
-        self.inner.drain(cx)
-    }
-}
-
-impl<K, T, P, D> ProcessAdapter<'_, K, T, P, D>
+impl<K, T, P> KeyedProcess<K, T, P>
 where
     K: Hash + Eq + Clone,
     P: KeyedProcessFunction<K, T>,
-    D: Downstream<P::Out>,
 {
     /// Runs `call` on `key`'s state with a fresh context, then applies timer changes, state
     /// clearing and output.
-    fn with_context(
+    fn with_context<D: Downstream<P::Out>>(
         &mut self,
         key: &K,
         ts: Timestamp,
         processing_time: bool,
+        down: &mut D,
         call: impl FnOnce(&mut P, &mut P::State, &mut Context<'_, P::Out>),
     ) {
-        let st = &mut *self.st;
-        let state = st.states.entry(key.clone()).or_default();
+        let state = self.states.entry(key.clone()).or_default();
         let mut ctx = Context {
             timestamp: ts,
-            watermark: st.watermark,
-            out: &mut st.out,
-            timers: &mut st.new_timers,
+            watermark: self.watermark,
+            out: &mut self.out,
+            timers: &mut self.new_timers,
             clear: false,
             processing_time,
         };
-        let guard = PanicGuard(self.name);
-        call(self.f, state, &mut ctx);
+        let guard = PanicGuard(&self.name);
+        call(&mut self.f, state, &mut ctx);
         std::mem::forget(guard);
-        let clear = ctx.clear;
-        if clear {
-            st.states.remove(key);
+        if ctx.clear {
+            self.states.remove(key);
         }
-        for (t, add, proc) in st.new_timers.drain(..) {
+        for (t, add, domain) in self.new_timers.drain(..) {
             if add {
-                if st.live_timers.insert((key.clone(), t, proc), ()).is_none() {
-                    st.timers[proc as usize]
-                        .entry(t)
-                        .or_default()
-                        .push(key.clone());
-                }
+                self.timers.register(key, t, domain);
             } else {
-                st.live_timers.remove(&(key.clone(), t, proc));
+                self.timers.delete(key, t, domain);
             }
         }
-        for o in st.out.drain(..) {
-            self.down.emit(o, ts);
+        for o in self.out.drain(..) {
+            down.emit(o, ts);
         }
     }
 
     /// Fires the timers of one time domain up to `now`, in time order (including timers that
     /// the firing ones register for times already passed).
-    fn fire(&mut self, now: Timestamp, proc: bool) {
-        if !proc {
-            self.st.watermark = now;
+    fn fire<D: Downstream<P::Out>>(&mut self, now: Timestamp, domain: Domain, down: &mut D) {
+        if domain == Domain::EventTime {
+            self.watermark = now;
         }
-        while let Some(entry) = self.st.timers[proc as usize].first_entry() {
-            if *entry.key() > now {
-                break;
-            }
-            let (t, keys) = entry.remove_entry();
+        let proc = domain == Domain::ProcessingTime;
+        while let Some((t, keys)) = self.timers.pop_due(now, domain) {
             for key in keys {
-                if self
-                    .st
-                    .live_timers
-                    .remove(&(key.clone(), t, proc))
-                    .is_some()
-                {
-                    self.with_context(&key, t, proc, |f, s, ctx| f.on_timer(&key, t, s, ctx));
-                }
+                self.with_context(&key, t, proc, down, |f, s, ctx| f.on_timer(&key, t, s, ctx));
             }
         }
     }
 }
 
-impl<K, T, P, D> Downstream<(K, T)> for ProcessAdapter<'_, K, T, P, D>
+impl<K, T, P> Operator<(K, T)> for KeyedProcess<K, T, P>
 where
-    K: Hash + Eq + Clone,
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
     P: KeyedProcessFunction<K, T>,
-    D: Downstream<P::Out>,
 {
+    type Out = P::Out;
+
     #[inline]
-    fn emit(&mut self, (key, item): (K, T), ts: Timestamp) {
-        self.with_context(&key, ts, false, |f, s, ctx| {
+    fn on_record<D: Downstream<P::Out>>(
+        &mut self,
+        (key, item): (K, T),
+        ts: Timestamp,
+        down: &mut D,
+    ) {
+        self.with_context(&key, ts, false, down, |f, s, ctx| {
             f.process_element(&key, item, s, ctx)
         });
     }
 
-    fn event(&mut self, event: Event) {
+    fn on_event<D: Downstream<P::Out>>(&mut self, event: Event, down: &mut D) {
         match event {
-            Event::Watermark(w) if w > self.st.watermark => self.fire(w, false),
-            Event::ProcessingTime(t) => self.fire(t, true),
+            Event::Watermark(w) if w > self.watermark => self.fire(w, Domain::EventTime, down),
+            Event::ProcessingTime(t) => self.fire(t, Domain::ProcessingTime, down),
             // The end of input drains both domains: event time first, as Flink's final watermark.
             Event::End => {
-                self.fire(Timestamp::MAX, false);
-                self.fire(Timestamp::MAX, true);
+                self.fire(Timestamp::MAX, Domain::EventTime, down);
+                self.fire(Timestamp::MAX, Domain::ProcessingTime, down);
             }
             _ => {}
         }
-        self.down.event(event)
+        down.event(event)
+    }
+
+    fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
+        if let Some(t) = self.timers.next_processing_time() {
+            let wait = t.saturating_sub(crate::time::now_ms()).max(0) as u64;
+            cx.wake_at(std::time::Instant::now() + std::time::Duration::from_millis(wait));
+        }
+        Ok(true)
+    }
+}
+
+/// The chain of a stage that runs a keyed process function after its exchange.
+pub type KeyedProcessChain<K, T, P> = Then<Identity<(K, T)>, KeyedProcess<K, T, P>>;
+
+impl<C, K, KF> KeyedStream<C, KF>
+where
+    C: Chain,
+    KF: FnMut(&C::Out) -> K + Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + 'static,
+{
+    /// Runs a keyed process function: per-key state, event- and processing-time timers, any
+    /// output (see the [module documentation](self) for an example).
+    #[track_caller]
+    pub fn process<P>(self, f: P) -> Stream<KeyedProcessChain<K, C::Out, P>>
+    where
+        P: KeyedProcessFunction<K, C::Out>,
+    {
+        let loc = Location::caller();
+        let name = OpName::new("process", loc);
+        let KeyedStream { stream, key } = self;
+        exchange_by_key(stream, loc, key).then(OpInfo::new(&name), KeyedProcess::new(f, name))
     }
 }

@@ -5,17 +5,21 @@
 //! producer's queue, the producer registers itself with the channel and goes idle, and the
 //! consumer notifies it after taking a message out. Control events (watermarks, end of input)
 //! travel in the same channel as the data, in order, tagged with the producer's index so the
-//! consumer can combine watermarks over its inputs.
-use super::stage::{Input, Poll, Terminal};
+//! consumer can combine watermarks over its inputs ([`super::watermark`]).
+pub(crate) mod partition;
+
+use super::operator::Downstream;
+use super::stage::{Input, MakeInput, Poll, Terminal};
 use super::task::{TaskCx, TaskId};
-use crate::chain::Downstream;
+use super::watermark::InputWatermarks;
 use crate::error::Result;
 use crate::record::{Batch, Event, Timestamp};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use parking_lot::Mutex;
+use partition::Partitioner;
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, Hash};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// A message in an exchange channel.
 pub(crate) enum Msg<T> {
@@ -31,21 +35,34 @@ pub(crate) struct ChannelShared {
 }
 
 impl ChannelShared {
+    /// Producer side of the full-channel handshake: called after a send found the channel
+    /// full, before the producer tries once more.
+    ///
+    /// This is a store-buffering pattern. The producer writes the flag, then reads the
+    /// channel (its retry); the consumer writes the channel (a receive frees a slot), then
+    /// reads the flag ([`ChannelShared::wake_waiters`]). Each side has a `SeqCst` fence
+    /// between its write and its read, so the two fences are ordered one way or the other:
+    /// either the producer's retry sees the freed slot, or the consumer sees the flag and
+    /// notifies the producer. A producer is never left idle with room in the channel. This
+    /// relies on nothing inside crossbeam beyond its own synchronisation of the messages.
     fn register_waiter(&self, id: TaskId) {
-        let mut w = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-        if !w.contains(&id) {
-            w.push(id);
+        {
+            let mut w = self.waiters.lock();
+            if !w.contains(&id) {
+                w.push(id);
+            }
         }
-        // SeqCst pairs with the consumer's load after its receive: either the consumer sees the
-        // flag, or the producer's retry (which follows this store) sees the freed slot.
-        self.has_waiters.store(true, Ordering::SeqCst);
+        self.has_waiters.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
     }
 
+    /// Consumer side of the handshake: called after every receive.
     fn wake_waiters(&self, cx: &TaskCx<'_>) {
-        if self.has_waiters.load(Ordering::SeqCst) {
+        fence(Ordering::SeqCst);
+        if self.has_waiters.load(Ordering::Relaxed) {
             let ids = {
-                let mut w = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-                self.has_waiters.store(false, Ordering::SeqCst);
+                let mut w = self.waiters.lock();
+                self.has_waiters.store(false, Ordering::Relaxed);
                 std::mem::take(&mut *w)
             };
             for id in ids {
@@ -100,12 +117,7 @@ pub(crate) fn channels<T>(
                     rx,
                     shared,
                     recycle,
-                    watermarks: vec![Timestamp::MIN; producers],
-                    ended: vec![false; producers],
-                    idle: vec![false; producers],
-                    all_idle: false,
-                    open: producers,
-                    watermark: Timestamp::MIN,
+                    watermarks: InputWatermarks::new(producers),
                 },
             )
         })
@@ -113,9 +125,7 @@ pub(crate) fn channels<T>(
 }
 
 /// Hands consumer `i` its channel, for a stage's input factory.
-pub(crate) fn input_maker<T: Send + 'static>(
-    ins: Vec<ExchangeInput<T>>,
-) -> crate::env::MakeInput<T> {
+pub(crate) fn input_maker<T: Send + 'static>(ins: Vec<ExchangeInput<T>>) -> MakeInput<T> {
     let mut ins: Vec<Option<ExchangeInput<T>>> = ins.into_iter().map(Some).collect();
     Box::new(move |i| match ins.get_mut(i).and_then(Option::take) {
         Some(inp) => Box::new(inp) as Box<dyn Input<T>>,
@@ -128,33 +138,13 @@ pub(crate) struct ExchangeInput<T> {
     rx: Receiver<Msg<T>>,
     shared: Arc<ChannelShared>,
     recycle: Sender<Batch<T>>,
-    watermarks: Vec<Timestamp>,
-    ended: Vec<bool>,
-    idle: Vec<bool>,
-    all_idle: bool,
-    open: usize,
-    watermark: Timestamp,
-}
-
-impl<T> ExchangeInput<T> {
-    /// The combined watermark: the minimum over producers that have neither ended nor gone
-    /// idle. `None` while every live producer is idle: the watermark holds.
-    fn combined(&self) -> Option<Timestamp> {
-        let live = || (0..self.watermarks.len()).filter(|&i| !self.ended[i]);
-        if live().next().is_none() {
-            return Some(Timestamp::MAX);
-        }
-        live()
-            .filter(|&i| !self.idle[i])
-            .map(|i| self.watermarks[i])
-            .min()
-    }
+    watermarks: InputWatermarks,
 }
 
 impl<T: Send> Input<T> for ExchangeInput<T> {
     fn poll(&mut self, cx: &TaskCx<'_>, buf: &mut Batch<T>) -> Result<Poll> {
         loop {
-            if self.open == 0 {
+            if self.watermarks.all_ended() {
                 return Ok(Poll::End);
             }
             let msg = match self.rx.try_recv() {
@@ -166,10 +156,7 @@ impl<T: Send> Input<T> for ExchangeInput<T> {
             self.shared.wake_waiters(cx);
             match msg {
                 Msg::Data { from, batch } => {
-                    if let Some(idle) = self.idle.get_mut(from as usize) {
-                        *idle = false;
-                        self.all_idle = false;
-                    }
+                    self.watermarks.on_data(from as usize);
                     let mut old = std::mem::replace(buf, batch);
                     if old.data.capacity() > 0 {
                         old.data.clear();
@@ -179,94 +166,16 @@ impl<T: Send> Input<T> for ExchangeInput<T> {
                     return Ok(Poll::Data);
                 }
                 Msg::Event { from, event } => {
-                    let from = from as usize;
-                    match event {
-                        Event::Watermark(w) => {
-                            if let Some(slot) = self.watermarks.get_mut(from) {
-                                *slot = (*slot).max(w);
-                            }
-                        }
-                        Event::End => {
-                            if let Some(e) = self.ended.get_mut(from) {
-                                if !*e {
-                                    *e = true;
-                                    self.open -= 1;
-                                }
-                            }
-                        }
-                        Event::Idle => {
-                            if let Some(idle) = self.idle.get_mut(from) {
-                                *idle = true;
-                            }
-                        }
-                        Event::Flush | Event::BatchEnd | Event::ProcessingTime(_) => continue,
-                    }
-                    if self.open == 0 {
+                    let out = self.watermarks.on_event(from as usize, event);
+                    if self.watermarks.all_ended() {
                         return Ok(Poll::End);
                     }
-                    match self.combined() {
-                        Some(w) => {
-                            self.all_idle = false;
-                            if w > self.watermark {
-                                self.watermark = w;
-                                return Ok(Poll::Event(Event::Watermark(w)));
-                            }
-                        }
-                        // Every live producer is idle: so is this stage's output.
-                        None if !self.all_idle => {
-                            self.all_idle = true;
-                            return Ok(Poll::Event(Event::Idle));
-                        }
-                        None => {}
+                    if let Some(e) = out {
+                        return Ok(Poll::Event(e));
                     }
                 }
             }
         }
-    }
-}
-
-/// Chooses the consumer of each record.
-pub(crate) trait Partitioner<T>: Send {
-    fn route(&mut self, item: &T, consumers: usize) -> usize;
-}
-
-/// Routes `(key, value)` pairs by key group.
-pub(crate) struct KeyGroups {
-    pub(crate) max_parallelism: u32,
-}
-
-/// The stable hash of a key: the same in every run and process, as key groups must be.
-#[inline]
-pub(crate) fn stable_hash<K: Hash + ?Sized>(key: &K) -> u64 {
-    rustc_hash::FxBuildHasher.hash_one(key)
-}
-
-impl<K: Hash, V> Partitioner<(K, V)> for KeyGroups {
-    #[inline]
-    fn route(&mut self, item: &(K, V), consumers: usize) -> usize {
-        let kg = flow_state::key_group_of(stable_hash(&item.0), self.max_parallelism);
-        flow_state::subtask_for_key_group(kg, self.max_parallelism, consumers as u32) as usize
-    }
-}
-
-/// Routes records round-robin, one record at a time (Flink's `rebalance`).
-pub(crate) struct RoundRobin(pub(crate) usize);
-
-impl<T> Partitioner<T> for RoundRobin {
-    #[inline]
-    fn route(&mut self, _item: &T, consumers: usize) -> usize {
-        self.0 = (self.0 + 1) % consumers.max(1);
-        self.0
-    }
-}
-
-/// Sends everything to one consumer (side outputs: subtask `i` feeds subtask `i`).
-pub(crate) struct Forward(pub(crate) usize);
-
-impl<T> Partitioner<T> for Forward {
-    #[inline]
-    fn route(&mut self, _item: &T, consumers: usize) -> usize {
-        self.0 % consumers.max(1)
     }
 }
 

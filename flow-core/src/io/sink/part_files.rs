@@ -1,93 +1,18 @@
-//! Sinks: collect into memory, print, write part files, discard.
-use crate::chain::Downstream;
+//! Text sinks: `print`, and part files (`write_csv`, `write_lines`) made visible only once
+//! complete: written as `.part-NNNNN.EXT.inprogress`, fsynced, renamed, directory fsynced.
+use crate::api::stream::Stream;
 use crate::error::{Error, Result};
+use crate::io::csv::CsvRow;
 use crate::record::{Event, Timestamp};
 use crate::runtime::metrics::StageMetrics;
+use crate::runtime::operator::{Chain, Downstream};
 use crate::runtime::stage::Terminal;
 use crate::runtime::task::TaskCx;
-use crate::source::SharedVec;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-
-/// The records a `collect` sink gathered; read them after [`crate::Env::execute`].
-pub struct Collected<T> {
-    pub(crate) items: SharedVec<T>,
-}
-
-impl<T> Collected<T> {
-    /// Takes the collected records (in no particular order across subtasks).
-    pub fn take(&self) -> Vec<T> {
-        std::mem::take(&mut *self.items.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
-pub(crate) struct CollectSink<T> {
-    pub(crate) local: Vec<T>,
-    pub(crate) shared: SharedVec<T>,
-    pub(crate) metrics: Arc<StageMetrics>,
-}
-
-impl<T> CollectSink<T> {
-    pub(crate) fn new(shared: SharedVec<T>, metrics: Arc<StageMetrics>) -> Self {
-        CollectSink {
-            local: Vec::new(),
-            shared,
-            metrics,
-        }
-    }
-}
-
-impl<T: Send> Downstream<T> for CollectSink<T> {
-    #[inline]
-    fn emit(&mut self, item: T, _ts: Timestamp) {
-        self.local.push(item)
-    }
-    fn event(&mut self, event: Event) {
-        if event == Event::End {
-            self.metrics
-                .records_out
-                .fetch_add(self.local.len() as u64, Ordering::Relaxed);
-            self.shared
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .append(&mut self.local);
-        }
-    }
-}
-
-impl<T: Send> Terminal<T> for CollectSink<T> {
-    fn drain(&mut self, _cx: &TaskCx<'_>) -> Result<bool> {
-        Ok(true)
-    }
-}
-
-/// Counts and drops records (for benchmarks).
-pub(crate) struct DiscardSink {
-    pub(crate) count: u64,
-    pub(crate) metrics: Arc<StageMetrics>,
-}
-
-impl<T> Downstream<T> for DiscardSink {
-    #[inline]
-    fn emit(&mut self, item: T, _ts: Timestamp) {
-        drop(item);
-        self.count += 1;
-    }
-    fn event(&mut self, _event: Event) {
-        self.metrics
-            .records_out
-            .fetch_add(std::mem::take(&mut self.count), Ordering::Relaxed);
-    }
-}
-
-impl<T> Terminal<T> for DiscardSink {
-    fn drain(&mut self, _cx: &TaskCx<'_>) -> Result<bool> {
-        Ok(true)
-    }
-}
+use std::sync::Arc;
 
 /// Where a text sink's bytes go.
 pub(crate) enum TextTarget {
@@ -264,11 +189,6 @@ pub(crate) fn prepare_output_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Shared slot for a sink's collected records.
-pub(crate) fn shared_vec<T>() -> SharedVec<T> {
-    Arc::new(Mutex::new(Vec::new()))
-}
-
 /// Reads the rows of a part-file directory as the output convention says: every file whose
 /// name does not begin with `.` or `_` (in-progress and metadata files), concatenated; rows
 /// are returned sorted, since row order across part files is free.
@@ -286,4 +206,71 @@ pub fn read_part_files(dir: &Path) -> Result<Vec<String>> {
     }
     rows.sort();
     Ok(rows)
+}
+
+impl<C: Chain> Stream<C> {
+    /// Prints each record as a CSV row on standard output.
+    pub fn print(self)
+    where
+        C::Out: CsvRow,
+    {
+        self.finish("print".into(), |_, m| {
+            TextSink::stdout(|x: &C::Out, b: &mut Vec<u8>| x.write_row(b), m.clone())
+        })
+    }
+
+    /// Writes the records as CSV rows to part files `part-NNNNN.csv` in `dir`, one per
+    /// subtask. A part file appears under its final name only once complete (it is written
+    /// as `.part-NNNNN.csv.inprogress`, synced and renamed). Part files of an earlier run in
+    /// `dir` are removed when the job starts.
+    pub fn write_csv(self, dir: impl AsRef<Path>) -> Result<()>
+    where
+        C::Out: CsvRow,
+    {
+        self.write_text(
+            dir.as_ref(),
+            "csv",
+            "write_csv",
+            |x: &C::Out, b: &mut Vec<u8>| x.write_row(b),
+        )
+    }
+
+    /// Writes each record's `Display` form as a line to part files `part-NNNNN.txt` in `dir`
+    /// (same protocol as [`Stream::write_csv`]).
+    pub fn write_lines(self, dir: impl AsRef<Path>) -> Result<()>
+    where
+        C::Out: std::fmt::Display,
+    {
+        self.write_text(
+            dir.as_ref(),
+            "txt",
+            "write_lines",
+            |x: &C::Out, b: &mut Vec<u8>| {
+                use std::io::Write;
+                let _ = write!(b, "{x}");
+            },
+        )
+    }
+
+    fn write_text<F>(self, dir: &Path, ext: &'static str, kind: &str, format: F) -> Result<()>
+    where
+        F: FnMut(&C::Out, &mut Vec<u8>) + Clone + Send + 'static,
+    {
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::io(
+                dir,
+                std::io::Error::other("exists and is not a directory"),
+            ));
+        }
+        let d = dir.to_path_buf();
+        self.g
+            .borrow_mut()
+            .prepare
+            .push(Box::new(move || prepare_output_dir(&d)));
+        let d = dir.to_path_buf();
+        self.finish(format!("{kind}({})", dir.display()), move |i, m| {
+            TextSink::part(&d, i, ext, format.clone(), m.clone())
+        });
+        Ok(())
+    }
 }

@@ -6,18 +6,21 @@
 //! occurrence. After the exchange, the subtask that owns the key merges the partials.
 //! Partials are flushed when the local table is full, when the subtask has no more input for
 //! the moment, and before every watermark or end of input, so results never wait on a timer.
-use crate::chain::{guarded, Chain, Downstream, OpName};
+use crate::api::exchange::{exchange_by_key, Exchange};
+use crate::api::stream::{KeyedStream, Stream};
 use crate::error::Result;
+use crate::graph::OpInfo;
+use crate::ops::Table;
 use crate::record::{Event, Timestamp, NO_TIMESTAMP};
+use crate::runtime::exchange::partition::ByPairKey;
+use crate::runtime::operator::{Chain, Downstream, Identity, Operator, Sealed, Then};
+use crate::runtime::panic::{guarded, Named, OpName};
 use crate::runtime::stage::Terminal;
 use crate::runtime::task::TaskCx;
 use hashbrown::hash_map::Entry;
-use rustc_hash::FxBuildHasher;
 use std::hash::Hash;
 use std::marker::PhantomData;
-
-/// A keyed table with flow's fast, stable hasher.
-pub(crate) type Table<K, V> = hashbrown::HashMap<K, V, FxBuildHasher>;
+use std::panic::Location;
 
 /// An aggregate function in the style of Flink's `AggregateFunction`: records are folded into
 /// an accumulator, accumulators can be merged, and an accumulator yields a result.
@@ -91,13 +94,6 @@ impl<T> Aggregate<T> for Count {
     fn result(&mut self, acc: u64) -> u64 {
         acc
     }
-}
-
-/// Wraps a user function `f` of an aggregate with the operator's name for panic reports.
-#[derive(Clone)]
-pub struct Named<F> {
-    pub(crate) f: F,
-    pub(crate) name: OpName,
 }
 
 /// Sums a value taken from each record.
@@ -372,96 +368,41 @@ where
 /// batch execution mode). In an unbounded job it emits the key's updated result whenever an
 /// arrival changes it (Flink's rolling aggregation), after pre-aggregation has compressed the
 /// updates of each flush.
-pub struct KeyedAggregate<C: Chain, K, V, G: Combine<V>, R, OF> {
-    pub(crate) inner: C,
-    pub(crate) combine: G,
-    pub(crate) out: OF,
-    pub(crate) bounded: bool,
-    pub(crate) state: Table<K, G::Acc>,
-    pub(crate) _p: PhantomData<fn(V) -> R>,
+pub struct KeyedAggregate<K, V, G: Combine<V>, OF> {
+    combine: G,
+    out: OF,
+    bounded: bool,
+    state: Table<K, G::Acc>,
+    _p: PhantomData<fn(V)>,
 }
 
-impl<C: Chain, K: Clone, V, G: Combine<V>, R, OF: Clone> Clone
-    for KeyedAggregate<C, K, V, G, R, OF>
-{
+impl<K, V, G: Combine<V>, OF: Clone> Clone for KeyedAggregate<K, V, G, OF> {
     fn clone(&self) -> Self {
         KeyedAggregate {
-            inner: self.inner.clone(),
             combine: self.combine.clone(),
             out: self.out.clone(),
             bounded: self.bounded,
-            state: self.state.clone(),
+            state: Table::default(),
             _p: PhantomData,
         }
     }
 }
 
-#[doc(hidden)]
-pub struct KeyedAggregateAdapter<'a, K, G: Combine<V>, V, OF, D> {
-    combine: &'a mut G,
-    out: &'a mut OF,
-    bounded: bool,
-    state: &'a mut Table<K, G::Acc>,
-    down: &'a mut D,
-    _p: PhantomData<fn(V)>,
-}
+impl<K, V, G: Combine<V>, OF> Sealed for KeyedAggregate<K, V, G, OF> {}
 
-impl<C, K, V, G, R, OF> Chain for KeyedAggregate<C, K, V, G, R, OF>
+impl<K, V, G, R, OF> Operator<(K, V)> for KeyedAggregate<K, V, G, OF>
 where
-    C: Chain<Out = (K, V)>,
     K: Hash + Eq + Clone + Send + 'static,
     V: Send + 'static,
     G: Combine<V>,
     R: Send + 'static,
     OF: FnMut(K, G::Out) -> R + Clone + Send + 'static,
 {
-    type In = C::In;
     type Out = R;
 
     #[inline]
-    fn push<D: Downstream<R>>(&mut self, item: C::In, ts: Timestamp, down: &mut D) {
-        let mut a = KeyedAggregateAdapter {
-            combine: &mut self.combine,
-            out: &mut self.out,
-            bounded: self.bounded,
-            state: &mut self.state,
-            down,
-            _p: PhantomData,
-        };
-        self.inner.push(item, ts, &mut a)
-    }
-
-    fn event<D: Downstream<R>>(&mut self, event: Event, down: &mut D) {
-        let mut a = KeyedAggregateAdapter {
-            combine: &mut self.combine,
-            out: &mut self.out,
-            bounded: self.bounded,
-            state: &mut self.state,
-            down,
-            _p: PhantomData,
-        };
-        self.inner.event(event, &mut a)
-    }
-
-    fn open(&mut self, subtask: usize, parallelism: usize) {
-        self.inner.open(subtask, parallelism)
-    }
-
-    fn drain(&mut self, cx: &crate::chain::DrainCx<'_, '_>) -> Result<bool> {
-        self.inner.drain(cx)
-    }
-}
-
-impl<K, V, G, R, OF, D> Downstream<(K, V)> for KeyedAggregateAdapter<'_, K, G, V, OF, D>
-where
-    K: Hash + Eq + Clone,
-    G: Combine<V>,
-    OF: FnMut(K, G::Out) -> R,
-    D: Downstream<R>,
-{
-    #[inline]
-    fn emit(&mut self, (k, v): (K, V), _ts: Timestamp) {
-        let combine = &mut *self.combine;
+    fn on_record<D: Downstream<R>>(&mut self, (k, v): (K, V), _ts: Timestamp, down: &mut D) {
+        let combine = &mut self.combine;
         if self.bounded {
             match self.state.entry(k) {
                 Entry::Occupied(mut o) => combine.next(o.get_mut(), v),
@@ -479,17 +420,225 @@ where
                 Entry::Vacant(e) => e.insert(combine.first(v)),
             };
             let r = combine.result(acc.clone());
-            self.down.emit((self.out)(k, r), NO_TIMESTAMP);
+            down.emit((self.out)(k, r), NO_TIMESTAMP);
         }
     }
 
-    fn event(&mut self, event: Event) {
+    fn on_event<D: Downstream<R>>(&mut self, event: Event, down: &mut D) {
         if event == Event::End && self.bounded {
             for (k, acc) in self.state.drain() {
                 let r = self.combine.result(acc);
-                self.down.emit((self.out)(k, r), NO_TIMESTAMP);
+                down.emit((self.out)(k, r), NO_TIMESTAMP);
             }
         }
-        self.down.event(event)
+        down.event(event)
+    }
+}
+
+/// The chain of a keyed aggregate stage: the exchange's `(key, value)` pairs into the aggregate.
+pub type KeyedAggregateChain<K, V, G, OF> = Then<Identity<(K, V)>, KeyedAggregate<K, V, G, OF>>;
+
+/// The type of a rolling aggregate's result stream.
+type Rolling<K, V, G, OF> = Stream<KeyedAggregateChain<K, V, G, OF>>;
+
+/// The record type of a keyed stream's input.
+type In<C> = <C as Chain>::Out;
+
+fn keyed_op<K, V, G, R, OF>(
+    s: Stream<Identity<(K, V)>>,
+    name: &OpName,
+    combine: G,
+    bounded: bool,
+    out: OF,
+) -> Rolling<K, V, G, OF>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    V: Send + 'static,
+    G: Combine<V>,
+    R: Send + 'static,
+    OF: FnMut(K, G::Out) -> R + Clone + Send + 'static,
+{
+    s.then(
+        OpInfo::new(name),
+        KeyedAggregate {
+            combine,
+            out,
+            bounded,
+            state: Table::default(),
+            _p: PhantomData,
+        },
+    )
+}
+impl<C, K, KF> KeyedStream<C, KF>
+where
+    C: Chain,
+    KF: FnMut(&C::Out) -> K + Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + 'static,
+{
+    /// Aggregates each key's records with an [`Aggregate`], pre-aggregating before the
+    /// exchange. Emits `(key, result)`.
+    #[track_caller]
+    pub fn aggregate<A: Aggregate<C::Out>>(self, agg: A) -> Stream<impl Chain<Out = (K, A::Out)>> {
+        self.aggregate_as("aggregate", agg, |k, r| (k, r))
+    }
+
+    /// Counts each key's records: `(key, count)`.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let counts = env.from_iter(["a", "b", "a"]).key_by(|w| w.to_string()).count().collect();
+    /// env.execute()?;
+    /// let mut got = counts.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![("a".to_string(), 2), ("b".to_string(), 1)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn count(self) -> Stream<impl Chain<Out = (K, u64)>> {
+        self.aggregate_as("count", Count, |k, n| (k, n))
+    }
+
+    /// Sums `f(record)` per key: `(key, sum)`.
+    #[track_caller]
+    pub fn sum<S, F>(self, f: F) -> Stream<impl Chain<Out = (K, S)>>
+    where
+        F: FnMut(&C::Out) -> S + Clone + Send + 'static,
+        S: std::ops::AddAssign + Clone + Send + 'static,
+    {
+        let name = OpName::new("sum", Location::caller());
+        self.aggregate_as("sum", Sum(Named { f, name }), |k, s| (k, s))
+    }
+
+    /// The smallest `f(record)` per key: `(key, min)`.
+    #[track_caller]
+    pub fn min<V, F>(self, f: F) -> Stream<impl Chain<Out = (K, V)>>
+    where
+        F: FnMut(&C::Out) -> V + Clone + Send + 'static,
+        V: PartialOrd + Clone + Send + 'static,
+    {
+        let name = OpName::new("min", Location::caller());
+        self.aggregate_as("min", Extreme::<F, false>(Named { f, name }), |k, v| (k, v))
+    }
+
+    /// The largest `f(record)` per key: `(key, max)`.
+    #[track_caller]
+    pub fn max<V, F>(self, f: F) -> Stream<impl Chain<Out = (K, V)>>
+    where
+        F: FnMut(&C::Out) -> V + Clone + Send + 'static,
+        V: PartialOrd + Clone + Send + 'static,
+    {
+        let name = OpName::new("max", Location::caller());
+        self.aggregate_as("max", Extreme::<F, true>(Named { f, name }), |k, v| (k, v))
+    }
+
+    /// The record with the smallest `f(record)` per key (the first such record on ties).
+    #[track_caller]
+    pub fn min_by<V, F>(self, f: F) -> Stream<impl Chain<Out = C::Out>>
+    where
+        C::Out: Clone,
+        F: FnMut(&C::Out) -> V + Clone + Send + 'static,
+        V: PartialOrd,
+    {
+        let name = OpName::new("min_by", Location::caller());
+        self.aggregate_as("min_by", ExtremeBy::<F, false>(Named { f, name }), |_, r| r)
+    }
+
+    /// The record with the largest `f(record)` per key (the first such record on ties).
+    #[track_caller]
+    pub fn max_by<V, F>(self, f: F) -> Stream<impl Chain<Out = C::Out>>
+    where
+        C::Out: Clone,
+        F: FnMut(&C::Out) -> V + Clone + Send + 'static,
+        V: PartialOrd,
+    {
+        let name = OpName::new("max_by", Location::caller());
+        self.aggregate_as("max_by", ExtremeBy::<F, true>(Named { f, name }), |_, r| r)
+    }
+
+    /// Combines each key's records with an associative function.
+    #[track_caller]
+    pub fn reduce<F>(self, f: F) -> Stream<impl Chain<Out = C::Out>>
+    where
+        C::Out: Clone,
+        F: FnMut(C::Out, C::Out) -> C::Out + Clone + Send + 'static,
+    {
+        let name = OpName::new("reduce", Location::caller());
+        self.aggregate_as("reduce", Reduce(Named { f, name }), |_, r| r)
+    }
+
+    /// Folds each key's records, in arrival order, into an accumulator starting at `init`:
+    /// `(key, acc)`. `f` need not be associative, so records are not pre-aggregated.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let words = env
+    ///     .from_iter([("a", "x"), ("a", "y"), ("b", "z")])
+    ///     .key_by(|e| e.0)
+    ///     .fold(String::new(), |acc, e| acc.push_str(e.1))
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = words.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![("a", "xy".to_string()), ("b", "z".to_string())]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn fold<A, F>(self, init: A, f: F) -> Stream<impl Chain<Out = (K, A)>>
+    where
+        A: Clone + Send + 'static,
+        F: FnMut(&mut A, C::Out) + Clone + Send + 'static,
+    {
+        let loc = Location::caller();
+        let name = OpName::new("fold", loc);
+        let KeyedStream { stream, key } = self;
+        let bounded = stream.bounded();
+        let ex = exchange_by_key(stream, loc, key);
+        let combine = FoldRecords {
+            init,
+            f: Named {
+                f,
+                name: name.clone(),
+            },
+        };
+        keyed_op(ex, &name, combine, bounded, |k, a| (k, a))
+    }
+
+    #[track_caller]
+    fn aggregate_as<A, R, OF>(self, kind: &str, agg: A, out: OF) -> Stream<impl Chain<Out = R>>
+    where
+        A: Aggregate<C::Out>,
+        R: Send + 'static,
+        OF: FnMut(K, A::Out) -> R + Clone + Send + 'static,
+    {
+        let loc = Location::caller();
+        let name = OpName::new(kind, loc);
+        let KeyedStream { mut stream, key } = self;
+        let bounded = stream.bounded();
+        let (capacity, max_parallelism) = {
+            let g = stream.g.borrow();
+            (g.config.pre_aggregate_capacity, g.config.max_parallelism)
+        };
+        let pre = OpName::new(&format!("{kind} (pre-aggregate)"), loc);
+        stream.ops.push(OpInfo::new(&pre));
+        let ex = Exchange::<(K, A::Acc)>::keyed(&stream.g, stream.feed(), loc);
+        let outlets = ex.outlets.clone();
+        let a2 = agg.clone();
+        stream.finish("exchange".into(), move |i, _| PreAggregate {
+            key: key.clone(),
+            agg: a2.clone(),
+            table: Table::default(),
+            capacity,
+            writer: outlets.writer(i, ByPairKey { max_parallelism }),
+            _t: PhantomData,
+        });
+        keyed_op(
+            ex.into_stream(),
+            &name,
+            MergePartials(agg, PhantomData::<fn(In<C>)>),
+            bounded,
+            out,
+        )
     }
 }

@@ -1,0 +1,162 @@
+//! The job environment: creates sources, holds the graph under construction and runs it.
+use super::stream::Stream;
+use super::summary::JobSummary;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::graph::plan::Plan;
+use crate::graph::{Graph, GraphRef, InputSpec};
+use crate::runtime::metrics::StageMetrics;
+use crate::runtime::operator::Identity;
+use crate::runtime::stage::Input;
+use crate::runtime::task::{JobShared, TaskBody};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Stops a running job from another thread: sources end, and the job drains and finishes.
+#[derive(Clone, Debug, Default)]
+pub struct StopHandle(pub(crate) Arc<AtomicBool>);
+
+impl StopHandle {
+    /// Asks the job to stop.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst)
+    }
+    /// Whether a stop was asked for.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The environment of a job: create sources from it, build the pipeline, then [`Env::execute`].
+///
+/// ```
+/// use flow_core::prelude::*;
+///
+/// let mut env = Env::new(Config::default().parallelism(2));
+/// let evens = env.from_iter(1..=10u32).filter(|x| x % 2 == 0).map(|x| x * x).collect();
+/// env.execute()?;
+/// let mut got = evens.take();
+/// got.sort();
+/// assert_eq!(got, vec![4, 16, 36, 64, 100]);
+/// # Ok::<(), flow_core::Error>(())
+/// ```
+pub struct Env {
+    pub(crate) g: GraphRef,
+    stop: StopHandle,
+}
+
+impl Env {
+    /// An environment with the given configuration.
+    pub fn new(config: Config) -> Self {
+        Env {
+            g: Rc::new(RefCell::new(Graph::new(config))),
+            stop: StopHandle::default(),
+        }
+    }
+
+    /// The job's configuration.
+    pub fn config(&self) -> Config {
+        self.g.borrow().config.clone()
+    }
+
+    /// A handle that stops the job (what Ctrl-C does for a job binary). A stop requested
+    /// before [`Env::execute`] stops the job as soon as it starts.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// Adds a source stage of `parallelism` subtasks whose inputs `make` creates.
+    #[track_caller]
+    pub(crate) fn source<T: Send + 'static>(
+        &mut self,
+        parallelism: usize,
+        desc: String,
+        bounded: bool,
+        make: impl FnMut(usize, &Arc<StageMetrics>) -> Box<dyn Input<T>> + 'static,
+    ) -> Stream<Identity<T>> {
+        let loc = std::panic::Location::caller();
+        let slot = self.g.borrow_mut().reserve(parallelism, desc, vec![], loc);
+        let metrics = slot.metrics.clone();
+        let mut make = make;
+        let input = InputSpec {
+            slot,
+            make: Box::new(move |i| make(i, &metrics)),
+            bounded,
+        };
+        Stream::new(self.g.clone(), input)
+    }
+
+    /// Whether operators were added since the last [`Env::execute`].
+    pub fn has_pending_job(&self) -> bool {
+        !self.g.borrow().stages.is_empty()
+    }
+
+    /// The job's plan: which operators are fused into which stage and where the exchanges
+    /// are. `Display` renders it as `--plan` prints it; [`Plan::to_json`] as JSON.
+    pub fn plan(&self) -> Plan {
+        self.g.borrow().plan()
+    }
+
+    /// Runs the job built so far and waits for it to finish (a bounded job when its sources
+    /// are exhausted, an unbounded one when stopped). The environment can then build and run
+    /// another job.
+    pub fn execute(&mut self) -> Result<JobSummary> {
+        let (config, bodies, stages, prepare) = {
+            let mut g = self.g.borrow_mut();
+            if let Some(e) = g.deferred_error.take() {
+                g.clear();
+                return Err(e);
+            }
+            if let Some(st) = g.stages.iter().find(|s| s.terminal.is_none()) {
+                let e = Error::Config(format!(
+                    "the stream created at {} ({}) has no sink: end it with collect, print, \
+                     write_csv, write_lines or discard",
+                    st.created_at, st.head
+                ));
+                g.clear();
+                return Err(e);
+            }
+            if g.config.plan_only {
+                print!("{}", g.plan());
+                g.clear();
+                return Ok(JobSummary {
+                    planned_only: true,
+                    ..JobSummary::default()
+                });
+            }
+            let bodies: Vec<Box<dyn TaskBody>> = g.tasks.drain(..).flatten().collect();
+            let stages = std::mem::take(&mut g.stages);
+            let prepare = std::mem::take(&mut g.prepare);
+            (g.config.clone(), bodies, stages, prepare)
+        };
+        for p in prepare {
+            p()?;
+        }
+        let start = Instant::now();
+        tracing::info!(job = %config.name, tasks = bodies.len(), parallelism = config.parallelism, "job started");
+        let progress = (config.progress && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .then(|| {
+                let sources = stages
+                    .iter()
+                    .filter(|s| s.is_source())
+                    .map(|s| s.metrics.clone())
+                    .collect();
+                crate::runtime::progress::Progress::start(&config.name, sources)
+            });
+        let shared = JobShared::new(bodies, config.parallelism, self.stop.0.clone())?;
+        let result = shared.run_to_completion();
+        drop(progress);
+        // The stop (if any) was for this job: the next one starts afresh.
+        self.stop.0.store(false, Ordering::SeqCst);
+        let summary = JobSummary::new(&config.name, start.elapsed(), &stages);
+        tracing::info!(job = %config.name, elapsed_ms = summary.elapsed.as_millis() as u64, ok = result.is_ok(), "job finished");
+        result?;
+        if config.report {
+            eprint!("{summary}");
+        }
+        Ok(summary)
+    }
+}

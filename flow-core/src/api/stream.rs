@@ -1,0 +1,205 @@
+//! The stream types of the DataStream API and the structural operations on them: fusing an
+//! operator, ending a stage in a terminal, and repartitioning (`key_by`, `rebalance`,
+//! `union`). The operators themselves add their methods to these types in `ops/`, the sources
+//! and sinks in `io/`.
+use super::exchange::{Exchange, Feed};
+use crate::graph::plan::Partitioning;
+use crate::graph::{GraphRef, InputSpec, OpInfo};
+use crate::record::Batch;
+use crate::runtime::exchange::partition::RoundRobin;
+use crate::runtime::metrics::StageMetrics;
+use crate::runtime::operator::{Chain, Identity, OpenCx, Operator, Then};
+use crate::runtime::panic::{Named, OpName};
+use crate::runtime::stage::{StageTask, Terminal};
+use std::hash::Hash;
+use std::panic::Location;
+use std::sync::Arc;
+
+/// A stream of records of type `C::Out`: a source or exchange followed by a fused chain `C`.
+///
+/// Streams are built by chaining methods; each method is an operator. Operators up to the
+/// next exchange (`key_by` + aggregate, `rebalance`, `union`) or sink are fused into one stage.
+#[must_use = "a stream does nothing until it ends in a sink and the job is executed"]
+pub struct Stream<C: Chain> {
+    pub(crate) g: GraphRef,
+    pub(crate) input: InputSpec<C::In>,
+    pub(crate) chain: C,
+    pub(crate) ops: Vec<OpInfo>,
+}
+
+impl<T: Send + 'static> Stream<Identity<T>> {
+    pub(crate) fn new(g: GraphRef, input: InputSpec<T>) -> Self {
+        Stream {
+            g,
+            input,
+            chain: Identity::new(),
+            ops: vec![],
+        }
+    }
+}
+
+impl<C: Chain> Stream<C> {
+    /// Fuses `op` after the stream's chain.
+    pub(crate) fn then<O: Operator<C::Out>>(self, info: OpInfo, op: O) -> Stream<Then<C, O>> {
+        let mut ops = self.ops;
+        ops.push(info);
+        Stream {
+            g: self.g,
+            input: self.input,
+            chain: Then::new(self.chain, op),
+            ops,
+        }
+    }
+
+    /// The stage this stream belongs to, as the producer of an exchange.
+    pub(crate) fn feed(&self) -> Feed {
+        Feed {
+            stage: self.input.slot.stage,
+            parallelism: self.input.slot.ids.len(),
+            bounded: self.input.bounded,
+        }
+    }
+
+    /// Whether the stream ends (all its sources are bounded).
+    pub(crate) fn bounded(&self) -> bool {
+        self.input.bounded
+    }
+
+    /// Ends the stream in a terminal built per subtask, creating the stage's tasks.
+    pub(crate) fn finish<T, MT>(self, terminal: String, mut make_terminal: MT)
+    where
+        T: Terminal<C::Out> + 'static,
+        MT: FnMut(usize, &Arc<StageMetrics>) -> T,
+    {
+        let Stream {
+            g,
+            mut input,
+            chain,
+            ops,
+        } = self;
+        let mut g = g.borrow_mut();
+        let slot = input.slot.clone();
+        let p = slot.ids.len();
+        let head = g.stages[slot.stage].head.clone();
+        for i in 0..p {
+            let mut c = chain.clone();
+            c.open(OpenCx {
+                subtask: i,
+                parallelism: p,
+            });
+            let body = StageTask {
+                name: format!("stage {} `{head}` subtask {i}", slot.stage),
+                input: (input.make)(i),
+                chain: c,
+                terminal: make_terminal(i, &slot.metrics),
+                buf: Batch::default(),
+                ended: false,
+                metrics: slot.metrics.clone(),
+                next_wake: None,
+            };
+            g.tasks[slot.ids.start + i] = Some(Box::new(body));
+        }
+        let info = &mut g.stages[slot.stage];
+        info.ops = ops;
+        info.terminal = Some(terminal);
+    }
+
+    /// Partitions the stream by key: records with equal keys go to the same subtask of the
+    /// next stage. Follow it with a keyed aggregate, a window, a process function or a join.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let sums = env.from_iter([("a", 1), ("b", 2), ("a", 3)]).key_by(|e| e.0).sum(|e| e.1).collect();
+    /// env.execute()?;
+    /// let mut got = sums.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![("a", 4), ("b", 2)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn key_by<K, KF>(self, key: KF) -> KeyedStream<C, KF>
+    where
+        KF: FnMut(&C::Out) -> K + Clone + Send + 'static,
+        K: Hash + Eq + Clone + Send + 'static,
+    {
+        let name = OpName::new("key_by", Location::caller());
+        KeyedStream {
+            stream: self,
+            key: Named { f: key, name },
+        }
+    }
+
+    /// Redistributes records round-robin over the next stage's subtasks (evens out skew).
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let out = env.from_iter(0..100).rebalance().map(|x| x * 2).collect();
+    /// env.execute()?;
+    /// assert_eq!(out.take().len(), 100);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn rebalance(self) -> Stream<Identity<C::Out>> {
+        let feed = self.feed();
+        let p = self.g.borrow().config.parallelism;
+        let ex = Exchange::new(
+            &self.g,
+            &[feed],
+            Partitioning::RoundRobin,
+            format!("from stage {} round-robin", feed.stage),
+            p,
+            Location::caller(),
+        );
+        let outlets = ex.outlets.clone();
+        self.finish("exchange".into(), move |i, _| {
+            outlets.writer(i, RoundRobin(i))
+        });
+        ex.into_stream()
+    }
+
+    /// Merges this stream with another stream of the same record type.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let a = env.from_iter(1..=3);
+    /// let b = env.from_iter(10..=11).map(|x| x * 2);
+    /// let out = a.union(b).collect();
+    /// env.execute()?;
+    /// let mut got = out.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![1, 2, 3, 20, 22]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn union<C2: Chain<Out = C::Out>>(self, other: Stream<C2>) -> Stream<Identity<C::Out>> {
+        let (a, b) = (self.feed(), other.feed());
+        let p = self.g.borrow().config.parallelism;
+        let ex = Exchange::new(
+            &self.g,
+            &[a, b],
+            Partitioning::RoundRobin,
+            format!("union of stage {} and stage {}", a.stage, b.stage),
+            p,
+            Location::caller(),
+        );
+        let (oa, ob) = (ex.outlets.clone(), ex.outlets.clone());
+        self.finish("exchange".into(), move |i, _| oa.writer(i, RoundRobin(i)));
+        let first = a.parallelism;
+        other.finish("exchange".into(), move |i, _| {
+            ob.writer(first + i, RoundRobin(first + i))
+        });
+        ex.into_stream()
+    }
+}
+
+/// A stream partitioned by key, made by [`Stream::key_by`]. Aggregates on it are *rolling*:
+/// in a bounded job each key's final result is emitted once at the end; in an unbounded job
+/// the updated result is emitted whenever the key's value changes.
+#[must_use = "a keyed stream does nothing until it is aggregated, windowed or processed"]
+pub struct KeyedStream<C: Chain, KF> {
+    pub(crate) stream: Stream<C>,
+    pub(crate) key: Named<KF>,
+}

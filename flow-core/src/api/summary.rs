@@ -1,0 +1,147 @@
+//! What a finished job did: per-stage counters and wall time.
+use crate::graph::StageInfo;
+use crate::runtime::metrics::StageMetrics;
+use std::time::Duration;
+
+/// What one stage did.
+#[derive(Clone, Debug, Default)]
+pub struct StageSummary {
+    /// The stage's source or upstream exchange and its operators.
+    pub name: String,
+    /// Number of subtasks.
+    pub parallelism: usize,
+    /// Records that entered the stage.
+    pub records_in: u64,
+    /// Records written by the stage's sink (0 when it ends in an exchange).
+    pub records_out: u64,
+    /// Bytes read by a file source.
+    pub bytes_read: u64,
+    /// Records skipped by a lenient source.
+    pub skipped: u64,
+    /// Records that arrived after their windows had closed (see the late side output).
+    pub late: u64,
+    /// Time the stage's subtasks were busy, summed.
+    pub busy: Duration,
+    /// How often a subtask waited for room downstream.
+    pub backpressured: u64,
+    /// Whether the stage reads a source.
+    pub is_source: bool,
+}
+
+/// What a finished job did: per-stage counters and wall time.
+#[derive(Clone, Debug, Default)]
+pub struct JobSummary {
+    /// The job's name.
+    pub name: String,
+    /// Wall time from start to end.
+    pub elapsed: Duration,
+    /// Per-stage counters, in stage order.
+    pub stages: Vec<StageSummary>,
+    /// True when the environment only printed its plan (`--plan`).
+    pub planned_only: bool,
+}
+
+impl JobSummary {
+    pub(crate) fn new(name: &str, elapsed: Duration, stages: &[StageInfo]) -> Self {
+        let get = StageMetrics::get;
+        JobSummary {
+            name: name.to_string(),
+            elapsed,
+            planned_only: false,
+            stages: stages
+                .iter()
+                .map(|s| {
+                    let m = &s.metrics;
+                    let mut name = s.head.clone();
+                    for op in &s.ops {
+                        name.push_str(" -> ");
+                        name.push_str(op.name.kind());
+                    }
+                    name.push_str(" => ");
+                    name.push_str(s.terminal.as_deref().unwrap_or("(no sink)"));
+                    StageSummary {
+                        name,
+                        parallelism: s.parallelism,
+                        records_in: get(&m.records_in),
+                        records_out: get(&m.records_out),
+                        bytes_read: get(&m.bytes_read),
+                        skipped: get(&m.skipped),
+                        late: get(&m.late),
+                        busy: Duration::from_nanos(get(&m.busy_ns)),
+                        backpressured: get(&m.backpressured),
+                        is_source: s.is_source(),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// Records read by the job's sources.
+    pub fn records_read(&self) -> u64 {
+        self.stages
+            .iter()
+            .filter(|s| s.is_source)
+            .map(|s| s.records_in)
+            .sum()
+    }
+
+    /// Bytes read by the job's file sources.
+    pub fn bytes_read(&self) -> u64 {
+        self.stages.iter().map(|s| s.bytes_read).sum()
+    }
+
+    /// Records written by the job's sinks.
+    pub fn records_written(&self) -> u64 {
+        self.stages.iter().map(|s| s.records_out).sum()
+    }
+
+    /// Input records skipped by lenient sources.
+    pub fn records_skipped(&self) -> u64 {
+        self.stages.iter().map(|s| s.skipped).sum()
+    }
+
+    /// Records that arrived too late for their windows.
+    pub fn records_late(&self) -> u64 {
+        self.stages.iter().map(|s| s.late).sum()
+    }
+}
+
+impl std::fmt::Display for JobSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        writeln!(f, "job `{}` finished in {:.3} s", self.name, secs)?;
+        for (i, s) in self.stages.iter().enumerate() {
+            writeln!(
+                f,
+                "  stage {i} x{}: {} in, {} out, busy {:.3} s, backpressured {}x  [{}]",
+                s.parallelism,
+                s.records_in,
+                s.records_out,
+                s.busy.as_secs_f64(),
+                s.backpressured,
+                s.name
+            )?;
+        }
+        let bytes = self.bytes_read();
+        if bytes > 0 {
+            writeln!(
+                f,
+                "  read {:.1} MB at {:.1} MB/s",
+                bytes as f64 / 1e6,
+                bytes as f64 / 1e6 / secs
+            )?;
+        }
+        let late = self.records_late();
+        if late > 0 {
+            writeln!(f, "  {late} record(s) arrived after their windows closed")?;
+        }
+        let skipped = self.records_skipped();
+        if skipped > 0 {
+            writeln!(
+                f,
+                "  skipped {skipped} bad input record(s); see the warnings above"
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,99 @@
+//! How a job runs: parallelism, key groups, batch and chunk sizes, reporting.
+
+/// How a job runs. Build it with the chained setters.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub(crate) name: String,
+    pub(crate) parallelism: usize,
+    pub(crate) max_parallelism: u32,
+    pub(crate) batch_size: usize,
+    pub(crate) chunk_bytes: u64,
+    pub(crate) pre_aggregate_capacity: usize,
+    pub(crate) progress: bool,
+    pub(crate) report: bool,
+    pub(crate) plan_only: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            name: "flow-job".into(),
+            parallelism: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            max_parallelism: flow_state::DEFAULT_MAX_PARALLELISM,
+            batch_size: 1024,
+            chunk_bytes: 1 << 16,
+            pre_aggregate_capacity: 1 << 17,
+            progress: false,
+            report: false,
+            plan_only: false,
+        }
+    }
+}
+
+impl Config {
+    /// The job's name, shown in plans, progress and logs.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+    /// Parallel subtasks per stage and threads in the pool (default: available cores).
+    pub fn parallelism(mut self, n: usize) -> Self {
+        self.parallelism = n.max(1);
+        self
+    }
+    /// Number of key groups, the upper bound for rescaling keyed state (default 128).
+    pub fn max_parallelism(mut self, n: u32) -> Self {
+        self.max_parallelism = n.max(1);
+        self
+    }
+    /// Records per batch sent through an exchange (default 1024).
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+    /// Bytes per chunk that file readers take at a time (default 64 KiB).
+    pub fn chunk_bytes(mut self, n: u64) -> Self {
+        self.chunk_bytes = n.max(1);
+        self
+    }
+    /// Keys held by a pre-aggregation table before it flushes (default 131072).
+    pub fn pre_aggregate_capacity(mut self, n: usize) -> Self {
+        self.pre_aggregate_capacity = n.max(1);
+        self
+    }
+    /// Shows a progress line on a terminal while a bounded job runs.
+    pub fn progress(mut self, on: bool) -> Self {
+        self.progress = on;
+        self
+    }
+    /// Prints the job summary to stderr when the job ends.
+    pub fn report(mut self, on: bool) -> Self {
+        self.report = on;
+        self
+    }
+    /// `execute` prints the plan instead of running the job.
+    pub fn plan_only(mut self, on: bool) -> Self {
+        self.plan_only = on;
+        self
+    }
+    /// The configured parallelism.
+    pub fn get_parallelism(&self) -> usize {
+        self.parallelism
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_defaults_are_the_defaults() {
+        let c = Config::default();
+        assert_eq!(c.chunk_bytes, 64 * 1024, "documented as 64 KiB");
+        assert_eq!(c.batch_size, 1024);
+        assert_eq!(c.max_parallelism, 128);
+        assert_eq!(c.pre_aggregate_capacity, 131_072);
+    }
+}

@@ -1,0 +1,183 @@
+//! The job graph under construction: stages (a source or an exchange, fused operators, a
+//! terminal), the tasks that will run them, and the typed [`plan::Plan`] that describes them.
+pub mod plan;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::runtime::metrics::StageMetrics;
+use crate::runtime::panic::OpName;
+use crate::runtime::stage::MakeInput;
+use crate::runtime::task::TaskBody;
+use plan::{Partitioning, Plan, PlanEdge, PlanOperator, PlanStage};
+use std::cell::RefCell;
+use std::ops::Range;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// An operator of a stage as the plan shows it.
+#[derive(Clone, Debug)]
+pub(crate) struct OpInfo {
+    pub(crate) name: OpName,
+    /// What the operator is configured to do, beyond its kind (window size, bounds...).
+    pub(crate) detail: Option<String>,
+}
+
+impl OpInfo {
+    pub(crate) fn new(name: &OpName) -> Self {
+        OpInfo {
+            name: name.clone(),
+            detail: None,
+        }
+    }
+    pub(crate) fn with_detail(name: &OpName, detail: impl Into<String>) -> Self {
+        OpInfo {
+            name: name.clone(),
+            detail: Some(detail.into()),
+        }
+    }
+}
+
+/// An input edge of a stage.
+#[derive(Clone, Debug)]
+pub(crate) struct EdgeInfo {
+    pub(crate) from: usize,
+    pub(crate) partitioning: Partitioning,
+}
+
+/// Description of a stage, for the plan, the progress line and the summary.
+pub(crate) struct StageInfo {
+    /// The source, or what the exchange into the stage is.
+    pub(crate) head: String,
+    pub(crate) ops: Vec<OpInfo>,
+    /// The sink or exchange the stage ends in; `None` until the stream is consumed.
+    pub(crate) terminal: Option<String>,
+    pub(crate) parallelism: usize,
+    pub(crate) inputs: Vec<EdgeInfo>,
+    pub(crate) metrics: Arc<StageMetrics>,
+    pub(crate) created_at: String,
+}
+
+impl StageInfo {
+    pub(crate) fn is_source(&self) -> bool {
+        self.inputs.is_empty()
+    }
+}
+
+/// The operator graph under construction.
+pub(crate) struct Graph {
+    pub(crate) config: Config,
+    pub(crate) tasks: Vec<Option<Box<dyn TaskBody>>>,
+    pub(crate) stages: Vec<StageInfo>,
+    /// Work to do before the job starts (preparing output directories).
+    pub(crate) prepare: Vec<Box<dyn FnOnce() -> Result<()>>>,
+    /// An error found while building that could not be returned where it happened.
+    pub(crate) deferred_error: Option<Error>,
+}
+
+pub(crate) type GraphRef = Rc<RefCell<Graph>>;
+
+/// A stage whose subtasks have task ids but no bodies yet.
+#[derive(Clone)]
+pub(crate) struct StageSlot {
+    pub(crate) stage: usize,
+    pub(crate) ids: Range<usize>,
+    pub(crate) metrics: Arc<StageMetrics>,
+}
+
+/// A stage's input before the stage is built.
+pub(crate) struct InputSpec<T> {
+    pub(crate) slot: StageSlot,
+    pub(crate) make: MakeInput<T>,
+    pub(crate) bounded: bool,
+}
+
+impl Graph {
+    pub(crate) fn new(config: Config) -> Self {
+        Graph {
+            config,
+            tasks: vec![],
+            stages: vec![],
+            prepare: vec![],
+            deferred_error: None,
+        }
+    }
+
+    /// Reserves a stage of `parallelism` subtasks reading `head` through `inputs`.
+    pub(crate) fn reserve(
+        &mut self,
+        parallelism: usize,
+        head: String,
+        inputs: Vec<EdgeInfo>,
+        created_at: &std::panic::Location<'_>,
+    ) -> StageSlot {
+        let start = self.tasks.len();
+        self.tasks.extend((0..parallelism).map(|_| None));
+        let metrics = Arc::new(StageMetrics::default());
+        self.stages.push(StageInfo {
+            head,
+            ops: vec![],
+            terminal: None,
+            parallelism,
+            inputs,
+            metrics: metrics.clone(),
+            created_at: format!("{}:{}", created_at.file(), created_at.line()),
+        });
+        StageSlot {
+            stage: self.stages.len() - 1,
+            ids: start..start + parallelism,
+            metrics,
+        }
+    }
+
+    /// Forgets the job built so far.
+    pub(crate) fn clear(&mut self) {
+        self.tasks.clear();
+        self.stages.clear();
+        self.prepare.clear();
+        self.deferred_error = None;
+    }
+
+    /// The typed plan of the graph built so far.
+    pub(crate) fn plan(&self) -> Plan {
+        Plan {
+            job: self.config.name.clone(),
+            parallelism: self.config.parallelism,
+            max_parallelism: self.config.max_parallelism,
+            stages: self
+                .stages
+                .iter()
+                .enumerate()
+                .map(|(id, st)| PlanStage {
+                    id,
+                    parallelism: st.parallelism,
+                    head: st.head.clone(),
+                    operators: st
+                        .ops
+                        .iter()
+                        .enumerate()
+                        .map(|(i, op)| PlanOperator {
+                            uid: format!("{id}.{i}.{}", op.name.kind()),
+                            kind: op.name.kind().to_string(),
+                            declared_at: op.name.declared_at().to_string(),
+                            detail: op.detail.clone(),
+                        })
+                        .collect(),
+                    terminal: st.terminal.clone(),
+                    created_at: st.created_at.clone(),
+                })
+                .collect(),
+            edges: self
+                .stages
+                .iter()
+                .enumerate()
+                .flat_map(|(to, st)| {
+                    st.inputs.iter().map(move |e| PlanEdge {
+                        from: e.from,
+                        to,
+                        partitioning: e.partitioning.clone(),
+                    })
+                })
+                .collect(),
+        }
+    }
+}

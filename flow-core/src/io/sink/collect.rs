@@ -1,0 +1,77 @@
+//! `collect`: gathers records in memory, for tests and small results.
+use crate::api::stream::Stream;
+use crate::error::Result;
+use crate::record::{Event, Timestamp};
+use crate::runtime::metrics::StageMetrics;
+use crate::runtime::operator::{Chain, Downstream};
+use crate::runtime::stage::Terminal;
+use crate::runtime::task::TaskCx;
+use parking_lot::Mutex;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// The records of a sink's subtasks, for the caller of [`crate::Env::execute`].
+type SharedVec<T> = Arc<Mutex<Vec<T>>>;
+
+/// The records a `collect` sink gathered; read them after [`crate::Env::execute`].
+pub struct Collected<T> {
+    pub(crate) items: SharedVec<T>,
+}
+
+impl<T> Collected<T> {
+    /// Takes the collected records (in no particular order across subtasks).
+    pub fn take(&self) -> Vec<T> {
+        std::mem::take(&mut *self.items.lock())
+    }
+}
+
+pub(crate) struct CollectSink<T> {
+    pub(crate) local: Vec<T>,
+    pub(crate) shared: SharedVec<T>,
+    pub(crate) metrics: Arc<StageMetrics>,
+}
+
+impl<T> CollectSink<T> {
+    pub(crate) fn new(shared: SharedVec<T>, metrics: Arc<StageMetrics>) -> Self {
+        CollectSink {
+            local: Vec::new(),
+            shared,
+            metrics,
+        }
+    }
+}
+
+impl<T: Send> Downstream<T> for CollectSink<T> {
+    #[inline]
+    fn emit(&mut self, item: T, _ts: Timestamp) {
+        self.local.push(item)
+    }
+    fn event(&mut self, event: Event) {
+        if event == Event::End {
+            self.metrics
+                .records_out
+                .fetch_add(self.local.len() as u64, Ordering::Relaxed);
+            self.shared.lock().append(&mut self.local);
+        }
+    }
+}
+
+impl<T: Send> Terminal<T> for CollectSink<T> {
+    fn drain(&mut self, _cx: &TaskCx<'_>) -> Result<bool> {
+        Ok(true)
+    }
+}
+
+impl<C: Chain> Stream<C> {
+    /// Collects the records in memory; read them with [`Collected::take`] after
+    /// [`crate::Env::execute`]. For tests and small results.
+    #[track_caller]
+    pub fn collect(self) -> Collected<C::Out> {
+        let items: SharedVec<C::Out> = Arc::new(Mutex::new(Vec::new()));
+        let shared = items.clone();
+        self.finish("collect".into(), move |_, m| {
+            CollectSink::new(shared.clone(), m.clone())
+        });
+        Collected { items }
+    }
+}

@@ -1,0 +1,356 @@
+//! Files read in parallel chunks: `read_lines` and `read_csv`.
+use super::{OnBadRecord, ReadOptions};
+use crate::api::env::Env;
+use crate::api::stream::Stream;
+use crate::error::{Error, Result};
+use crate::io::csv::FromCsv;
+use crate::record::{Batch, NO_TIMESTAMP};
+use crate::runtime::metrics::StageMetrics;
+use crate::runtime::operator::Identity;
+use crate::runtime::panic::OpName;
+use crate::runtime::stage::{Input, Poll};
+use crate::runtime::task::{TaskCx, TaskId};
+use parking_lot::Mutex;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A file cut into chunks of `chunk` bytes. Readers take the next chunk in file order, so the
+/// parallel readers advance through the file together (which keeps event time aligned across
+/// them), and each reads the lines that *start* inside its chunk.
+///
+/// Readers also stay close to each other: a reader may run at most [`MAX_AHEAD`] chunks ahead
+/// of the slowest one, which may always go on. Without that bound, a reader that the
+/// scheduler leaves waiting holds back the combined watermark while the others read on, and
+/// every window of the chunks in between stays open.
+pub(crate) struct FileChunks {
+    pub(crate) path: PathBuf,
+    pub(crate) len: u64,
+    pub(crate) chunk: u64,
+    pub(crate) next: AtomicU64,
+    /// The chunk each reader took last (`u64::MAX` once it ended).
+    pub(crate) at: Vec<AtomicU64>,
+    /// Readers waiting for the slowest one, by task id.
+    pub(crate) waiting: Mutex<Vec<TaskId>>,
+}
+
+/// How many chunks a reader may be ahead of the slowest reader.
+pub(crate) const MAX_AHEAD: u64 = 4;
+
+impl FileChunks {
+    /// Whether reader `me` may take chunk `c` now.
+    fn may_take(&self, me: usize, c: u64) -> bool {
+        let min = self
+            .at
+            .iter()
+            .map(|a| a.load(Ordering::SeqCst))
+            .min()
+            .unwrap_or(u64::MAX);
+        c <= min.saturating_add(MAX_AHEAD) || self.at[me].load(Ordering::SeqCst) == min
+    }
+
+    /// Records that reader `me` moved on to `c` and wakes the readers that waited.
+    fn moved(&self, me: usize, c: u64, cx: &TaskCx<'_>) {
+        self.at[me].store(c, Ordering::SeqCst);
+        let ids = std::mem::take(&mut *self.waiting.lock());
+        for id in ids {
+            cx.notify(id);
+        }
+    }
+}
+
+impl FileChunks {
+    pub(crate) fn open(path: &Path, chunk: u64, readers: usize) -> Result<Arc<Self>> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.is_dir() {
+            return Err(Error::io(
+                path,
+                std::io::Error::other("is a directory, expected a file"),
+            ));
+        }
+        // Open once here so that an unreadable file fails when the job is built.
+        File::open(path).map_err(|e| Error::io(path, e))?;
+        Ok(Arc::new(FileChunks {
+            path: path.to_path_buf(),
+            len: meta.len(),
+            chunk: chunk.max(1),
+            next: AtomicU64::new(0),
+            at: (0..readers.max(1)).map(|_| AtomicU64::new(0)).collect(),
+            waiting: Mutex::new(Vec::new()),
+        }))
+    }
+}
+
+/// Counts the lines that end before byte `to` of `path`, starting from a position already
+/// counted (`from`, with `lines` lines before it). For error messages only.
+fn count_lines(path: &Path, from: u64, lines: u64, to: u64) -> Result<u64> {
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    f.seek(SeekFrom::Start(from))
+        .map_err(|e| Error::io(path, e))?;
+    let mut f = f.take(to.saturating_sub(from));
+    let mut buf = vec![0u8; 1 << 16];
+    let mut n = lines;
+    loop {
+        let k = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if k == 0 {
+            return Ok(n);
+        }
+        n += memchr::memchr_iter(b'\n', &buf[..k]).count() as u64;
+    }
+}
+
+/// Turns one line of text into a record: `Ok(None)` drops the line, `Err` is a bad record.
+pub(crate) type ParseLine<T> =
+    Box<dyn FnMut(&str) -> std::result::Result<Option<T>, String> + Send>;
+
+/// Reads the lines of the chunks it takes from a [`FileChunks`].
+pub(crate) struct LineReader<T> {
+    pub(crate) chunks: Arc<FileChunks>,
+    /// This reader's index among the readers of `chunks`.
+    pub(crate) index: usize,
+    pub(crate) file: Option<File>,
+    pub(crate) buf: Vec<u8>,
+    pub(crate) parse: ParseLine<T>,
+    pub(crate) on_bad: OnBadRecord,
+    pub(crate) metrics: Arc<StageMetrics>,
+    pub(crate) name: OpName,
+    /// A byte offset whose line number is known: `(offset, lines before it)`. Readers take
+    /// chunks in file order, so counting on from here reads each byte at most once.
+    pub(crate) counted: (u64, u64),
+}
+
+impl<T> LineReader<T> {
+    /// Reads bytes `[from, to)` and then on to the end of the line that holds byte `to - 1`.
+    fn read_chunk(&mut self, from: u64, to: u64) -> Result<()> {
+        let path = &self.chunks.path;
+        if self.file.is_none() {
+            self.file = Some(File::open(path).map_err(|e| Error::io(path, e))?);
+        }
+        let Some(file) = self.file.as_ref() else {
+            return Ok(());
+        };
+        self.buf.clear();
+        self.buf.resize((to - from) as usize, 0);
+        file.read_exact_at(&mut self.buf, from)
+            .map_err(|e| Error::io(path, e))?;
+        let mut pos = to;
+        while pos < self.chunks.len && self.buf.last() != Some(&b'\n') {
+            let old = self.buf.len();
+            self.buf.resize(old + 4096, 0);
+            let k = file
+                .read_at(&mut self.buf[old..], pos)
+                .map_err(|e| Error::io(path, e))?;
+            self.buf.truncate(old + k);
+            if k == 0 {
+                break;
+            }
+            if let Some(nl) = memchr::memchr(b'\n', &self.buf[old..]) {
+                self.buf.truncate(old + nl + 1);
+                break;
+            }
+            pos += k as u64;
+        }
+        Ok(())
+    }
+
+    fn bad_line(&mut self, body_offset: u64, index: u64, what: BadLine) -> Result<()> {
+        let (from, lines) = self.counted;
+        let before = if body_offset >= from {
+            count_lines(&self.chunks.path, from, lines, body_offset)?
+        } else {
+            count_lines(&self.chunks.path, 0, 0, body_offset)?
+        };
+        self.counted = (body_offset, before);
+        let line = before + index + 1;
+        let err = match what {
+            BadLine::Utf8(column) => Error::Utf8 {
+                path: self.chunks.path.clone(),
+                line,
+                column,
+            },
+            BadLine::Parse(message) => Error::Parse {
+                path: self.chunks.path.clone(),
+                line,
+                message,
+            },
+        };
+        match self.on_bad {
+            OnBadRecord::Fail => Err(err),
+            OnBadRecord::Skip => {
+                self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(source = %self.name.as_str(), "skipped: {err}");
+                Ok(())
+            }
+        }
+    }
+}
+
+enum BadLine {
+    Utf8(usize),
+    Parse(String),
+}
+
+impl<T: Send> Input<T> for LineReader<T> {
+    fn poll(&mut self, cx: &TaskCx<'_>, out: &mut Batch<T>) -> Result<Poll> {
+        if cx.stop_requested() {
+            return Ok(Poll::End);
+        }
+        let c = self.chunks.clone();
+        let me = self.index.min(c.at.len() - 1);
+        if !c.may_take(me, c.next.load(Ordering::SeqCst)) {
+            c.waiting.lock().push(cx.id);
+            // Check again after registering, so a reader that moved meanwhile is not missed.
+            if !c.may_take(me, c.next.load(Ordering::SeqCst)) {
+                return Ok(Poll::Pending);
+            }
+        }
+        let i = c.next.fetch_add(1, Ordering::SeqCst);
+        let start = i.saturating_mul(c.chunk);
+        if start >= c.len {
+            c.moved(me, u64::MAX, cx);
+            return Ok(Poll::End);
+        }
+        c.moved(me, i, cx);
+        let end = (start + c.chunk).min(c.len);
+        let from = start.saturating_sub(1);
+        self.read_chunk(from, end)?;
+        let buf = std::mem::take(&mut self.buf);
+        // Lines that start inside [start, end) are this chunk's: skip the tail of the line that
+        // began in the previous chunk.
+        let skip = if start == 0 {
+            0
+        } else {
+            match memchr::memchr(b'\n', &buf) {
+                Some(p) => p + 1,
+                None => buf.len(),
+            }
+        };
+        let body = &buf[skip..];
+        let body_offset = from + skip as u64;
+        let valid = std::str::from_utf8(body).ok();
+        let mut index = 0u64;
+        let mut line_start = 0;
+        let mut result = Ok(());
+        let mut handle = |this: &mut Self, line: &[u8], index: u64| -> Result<()> {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let text = if let Some(body) = valid {
+                // `body` was validated as UTF-8 above and `line` lies within it, between ASCII
+                // line breaks, so these are character boundaries and slicing cannot fail.
+                let from = line.as_ptr() as usize - body.as_ptr() as usize;
+                &body[from..from + line.len()]
+            } else {
+                match std::str::from_utf8(line) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        return this.bad_line(
+                            body_offset,
+                            index,
+                            BadLine::Utf8(e.valid_up_to() + 1),
+                        )
+                    }
+                }
+            };
+            match (this.parse)(text) {
+                Ok(Some(x)) => out.push(x, NO_TIMESTAMP),
+                Ok(None) => {}
+                Err(m) => this.bad_line(body_offset, index, BadLine::Parse(m))?,
+            }
+            Ok(())
+        };
+        for nl in memchr::memchr_iter(b'\n', body) {
+            if let Err(e) = handle(self, &body[line_start..nl], index) {
+                result = Err(e);
+                break;
+            }
+            index += 1;
+            line_start = nl + 1;
+        }
+        if result.is_ok() && line_start < body.len() {
+            // The file's last line has no line break.
+            result = handle(self, &body[line_start..], index);
+        }
+        self.buf = buf;
+        result?;
+        self.metrics
+            .bytes_read
+            .fetch_add(end - start, Ordering::Relaxed);
+        Ok(Poll::Data)
+    }
+}
+
+impl Env {
+    /// Reads a text file as lines (without line breaks), in parallel chunks.
+    ///
+    /// Fails when the file cannot be opened; a line that is not UTF-8 fails the job with an
+    /// error naming the file and line.
+    #[track_caller]
+    pub fn read_lines(&mut self, path: impl AsRef<Path>) -> Result<Stream<Identity<String>>> {
+        self.read_lines_with(path, ReadOptions::default())
+    }
+
+    /// [`Env::read_lines`] with options (e.g. skipping lines that are not UTF-8).
+    #[track_caller]
+    pub fn read_lines_with(
+        &mut self,
+        path: impl AsRef<Path>,
+        options: ReadOptions,
+    ) -> Result<Stream<Identity<String>>> {
+        self.read_parsed(path.as_ref(), "read_lines", options, || {
+            Box::new(|l: &str| Ok(Some(l.to_owned())))
+        })
+    }
+
+    /// Reads a CSV file whose rows parse as `T` (a tuple of `FromStr` fields), in parallel
+    /// chunks. A malformed row fails the job with an error naming the file, line and field,
+    /// or is skipped and counted with [`ReadOptions::lenient`].
+    #[track_caller]
+    pub fn read_csv<T: FromCsv + Send + 'static>(
+        &mut self,
+        path: impl AsRef<Path>,
+        options: ReadOptions,
+    ) -> Result<Stream<Identity<T>>> {
+        self.read_parsed(path.as_ref(), "read_csv", options, || {
+            let mut scratch = Vec::new();
+            Box::new(move |l: &str| {
+                if l.is_empty() {
+                    return Ok(None);
+                }
+                crate::io::csv::parse_row(l, &mut scratch).map(Some)
+            })
+        })
+    }
+
+    #[track_caller]
+    fn read_parsed<T: Send + 'static>(
+        &mut self,
+        path: &Path,
+        kind: &str,
+        options: ReadOptions,
+        parser: impl Fn() -> ParseLine<T> + 'static,
+    ) -> Result<Stream<Identity<T>>> {
+        let cfg = self.config();
+        let chunks = FileChunks::open(path, cfg.chunk_bytes, cfg.parallelism)?;
+        let name = OpName::new(kind, std::panic::Location::caller());
+        let desc = format!("{kind}({})", path.display());
+        let total = chunks.len;
+        Ok(
+            self.source(cfg.parallelism, desc, true, move |index, metrics| {
+                metrics.bytes_total.store(total, Ordering::Relaxed);
+                Box::new(LineReader {
+                    chunks: chunks.clone(),
+                    index,
+                    file: None,
+                    buf: Vec::new(),
+                    parse: parser(),
+                    on_bad: options.on_bad_record,
+                    metrics: metrics.clone(),
+                    name: name.clone(),
+                    counted: (0, 0),
+                }) as Box<dyn Input<T>>
+            }),
+        )
+    }
+}

@@ -1,0 +1,33 @@
+//! Sources: files read in parallel chunks ([`file`]), in-memory collections ([`iter`]),
+//! generators ([`generator`]) and sockets ([`socket`]). Each file adds its constructors to
+//! [`crate::Env`].
+pub mod file;
+pub mod generator;
+pub mod iter;
+pub mod socket;
+
+/// What a lenient source does with a record it cannot read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnBadRecord {
+    /// Fail the job with an error naming the file and line (the default).
+    #[default]
+    Fail,
+    /// Skip the record, count it in the job's summary and log it as a warning.
+    Skip,
+}
+
+/// Options of file sources.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReadOptions {
+    /// What to do with a line that is not UTF-8 or not a valid record.
+    pub on_bad_record: OnBadRecord,
+}
+
+impl ReadOptions {
+    /// Skip (and count) bad records instead of failing.
+    pub fn lenient() -> Self {
+        ReadOptions {
+            on_bad_record: OnBadRecord::Skip,
+        }
+    }
+}

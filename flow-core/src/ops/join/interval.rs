@@ -1,0 +1,184 @@
+//! Interval joins: each record `a` of one keyed stream with every record `b` of another with
+//! the same key and `a.ts + lower <= b.ts <= a.ts + upper` (bounds inclusive, as Flink's).
+use super::connect::KeyedCoProcessFunction;
+use crate::api::stream::{KeyedStream, Stream};
+use crate::error::Error;
+use crate::ops::process::keyed::Context;
+use crate::record::Timestamp;
+use crate::runtime::operator::Chain;
+use crate::runtime::panic::{guarded, Named, OpName};
+use std::collections::BTreeMap;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::panic::Location;
+use std::time::Duration;
+
+impl<C, K, KF> KeyedStream<C, KF>
+where
+    C: Chain,
+    KF: FnMut(&C::Out) -> K + Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + 'static,
+{
+    /// Joins each record `a` of this stream with every record `b` of `other` with the same
+    /// key and `a.ts + lower <= b.ts <= a.ts + upper` (bounds inclusive, as Flink's interval
+    /// join); `f` makes the joined record. Records older than the watermark are dropped, and
+    /// buffered records are released once no later record can match them.
+    #[track_caller]
+    pub fn interval_join<C2, KF2, F, R>(
+        self,
+        other: KeyedStream<C2, KF2>,
+        lower: Duration,
+        upper: Duration,
+        f: F,
+    ) -> Stream<impl Chain<Out = R>>
+    where
+        C::Out: Clone,
+        C2: Chain,
+        C2::Out: Clone,
+        KF2: FnMut(&C2::Out) -> K + Clone + Send + 'static,
+        F: FnMut(&K, &C::Out, &C2::Out) -> R + Clone + Send + 'static,
+        R: Send + 'static,
+    {
+        self.interval_join_signed(other, ms(lower), ms(upper), f)
+    }
+
+    /// [`KeyedStream::interval_join`] with signed bounds in milliseconds (e.g. `-2000, 1000`:
+    /// `b` from two seconds before to one second after `a`).
+    #[track_caller]
+    pub fn interval_join_signed<C2, KF2, F, R>(
+        self,
+        other: KeyedStream<C2, KF2>,
+        lower: i64,
+        upper: i64,
+        f: F,
+    ) -> Stream<impl Chain<Out = R>>
+    where
+        C::Out: Clone,
+        C2: Chain,
+        C2::Out: Clone,
+        KF2: FnMut(&C2::Out) -> K + Clone + Send + 'static,
+        F: FnMut(&K, &C::Out, &C2::Out) -> R + Clone + Send + 'static,
+        R: Send + 'static,
+    {
+        let name = OpName::new("interval_join", Location::caller());
+        if lower > upper {
+            let e = Error::Config(format!(
+                "interval_join at {}: the lower bound {lower} ms is above the upper bound {upper} ms",
+                name.declared_at()
+            ));
+            self.stream.g.borrow_mut().deferred_error.get_or_insert(e);
+        }
+        self.connect(other).process_named(
+            "interval_join",
+            Some(format!("[{lower} ms, {upper} ms]")),
+            IntervalJoin {
+                lower,
+                upper,
+                f: Named { f, name },
+                _p: PhantomData,
+            },
+        )
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+/// The state of an interval join for one key: the records of each side that may still match.
+pub struct IntervalState<A, B> {
+    left: BTreeMap<Timestamp, Vec<A>>,
+    right: BTreeMap<Timestamp, Vec<B>>,
+}
+
+impl<A, B> Default for IntervalState<A, B> {
+    fn default() -> Self {
+        IntervalState {
+            left: BTreeMap::new(),
+            right: BTreeMap::new(),
+        }
+    }
+}
+
+/// The interval join as a co-process function.
+pub struct IntervalJoin<F, A, B> {
+    lower: i64,
+    upper: i64,
+    f: Named<F>,
+    _p: PhantomData<fn(A, B)>,
+}
+
+impl<F: Clone, A, B> Clone for IntervalJoin<F, A, B> {
+    fn clone(&self) -> Self {
+        IntervalJoin {
+            lower: self.lower,
+            upper: self.upper,
+            f: self.f.clone(),
+            _p: PhantomData,
+        }
+    }
+}
+
+impl<K, A, B, F, R> KeyedCoProcessFunction<K, A, B> for IntervalJoin<F, A, B>
+where
+    A: Clone + Send + 'static,
+    B: Clone + Send + 'static,
+    F: FnMut(&K, &A, &B) -> R + Clone + Send + 'static,
+    R: Send + 'static,
+{
+    type State = IntervalState<A, B>;
+    type Out = R;
+
+    fn process_left(&mut self, key: &K, a: A, st: &mut Self::State, ctx: &mut Context<'_, R>) {
+        let ts = ctx.timestamp();
+        if ts <= ctx.current_watermark() {
+            return; // late: Flink's interval join drops it
+        }
+        for (_, bs) in st
+            .right
+            .range(ts.saturating_add(self.lower)..=ts.saturating_add(self.upper))
+        {
+            for b in bs {
+                let r = guarded!(self.f.name, (self.f.f)(key, &a, b));
+                ctx.emit(r);
+            }
+        }
+        st.left.entry(ts).or_default().push(a);
+        // Once the watermark passes ts + upper, no later right record can match.
+        ctx.register_event_time_timer(ts.saturating_add(self.upper));
+    }
+
+    fn process_right(&mut self, key: &K, b: B, st: &mut Self::State, ctx: &mut Context<'_, R>) {
+        let ts = ctx.timestamp();
+        if ts <= ctx.current_watermark() {
+            return;
+        }
+        for (_, as_) in st
+            .left
+            .range(ts.saturating_sub(self.upper)..=ts.saturating_sub(self.lower))
+        {
+            for a in as_ {
+                let r = guarded!(self.f.name, (self.f.f)(key, a, &b));
+                ctx.emit(r);
+            }
+        }
+        st.right.entry(ts).or_default().push(b);
+        // Once the watermark passes ts - lower, no later left record can match.
+        ctx.register_event_time_timer(ts.saturating_sub(self.lower));
+    }
+
+    fn on_timer(
+        &mut self,
+        _key: &K,
+        now: Timestamp,
+        st: &mut Self::State,
+        ctx: &mut Context<'_, R>,
+    ) {
+        let (lower, upper) = (self.lower, self.upper);
+        st.left.retain(|&t, _| t.saturating_add(upper) > now);
+        st.right.retain(|&t, _| t.saturating_sub(lower) > now);
+        if st.left.is_empty() && st.right.is_empty() {
+            ctx.clear_state();
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The operators, one file (or folder) each, holding the operator, the methods it adds to
+//! the stream types, and its unit tests.
+//!
+//! - [`stateless`]: `map`, `filter`, `flat_map`, `filter_map`, `inspect`.
+//! - [`timestamps`]: `assign_timestamps`.
+//! - [`aggregate`]: rolling keyed aggregates with pre-aggregation before the exchange.
+//! - [`split`] and `side_output`: side outputs.
+//! - [`process`]: keyed and non-keyed process functions, keyed state, timers.
+//! - [`window`]: window assigners, the window operator, global windows with triggers.
+//! - [`join`]: `connect` with co-process functions, interval joins, window joins.
+pub mod aggregate;
+pub mod join;
+pub mod process;
+pub(crate) mod side_output;
+pub mod split;
+pub mod stateless;
+pub mod timestamps;
+pub mod window;
+
+/// A keyed table with flow's fast, stable hasher.
+pub(crate) type Table<K, V> = hashbrown::HashMap<K, V, rustc_hash::FxBuildHasher>;

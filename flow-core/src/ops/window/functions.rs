@@ -1,0 +1,113 @@
+//! Window functions: what a window computes from its records — an incremental aggregate,
+//! all records handed to a function, or both.
+use super::assigners::{WindowInfo, Windowed};
+use crate::ops::aggregate::Aggregate;
+use crate::runtime::panic::{OpName, PanicGuard};
+
+/// What a window computes from its records (aggregate, reduce, process, ...).
+pub trait WindowFn<K, T>: Clone + Send + 'static {
+    /// Per key and window state.
+    type State: Clone + Send + 'static;
+    /// Results.
+    type Out: Send + 'static;
+    /// The state of a window's first record.
+    fn create(&mut self, item: T) -> Self::State;
+    /// Adds a record.
+    fn add(&mut self, state: &mut Self::State, item: T);
+    /// Merges `b` into `a` (session windows).
+    fn merge(&mut self, a: &mut Self::State, b: Self::State);
+    /// Produces the results of a firing window.
+    fn fire(&mut self, key: &K, info: &WindowInfo, state: Self::State, out: &mut Vec<Self::Out>);
+}
+
+/// An [`Aggregate`] per window: results `Windowed<K, A::Out>`.
+#[derive(Clone)]
+pub struct AggregateWindow<A>(pub(crate) A);
+
+impl<K: Clone + Send + 'static, T, A: Aggregate<T>> WindowFn<K, T> for AggregateWindow<A> {
+    type State = A::Acc;
+    type Out = Windowed<K, A::Out>;
+    #[inline]
+    fn create(&mut self, item: T) -> A::Acc {
+        self.0.create(item)
+    }
+    #[inline]
+    fn add(&mut self, state: &mut A::Acc, item: T) {
+        self.0.add(state, item)
+    }
+    fn merge(&mut self, a: &mut A::Acc, b: A::Acc) {
+        self.0.merge(a, b)
+    }
+    fn fire(&mut self, key: &K, info: &WindowInfo, state: A::Acc, out: &mut Vec<Self::Out>) {
+        out.push(Windowed {
+            key: key.clone(),
+            window: info.window,
+            value: self.0.result(state),
+        })
+    }
+}
+
+/// All records of the window handed to a function (Flink's `ProcessWindowFunction`).
+#[derive(Clone)]
+pub struct ProcessWindow<F> {
+    pub(crate) f: F,
+    pub(crate) name: OpName,
+}
+
+impl<K, T, F, I> WindowFn<K, T> for ProcessWindow<F>
+where
+    T: Clone + Send + 'static,
+    F: FnMut(&K, &WindowInfo, Vec<T>) -> I + Clone + Send + 'static,
+    I: IntoIterator,
+    I::Item: Send + 'static,
+{
+    type State = Vec<T>;
+    type Out = I::Item;
+    fn create(&mut self, item: T) -> Vec<T> {
+        vec![item]
+    }
+    fn add(&mut self, state: &mut Vec<T>, item: T) {
+        state.push(item)
+    }
+    fn merge(&mut self, a: &mut Vec<T>, mut b: Vec<T>) {
+        a.append(&mut b)
+    }
+    fn fire(&mut self, key: &K, info: &WindowInfo, state: Vec<T>, out: &mut Vec<I::Item>) {
+        let guard = PanicGuard(&self.name);
+        out.extend((self.f)(key, info, state));
+        std::mem::forget(guard);
+    }
+}
+
+/// An incremental aggregate whose result is handed to a function with the window's context.
+#[derive(Clone)]
+pub struct AggregateProcessWindow<A, F> {
+    pub(crate) agg: A,
+    pub(crate) f: F,
+    pub(crate) name: OpName,
+}
+
+impl<K, T, A, F, R> WindowFn<K, T> for AggregateProcessWindow<A, F>
+where
+    A: Aggregate<T>,
+    F: FnMut(&K, &WindowInfo, A::Out) -> R + Clone + Send + 'static,
+    R: Send + 'static,
+{
+    type State = A::Acc;
+    type Out = R;
+    fn create(&mut self, item: T) -> A::Acc {
+        self.agg.create(item)
+    }
+    fn add(&mut self, state: &mut A::Acc, item: T) {
+        self.agg.add(state, item)
+    }
+    fn merge(&mut self, a: &mut A::Acc, b: A::Acc) {
+        self.agg.merge(a, b)
+    }
+    fn fire(&mut self, key: &K, info: &WindowInfo, state: A::Acc, out: &mut Vec<R>) {
+        let r = self.agg.result(state);
+        let guard = PanicGuard(&self.name);
+        out.push((self.f)(key, info, r));
+        std::mem::forget(guard);
+    }
+}

@@ -1,0 +1,17 @@
+//! Windows on keyed streams: [`assigners`] say which windows a record belongs to,
+//! [`functions`] what a window computes, [`operator`] runs them after the key-group exchange,
+//! [`stream`] is the API, and [`global`] holds global windows with custom triggers.
+pub mod assigners;
+pub mod functions;
+pub mod global;
+pub mod operator;
+pub mod stream;
+
+pub use assigners::{
+    CountWindows, EventTimeSessionWindows, SlidingEventTimeWindows, SlidingProcessingTimeWindows,
+    TumblingEventTimeWindows, TumblingProcessingTimeWindows, Window, WindowInfo, WindowSpec,
+    Windowed,
+};
+pub use functions::WindowFn;
+pub use global::{GlobalWindowedStream, Trigger, TriggerResult};
+pub use stream::WindowedStream;

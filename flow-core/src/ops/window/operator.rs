@@ -1,0 +1,446 @@
+//! The window operator of a keyed stream, after the key-group exchange: assigns records to
+//! windows, fires them as the watermark (or the wall clock) passes their end, re-fires them
+//! for records within the allowed lateness, and sends later records to the late side output.
+//!
+//! Semantics follow Flink: a window `[start, end)` fires when the watermark reaches
+//! `end - 1`; with `allowed_lateness(d)` its state is kept until the watermark reaches
+//! `end - 1 + d`, and every record arriving in that time re-fires the window with the updated
+//! result; a record whose windows are all past that point is late: it goes to the late side
+//! output if the job asked for one, and is counted in the job summary either way.
+use super::assigners::{CountWindows, Window, WindowInfo, WindowSpec};
+use super::functions::WindowFn;
+use crate::ops::side_output::SideOutput;
+use crate::ops::Table;
+use crate::record::{Event, Timestamp, NO_TIMESTAMP};
+use crate::runtime::metrics::StageMetrics;
+use crate::runtime::operator::{Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then};
+use hashbrown::hash_map::Entry;
+use std::collections::{BTreeMap, VecDeque};
+use std::hash::Hash;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// State of one time window across keys.
+struct TimeWindow<K, S> {
+    table: Table<K, S>,
+    fired: bool,
+}
+
+struct Session<S> {
+    window: Window,
+    state: S,
+    fired: bool,
+}
+
+struct CountState<T, S> {
+    /// Tumbling: the running state and how many records it holds.
+    running: Option<(S, u64)>,
+    /// Sliding: the last `size` records.
+    recent: VecDeque<T>,
+    seen: u64,
+}
+
+/// The window operator of one subtask: its configuration and the state of its keys' windows.
+pub struct WindowOp<K, T, F: WindowFn<K, T>> {
+    spec: WindowSpec,
+    func: F,
+    lateness: i64,
+    metrics: Arc<StageMetrics>,
+    late: SideOutput<T>,
+    watermark: Timestamp,
+    time: BTreeMap<Window, TimeWindow<K, F::State>>,
+    sessions: Table<K, Vec<Session<F::State>>>,
+    session_checks: BTreeMap<Timestamp, Vec<K>>,
+    counts: Table<K, CountState<T, F::State>>,
+    scratch: Vec<Window>,
+    out: Vec<F::Out>,
+    /// Keys in the last window that fired: new windows' tables start at that size instead
+    /// of growing through every power of two.
+    typical_keys: usize,
+}
+
+impl<K, T, F: WindowFn<K, T>> WindowOp<K, T, F> {
+    pub(crate) fn new(
+        spec: WindowSpec,
+        func: F,
+        lateness: i64,
+        metrics: Arc<StageMetrics>,
+        late: SideOutput<T>,
+    ) -> Self {
+        WindowOp {
+            spec,
+            func,
+            lateness,
+            metrics,
+            late,
+            watermark: Timestamp::MIN,
+            time: BTreeMap::new(),
+            sessions: Table::default(),
+            session_checks: BTreeMap::new(),
+            counts: Table::default(),
+            scratch: Vec::new(),
+            out: Vec::new(),
+            typical_keys: 0,
+        }
+    }
+}
+
+impl<K, T, F: WindowFn<K, T>> Clone for WindowOp<K, T, F> {
+    fn clone(&self) -> Self {
+        WindowOp::new(
+            self.spec,
+            self.func.clone(),
+            self.lateness,
+            self.metrics.clone(),
+            self.late.clone(),
+        )
+    }
+}
+
+impl<K, T, F: WindowFn<K, T>> Sealed for WindowOp<K, T, F> {}
+
+impl<K, T, F> WindowOp<K, T, F>
+where
+    K: Hash + Eq + Clone,
+    T: Clone + Send,
+    F: WindowFn<K, T>,
+{
+    fn emit_out<D: Downstream<F::Out>>(&mut self, ts: Timestamp, down: &mut D) {
+        for r in self.out.drain(..) {
+            down.emit(r, ts);
+        }
+    }
+
+    fn late(&mut self, item: T, ts: Timestamp) {
+        self.metrics.late.fetch_add(1, Ordering::Relaxed);
+        self.late.emit(item, ts);
+    }
+
+    fn time_record<D: Downstream<F::Out>>(&mut self, down: &mut D, key: K, item: T, ts: Timestamp) {
+        let wm = self.watermark;
+        let mut windows = std::mem::take(&mut self.scratch);
+        self.spec.assign(ts, &mut windows);
+        let live = windows
+            .iter()
+            .filter(|w| w.max_timestamp().saturating_add(self.lateness) > wm)
+            .count();
+        if live == 0 {
+            self.scratch = windows;
+            return self.late(item, ts);
+        }
+        let mut item = Some(item);
+        let mut left = live;
+        for w in &windows {
+            if w.max_timestamp().saturating_add(self.lateness) <= wm {
+                continue;
+            }
+            left -= 1;
+            let x = if left == 0 { item.take() } else { item.clone() };
+            let Some(x) = x else { break };
+            let typical = self.typical_keys;
+            let slot = self.time.entry(*w).or_insert_with(|| TimeWindow {
+                table: Table::with_capacity_and_hasher(typical, Default::default()),
+                fired: false,
+            });
+            if w.max_timestamp() <= wm {
+                // Past its firing time: this record fires the window for its key below, and
+                // the watermark must not fire it again.
+                slot.fired = true;
+            }
+            let state = match slot.table.entry(key.clone()) {
+                Entry::Occupied(o) => {
+                    let s = o.into_mut();
+                    self.func.add(s, x);
+                    s
+                }
+                Entry::Vacant(v) => v.insert(self.func.create(x)),
+            };
+            if w.max_timestamp() <= wm {
+                // A late record within the allowed lateness re-fires its window.
+                let info = WindowInfo {
+                    window: *w,
+                    watermark: wm,
+                };
+                let s = state.clone();
+                self.func.fire(&key, &info, s, &mut self.out);
+                self.emit_out(w.max_timestamp(), down);
+            }
+        }
+        self.scratch = windows;
+    }
+
+    fn session_record<D: Downstream<F::Out>>(
+        &mut self,
+        down: &mut D,
+        key: K,
+        item: T,
+        ts: Timestamp,
+        gap: i64,
+    ) {
+        let wm = self.watermark;
+        let new = Window {
+            start: ts,
+            end: ts.saturating_add(gap),
+        };
+        let sessions = self.sessions.entry(key.clone()).or_default();
+        // The window the record would end up in, before changing anything.
+        let merged = sessions
+            .iter()
+            .filter(|s| s.window.touches(&new))
+            .fold(new, |m, s| m.cover(&s.window));
+        if merged.max_timestamp().saturating_add(self.lateness) <= wm {
+            if sessions.is_empty() {
+                self.sessions.remove(&key);
+            }
+            return self.late(item, ts);
+        }
+        let mut state = self.func.create(item);
+        let mut fired = false;
+        let mut i = 0;
+        while i < sessions.len() {
+            if sessions[i].window.touches(&merged) {
+                let s = sessions.swap_remove(i);
+                // Keep the earlier records first in the merged state.
+                let mut earlier = s.state;
+                self.func.merge(&mut earlier, state);
+                state = earlier;
+                fired |= s.fired;
+            } else {
+                i += 1;
+            }
+        }
+        let refire = merged.max_timestamp() <= wm;
+        let snapshot = if refire { Some(state.clone()) } else { None };
+        sessions.push(Session {
+            window: merged,
+            state,
+            fired: fired || refire,
+        });
+        self.session_checks
+            .entry(merged.max_timestamp())
+            .or_default()
+            .push(key.clone());
+        if self.lateness > 0 {
+            let purge_at = merged.max_timestamp().saturating_add(self.lateness);
+            self.session_checks
+                .entry(purge_at)
+                .or_default()
+                .push(key.clone());
+        }
+        if let Some(s) = snapshot {
+            let info = WindowInfo {
+                window: merged,
+                watermark: wm,
+            };
+            self.func.fire(&key, &info, s, &mut self.out);
+            self.emit_out(merged.max_timestamp(), down);
+        }
+    }
+
+    fn count_record<D: Downstream<F::Out>>(
+        &mut self,
+        down: &mut D,
+        key: K,
+        item: T,
+        ts: Timestamp,
+        c: CountWindows,
+    ) {
+        let st = self
+            .counts
+            .entry(key.clone())
+            .or_insert_with(|| CountState {
+                running: None,
+                recent: VecDeque::new(),
+                seen: 0,
+            });
+        let info = WindowInfo {
+            window: Window::GLOBAL,
+            watermark: self.watermark,
+        };
+        if c.size == c.slide {
+            let (state, n) = match st.running.take() {
+                Some((mut s, n)) => {
+                    self.func.add(&mut s, item);
+                    (s, n + 1)
+                }
+                None => (self.func.create(item), 1),
+            };
+            if n == c.size {
+                self.func.fire(&key, &info, state, &mut self.out);
+            } else {
+                st.running = Some((state, n));
+            }
+        } else {
+            st.recent.push_back(item);
+            if st.recent.len() as u64 > c.size {
+                st.recent.pop_front();
+            }
+            st.seen += 1;
+            if st.seen % c.slide == 0 {
+                let mut it = st.recent.iter().cloned();
+                if let Some(first) = it.next() {
+                    let mut s = self.func.create(first);
+                    for x in it {
+                        self.func.add(&mut s, x);
+                    }
+                    self.func.fire(&key, &info, s, &mut self.out);
+                }
+            }
+        }
+        self.emit_out(ts, down);
+    }
+
+    /// Fires (and purges) everything the watermark `wm` has passed.
+    fn advance<D: Downstream<F::Out>>(&mut self, down: &mut D, wm: Timestamp) {
+        self.watermark = wm;
+        // Time windows, in window order.
+        while let Some((&w, _)) = self
+            .time
+            .iter()
+            .find(|(w, tw)| w.max_timestamp() <= wm && !tw.fired)
+        {
+            let purge = w.max_timestamp().saturating_add(self.lateness) <= wm;
+            let info = WindowInfo {
+                window: w,
+                watermark: wm,
+            };
+            if purge {
+                if let Some(tw) = self.time.remove(&w) {
+                    self.typical_keys = tw.table.len();
+                    for (k, s) in tw.table {
+                        self.func.fire(&k, &info, s, &mut self.out);
+                    }
+                }
+            } else if let Some(tw) = self.time.get_mut(&w) {
+                tw.fired = true;
+                for (k, s) in &tw.table {
+                    self.func.fire(k, &info, s.clone(), &mut self.out);
+                }
+            }
+            self.emit_out(w.max_timestamp(), down);
+        }
+        let lateness = self.lateness;
+        self.time
+            .retain(|w, _| w.max_timestamp().saturating_add(lateness) > wm);
+        // Sessions: the keys that have something due.
+        while let Some(entry) = self.session_checks.first_entry() {
+            if *entry.key() > wm {
+                break;
+            }
+            let keys = entry.remove();
+            for key in keys {
+                let Some(sessions) = self.sessions.get_mut(&key) else {
+                    continue;
+                };
+                let mut i = 0;
+                let mut due = Vec::new();
+                while i < sessions.len() {
+                    let s = &mut sessions[i];
+                    let max = s.window.max_timestamp();
+                    if max > wm {
+                        i += 1;
+                        continue;
+                    }
+                    let purge = max.saturating_add(lateness) <= wm;
+                    if purge {
+                        let s = sessions.swap_remove(i);
+                        if !s.fired {
+                            due.push((s.window, s.state));
+                        }
+                    } else {
+                        if !s.fired {
+                            s.fired = true;
+                            due.push((s.window, s.state.clone()));
+                        }
+                        i += 1;
+                    }
+                }
+                if sessions.is_empty() {
+                    self.sessions.remove(&key);
+                }
+                due.sort_by_key(|(w, _)| *w);
+                for (w, s) in due {
+                    let info = WindowInfo {
+                        window: w,
+                        watermark: wm,
+                    };
+                    self.func.fire(&key, &info, s, &mut self.out);
+                    self.emit_out(w.max_timestamp(), down);
+                }
+            }
+        }
+    }
+}
+
+impl<K, T, F> Operator<(K, T)> for WindowOp<K, T, F>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Clone + Send + 'static,
+    F: WindowFn<K, T>,
+{
+    type Out = F::Out;
+
+    #[inline]
+    fn on_record<D: Downstream<F::Out>>(
+        &mut self,
+        (key, item): (K, T),
+        ts: Timestamp,
+        down: &mut D,
+    ) {
+        match self.spec {
+            WindowSpec::TumblingProcessing(_) | WindowSpec::SlidingProcessing(_) => {
+                let now = crate::time::now_ms();
+                self.time_record(down, key, item, now)
+            }
+            WindowSpec::Tumbling(_) | WindowSpec::Sliding(_) => {
+                if ts == NO_TIMESTAMP {
+                    self.late(item, ts);
+                } else {
+                    self.time_record(down, key, item, ts)
+                }
+            }
+            WindowSpec::Session(s) => {
+                if ts == NO_TIMESTAMP {
+                    self.late(item, ts);
+                } else {
+                    self.session_record(down, key, item, ts, s.gap)
+                }
+            }
+            WindowSpec::Count(c) => self.count_record(down, key, item, ts, c),
+        }
+    }
+
+    fn on_event<D: Downstream<F::Out>>(&mut self, event: Event, down: &mut D) {
+        match event {
+            Event::Watermark(w) if w > self.watermark && !self.spec.is_processing_time() => {
+                self.advance(down, w)
+            }
+            Event::ProcessingTime(t) if t > self.watermark && self.spec.is_processing_time() => {
+                self.advance(down, t)
+            }
+            // The end of a bounded input is the final watermark: every window fires.
+            Event::End => self.advance(down, Timestamp::MAX),
+            _ => {}
+        }
+        self.late.event(event);
+        down.event(event)
+    }
+
+    fn open(&mut self, cx: OpenCx) {
+        self.late.open(cx)
+    }
+
+    fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
+        if self.spec.is_processing_time() {
+            if let Some(end) = self.time.keys().map(|w| w.end).min() {
+                let wait = (end - 1).saturating_sub(crate::time::now_ms()).max(0) as u64;
+                cx.wake_at(std::time::Instant::now() + Duration::from_millis(wait));
+            }
+        }
+        self.late.drain(cx)
+    }
+}
+
+/// The chain of a windowed stage: the exchange's `(key, record)` pairs into the window operator.
+pub type WindowChain<K, T, F> = Then<Identity<(K, T)>, WindowOp<K, T, F>>;

@@ -1,0 +1,239 @@
+//! The one operator abstraction: an [`Operator`] turns records and control events into output
+//! for a [`Downstream`]; [`Then`] appends an operator to a [`Chain`], so the operators between
+//! two exchanges compose at compile time into one value whose type names every closure:
+//! `Then<Then<Identity<String>, Map<F1>>, Filter<F2>>`. A record is pushed through the whole
+//! chain by direct, inlinable calls — no channel, virtual call or allocation per record. The
+//! only dynamic dispatch happens once per *batch*, where the runtime hands a batch from a
+//! source or an exchange to the chain.
+//!
+//! A chain is a *transducer*: it is generic over the [`Downstream`] it pushes into, so the
+//! same chain can end in an exchange, a pre-aggregating exchange or a sink.
+//!
+//! Every operator of flow — stateless functions, timestamp assignment, keyed aggregates,
+//! windows, process functions, joins, side outputs — is an [`Operator`]; the chain plumbing
+//! (opening, draining side outputs, passing events on) is written once, here. Operators that
+//! keep keyed state will also snapshot and restore it, per key group, through this trait when
+//! checkpoints arrive, so that is written once for all of them too.
+pub use super::stage::DrainCx;
+use crate::error::Result;
+use crate::record::{Event, Timestamp};
+use std::marker::PhantomData;
+
+/// Where an operator pushes its output: the next operator, an exchange or a sink.
+pub trait Downstream<T> {
+    /// Accepts one record with its event timestamp ([`crate::record::NO_TIMESTAMP`] if none).
+    fn emit(&mut self, item: T, ts: Timestamp);
+    /// Accepts a control event (watermark, flush, end of input).
+    fn event(&mut self, event: Event);
+}
+
+mod sealed {
+    /// Only flow's own chains and operators implement [`super::Chain`] and [`super::Operator`]:
+    /// the runtime relies on how they pass events on.
+    pub trait Sealed {}
+}
+pub(crate) use sealed::Sealed;
+
+/// Where a subtask sits in its stage, handed to [`Operator::open`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenCx {
+    /// This subtask's index, `0..parallelism`.
+    pub subtask: usize,
+    /// The number of subtasks of the stage.
+    pub parallelism: usize,
+}
+
+/// One fused operator of a chain, consuming records of type `In`.
+///
+/// An operator sees every record ([`Operator::on_record`]) and every control event
+/// ([`Operator::on_event`]: watermarks, idleness, flushes, the end of input, processing-time
+/// wake-ups) of its subtask in order, and pushes its output into `down`. It must pass every
+/// event on (after acting on it), except events it replaces: the timestamp assigner replaces
+/// upstream watermarks by its own.
+///
+/// Every subtask runs its own clone of the operator, cloned before [`Operator::open`]; state
+/// built before `open` is the operator's configuration, state built after it is the
+/// subtask's.
+pub trait Operator<In>: Sealed + Clone + Send + 'static {
+    /// The records the operator produces.
+    type Out: Send + 'static;
+
+    /// Processes one record with its event timestamp.
+    fn on_record<D: Downstream<Self::Out>>(&mut self, item: In, ts: Timestamp, down: &mut D);
+
+    /// Acts on a control event and passes it on. The default only passes it on.
+    #[inline]
+    fn on_event<D: Downstream<Self::Out>>(&mut self, event: Event, down: &mut D) {
+        down.event(event)
+    }
+
+    /// Called once per subtask before any record.
+    fn open(&mut self, _cx: OpenCx) {}
+
+    /// Passes on output the operator sends elsewhere than down the chain (side outputs) and
+    /// asks for processing-time wake-ups. Returns `false` while some of it waits for room.
+    fn drain(&mut self, _cx: &DrainCx<'_, '_>) -> Result<bool> {
+        Ok(true)
+    }
+}
+
+/// A fused chain of operators from records of type `In` to records of type `Out`: an
+/// [`Identity`] followed by operators appended with [`Then`]. Sealed: build chains with the
+/// methods of [`crate::Stream`].
+pub trait Chain: Sealed + Clone + Send + 'static {
+    /// Records the chain consumes.
+    type In: Send + 'static;
+    /// Records the chain produces.
+    type Out: Send + 'static;
+    /// Pushes one record through the chain into `down`.
+    fn push<D: Downstream<Self::Out>>(&mut self, item: Self::In, ts: Timestamp, down: &mut D);
+    /// Passes a control event through the chain (stateful operators act on it first).
+    fn event<D: Downstream<Self::Out>>(&mut self, event: Event, down: &mut D);
+    /// Called once per subtask before any record.
+    fn open(&mut self, cx: OpenCx);
+    /// Drains every operator's side outputs; `false` while some output waits for room.
+    fn drain(&mut self, cx: &DrainCx<'_, '_>) -> Result<bool>;
+}
+
+/// The empty chain: records pass unchanged.
+pub struct Identity<T>(PhantomData<fn(T) -> T>);
+
+impl<T> Identity<T> {
+    pub(crate) fn new() -> Self {
+        Identity(PhantomData)
+    }
+}
+
+impl<T> Clone for Identity<T> {
+    fn clone(&self) -> Self {
+        Identity(PhantomData)
+    }
+}
+
+impl<T> Sealed for Identity<T> {}
+
+impl<T: Send + 'static> Chain for Identity<T> {
+    type In = T;
+    type Out = T;
+    #[inline(always)]
+    fn push<D: Downstream<T>>(&mut self, item: T, ts: Timestamp, down: &mut D) {
+        down.emit(item, ts)
+    }
+    #[inline]
+    fn event<D: Downstream<T>>(&mut self, event: Event, down: &mut D) {
+        down.event(event)
+    }
+    fn open(&mut self, _cx: OpenCx) {}
+    fn drain(&mut self, _cx: &DrainCx<'_, '_>) -> Result<bool> {
+        Ok(true)
+    }
+}
+
+/// A chain followed by one more operator: the only way chains grow.
+#[derive(Clone)]
+pub struct Then<C, O> {
+    inner: C,
+    op: O,
+}
+
+impl<C, O> Then<C, O> {
+    pub(crate) fn new(inner: C, op: O) -> Self {
+        Then { inner, op }
+    }
+}
+
+impl<C, O> Sealed for Then<C, O> {}
+
+/// The operator seen by the chain before it, as that chain's downstream.
+pub struct Fused<'a, O, D> {
+    op: &'a mut O,
+    down: &'a mut D,
+}
+
+impl<In, O: Operator<In>, D: Downstream<O::Out>> Downstream<In> for Fused<'_, O, D> {
+    #[inline(always)]
+    fn emit(&mut self, item: In, ts: Timestamp) {
+        self.op.on_record(item, ts, self.down)
+    }
+    #[inline]
+    fn event(&mut self, event: Event) {
+        self.op.on_event(event, self.down)
+    }
+}
+
+impl<C: Chain, O: Operator<C::Out>> Chain for Then<C, O> {
+    type In = C::In;
+    type Out = O::Out;
+    #[inline(always)]
+    fn push<D: Downstream<O::Out>>(&mut self, item: C::In, ts: Timestamp, down: &mut D) {
+        self.inner.push(
+            item,
+            ts,
+            &mut Fused {
+                op: &mut self.op,
+                down,
+            },
+        )
+    }
+    #[inline]
+    fn event<D: Downstream<O::Out>>(&mut self, event: Event, down: &mut D) {
+        self.inner.event(
+            event,
+            &mut Fused {
+                op: &mut self.op,
+                down,
+            },
+        )
+    }
+    fn open(&mut self, cx: OpenCx) {
+        self.inner.open(cx);
+        self.op.open(cx);
+    }
+    fn drain(&mut self, cx: &DrainCx<'_, '_>) -> Result<bool> {
+        let inner = self.inner.drain(cx)?;
+        let own = self.op.drain(cx)?;
+        Ok(inner && own)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Adds `self.0` to each record and counts the events it saw.
+    #[derive(Clone)]
+    struct Add(i64, usize);
+    impl Sealed for Add {}
+    impl Operator<i64> for Add {
+        type Out = i64;
+        fn on_record<D: Downstream<i64>>(&mut self, item: i64, ts: Timestamp, down: &mut D) {
+            down.emit(item + self.0, ts)
+        }
+        fn on_event<D: Downstream<i64>>(&mut self, event: Event, down: &mut D) {
+            self.1 += 1;
+            down.event(event)
+        }
+    }
+
+    struct Collect(Vec<(i64, Timestamp)>, Vec<Event>);
+    impl Downstream<i64> for Collect {
+        fn emit(&mut self, item: i64, ts: Timestamp) {
+            self.0.push((item, ts))
+        }
+        fn event(&mut self, event: Event) {
+            self.1.push(event)
+        }
+    }
+
+    #[test]
+    fn operators_run_in_the_order_they_were_appended() {
+        let c = Then::new(Identity::<i64>::new(), Add(1, 0));
+        let mut c = Then::new(c, Add(10, 0));
+        let mut out = Collect(vec![], vec![]);
+        c.push(5, 7, &mut out);
+        c.event(Event::Watermark(3), &mut out);
+        assert_eq!(out.0, vec![(16, 7)]);
+        assert_eq!(out.1, vec![Event::Watermark(3)]);
+        assert_eq!((c.inner.op.1, c.op.1), (1, 1));
+    }
+}
