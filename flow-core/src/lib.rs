@@ -135,4 +135,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::cli::{job_main, JobInfo};
+    pub use crate::process::{Context, KeyedProcessFunction};
+    pub use crate::record::Timestamp;
+    pub use crate::state::{KeyedStateNames, ListState, MapState, ValueState};
 }
