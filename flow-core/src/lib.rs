@@ -148,11 +148,4 @@ pub mod __private {
     pub use crate::ops::process::keyed::{Context, KeyedProcessFunction};
     pub use crate::ops::process::state::{KeyedStateNames, ListState, MapState, ValueState};
     pub use crate::record::Timestamp;
-    pub use crate::{Env, Result};
 }
-
-// Old module paths, kept for the code the macros of this release generate.
-#[doc(hidden)]
-pub use ops::process::keyed as process;
-#[doc(hidden)]
-pub use ops::process::state;

@@ -9,33 +9,46 @@ use quote::ToTokens;
 /// Collects [`syn::Error`]s while a macro's input is checked.
 ///
 /// Each check records its problem, spanned on the offending tokens, and goes
-/// on; [`Ctxt::finish`] then reports all of them at once as one combined
-/// error, which expands to one `compile_error!` per problem.
-#[derive(Default)]
+/// on; [`Ctxt::finish`] (or [`Ctxt::check`]) then reports all of them at once
+/// as one combined error, which expands to one `compile_error!` per problem.
+///
+/// A context must end with `finish` or `check`: dropping one that was never
+/// ended is a bug in flow-macros (its errors would be lost silently), and
+/// panics.
 pub(crate) struct Ctxt {
-    errors: Vec<syn::Error>,
+    /// The errors recorded so far; `None` once they were taken by `finish`
+    /// or `check`.
+    errors: Option<Vec<syn::Error>>,
 }
 
 impl Ctxt {
     /// An empty context.
     pub(crate) fn new() -> Self {
-        Self::default()
+        Self {
+            errors: Some(Vec::new()),
+        }
     }
 
     /// Records an error spanned on `tokens` (from their first to their last
     /// token).
     pub(crate) fn error_spanned_by<T: ToTokens, M: Display>(&mut self, tokens: T, message: M) {
-        self.errors.push(syn::Error::new_spanned(tokens, message));
+        self.push(syn::Error::new_spanned(tokens, message));
     }
 
     /// Records an error at a single span.
     pub(crate) fn error_at<M: Display>(&mut self, span: Span, message: M) {
-        self.errors.push(syn::Error::new(span, message));
+        self.push(syn::Error::new(span, message));
     }
 
     /// Records an error produced by a `syn` parser.
     pub(crate) fn syn_error(&mut self, error: syn::Error) {
-        self.errors.push(error);
+        self.push(error);
+    }
+
+    fn push(&mut self, error: syn::Error) {
+        // `finish` and `check` consume the context, so `errors` is always
+        // `Some` here; recreating the list keeps this infallible anyway.
+        self.errors.get_or_insert_with(Vec::new).push(error);
     }
 
     /// Ends the checks: `Ok(value)` when no error was recorded, else every
@@ -46,17 +59,47 @@ impl Ctxt {
     /// rather than panicking inside the compiler.
     #[must_use = "the collected errors must be reported"]
     pub(crate) fn finish<T>(self, value: Option<T>) -> syn::Result<T> {
-        let combined = self.errors.into_iter().reduce(|mut all, next| {
-            all.combine(next);
-            all
-        });
-        match (combined, value) {
-            (Some(errors), _) => Err(errors),
-            (None, Some(value)) => Ok(value),
-            (None, None) => Err(syn::Error::new(
+        self.check()?;
+        value.ok_or_else(|| {
+            syn::Error::new(
                 Span::call_site(),
                 "internal error in flow-macros: a check failed without reporting why",
-            )),
+            )
+        })
+    }
+
+    /// Ends the checks when there is no value to return: `Ok(())` when no
+    /// error was recorded, else every recorded error combined into one.
+    #[must_use = "the collected errors must be reported"]
+    pub(crate) fn check(mut self) -> syn::Result<()> {
+        let combined =
+            self.errors
+                .take()
+                .unwrap_or_default()
+                .into_iter()
+                .reduce(|mut all, next| {
+                    all.combine(next);
+                    all
+                });
+        match combined {
+            Some(errors) => Err(errors),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Ctxt {
+    fn drop(&mut self) {
+        // Not while unwinding from another panic: that would abort, hiding
+        // the first panic's message.
+        if let Some(errors) = &self.errors {
+            if !std::thread::panicking() {
+                panic!(
+                    "flow-macros bug: an error context was dropped without `finish` or `check` \
+                     ({} unreported error(s)); please report this",
+                    errors.len()
+                );
+            }
         }
     }
 }
@@ -72,6 +115,7 @@ mod tests {
     #[test]
     fn clean_context_yields_the_value() {
         assert_eq!(Ctxt::new().finish(Some(7)).ok(), Some(7));
+        assert!(Ctxt::new().check().is_ok());
     }
 
     #[test]
@@ -88,10 +132,37 @@ mod tests {
     }
 
     #[test]
+    fn check_reports_the_errors() {
+        let mut cx = Ctxt::new();
+        cx.error_at(Span::call_site(), "only");
+        assert_eq!(cx.check().err().map(messages), Some(vec!["only".into()]));
+    }
+
+    #[test]
     fn missing_value_without_error_is_reported() {
         let errors = Ctxt::new().finish::<()>(None).err();
         let messages = errors.map(messages).unwrap_or_default();
         assert_eq!(messages.len(), 1);
         assert!(messages[0].starts_with("internal error"));
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "flow-macros bug: an error context was dropped without `finish` \
+                               or `check` (1 unreported error(s))"
+    )]
+    fn dropping_unreported_errors_panics() {
+        let mut cx = Ctxt::new();
+        cx.error_at(Span::call_site(), "lost");
+        drop(cx);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "flow-macros bug: an error context was dropped without `finish` \
+                               or `check` (0 unreported error(s))"
+    )]
+    fn dropping_an_unchecked_context_panics_even_without_errors() {
+        drop(Ctxt::new());
     }
 }

@@ -1,16 +1,29 @@
 //! Procedural macros of flow.
 //!
 //! Use them through `flow_core` (`use flow_core::prelude::*;`), not directly:
-//! the code they generate refers to `::flow_core`.
+//! the code they generate refers to `::flow_core`, and only to its hidden
+//! `::flow_core::__private` module, which re-exports what that code needs
+//! (so that `flow_core` can move its modules freely).
+//!
+//! Each macro is a folder (`job`, `process_fn`) of three stages: `parse`
+//! (tokens to a typed model), `check` (every problem recorded in the error
+//! context, so all are reported together) and `codegen` (the model to
+//! tokens). The attribute argument parser (`attr`), the signature checks
+//! (`sig`), the error context (`ctxt`) and other syntax helpers (`syntax`)
+//! are shared.
 //!
 //! - [`macro@stream_job`] turns a function into the `main` of a job binary.
 //! - [`macro@process_fn`] turns a function into a keyed process function
 //!   (`flow_core::process::KeyedProcessFunction`) with typed keyed state.
 
+mod attr;
 mod ctxt;
 mod job;
-mod process;
+mod process_fn;
+mod sig;
 mod syntax;
+#[cfg(test)]
+mod testing;
 
 use proc_macro::TokenStream;
 
@@ -170,25 +183,25 @@ pub fn stream_job(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// /// Keyed state of [`DetectFraud`]: one field per state parameter of `detect_fraud`.
 /// #[derive(Default)]
 /// pub struct DetectFraudState {
-///     pub last_small: ::flow_core::state::ValueState<(i64, f64)>,
-///     pub pending: ::flow_core::state::ListState<Tx>,
+///     pub last_small: ::flow_core::__private::ValueState<(i64, f64)>,
+///     pub pending: ::flow_core::__private::ListState<Tx>,
 /// }
 ///
-/// impl ::flow_core::state::KeyedStateNames for DetectFraudState {
+/// impl ::flow_core::__private::KeyedStateNames for DetectFraudState {
 ///     const NAMES: &'static [&'static str] = &["last_small", "pending"];
 /// }
 ///
-/// impl ::flow_core::process::KeyedProcessFunction<u64, Tx> for DetectFraud {
+/// impl ::flow_core::__private::KeyedProcessFunction<u64, Tx> for DetectFraud {
 ///     type State = DetectFraudState;
 ///     type Out = Alert;
 ///     fn process_element(&mut self, key: &u64, item: Tx, state: &mut DetectFraudState,
-///                        ctx: &mut ::flow_core::process::Context<'_, Alert>) {
+///                        ctx: &mut ::flow_core::__private::Context<'_, Alert>) {
 ///         detect_fraud(key, item, &mut state.last_small, &mut state.pending, ctx)
 ///     }
 ///     // only with `on_timer = expire`:
-///     fn on_timer(&mut self, key: &u64, timestamp: ::flow_core::record::Timestamp,
+///     fn on_timer(&mut self, key: &u64, timestamp: ::flow_core::__private::Timestamp,
 ///                 state: &mut DetectFraudState,
-///                 ctx: &mut ::flow_core::process::Context<'_, Alert>) {
+///                 ctx: &mut ::flow_core::__private::Context<'_, Alert>) {
 ///         expire(key, timestamp, &mut state.last_small, &mut state.pending, ctx)
 ///     }
 /// }
@@ -206,5 +219,5 @@ pub fn stream_job(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// errors of their own.
 #[proc_macro_attribute]
 pub fn process_fn(attr: TokenStream, item: TokenStream) -> TokenStream {
-    process::expand(attr.into(), item.into()).into()
+    process_fn::expand(attr.into(), item.into()).into()
 }
