@@ -7,7 +7,7 @@ pub fn sum(
     (_, ts, value): (u8, i64, u32),
     total: &mut ValueState<u32>,
     seen: &mut ListState<i64>,
-    by_time: &mut flow_core::state::MapState<i64, u32>,
+    by_time: &mut flow_core::ops::process::state::MapState<i64, u32>,
     ctx: &mut Context<'_, (u8, u32)>,
 ) {
     *total.get_or_insert_with(|| 0) += value;
@@ -21,7 +21,7 @@ fn emit_sum(
     _timestamp: i64,
     total: &mut ValueState<u32>,
     _seen: &mut ListState<i64>,
-    _by_time: &mut flow_core::state::MapState<i64, u32>,
+    _by_time: &mut flow_core::ops::process::state::MapState<i64, u32>,
     ctx: &mut Context<'_, (u8, u32)>,
 ) {
     ctx.emit((*key, total.take().unwrap_or_default()));
