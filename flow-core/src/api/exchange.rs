@@ -4,7 +4,7 @@
 use super::stream::Stream;
 use crate::error::Result;
 use crate::graph::plan::Partitioning;
-use crate::graph::{EdgeInfo, GraphRef, InputSpec, StageSlot};
+use crate::graph::{EdgeInfo, Feed, GraphRef, InputSpec, StageSlot};
 use crate::record::Batch;
 use crate::runtime::exchange::partition::{ByKey, Partitioner};
 use crate::runtime::exchange::{channels, input_maker, ChannelOut, ExchangeInput, ExchangeWriter};
@@ -14,14 +14,6 @@ use crate::runtime::stage::{EmptyInput, Input, MakeInput, Poll};
 use crate::runtime::task::TaskCx;
 use std::hash::Hash;
 use std::panic::Location;
-
-/// A producing stage of an exchange.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Feed {
-    pub(crate) stage: usize,
-    pub(crate) parallelism: usize,
-    pub(crate) bounded: bool,
-}
 
 /// The producer side of an exchange: one channel per consumer, shared by every producer.
 pub(crate) struct Outlets<T> {

@@ -84,6 +84,14 @@ pub(crate) struct StageSlot {
     pub(crate) metrics: Arc<StageMetrics>,
 }
 
+/// A producing stage of an exchange.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Feed {
+    pub(crate) stage: usize,
+    pub(crate) parallelism: usize,
+    pub(crate) bounded: bool,
+}
+
 /// A stage's input before the stage is built.
 pub(crate) struct InputSpec<T> {
     pub(crate) slot: StageSlot,

@@ -2,6 +2,7 @@
 //! the stream types, and its unit tests.
 //!
 //! - [`stateless`]: `map`, `filter`, `flat_map`, `filter_map`, `inspect`.
+//! - [`partition`]: `rebalance` and `union`.
 //! - [`timestamps`]: `assign_timestamps`.
 //! - [`aggregate`]: rolling keyed aggregates with pre-aggregation before the exchange.
 //! - [`split`] and `side_output`: side outputs.
@@ -10,6 +11,7 @@
 //! - [`join`]: `connect` with co-process functions, interval joins, window joins.
 pub mod aggregate;
 pub mod join;
+pub mod partition;
 pub mod process;
 pub(crate) mod side_output;
 pub mod split;

@@ -14,10 +14,11 @@
 //! (opening, draining side outputs, passing events on) is written once, here. Operators that
 //! keep keyed state will also snapshot and restore it, per key group, through this trait when
 //! checkpoints arrive, so that is written once for all of them too.
-pub use super::stage::DrainCx;
+use super::task::TaskCx;
 use crate::error::Result;
 use crate::record::{Event, Timestamp};
 use std::marker::PhantomData;
+use std::time::Instant;
 
 /// Where an operator pushes its output: the next operator, an exchange or a sink.
 pub trait Downstream<T> {
@@ -33,6 +34,35 @@ mod sealed {
     pub trait Sealed {}
 }
 pub(crate) use sealed::Sealed;
+
+/// What an operator may do while the runtime drains its side outputs
+/// ([`Operator::drain`]).
+pub struct DrainCx<'a, 'b> {
+    pub(crate) cx: &'a TaskCx<'b>,
+    wake: std::cell::Cell<Option<Instant>>,
+}
+
+impl<'a, 'b> DrainCx<'a, 'b> {
+    pub(crate) fn new(cx: &'a TaskCx<'b>) -> Self {
+        DrainCx {
+            cx,
+            wake: std::cell::Cell::new(None),
+        }
+    }
+
+    /// The earliest wake-up asked for.
+    pub(crate) fn wake(&self) -> Option<Instant> {
+        self.wake.get()
+    }
+
+    /// Asks for an [`Event::ProcessingTime`] at or soon after `at` (processing-time timers,
+    /// idleness). The earliest request of all operators of the stage counts.
+    pub fn wake_at(&self, at: Instant) {
+        if self.wake.get().is_none_or(|w| at < w) {
+            self.wake.set(Some(at));
+        }
+    }
+}
 
 /// Where a subtask sits in its stage, handed to [`Operator::open`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

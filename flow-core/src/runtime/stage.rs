@@ -1,6 +1,6 @@
 //! A stage's subtask: input -> fused chain -> terminal, run a budget of batches per step.
 use super::metrics::StageMetrics;
-use super::operator::{Chain, Downstream};
+use super::operator::{Chain, Downstream, DrainCx};
 use super::task::{Step, TaskBody, TaskCx};
 use crate::error::Result;
 use crate::record::{Batch, Event};
@@ -29,23 +29,6 @@ pub(crate) trait Input<T>: Send {
 /// Makes the input of each subtask of a stage.
 pub(crate) type MakeInput<T> = Box<dyn FnMut(usize) -> Box<dyn Input<T>>>;
 
-/// What an operator may do while the runtime drains its side outputs
-/// ([`super::operator::Operator::drain`]).
-pub struct DrainCx<'a, 'b> {
-    pub(crate) cx: &'a TaskCx<'b>,
-    wake: std::cell::Cell<Option<Instant>>,
-}
-
-impl DrainCx<'_, '_> {
-    /// Asks for an [`Event::ProcessingTime`] at or soon after `at` (processing-time timers,
-    /// idleness). The earliest request of all operators of the stage counts.
-    pub fn wake_at(&self, at: Instant) {
-        if self.wake.get().is_none_or(|w| at < w) {
-            self.wake.set(Some(at));
-        }
-    }
-}
-
 /// Where a stage's records go: an exchange or a sink.
 pub(crate) trait Terminal<T>: Downstream<T> + Send {
     /// Passes on buffered output. Returns `false` when some output waits for room downstream;
@@ -72,12 +55,9 @@ pub(crate) struct StageTask<C: Chain, T> {
 impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
     /// Drains the chain's side outputs and registers the wake-up its operators asked for.
     fn drain_chain(&mut self, cx: &TaskCx<'_>) -> Result<bool> {
-        let dcx = DrainCx {
-            cx,
-            wake: std::cell::Cell::new(None),
-        };
+        let dcx = DrainCx::new(cx);
         let ready = self.chain.drain(&dcx)?;
-        if let Some(at) = dcx.wake.get() {
+        if let Some(at) = dcx.wake() {
             if self.next_wake.is_none_or(|w| at < w) {
                 self.next_wake = Some(at);
                 cx.wake_at(at);

@@ -86,7 +86,7 @@ impl TaskCx<'_> {
     }
     /// Notifies this task at `at` (wall clock).
     pub(crate) fn wake_at(&self, at: std::time::Instant) {
-        self.shared.timers().wake_at(self.shared, at, self.id)
+        self.shared.timers.wake_at(self.shared, at, self.id)
     }
     /// Whether the job was asked to stop (Ctrl-C): sources end early and the job drains.
     pub(crate) fn stop_requested(&self) -> bool {
@@ -242,11 +242,6 @@ impl JobShared {
         }
     }
 
-    /// The job's wall-clock timer service.
-    pub(crate) fn timers(&self) -> &super::timer::TimerService {
-        &self.timers
-    }
-
     /// Whether the job is stopping (asked to stop, or cancelled after an error).
     pub(crate) fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed) || self.cancelled.load(Ordering::Relaxed)
@@ -266,6 +261,18 @@ impl JobShared {
                 self.notify(id);
             }
         }
+    }
+}
+
+impl super::timer::Wake for JobShared {
+    fn wake(self: &Arc<Self>, id: usize) {
+        self.notify(id)
+    }
+    fn spawn_failed(self: &Arc<Self>, source: std::io::Error) {
+        self.fail(Error::Spawn {
+            what: "timer",
+            source,
+        })
     }
 }
 
