@@ -25,17 +25,31 @@ fn socket_source_counts_words_and_an_idle_job_uses_no_cpu() {
         ready_rx.recv().unwrap(); // hold the connection open while the job idles
         writeln!(conn, "To BE!").unwrap();
     });
+    let words = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = words.clone();
     let job = std::thread::spawn(move || {
         let mut env = env(2);
         let out = env
             .socket_lines(address)
             .flat_map(|l| words_of(&l))
+            .inspect(move |_| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            })
             .key_by(|w| w.clone())
             .count()
             .collect();
         env.execute().map(|_| out.take())
     });
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Wait until the first line went through (the job is then idle), however long that takes.
+    let start = std::time::Instant::now();
+    while words.load(std::sync::atomic::Ordering::SeqCst) < 6 {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "the first line never arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100)); // let the counts settle
     let before = cpu_ticks();
     std::thread::sleep(std::time::Duration::from_millis(1000));
     let idle_ticks = cpu_ticks() - before;

@@ -212,30 +212,6 @@ proptest! {
             .collect();
         prop_assert_eq!(last, want);
     }
-
-    /// Watermarks reaching an operator never go backwards.
-    #[test]
-    fn watermarks_are_monotone(records in events(200, 50), parallelism in 1usize..=4, batch in 1usize..10) {
-        #[derive(Clone, Default)]
-        struct Watch;
-        impl KeyedProcessFunction<u8, Ev> for Watch {
-            type State = ();
-            type Out = i64;
-            fn process_element(&mut self, _: &u8, _: Ev, _: &mut (), ctx: &mut Context<'_, i64>) {
-                ctx.emit(ctx.current_watermark());
-            }
-        }
-        let mut env = Env::new(Config::default().parallelism(parallelism).batch_size(batch));
-        let out = env
-            .from_vec(records)
-            .assign_timestamps(|e| e.1, WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(20)))
-            .key_by(|_| 0u8)
-            .process(Watch)
-            .collect();
-        env.execute().unwrap();
-        let seen = out.take();
-        prop_assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{:?}", seen);
-    }
 }
 
 #[test]
