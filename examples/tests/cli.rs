@@ -162,6 +162,32 @@ fn plan_prints_the_graph_without_running() {
 }
 
 #[test]
+fn plan_json_is_the_typed_plan() {
+    let r = Command::new(example("window_sum"))
+        .args(["--plan", "json", "-p", "2"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(plan["parallelism"], 2);
+    let stages = plan["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 2, "{plan}");
+    let kinds: Vec<&str> = stages[1]["operators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"aggregate_process") || kinds.contains(&"aggregate"),
+        "{plan}"
+    );
+    let edges = plan["edges"].as_array().unwrap();
+    assert_eq!(edges[0]["partitioning"]["kind"], "hash", "{plan}");
+    assert_eq!(edges[0]["partitioning"]["key_groups"], 128, "{plan}");
+}
+
+#[test]
 fn long_words_prints_uppercased_words_longer_than_three_characters() {
     let r = Command::new(example("long_words")).output().unwrap();
     assert!(r.status.success());

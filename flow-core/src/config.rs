@@ -11,7 +11,7 @@ pub struct Config {
     pub(crate) pre_aggregate_capacity: usize,
     pub(crate) progress: bool,
     pub(crate) report: bool,
-    pub(crate) plan_only: bool,
+    pub(crate) plan_only: Option<PlanFormat>,
 }
 
 impl Default for Config {
@@ -27,7 +27,7 @@ impl Default for Config {
             pre_aggregate_capacity: 1 << 17,
             progress: false,
             report: false,
-            plan_only: false,
+            plan_only: None,
         }
     }
 }
@@ -73,15 +73,31 @@ impl Config {
         self.report = on;
         self
     }
-    /// `execute` prints the plan instead of running the job.
+    /// `execute` prints the plan (as text) instead of running the job.
     pub fn plan_only(mut self, on: bool) -> Self {
-        self.plan_only = on;
+        self.plan_only = on.then_some(PlanFormat::Text);
+        self
+    }
+    /// `execute` prints the plan in `format` instead of running the job.
+    pub fn plan_format(mut self, format: PlanFormat) -> Self {
+        self.plan_only = Some(format);
         self
     }
     /// The configured parallelism.
     pub fn get_parallelism(&self) -> usize {
         self.parallelism
     }
+}
+
+/// How `--plan` prints the plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum PlanFormat {
+    /// Stages, fused operators and exchanges, one per line.
+    #[default]
+    Text,
+    /// The typed plan as JSON (for tools and the dashboard).
+    Json,
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The job environment: creates sources, holds the graph under construction and runs it.
 use super::stream::Stream;
 use super::summary::JobSummary;
-use crate::config::Config;
+use crate::config::{Config, PlanFormat};
 use crate::error::{Error, Result};
 use crate::graph::plan::Plan;
 use crate::graph::{Graph, GraphRef, InputSpec};
@@ -119,8 +119,11 @@ impl Env {
                 g.clear();
                 return Err(e);
             }
-            if g.config.plan_only {
-                print!("{}", g.plan());
+            if let Some(format) = g.config.plan_only {
+                match format {
+                    PlanFormat::Text => print!("{}", g.plan()),
+                    PlanFormat::Json => println!("{}", g.plan().to_json()),
+                }
                 g.clear();
                 return Ok(JobSummary {
                     planned_only: true,
