@@ -1,14 +1,14 @@
 //! The operators, one file (or folder) each, holding the operator, the methods it adds to
 //! the stream types, and its unit tests.
 //!
-//! - [`stateless`]: `map`, `filter`, `flat_map`, `filter_map`, `inspect`.
-//! - [`partition`]: `rebalance` and `union`.
-//! - [`timestamps`]: `assign_timestamps`.
-//! - [`aggregate`]: rolling keyed aggregates with pre-aggregation before the exchange.
+//! - [`stateless`] — `map`, `filter`, `flat_map`, `filter_map`, `inspect`.
+//! - [`partition`] — `rebalance` and `union`.
+//! - [`timestamps`] — `assign_timestamps`.
+//! - [`aggregate`] — rolling keyed aggregates with pre-aggregation before the exchange.
 //! - [`split`] and `side_output`: side outputs.
-//! - [`process`]: keyed and non-keyed process functions, keyed state, timers.
-//! - [`window`]: window assigners, the window operator, global windows with triggers.
-//! - [`join`]: `connect` with co-process functions, interval joins, window joins.
+//! - [`process`] — keyed and non-keyed process functions, keyed state, timers.
+//! - [`window`] — window assigners, the window operator, global windows with triggers.
+//! - [`join`] — `connect` with co-process functions, interval joins, window joins.
 pub mod aggregate;
 pub mod join;
 pub mod partition;
