@@ -233,17 +233,7 @@ impl<C: Chain> Stream<C> {
 mod tests {
     use super::*;
     use crate::record::Event;
-    use crate::runtime::operator::Identity;
-
-    struct Collect(Vec<(i64, Timestamp)>, Vec<Event>);
-    impl Downstream<i64> for Collect {
-        fn emit(&mut self, item: i64, ts: Timestamp) {
-            self.0.push((item, ts))
-        }
-        fn event(&mut self, event: Event) {
-            self.1.push(event)
-        }
-    }
+    use crate::runtime::operator::{Collect, Identity};
 
     fn name() -> OpName {
         OpName::new("test", Location::caller())
@@ -285,7 +275,7 @@ mod tests {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         };
         let mut c = Then::new(c, Inspect { f, name: name() });
-        let mut out = Collect(vec![], vec![]);
+        let mut out = Collect::new();
         for (i, x) in [1, 2, 3].into_iter().enumerate() {
             c.push(x, i as i64, &mut out);
         }
@@ -306,7 +296,7 @@ mod tests {
             },
         );
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut out = Collect(vec![], vec![]);
+            let mut out = Collect::new();
             for x in 0..5 {
                 c.push(x, 0, &mut out);
             }

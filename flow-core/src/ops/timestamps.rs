@@ -137,16 +137,6 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    struct Out(Vec<(i64, Timestamp)>, Vec<Event>);
-    impl Downstream<i64> for Out {
-        fn emit(&mut self, item: i64, ts: Timestamp) {
-            self.0.push((item, ts))
-        }
-        fn event(&mut self, e: Event) {
-            self.1.push(e)
-        }
-    }
-
     #[test]
     fn watermarks_follow_the_max_timestamp_once_per_batch_and_never_regress() {
         let mut op = AssignTimestamps::new(
@@ -154,7 +144,7 @@ mod tests {
             OpName::new("assign", Location::caller()),
             WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(10)),
         );
-        let mut out = Out(vec![], vec![]);
+        let mut out = crate::runtime::operator::Collect::new();
         for x in [100, 120, 90] {
             op.on_record(x, NO_TIMESTAMP, &mut out);
         }

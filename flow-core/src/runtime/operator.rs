@@ -226,6 +226,27 @@ impl<C: Chain, O: Operator<C::Out>> Chain for Then<C, O> {
     }
 }
 
+/// A downstream that keeps what it is given, for operators' unit tests.
+#[cfg(test)]
+pub(crate) struct Collect<T>(pub(crate) Vec<(T, Timestamp)>, pub(crate) Vec<Event>);
+
+#[cfg(test)]
+impl<T> Collect<T> {
+    pub(crate) fn new() -> Self {
+        Collect(Vec::new(), Vec::new())
+    }
+}
+
+#[cfg(test)]
+impl<T> Downstream<T> for Collect<T> {
+    fn emit(&mut self, item: T, ts: Timestamp) {
+        self.0.push((item, ts))
+    }
+    fn event(&mut self, event: Event) {
+        self.1.push(event)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,21 +266,11 @@ mod tests {
         }
     }
 
-    struct Collect(Vec<(i64, Timestamp)>, Vec<Event>);
-    impl Downstream<i64> for Collect {
-        fn emit(&mut self, item: i64, ts: Timestamp) {
-            self.0.push((item, ts))
-        }
-        fn event(&mut self, event: Event) {
-            self.1.push(event)
-        }
-    }
-
     #[test]
     fn operators_run_in_the_order_they_were_appended() {
         let c = Then::new(Identity::<i64>::new(), Add(1, 0));
         let mut c = Then::new(c, Add(10, 0));
-        let mut out = Collect(vec![], vec![]);
+        let mut out = Collect::new();
         c.push(5, 7, &mut out);
         c.event(Event::Watermark(3), &mut out);
         assert_eq!(out.0, vec![(16, 7)]);
