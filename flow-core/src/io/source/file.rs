@@ -35,6 +35,86 @@ pub(crate) struct FileChunks {
     pub(crate) at: Vec<AtomicU64>,
     /// Readers waiting for the slowest one, by task id.
     pub(crate) waiting: Mutex<Vec<TaskId>>,
+    /// For CSV: which chunks start inside a quoted field.
+    pub(crate) quotes: Option<QuoteParity>,
+}
+
+/// Whether each chunk of a CSV file starts inside a quoted field, so that a reader can find
+/// the first record that starts in its chunk although quoted fields may hold line breaks.
+///
+/// The parity of the number of `"` bytes before a position says whether it is inside quotes.
+/// Each reader counts the quotes of its own chunk right after reading it and publishes the
+/// count's parity before it waits for anything, so the prefix parity of chunk `i` is known as
+/// soon as every earlier chunk has been read; no reader waits on one that waits.
+pub(crate) struct QuoteParity {
+    /// Per chunk: 0 not yet counted, 1 an even number of quotes, 2 an odd number.
+    counts: Vec<std::sync::atomic::AtomicU8>,
+    /// Per chunk, once known: 1 if an even number of quotes precedes it, 2 if odd.
+    before: Vec<std::sync::atomic::AtomicU8>,
+    /// The first chunk whose prefix parity is not known yet, and the parity before it.
+    folded: Mutex<(usize, bool)>,
+    /// Readers waiting for a prefix parity, by task id.
+    waiting: Mutex<Vec<TaskId>>,
+}
+
+impl QuoteParity {
+    fn new(chunks: usize) -> Self {
+        let zeros = || {
+            (0..chunks)
+                .map(|_| std::sync::atomic::AtomicU8::new(0))
+                .collect()
+        };
+        QuoteParity {
+            counts: zeros(),
+            before: zeros(),
+            folded: Mutex::new((0, false)),
+            waiting: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Records the parity of chunk `i`'s quotes and wakes the readers that wait.
+    fn publish(&self, i: usize, odd: bool, cx: &TaskCx<'_>) {
+        if let Some(c) = self.counts.get(i) {
+            c.store(1 + odd as u8, Ordering::Release);
+        }
+        let ids = std::mem::take(&mut *self.waiting.lock());
+        for id in ids {
+            cx.notify(id);
+        }
+    }
+
+    /// Whether an odd number of quotes precedes chunk `i`, once every earlier chunk has been
+    /// counted.
+    fn odd_before(&self, i: usize) -> Option<bool> {
+        match self.before.get(i).map(|b| b.load(Ordering::Acquire)) {
+            Some(1) => return Some(false),
+            Some(2) => return Some(true),
+            _ => {}
+        }
+        let mut f = self.folded.lock();
+        while f.0 <= i {
+            self.before[f.0].store(1 + f.1 as u8, Ordering::Release);
+            if f.0 == i {
+                return Some(f.1);
+            }
+            match self.counts[f.0].load(Ordering::Acquire) {
+                0 => return None,
+                c => f.1 ^= c == 2,
+            }
+            f.0 += 1;
+        }
+        Some(self.before[i].load(Ordering::Acquire) == 2)
+    }
+
+    /// [`QuoteParity::odd_before`], registering task `id` to be woken if it is not known yet.
+    fn odd_before_or_wait(&self, i: usize, id: TaskId) -> Option<bool> {
+        if let Some(odd) = self.odd_before(i) {
+            return Some(odd);
+        }
+        self.waiting.lock().push(id);
+        // Check again after registering, so a count published meanwhile is not missed.
+        self.odd_before(i)
+    }
 }
 
 /// How many chunks a reader may be ahead of the slowest reader.
@@ -63,7 +143,9 @@ impl FileChunks {
 }
 
 impl FileChunks {
-    pub(crate) fn open(path: &Path, chunk: u64, readers: usize) -> Result<Arc<Self>> {
+    /// Opens `path` for `readers` readers taking `chunk` bytes at a time; `csv` tracks quoted
+    /// fields across chunks.
+    pub(crate) fn open(path: &Path, chunk: u64, readers: usize, csv: bool) -> Result<Arc<Self>> {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if meta.is_dir() {
             return Err(Error::io(
@@ -73,10 +155,13 @@ impl FileChunks {
         }
         // Open once here so that an unreadable file fails when the job is built.
         File::open(path).map_err(|e| Error::io(path, e))?;
+        let chunk = chunk.max(1);
+        let n_chunks = meta.len().div_ceil(chunk) as usize;
         Ok(Arc::new(FileChunks {
+            quotes: csv.then(|| QuoteParity::new(n_chunks)),
             path: path.to_path_buf(),
             len: meta.len(),
-            chunk: chunk.max(1),
+            chunk,
             next: AtomicU64::new(0),
             at: (0..readers.max(1)).map(|_| AtomicU64::new(0)).collect(),
             waiting: Mutex::new(Vec::new()),
@@ -106,6 +191,26 @@ fn count_lines(path: &Path, from: u64, lines: u64, to: u64) -> Result<u64> {
 pub(crate) type ParseLine<T> =
     Box<dyn FnMut(&str) -> std::result::Result<Option<T>, String> + Send>;
 
+/// Turns the fields of one CSV record into a record: `Err` is a bad record.
+pub(crate) type ParseFields<T> = Box<dyn FnMut(&[&str]) -> std::result::Result<T, String> + Send>;
+
+/// What a CSV reader keeps between records: csv-core's parser and its output buffers.
+pub(crate) struct CsvFraming<T> {
+    parse: ParseFields<T>,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl<T> CsvFraming<T> {
+    pub(crate) fn new(parse: ParseFields<T>) -> Self {
+        CsvFraming {
+            parse,
+            out: vec![0; 4096],
+            ends: vec![0; 64],
+        }
+    }
+}
+
 /// Reads the lines of the chunks it takes from a [`FileChunks`].
 pub(crate) struct LineReader<T> {
     pub(crate) chunks: Arc<FileChunks>,
@@ -120,6 +225,10 @@ pub(crate) struct LineReader<T> {
     /// A byte offset whose line number is known: `(offset, lines before it)`. Readers take
     /// chunks in file order, so counting on from here reads each byte at most once.
     pub(crate) counted: (u64, u64),
+    /// For CSV: the quote-aware parser (records may span lines inside quoted fields).
+    pub(crate) csv: Option<CsvFraming<T>>,
+    /// A chunk read and counted whose quote parity is not known yet: `(index, start, end)`.
+    pub(crate) pending: Option<(u64, u64, u64)>,
 }
 
 impl<T> LineReader<T> {
@@ -193,30 +302,42 @@ enum BadLine {
     Parse(String),
 }
 
-impl<T: Send> Input<T> for LineReader<T> {
-    fn poll(&mut self, cx: &TaskCx<'_>, out: &mut Batch<T>) -> Result<Poll> {
-        if cx.stop_requested() {
-            return Ok(Poll::End);
-        }
+impl<T: Send> LineReader<T> {
+    /// Takes the next chunk and reads it: `Ok(None)` when the reader has to wait for a slower
+    /// one, `Ok(Some(None))` at the end of the file.
+    fn take_chunk(&mut self, cx: &TaskCx<'_>) -> Result<Option<Option<(u64, u64, u64)>>> {
         let c = self.chunks.clone();
         let me = self.index.min(c.at.len() - 1);
         if !c.may_take(me, c.next.load(Ordering::SeqCst)) {
             c.waiting.lock().push(cx.id);
             // Check again after registering, so a reader that moved meanwhile is not missed.
             if !c.may_take(me, c.next.load(Ordering::SeqCst)) {
-                return Ok(Poll::Pending);
+                return Ok(None);
             }
         }
         let i = c.next.fetch_add(1, Ordering::SeqCst);
         let start = i.saturating_mul(c.chunk);
         if start >= c.len {
             c.moved(me, u64::MAX, cx);
-            return Ok(Poll::End);
+            return Ok(Some(None));
         }
         c.moved(me, i, cx);
         let end = (start + c.chunk).min(c.len);
+        self.read_chunk(start.saturating_sub(1), end)?;
+        if let Some(q) = &c.quotes {
+            // Publish before waiting for anything (see `QuoteParity`).
+            let own = &self.buf[(start - start.saturating_sub(1)) as usize
+                ..(end - start.saturating_sub(1)) as usize];
+            let odd = memchr::memchr_iter(b'"', own).count() % 2 == 1;
+            q.publish(i as usize, odd, cx);
+        }
+        Ok(Some(Some((i, start, end))))
+    }
+
+    /// Parses the lines of the chunk `[start, end)` in `self.buf` (which begins at `start - 1`):
+    /// the lines that start inside the chunk.
+    fn parse_lines(&mut self, start: u64, out: &mut Batch<T>) -> Result<()> {
         let from = start.saturating_sub(1);
-        self.read_chunk(from, end)?;
         let buf = std::mem::take(&mut self.buf);
         // Lines that start inside [start, end) are this chunk's: skip the tail of the line that
         // began in the previous chunk.
@@ -273,7 +394,155 @@ impl<T: Send> Input<T> for LineReader<T> {
             result = handle(self, &body[line_start..], index);
         }
         self.buf = buf;
-        result?;
+        result
+    }
+
+    /// Parses the CSV records that start inside the chunk `[start, end)`, whose start is
+    /// inside quotes if `odd`, reading on past `end` until the last record is complete.
+    fn parse_csv(&mut self, start: u64, end: u64, odd: bool, out: &mut Batch<T>) -> Result<()> {
+        let from = start.saturating_sub(1);
+        let Some(mut csv) = self.csv.take() else {
+            return Ok(());
+        };
+        let mut buf = std::mem::take(&mut self.buf);
+        // The first record boundary at or after `start`: a line break outside quotes.
+        let mut body = 0;
+        if start > 0 {
+            let mut inside = odd ^ (buf[0] == b'"');
+            body = buf.len();
+            for (x, &b) in buf.iter().enumerate() {
+                if b == b'\n' && !inside {
+                    body = x + 1;
+                    break;
+                }
+                inside ^= b == b'"';
+            }
+        }
+        let body_offset = from + body as u64;
+        let mut rdr = csv_core::Reader::new();
+        let mut at = body;
+        let mut result = Ok(());
+        'records: loop {
+            // Blank lines between records belong to no record.
+            while matches!(buf.get(at), Some(b'\n' | b'\r')) {
+                at += 1;
+            }
+            if from + at as u64 >= end || at >= buf.len() && from + at as u64 >= self.chunks.len {
+                break;
+            }
+            let record_at = at;
+            let (mut nout, mut nend) = (0, 0);
+            loop {
+                // An empty input means the end of the data to csv-core: give it one only at
+                // the end of the file.
+                if at >= buf.len() && !self.read_more(&mut buf, from)? {
+                    let (res, _, _, e) =
+                        rdr.read_record(&[], &mut csv.out[nout..], &mut csv.ends[nend..]);
+                    nend += e;
+                    if res == csv_core::ReadRecordResult::Record {
+                        break;
+                    }
+                    break 'records;
+                }
+                let (res, nin, o, e) =
+                    rdr.read_record(&buf[at..], &mut csv.out[nout..], &mut csv.ends[nend..]);
+                at += nin;
+                nout += o;
+                nend += e;
+                match res {
+                    csv_core::ReadRecordResult::InputEmpty => {}
+                    csv_core::ReadRecordResult::OutputFull => {
+                        let n = csv.out.len();
+                        csv.out.resize(n * 2, 0);
+                    }
+                    csv_core::ReadRecordResult::OutputEndsFull => {
+                        let n = csv.ends.len();
+                        csv.ends.resize(n * 2, 0);
+                    }
+                    csv_core::ReadRecordResult::Record => break,
+                    csv_core::ReadRecordResult::End => break 'records,
+                }
+            }
+            let index = memchr::memchr_iter(b'\n', &buf[body..record_at]).count() as u64;
+            let mut fields: Vec<&str> = Vec::with_capacity(nend);
+            let mut prev = 0;
+            let mut bad = None;
+            for &e in &csv.ends[..nend] {
+                match std::str::from_utf8(&csv.out[prev..e]) {
+                    Ok(f) => fields.push(f),
+                    Err(err) => {
+                        bad = Some(BadLine::Utf8(prev + err.valid_up_to() + 1));
+                        break;
+                    }
+                }
+                prev = e;
+            }
+            let r = match bad {
+                Some(b) => Err(b),
+                None => (csv.parse)(&fields).map_err(BadLine::Parse),
+            };
+            drop(fields);
+            match r {
+                Ok(x) => out.push(x, NO_TIMESTAMP),
+                Err(b) => {
+                    if let Err(e) = self.bad_line(body_offset, index, b) {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+        }
+        self.buf = buf;
+        self.csv = Some(csv);
+        result
+    }
+
+    /// Appends the next 64 KiB of the file after `buf` (which begins at byte `from`); false at
+    /// the end of the file.
+    fn read_more(&mut self, buf: &mut Vec<u8>, from: u64) -> Result<bool> {
+        let path = &self.chunks.path;
+        let Some(file) = self.file.as_ref() else {
+            return Ok(false);
+        };
+        let old = buf.len();
+        buf.resize(old + (1 << 16), 0);
+        let k = file
+            .read_at(&mut buf[old..], from + old as u64)
+            .map_err(|e| Error::io(path, e))?;
+        buf.truncate(old + k);
+        Ok(k > 0)
+    }
+}
+
+impl<T: Send> Input<T> for LineReader<T> {
+    fn poll(&mut self, cx: &TaskCx<'_>, out: &mut Batch<T>) -> Result<Poll> {
+        if cx.stop_requested() {
+            return Ok(Poll::End);
+        }
+        let (i, start, end) = match self.pending.take() {
+            Some(p) => p,
+            None => match self.take_chunk(cx)? {
+                None => return Ok(Poll::Pending),
+                Some(None) => return Ok(Poll::End),
+                Some(Some(p)) => p,
+            },
+        };
+        match &self.chunks.quotes {
+            None => self.parse_lines(start, out)?,
+            Some(q) => {
+                let Some(odd) = q.odd_before_or_wait(i as usize, cx.id) else {
+                    self.pending = Some((i, start, end));
+                    return Ok(Poll::Pending);
+                };
+                // Without quotes anywhere near, every line break ends a record: the line path.
+                let own = &self.buf[(start - start.saturating_sub(1)) as usize..];
+                if !odd && memchr::memchr(b'"', own).is_none() {
+                    self.parse_lines(start, out)?
+                } else {
+                    self.parse_csv(start, end, odd, out)?
+                }
+            }
+        }
         self.metrics
             .bytes_read
             .fetch_add(end - start, Ordering::Relaxed);
@@ -298,28 +567,32 @@ impl Env {
         path: impl AsRef<Path>,
         options: ReadOptions,
     ) -> Result<Stream<Identity<String>>> {
-        self.read_parsed(path.as_ref(), "read_lines", options, || {
-            Box::new(|l: &str| Ok(Some(l.to_owned())))
+        self.read_parsed(path.as_ref(), "read_lines", options, false, || {
+            (Box::new(|l: &str| Ok(Some(l.to_owned()))), None)
         })
     }
 
     /// Reads a CSV file whose rows parse as `T` (a tuple of `FromStr` fields), in parallel
-    /// chunks. A malformed row fails the job with an error naming the file, line and field,
-    /// or is skipped and counted with [`ReadOptions::lenient`].
+    /// chunks. Quoted fields may hold commas, doubled quotes and line breaks (RFC 4180, what
+    /// [`Stream::write_csv`] writes); blank lines are skipped. A malformed row fails the job
+    /// with an error naming the file, line and field, or is skipped and counted with
+    /// [`ReadOptions::lenient`].
     #[track_caller]
     pub fn read_csv<T: FromCsv + Send + 'static>(
         &mut self,
         path: impl AsRef<Path>,
         options: ReadOptions,
     ) -> Result<Stream<Identity<T>>> {
-        self.read_parsed(path.as_ref(), "read_csv", options, || {
+        self.read_parsed(path.as_ref(), "read_csv", options, true, || {
             let mut scratch = Vec::new();
-            Box::new(move |l: &str| {
+            let lines: ParseLine<T> = Box::new(move |l: &str| {
                 if l.is_empty() {
                     return Ok(None);
                 }
                 crate::io::csv::parse_row(l, &mut scratch).map(Some)
-            })
+            });
+            let fields: ParseFields<T> = Box::new(|f: &[&str]| T::from_fields(f));
+            (lines, Some(CsvFraming::new(fields)))
         })
     }
 
@@ -329,22 +602,26 @@ impl Env {
         path: &Path,
         kind: &str,
         options: ReadOptions,
-        parser: impl Fn() -> ParseLine<T> + 'static,
+        csv: bool,
+        parser: impl Fn() -> (ParseLine<T>, Option<CsvFraming<T>>) + 'static,
     ) -> Result<Stream<Identity<T>>> {
         let cfg = self.config();
-        let chunks = FileChunks::open(path, cfg.chunk_bytes, cfg.parallelism)?;
+        let chunks = FileChunks::open(path, cfg.chunk_bytes, cfg.parallelism, csv)?;
         let name = OpName::new(kind, std::panic::Location::caller());
         let desc = format!("{kind}({})", path.display());
         let total = chunks.len;
         Ok(
             self.source(cfg.parallelism, desc, true, move |index, metrics| {
                 metrics.bytes_total.store(total, Ordering::Relaxed);
+                let (parse, csv) = parser();
                 Box::new(LineReader {
                     chunks: chunks.clone(),
                     index,
                     file: None,
                     buf: Vec::new(),
-                    parse: parser(),
+                    parse,
+                    csv,
+                    pending: None,
                     on_bad: options.on_bad_record,
                     metrics: metrics.clone(),
                     name: name.clone(),
