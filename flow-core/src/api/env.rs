@@ -152,7 +152,12 @@ impl Env {
     /// ```
     /// # use flow_core::prelude::*;
     /// let mut env = Env::new(Config::default().parallelism(2));
-    /// let counts = env.from_iter(["a", "b", "a"]).map(str::to_uppercase).key_by(|w| w.clone()).count().collect();
+    /// let counts = env
+    ///     .from_iter(["a", "b", "a"])
+    ///     .map(str::to_uppercase)
+    ///     .key_by(|w| w.clone())
+    ///     .count()
+    ///     .collect();
     /// let plan = env.plan(); // the job built so far, without running it
     /// assert_eq!(plan.stages.len(), 2); // from_iter + map, then count after the exchange by key
     /// assert_eq!(plan.edges[0].partitioning, Partitioning::Hash { key_groups: 128 });

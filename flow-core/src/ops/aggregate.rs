@@ -487,12 +487,20 @@ where
     ///     type Acc = (i32, i32);
     ///     type Out = i32;
     ///     fn create(&mut self, r: (char, i32)) -> (i32, i32) { (r.1, r.1) }
-    ///     fn add(&mut self, a: &mut (i32, i32), r: (char, i32)) { *a = (a.0.min(r.1), a.1.max(r.1)) }
-    ///     fn merge(&mut self, a: &mut (i32, i32), b: (i32, i32)) { *a = (a.0.min(b.0), a.1.max(b.1)) }
+    ///     fn add(&mut self, a: &mut (i32, i32), r: (char, i32)) {
+    ///         *a = (a.0.min(r.1), a.1.max(r.1))
+    ///     }
+    ///     fn merge(&mut self, a: &mut (i32, i32), b: (i32, i32)) {
+    ///         *a = (a.0.min(b.0), a.1.max(b.1))
+    ///     }
     ///     fn result(&mut self, a: (i32, i32)) -> i32 { a.1 - a.0 }
     /// }
     /// let mut env = Env::new(Config::default().parallelism(2));
-    /// let spreads = env.from_iter([('a', 3), ('b', 1), ('a', 9), ('a', 5)]).key_by(|r| r.0).aggregate(Spread).collect();
+    /// let spreads = env
+    ///     .from_iter([('a', 3), ('b', 1), ('a', 9), ('a', 5)])
+    ///     .key_by(|r| r.0)
+    ///     .aggregate(Spread)
+    ///     .collect();
     /// env.execute()?;
     /// let mut got = spreads.take();
     /// got.sort();
@@ -526,7 +534,11 @@ where
     /// ```
     /// # use flow_core::prelude::*;
     /// let mut env = Env::new(Config::default().parallelism(2));
-    /// let totals = env.from_iter([("ann", 3), ("bob", 5), ("ann", 4)]).key_by(|e| e.0).sum(|e| e.1).collect();
+    /// let totals = env
+    ///     .from_iter([("ann", 3), ("bob", 5), ("ann", 4)])
+    ///     .key_by(|e| e.0)
+    ///     .sum(|e| e.1)
+    ///     .collect();
     /// env.execute()?;
     /// let mut got = totals.take();
     /// got.sort();
@@ -548,7 +560,11 @@ where
     /// ```
     /// # use flow_core::prelude::*;
     /// let mut env = Env::new(Config::default().parallelism(2));
-    /// let lows = env.from_iter([("oslo", -3), ("rome", 12), ("oslo", -7)]).key_by(|e| e.0).min(|e| e.1).collect();
+    /// let lows = env
+    ///     .from_iter([("oslo", -3), ("rome", 12), ("oslo", -7)])
+    ///     .key_by(|e| e.0)
+    ///     .min(|e| e.1)
+    ///     .collect();
     /// env.execute()?;
     /// let mut got = lows.take();
     /// got.sort();
@@ -570,7 +586,11 @@ where
     /// ```
     /// # use flow_core::prelude::*;
     /// let mut env = Env::new(Config::default().parallelism(2));
-    /// let highs = env.from_iter([("oslo", -3), ("rome", 12), ("oslo", -7)]).key_by(|e| e.0).max(|e| e.1).collect();
+    /// let highs = env
+    ///     .from_iter([("oslo", -3), ("rome", 12), ("oslo", -7)])
+    ///     .key_by(|e| e.0)
+    ///     .max(|e| e.1)
+    ///     .collect();
     /// env.execute()?;
     /// let mut got = highs.take();
     /// got.sort();
@@ -593,14 +613,14 @@ where
     /// # use flow_core::prelude::*;
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let cheapest = env
-    ///     .from_iter([("pen", "shop1", 3), ("pen", "shop2", 2), ("ink", "shop1", 5), ("pen", "shop3", 2)])
+    ///     .from_iter([("pen", "s1", 3), ("pen", "s2", 2), ("ink", "s1", 5), ("pen", "s3", 2)])
     ///     .key_by(|e| e.0)
     ///     .min_by(|e| e.2)
     ///     .collect();
     /// env.execute()?;
     /// let mut got = cheapest.take();
     /// got.sort();
-    /// assert_eq!(got, vec![("ink", "shop1", 5), ("pen", "shop2", 2)]); // shop2 came before shop3
+    /// assert_eq!(got, vec![("ink", "s1", 5), ("pen", "s2", 2)]); // s2 came before s3
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
@@ -620,14 +640,14 @@ where
     /// # use flow_core::prelude::*;
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let top_bids = env
-    ///     .from_iter([("lamp", "ann", 10), ("lamp", "bob", 12), ("vase", "ann", 7), ("lamp", "cy", 12)])
+    ///     .from_iter([("lamp", "al", 10), ("lamp", "bo", 12), ("cup", "al", 7), ("lamp", "cy", 12)])
     ///     .key_by(|e| e.0)
     ///     .max_by(|e| e.2)
     ///     .collect();
     /// env.execute()?;
     /// let mut got = top_bids.take();
     /// got.sort();
-    /// assert_eq!(got, vec![("lamp", "bob", 12), ("vase", "ann", 7)]); // bob bid 12 before cy
+    /// assert_eq!(got, vec![("cup", "al", 7), ("lamp", "bo", 12)]); // bo bid 12 before cy
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]

@@ -175,10 +175,12 @@ where
     /// # impl KeyedCoProcessFunction<u8, (u8, &'static str), u8> for Gate {
     /// #     type State = (bool, Vec<&'static str>); // (enabled, held back)
     /// #     type Out = &'static str;
-    /// #     fn process_left(&mut self, _: &u8, w: (u8, &'static str), st: &mut Self::State, ctx: &mut Context<'_, &'static str>) {
+    /// #     fn process_left(&mut self, _: &u8, w: (u8, &'static str), st: &mut Self::State,
+    /// #                     ctx: &mut Context<'_, &'static str>) {
     /// #         if st.0 { ctx.emit(w.1) } else { st.1.push(w.1) }
     /// #     }
-    /// #     fn process_right(&mut self, _: &u8, _: u8, st: &mut Self::State, ctx: &mut Context<'_, &'static str>) {
+    /// #     fn process_right(&mut self, _: &u8, _: u8, st: &mut Self::State,
+    /// #                      ctx: &mut Context<'_, &'static str>) {
     /// #         st.0 = true;
     /// #         st.1.drain(..).for_each(|w| ctx.emit(w));
     /// #     }
@@ -257,10 +259,12 @@ where
     /// impl KeyedCoProcessFunction<u8, (u8, &'static str), u8> for Gate {
     ///     type State = (bool, Vec<&'static str>); // (enabled, held back)
     ///     type Out = &'static str;
-    ///     fn process_left(&mut self, _: &u8, w: (u8, &'static str), st: &mut Self::State, ctx: &mut Context<'_, &'static str>) {
+    ///     fn process_left(&mut self, _: &u8, w: (u8, &'static str), st: &mut Self::State,
+    ///                     ctx: &mut Context<'_, &'static str>) {
     ///         if st.0 { ctx.emit(w.1) } else { st.1.push(w.1) }
     ///     }
-    ///     fn process_right(&mut self, _: &u8, _: u8, st: &mut Self::State, ctx: &mut Context<'_, &'static str>) {
+    ///     fn process_right(&mut self, _: &u8, _: u8, st: &mut Self::State,
+    ///                      ctx: &mut Context<'_, &'static str>) {
     ///         st.0 = true;
     ///         st.1.drain(..).for_each(|w| ctx.emit(w));
     ///     }

@@ -30,7 +30,8 @@ where
     /// let second = TumblingEventTimeWindows::of(Duration::from_secs(1));
     /// let pairs = views.window_join(clicks, second, |ad, v, c| (*ad, v.1, c.1)).collect();
     /// env.execute()?;
-    /// assert_eq!(pairs.take(), vec![("ad1", 100, 300)]); // the view at 1_200 is in the next window
+    /// // the view at 1_200 falls into the next window, which has no click
+    /// assert_eq!(pairs.take(), vec![("ad1", 100, 300)]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]

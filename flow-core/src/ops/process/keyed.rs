@@ -290,7 +290,8 @@ where
     /// impl KeyedProcessFunction<char, char> for Numbered {
     ///     type State = u32;
     ///     type Out = (char, u32);
-    ///     fn process_element(&mut self, k: &char, _: char, n: &mut u32, ctx: &mut Context<'_, (char, u32)>) {
+    ///     fn process_element(&mut self, k: &char, _: char, n: &mut u32,
+    ///                        ctx: &mut Context<'_, (char, u32)>) {
     ///         *n += 1;
     ///         ctx.emit((*k, *n));
     ///     }

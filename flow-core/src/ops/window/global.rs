@@ -151,7 +151,8 @@ where
     ///     .map(|w| (w.window, w.value))
     ///     .collect();
     /// env.execute()?;
-    /// assert_eq!(counts.take(), vec![(Window::GLOBAL, 2), (Window::GLOBAL, 4)]); // `Fire` keeps the records
+    /// // `Fire` keeps the window's records: the second firing counts all four
+    /// assert_eq!(counts.take(), vec![(Window::GLOBAL, 2), (Window::GLOBAL, 4)]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]

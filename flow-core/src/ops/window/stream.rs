@@ -336,12 +336,16 @@ where
     ///     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
     ///     .key_by(|e| e.0)
     ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
-    ///     .process(|key, info, items| [(*key, info.window.start, items.iter().map(|e| e.2).collect::<String>())])
+    ///     .process(|key, info, items| {
+    ///         let letters: String = items.iter().map(|e| e.2).collect();
+    ///         [(*key, info.window.start, letters)]
+    ///     })
     ///     .collect();
     /// env.execute()?;
     /// let mut got = letters.take();
     /// got.sort();
-    /// assert_eq!(got, vec![("a", 0, "xy".to_string()), ("a", 1_000, "w".to_string()), ("b", 0, "z".to_string())]);
+    /// let got: Vec<_> = got.iter().map(|(k, t, s)| (*k, *t, s.as_str())).collect();
+    /// assert_eq!(got, [("a", 0, "xy"), ("a", 1_000, "w"), ("b", 0, "z")]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
