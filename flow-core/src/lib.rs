@@ -51,6 +51,7 @@
 //!         .write_csv(&args.output)?;
 //!     Ok(())
 //! }
+//! # let _ = word_count; // rustdoc nests the example in a `main` of its own: use the job
 //! ```
 //!
 //! ## How a job runs
@@ -83,6 +84,7 @@
 //! * [`io`]: sources, sinks and the CSV row format.
 //! * `cli` (feature `cli`, on by default): the command line of `#[stream_job]` binaries.
 #![warn(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(unreachable_pub)]
 

@@ -50,6 +50,15 @@ pub struct Env {
 
 impl Env {
     /// An environment with the given configuration.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2).name("squares"));
+    /// let squares = env.from_iter(1..=3).map(|x| x * x).collect();
+    /// env.execute()?;
+    /// assert_eq!(squares.take(), vec![1, 4, 9]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     pub fn new(config: Config) -> Self {
         Env {
             g: Rc::new(RefCell::new(Graph::new(config))),
@@ -58,12 +67,43 @@ impl Env {
     }
 
     /// The job's configuration.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(3));
+    /// assert_eq!(env.config().get_parallelism(), 3);
+    /// let items = env.from_vec(vec![1, 2, 3, 4]).collect();
+    /// assert_eq!(env.plan().stages[0].parallelism, 3); // `from_vec` runs that many subtasks
+    /// env.execute()?;
+    /// let mut got = items.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![1, 2, 3, 4]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     pub fn config(&self) -> Config {
         self.g.borrow().config.clone()
     }
 
     /// A handle that stops the job (what Ctrl-C does for a job binary). A stop requested
     /// before [`Env::execute`] stops the job as soon as it starts.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// # use std::time::Duration;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let small = env.generate(|i| i).filter(|i| *i < 3).collect(); // unbounded
+    /// let stop = env.stop_handle();
+    /// let stopper = std::thread::spawn(move || {
+    ///     std::thread::sleep(Duration::from_millis(100));
+    ///     stop.stop();
+    /// });
+    /// env.execute()?; // returns once stopped
+    /// stopper.join().expect("stopper thread");
+    /// let mut got = small.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![0, 1, 2]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     pub fn stop_handle(&self) -> StopHandle {
         self.stop.clone()
     }
@@ -90,12 +130,44 @@ impl Env {
     }
 
     /// Whether operators were added since the last [`Env::execute`].
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default());
+    /// assert!(!env.has_pending_job());
+    /// let out = env.from_iter([1, 2]).collect();
+    /// assert!(env.has_pending_job());
+    /// env.execute()?;
+    /// assert!(!env.has_pending_job()); // the job ran: nothing is pending
+    /// assert_eq!(out.take(), vec![1, 2]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     pub fn has_pending_job(&self) -> bool {
         !self.g.borrow().stages.is_empty()
     }
 
     /// The job's plan: which operators are fused into which stage and where the exchanges
     /// are. `Display` renders it as `--plan` prints it; [`Plan::to_json`] as JSON.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let counts = env
+    ///     .from_iter(["a", "b", "a"])
+    ///     .map(str::to_uppercase)
+    ///     .key_by(|w| w.clone())
+    ///     .count()
+    ///     .collect();
+    /// let plan = env.plan(); // the job built so far, without running it
+    /// assert_eq!(plan.stages.len(), 2); // from_iter + map, then count after the exchange by key
+    /// assert_eq!(plan.edges[0].partitioning, Partitioning::Hash { key_groups: 128 });
+    /// assert!(plan.to_string().contains("count"));
+    /// env.execute()?;
+    /// let mut got = counts.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![("A".to_string(), 2), ("B".to_string(), 1)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     pub fn plan(&self) -> Plan {
         self.g.borrow().plan()
     }
@@ -103,6 +175,22 @@ impl Env {
     /// Runs the job built so far and waits for it to finish (a bounded job when its sources
     /// are exhausted, an unbounded one when stopped). The environment can then build and run
     /// another job.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// env.generate_n(100, |i| i).discard();
+    /// let summary = env.execute()?;
+    /// assert_eq!((summary.records_read(), summary.records_written()), (100, 100));
+    /// // the same environment runs a second job
+    /// let out = env.from_iter(["again"]).collect();
+    /// env.execute()?;
+    /// assert_eq!(out.take(), vec!["again"]);
+    /// // a stream that ends in no sink is an error
+    /// let _unfinished = env.from_iter([1]).map(|x| x + 1);
+    /// assert!(env.execute().is_err());
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     pub fn execute(&mut self) -> Result<JobSummary> {
         let (config, bodies, stages, prepare) = {
             let mut g = self.g.borrow_mut();

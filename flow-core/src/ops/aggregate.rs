@@ -477,6 +477,36 @@ where
 {
     /// Aggregates each key's records with an [`Aggregate`], pre-aggregating before the
     /// exchange. Emits `(key, result)`.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// /// The spread (largest minus smallest value) of a key's values.
+    /// #[derive(Clone)]
+    /// struct Spread;
+    /// impl Aggregate<(char, i32)> for Spread {
+    ///     type Acc = (i32, i32);
+    ///     type Out = i32;
+    ///     fn create(&mut self, r: (char, i32)) -> (i32, i32) { (r.1, r.1) }
+    ///     fn add(&mut self, a: &mut (i32, i32), r: (char, i32)) {
+    ///         *a = (a.0.min(r.1), a.1.max(r.1))
+    ///     }
+    ///     fn merge(&mut self, a: &mut (i32, i32), b: (i32, i32)) {
+    ///         *a = (a.0.min(b.0), a.1.max(b.1))
+    ///     }
+    ///     fn result(&mut self, a: (i32, i32)) -> i32 { a.1 - a.0 }
+    /// }
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let spreads = env
+    ///     .from_iter([('a', 3), ('b', 1), ('a', 9), ('a', 5)])
+    ///     .key_by(|r| r.0)
+    ///     .aggregate(Spread)
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = spreads.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![('a', 6), ('b', 0)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn aggregate<A: Aggregate<C::Out>>(self, agg: A) -> Stream<impl Chain<Out = (K, A::Out)>> {
         self.aggregate_as("aggregate", agg, |k, r| (k, r))
@@ -500,6 +530,21 @@ where
     }
 
     /// Sums `f(record)` per key: `(key, sum)`.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let totals = env
+    ///     .from_iter([("ann", 3), ("bob", 5), ("ann", 4)])
+    ///     .key_by(|e| e.0)
+    ///     .sum(|e| e.1)
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = totals.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![("ann", 7), ("bob", 5)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn sum<S, F>(self, f: F) -> Stream<impl Chain<Out = (K, S)>>
     where
@@ -511,6 +556,21 @@ where
     }
 
     /// The smallest `f(record)` per key: `(key, min)`.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let lows = env
+    ///     .from_iter([("oslo", -3), ("rome", 12), ("oslo", -7)])
+    ///     .key_by(|e| e.0)
+    ///     .min(|e| e.1)
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = lows.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![("oslo", -7), ("rome", 12)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn min<V, F>(self, f: F) -> Stream<impl Chain<Out = (K, V)>>
     where
@@ -522,6 +582,21 @@ where
     }
 
     /// The largest `f(record)` per key: `(key, max)`.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let highs = env
+    ///     .from_iter([("oslo", -3), ("rome", 12), ("oslo", -7)])
+    ///     .key_by(|e| e.0)
+    ///     .max(|e| e.1)
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = highs.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![("oslo", -3), ("rome", 12)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn max<V, F>(self, f: F) -> Stream<impl Chain<Out = (K, V)>>
     where
@@ -533,6 +608,21 @@ where
     }
 
     /// The record with the smallest `f(record)` per key (the first such record on ties).
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let cheapest = env
+    ///     .from_iter([("pen", "s1", 3), ("pen", "s2", 2), ("ink", "s1", 5), ("pen", "s3", 2)])
+    ///     .key_by(|e| e.0)
+    ///     .min_by(|e| e.2)
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = cheapest.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![("ink", "s1", 5), ("pen", "s2", 2)]); // s2 came before s3
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn min_by<V, F>(self, f: F) -> Stream<impl Chain<Out = C::Out>>
     where
@@ -545,6 +635,21 @@ where
     }
 
     /// The record with the largest `f(record)` per key (the first such record on ties).
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let top_bids = env
+    ///     .from_iter([("lamp", "al", 10), ("lamp", "bo", 12), ("cup", "al", 7), ("lamp", "cy", 12)])
+    ///     .key_by(|e| e.0)
+    ///     .max_by(|e| e.2)
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = top_bids.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![("cup", "al", 7), ("lamp", "bo", 12)]); // bo bid 12 before cy
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn max_by<V, F>(self, f: F) -> Stream<impl Chain<Out = C::Out>>
     where
@@ -557,6 +662,21 @@ where
     }
 
     /// Combines each key's records with an associative function.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let products = env
+    ///     .from_iter([("x", 2), ("y", 4), ("x", 3), ("x", 5)])
+    ///     .key_by(|e| e.0)
+    ///     .reduce(|a, b| (a.0, a.1 * b.1))
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = products.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![("x", 30), ("y", 4)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn reduce<F>(self, f: F) -> Stream<impl Chain<Out = C::Out>>
     where

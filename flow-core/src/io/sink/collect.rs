@@ -65,6 +65,18 @@ impl<T: Send> Terminal<T> for CollectSink<T> {
 impl<C: Chain> Stream<C> {
     /// Collects the records in memory; read them with [`Collected::take`] after
     /// [`crate::Env::execute`]. For tests and small results.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let evens = env.from_vec(vec![1, 2, 3, 4]).filter(|x| x % 2 == 0).collect();
+    /// env.execute()?;
+    /// let mut got = evens.take();
+    /// got.sort(); // the subtasks' records, in no particular order
+    /// assert_eq!(got, vec![2, 4]);
+    /// assert!(evens.take().is_empty()); // `take` empties it
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn collect(self) -> Collected<C::Out> {
         let items: SharedVec<C::Out> = Arc::new(Mutex::new(Vec::new()));

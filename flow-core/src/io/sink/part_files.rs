@@ -210,6 +210,15 @@ pub fn read_part_files(dir: &Path) -> Result<Vec<String>> {
 
 impl<C: Chain> Stream<C> {
     /// Prints each record as a CSV row on standard output.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(1));
+    /// env.from_iter([("a", 1), ("b", 2)]).print(); // prints `a,1` and `b,2`
+    /// let summary = env.execute()?;
+    /// assert_eq!(summary.records_written(), 2);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     pub fn print(self)
     where
         C::Out: CsvRow,
@@ -223,6 +232,19 @@ impl<C: Chain> Stream<C> {
     /// subtask. A part file appears under its final name only once complete (it is written
     /// as `.part-NNNNN.csv.inprogress`, synced and renamed). Part files of an earlier run in
     /// `dir` are removed when the job starts.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// use flow_core::io::sink::read_part_files;
+    /// let dir = tempfile::tempdir()?;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// env.from_vec(vec![("a", 1), ("b", 2), ("c", 3)]).write_csv(dir.path())?;
+    /// env.execute()?;
+    /// assert!(dir.path().join("part-00000.csv").exists());
+    /// // the rows of all part files, sorted
+    /// assert_eq!(read_part_files(dir.path())?, vec!["a,1", "b,2", "c,3"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn write_csv(self, dir: impl AsRef<Path>) -> Result<()>
     where
         C::Out: CsvRow,
@@ -237,6 +259,17 @@ impl<C: Chain> Stream<C> {
 
     /// Writes each record's `Display` form as a line to part files `part-NNNNN.txt` in `dir`
     /// (same protocol as [`Stream::write_csv`]).
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let dir = tempfile::tempdir()?;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// env.generate_n(3, |i| format!("line {i}")).write_lines(dir.path())?;
+    /// env.execute()?;
+    /// let rows = flow_core::io::sink::read_part_files(dir.path())?; // sorted
+    /// assert_eq!(rows, vec!["line 0", "line 1", "line 2"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn write_lines(self, dir: impl AsRef<Path>) -> Result<()>
     where
         C::Out: std::fmt::Display,

@@ -555,12 +555,39 @@ impl Env {
     ///
     /// Fails when the file cannot be opened; a line that is not UTF-8 fails the job with an
     /// error naming the file and line.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("input.txt");
+    /// std::fs::write(&path, "to be\nor not\n")?;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let lines = env.read_lines(&path)?.collect();
+    /// env.execute()?;
+    /// let mut got = lines.take();
+    /// got.sort();
+    /// assert_eq!(got, vec!["or not", "to be"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[track_caller]
     pub fn read_lines(&mut self, path: impl AsRef<Path>) -> Result<Stream<Identity<String>>> {
         self.read_lines_with(path, ReadOptions::default())
     }
 
     /// [`Env::read_lines`] with options (e.g. skipping lines that are not UTF-8).
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("input.txt");
+    /// std::fs::write(&path, b"good\n\xff bad\nfine\n")?;
+    /// let mut env = Env::new(Config::default().parallelism(1));
+    /// let lines = env.read_lines_with(&path, ReadOptions::lenient())?.collect();
+    /// let summary = env.execute()?;
+    /// assert_eq!(lines.take(), vec!["good", "fine"]);
+    /// assert_eq!(summary.records_skipped(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[track_caller]
     pub fn read_lines_with(
         &mut self,
@@ -577,6 +604,24 @@ impl Env {
     /// [`Stream::write_csv`] writes); blank lines are skipped. A malformed row fails the job
     /// with an error naming the file, line and field, or is skipped and counted with
     /// [`ReadOptions::lenient`].
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("scores.csv");
+    /// std::fs::write(&path, "ann,3\n\"bob\nsmith\",5\nann,4\n")?;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let totals = env
+    ///     .read_csv::<(String, u32)>(&path, ReadOptions::default())?
+    ///     .key_by(|r| r.0.clone())
+    ///     .sum(|r| r.1)
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = totals.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![("ann".to_string(), 7), ("bob\nsmith".to_string(), 5)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[track_caller]
     pub fn read_csv<T: FromCsv + Send + 'static>(
         &mut self,

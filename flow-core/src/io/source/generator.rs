@@ -106,6 +106,25 @@ where
 impl Env {
     /// An unbounded parallel source of `f(0), f(1), f(2), ...`; it runs until the job is
     /// stopped (Ctrl-C). Indices are handed out in ranges, in order, across subtasks.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// # use std::time::Duration;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let firsts = env.generate(|i| i * 10).filter(|x| *x < 30).collect();
+    /// let stop = env.stop_handle();
+    /// let stopper = std::thread::spawn(move || {
+    ///     std::thread::sleep(Duration::from_millis(50));
+    ///     stop.stop(); // what Ctrl-C does
+    /// });
+    /// let summary = env.execute()?;
+    /// stopper.join().expect("stopper thread");
+    /// let mut got = firsts.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![0, 10, 20]);
+    /// assert!(summary.records_read() >= 3);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn generate<T, F>(&mut self, f: F) -> Stream<Identity<T>>
     where
@@ -116,6 +135,17 @@ impl Env {
     }
 
     /// A bounded parallel source of `f(0), ..., f(count - 1)`.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let squares = env.generate_n(5, |i| i * i).collect();
+    /// env.execute()?;
+    /// let mut got = squares.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![0, 1, 4, 9, 16]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn generate_n<T, F>(&mut self, count: u64, f: F) -> Stream<Identity<T>>
     where
@@ -128,6 +158,21 @@ impl Env {
     /// A parallel generator paced to `per_second` records per second of wall time (over all
     /// subtasks): `f(0), f(1), ...`, unbounded when `limit` is `None`. For demos and soak runs
     /// of unbounded jobs; event time should still come from the records.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// # use std::time::{Duration, Instant};
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// // 20 records at 200 per second: about 100 ms
+    /// let ticks = env.generate_paced(200, Some(20), |i| i).collect();
+    /// let start = Instant::now();
+    /// env.execute()?;
+    /// assert!(start.elapsed() >= Duration::from_millis(50));
+    /// let mut got = ticks.take();
+    /// got.sort();
+    /// assert_eq!(got, (0..20).collect::<Vec<u64>>());
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn generate_paced<T, F>(
         &mut self,

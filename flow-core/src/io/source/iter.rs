@@ -39,6 +39,15 @@ where
 
 impl Env {
     /// A non-parallel source over an iterator (bounded when the iterator ends).
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let lengths = env.from_iter("to be or not".split(' ')).map(str::len).collect();
+    /// env.execute()?;
+    /// assert_eq!(lengths.take(), vec![2, 2, 2, 3]); // one subtask: in order
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn from_iter<I>(&mut self, iter: I) -> Stream<Identity<I::Item>>
     where
@@ -57,6 +66,17 @@ impl Env {
     }
 
     /// A parallel source over a vector: subtask `i` of `p` reads the `i`-th contiguous part.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let doubled = env.from_vec(vec![1, 2, 3, 4, 5, 6]).map(|x| x * 2).collect();
+    /// env.execute()?;
+    /// let mut got = doubled.take();
+    /// got.sort(); // two subtasks: in no particular order
+    /// assert_eq!(got, vec![2, 4, 6, 8, 10, 12]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn from_vec<T: Send + 'static>(&mut self, items: Vec<T>) -> Stream<Identity<T>> {
         let cfg = self.config();

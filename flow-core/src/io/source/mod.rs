@@ -1,4 +1,4 @@
-//! Sources: files read in parallel chunks ([`file`]), in-memory collections ([`iter`]),
+//! Sources: files read in parallel chunks ([`file`](mod@file)), in-memory collections ([`iter`]),
 //! generators ([`generator`]) and sockets ([`socket`]). Each file adds its constructors to
 //! [`crate::Env`].
 pub mod file;

@@ -134,6 +134,23 @@ impl Env {
     /// Lines of text from a TCP server at `address` (`host:port`), as Flink's
     /// `socketTextStream`. Unbounded: it ends when the server closes the connection or the job
     /// is stopped. Non-parallel.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// use std::io::Write;
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let address = listener.local_addr()?.to_string();
+    /// let server = std::thread::spawn(move || -> std::io::Result<()> {
+    ///     let (mut conn, _) = listener.accept()?;
+    ///     conn.write_all(b"hello\nworld\n") // then closes the connection
+    /// });
+    /// let mut env = Env::new(Config::default());
+    /// let lines = env.socket_lines(address).collect();
+    /// env.execute()?; // ends when the server closes the connection
+    /// server.join().expect("server thread")?;
+    /// assert_eq!(lines.take(), vec!["hello", "world"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[track_caller]
     pub fn socket_lines(&mut self, address: impl Into<String>) -> Stream<Identity<String>> {
         let address = address.into();

@@ -164,6 +164,37 @@ where
 {
     /// Connects this keyed stream with another keyed by the same key type: records of both
     /// with equal keys meet in the same subtask and share its state.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// // `Gate`: a co-process function that holds back a key's words (left) until the key is
+    /// // enabled (right); see `ConnectedStreams::process`.
+    /// # /// Holds back each key's words until the second input enables the key.
+    /// # #[derive(Clone)]
+    /// # struct Gate;
+    /// # impl KeyedCoProcessFunction<u8, (u8, &'static str), u8> for Gate {
+    /// #     type State = (bool, Vec<&'static str>); // (enabled, held back)
+    /// #     type Out = &'static str;
+    /// #     fn process_left(&mut self, _: &u8, w: (u8, &'static str), st: &mut Self::State,
+    /// #                     ctx: &mut Context<'_, &'static str>) {
+    /// #         if st.0 { ctx.emit(w.1) } else { st.1.push(w.1) }
+    /// #     }
+    /// #     fn process_right(&mut self, _: &u8, _: u8, st: &mut Self::State,
+    /// #                      ctx: &mut Context<'_, &'static str>) {
+    /// #         st.0 = true;
+    /// #         st.1.drain(..).for_each(|w| ctx.emit(w));
+    /// #     }
+    /// # }
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let words = env.from_iter([(1, "a"), (2, "b"), (1, "c")]).key_by(|w| w.0);
+    /// let enable = env.from_iter([1u8]).key_by(|k| *k);
+    /// let out = words.connect(enable).process(Gate).collect();
+    /// env.execute()?;
+    /// let mut got = out.take();
+    /// got.sort();
+    /// assert_eq!(got, vec!["a", "c"]); // key 2 was never enabled
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn connect<C2, KF2>(
         self,
@@ -219,6 +250,36 @@ where
     B: Send + 'static,
 {
     /// Runs a co-process function over both inputs.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// /// Holds back each key's words until the second input enables the key.
+    /// #[derive(Clone)]
+    /// struct Gate;
+    /// impl KeyedCoProcessFunction<u8, (u8, &'static str), u8> for Gate {
+    ///     type State = (bool, Vec<&'static str>); // (enabled, held back)
+    ///     type Out = &'static str;
+    ///     fn process_left(&mut self, _: &u8, w: (u8, &'static str), st: &mut Self::State,
+    ///                     ctx: &mut Context<'_, &'static str>) {
+    ///         if st.0 { ctx.emit(w.1) } else { st.1.push(w.1) }
+    ///     }
+    ///     fn process_right(&mut self, _: &u8, _: u8, st: &mut Self::State,
+    ///                      ctx: &mut Context<'_, &'static str>) {
+    ///         st.0 = true;
+    ///         st.1.drain(..).for_each(|w| ctx.emit(w));
+    ///     }
+    /// }
+    ///
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let words = env.from_iter([(1, "a"), (2, "b"), (1, "c")]).key_by(|w| w.0);
+    /// let enable = env.from_iter([1u8]).key_by(|k| *k);
+    /// let out = words.connect(enable).process(Gate).collect();
+    /// env.execute()?;
+    /// let mut got = out.take();
+    /// got.sort();
+    /// assert_eq!(got, vec!["a", "c"]); // key 2 was never enabled
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn process<P: KeyedCoProcessFunction<K, A, B>>(
         self,

@@ -23,6 +23,27 @@ where
     /// key and `a.ts + lower <= b.ts <= a.ts + upper` (bounds inclusive, as Flink's interval
     /// join); `f` makes the joined record. Records older than the watermark are dropped, and
     /// buffered records are released once no later record can match them.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// # use std::time::Duration;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let clicks = env
+    ///     .from_iter([("ann", 1_000), ("bob", 5_000)])
+    ///     .assign_timestamps(|c| c.1, WatermarkStrategy::monotonous())
+    ///     .key_by(|c| c.0);
+    /// let buys = env
+    ///     .from_iter([("ann", 1_400), ("bob", 9_000)])
+    ///     .assign_timestamps(|b| b.1, WatermarkStrategy::monotonous())
+    ///     .key_by(|b| b.0);
+    /// // buys from 0 to 1 s after the click
+    /// let joined = clicks
+    ///     .interval_join(buys, Duration::ZERO, Duration::from_secs(1), |k, c, b| (*k, b.1 - c.1))
+    ///     .collect();
+    /// env.execute()?;
+    /// assert_eq!(joined.take(), vec![("ann", 400)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn interval_join<C2, KF2, F, R>(
         self,
@@ -44,6 +65,24 @@ where
 
     /// [`KeyedStream::interval_join`] with signed bounds in milliseconds (e.g. `-2000, 1000`:
     /// `b` from two seconds before to one second after `a`).
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let alerts = env
+    ///     .from_iter([(7u8, 10_000)])
+    ///     .assign_timestamps(|a| a.1, WatermarkStrategy::monotonous())
+    ///     .key_by(|a| a.0);
+    /// let logins = env
+    ///     .from_iter([(7u8, 5_000), (7, 8_500), (7, 10_500)])
+    ///     .assign_timestamps(|l| l.1, WatermarkStrategy::monotonous())
+    ///     .key_by(|l| l.0);
+    /// // logins from 2 s before the alert up to the alert
+    /// let before = alerts.interval_join_signed(logins, -2_000, 0, |_, a, l| l.1 - a.1).collect();
+    /// env.execute()?;
+    /// assert_eq!(before.take(), vec![-1_500]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn interval_join_signed<C2, KF2, F, R>(
         self,

@@ -14,6 +14,26 @@ where
 {
     /// Joins the records of both streams with equal keys that fall into the same window
     /// (Flink's window join): `f` runs for every pair of the window's left and right records.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// # use std::time::Duration;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let views = env
+    ///     .from_iter([("ad1", 100), ("ad1", 1_200)])
+    ///     .assign_timestamps(|v| v.1, WatermarkStrategy::monotonous())
+    ///     .key_by(|v| v.0);
+    /// let clicks = env
+    ///     .from_iter([("ad1", 300)])
+    ///     .assign_timestamps(|c| c.1, WatermarkStrategy::monotonous())
+    ///     .key_by(|c| c.0);
+    /// let second = TumblingEventTimeWindows::of(Duration::from_secs(1));
+    /// let pairs = views.window_join(clicks, second, |ad, v, c| (*ad, v.1, c.1)).collect();
+    /// env.execute()?;
+    /// // the view at 1_200 falls into the next window, which has no click
+    /// assert_eq!(pairs.take(), vec![("ad1", 100, 300)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn window_join<C2, KF2, F, R>(
         self,

@@ -281,6 +281,29 @@ where
 {
     /// Runs a keyed process function: per-key state, event- and processing-time timers, any
     /// output (see the [module documentation](self) for an example).
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// /// Numbers each key's records: `(key, 1)`, `(key, 2)`, ...
+    /// #[derive(Clone)]
+    /// struct Numbered;
+    /// impl KeyedProcessFunction<char, char> for Numbered {
+    ///     type State = u32;
+    ///     type Out = (char, u32);
+    ///     fn process_element(&mut self, k: &char, _: char, n: &mut u32,
+    ///                        ctx: &mut Context<'_, (char, u32)>) {
+    ///         *n += 1;
+    ///         ctx.emit((*k, *n));
+    ///     }
+    /// }
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let out = env.from_iter("abca".chars()).key_by(|c| *c).process(Numbered).collect();
+    /// env.execute()?;
+    /// let mut got = out.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![('a', 1), ('a', 2), ('b', 1), ('c', 1)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn process<P>(self, f: P) -> Stream<KeyedProcessChain<K, C::Out, P>>
     where

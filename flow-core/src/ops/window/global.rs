@@ -87,6 +87,28 @@ where
     K: Hash + Eq + Clone + Send + 'static,
 {
     /// One window per key, fired by `trigger` (Flink's `GlobalWindows` with a custom trigger).
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// /// Fires and clears a key's window at every second record.
+    /// #[derive(Clone)]
+    /// struct Pairs;
+    /// impl Trigger<(char, u32)> for Pairs {
+    ///     fn on_element(&mut self, _: &(char, u32), _: i64, count: u64) -> TriggerResult {
+    ///         if count == 2 { TriggerResult::FireAndPurge } else { TriggerResult::Continue }
+    ///     }
+    /// }
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let sums = env
+    ///     .from_iter([('a', 1), ('b', 5), ('a', 2), ('a', 3)])
+    ///     .key_by(|e| e.0)
+    ///     .global_window(Pairs)
+    ///     .process(|k, _, items| [(*k, items.iter().map(|e| e.1).sum::<u32>())])
+    ///     .collect();
+    /// env.execute()?;
+    /// assert_eq!(sums.take(), vec![('a', 3)]); // 'b' and the last 'a' wait for a second record
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn global_window<Tr: Trigger<C::Out>>(
         self,
@@ -108,6 +130,31 @@ where
     Tr: Trigger<T>,
 {
     /// Aggregates each firing of a key's window: `Windowed { key, window: Window::GLOBAL, value }`.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// use flow_core::ops::aggregate::Count;
+    /// /// Fires a key's window, keeping its records, at each "!".
+    /// #[derive(Clone)]
+    /// struct OnBang;
+    /// impl Trigger<&'static str> for OnBang {
+    ///     fn on_element(&mut self, item: &&'static str, _: i64, _: u64) -> TriggerResult {
+    ///         if *item == "!" { TriggerResult::Fire } else { TriggerResult::Continue }
+    ///     }
+    /// }
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let counts = env
+    ///     .from_iter(["a", "!", "b", "!"])
+    ///     .key_by(|_| 0)
+    ///     .global_window(OnBang)
+    ///     .aggregate(Count)
+    ///     .map(|w| (w.window, w.value))
+    ///     .collect();
+    /// env.execute()?;
+    /// // `Fire` keeps the window's records: the second firing counts all four
+    /// assert_eq!(counts.take(), vec![(Window::GLOBAL, 2), (Window::GLOBAL, 4)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn aggregate<A: Aggregate<T>>(
         self,
@@ -117,6 +164,33 @@ where
     }
 
     /// Hands all records of a firing window to `f`.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// /// Fires each key's window once, when the input ends.
+    /// #[derive(Clone)]
+    /// struct AtEnd;
+    /// impl Trigger<(u8, char)> for AtEnd {
+    ///     fn on_element(&mut self, _: &(u8, char), _: i64, _: u64) -> TriggerResult {
+    ///         TriggerResult::Continue
+    ///     }
+    ///     fn on_end(&mut self, _count: u64) -> TriggerResult {
+    ///         TriggerResult::Fire
+    ///     }
+    /// }
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let words = env
+    ///     .from_iter([(1, 'h'), (2, 'o'), (1, 'i')])
+    ///     .key_by(|e| e.0)
+    ///     .global_window(AtEnd)
+    ///     .process(|k, _, items| [(*k, items.iter().map(|e| e.1).collect::<String>())])
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = words.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![(1, "hi".to_string()), (2, "o".to_string())]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn process<F, I>(self, f: F) -> Stream<GlobalChain<K, T, ProcessWindow<F>, Tr>>
     where

@@ -36,6 +36,24 @@ use std::time::Duration;
 
 impl<C: Chain> Stream<C> {
     /// Windows over the whole (non-keyed) stream: all records go to one subtask, as in Flink.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// # use std::time::Duration;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let sums = env
+    ///     .from_iter([(100, 1), (600, 2), (1_100, 3)])
+    ///     .assign_timestamps(|e| e.0, WatermarkStrategy::monotonous())
+    ///     .window_all(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+    ///     .sum(|e| e.1)
+    ///     .map(|w| (w.window.start, w.value))
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = sums.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![(0, 3), (1_000, 3)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn window_all(self, spec: impl Into<WindowSpec>) -> WindowedStream<(), C::Out>
     where
@@ -73,6 +91,21 @@ where
     K: Hash + Eq + Clone + Send + 'static,
 {
     /// Groups each key's records into windows (tumbling, sliding, session or count).
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let sums = env
+    ///     .from_iter([("a", 1), ("b", 2), ("a", 3), ("a", 5)])
+    ///     .key_by(|e| e.0)
+    ///     .window(CountWindows::of(2)) // every 2 records of a key: no timestamps needed
+    ///     .sum(|e| e.1)
+    ///     .map(|w| (w.key, w.value))
+    ///     .collect();
+    /// env.execute()?;
+    /// assert_eq!(sums.take(), vec![("a", 4)]); // partial count windows never fire
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn window(self, spec: impl Into<WindowSpec>) -> WindowedStream<K, C::Out> {
         let loc = Location::caller();
@@ -99,6 +132,26 @@ where
 
     /// Keeps each window's state for `d` after it fired; records arriving in that time
     /// re-fire the window (Flink's `allowedLateness`).
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// # use std::time::Duration;
+    /// // One record per batch: a watermark follows every record.
+    /// let mut env = Env::new(Config::default().parallelism(1).batch_size(1));
+    /// let counts = env
+    ///     .from_iter([(1_000, "a"), (3_000, "b"), (1_500, "late")])
+    ///     .assign_timestamps(|e| e.0, WatermarkStrategy::monotonous())
+    ///     .key_by(|_| 0)
+    ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+    ///     .allowed_lateness(Duration::from_secs(5))
+    ///     .count()
+    ///     .map(|w| (w.window.start, w.value))
+    ///     .collect();
+    /// env.execute()?;
+    /// // [1000, 2000) fired when the watermark passed it, and again for the late record
+    /// assert_eq!(counts.take(), vec![(1_000, 1), (1_000, 2), (3_000, 1)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     pub fn allowed_lateness(mut self, d: Duration) -> Self {
         self.lateness = d.as_millis().min(i64::MAX as u128) as i64;
         self
@@ -132,6 +185,26 @@ where
     }
 
     /// Aggregates each window with an [`Aggregate`]: `Windowed { key, window, value }`.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// # use std::time::Duration;
+    /// use flow_core::ops::aggregate::Count;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let counts = env
+    ///     .from_iter([("a", 100), ("a", 700), ("b", 800), ("a", 1_300)])
+    ///     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+    ///     .key_by(|e| e.0)
+    ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+    ///     .aggregate(Count)
+    ///     .map(|w| (w.key, w.window.start, w.value))
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = counts.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![("a", 0, 2), ("a", 1_000, 1), ("b", 0, 1)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn aggregate<A: Aggregate<T>>(
         self,
@@ -141,12 +214,50 @@ where
     }
 
     /// Counts each window's records.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// # use std::time::Duration;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let sessions = env
+    ///     .from_iter([("u", 0), ("u", 500), ("u", 3_000)])
+    ///     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+    ///     .key_by(|e| e.0)
+    ///     .window(EventTimeSessionWindows::with_gap(Duration::from_secs(1)))
+    ///     .count()
+    ///     .map(|w| (w.window.start, w.window.end, w.value))
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = sessions.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![(0, 1_500, 2), (3_000, 4_000, 1)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn count(self) -> Stream<WindowChain<K, T, AggregateWindow<Count>>> {
         self.apply("count", AggregateWindow(Count))
     }
 
     /// Sums `f(record)` over each window.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// # use std::time::Duration;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let sums = env
+    ///     .from_iter([(500, 1), (1_500, 10)])
+    ///     .assign_timestamps(|e| e.0, WatermarkStrategy::monotonous())
+    ///     .key_by(|_| "all")
+    ///     .window(SlidingEventTimeWindows::of(Duration::from_secs(2), Duration::from_secs(1)))
+    ///     .sum(|e| e.1)
+    ///     .map(|w| (w.window.start, w.value))
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = sums.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![(-1_000, 1), (0, 11), (1_000, 10)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn sum<S, F>(self, f: F) -> Stream<WindowChain<K, T, AggregateWindow<Sum<F>>>>
     where
@@ -158,6 +269,21 @@ where
     }
 
     /// The largest `f(record)` of each window.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let maxima = env
+    ///     .from_iter([3, 9, 4, 1, 7])
+    ///     .key_by(|_| 0)
+    ///     .window(CountWindows::of(2))
+    ///     .max(|x| *x)
+    ///     .map(|w| w.value)
+    ///     .collect();
+    /// env.execute()?;
+    /// assert_eq!(maxima.take(), vec![9, 4]); // the lone 7 never fills a window
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn max<V, F>(self, f: F) -> Stream<WindowChain<K, T, AggregateWindow<Extreme<F, true>>>>
     where
@@ -172,6 +298,23 @@ where
     }
 
     /// Combines each window's records with an associative function.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let products = env
+    ///     .from_iter([("x", 2), ("y", 4), ("x", 3), ("y", 5)])
+    ///     .key_by(|e| e.0)
+    ///     .window(CountWindows::of(2))
+    ///     .reduce(|a, b| (a.0, a.1 * b.1))
+    ///     .map(|w| w.value)
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = products.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![("x", 6), ("y", 20)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn reduce<F>(self, f: F) -> Stream<WindowChain<K, T, AggregateWindow<Reduce<F>>>>
     where
@@ -183,6 +326,28 @@ where
 
     /// Hands all records of a firing window, with its bounds and the watermark, to `f`
     /// (Flink's `ProcessWindowFunction`); `f` returns any number of results.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// # use std::time::Duration;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let letters = env
+    ///     .from_iter([("a", 100, 'x'), ("a", 300, 'y'), ("b", 200, 'z'), ("a", 1_100, 'w')])
+    ///     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+    ///     .key_by(|e| e.0)
+    ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+    ///     .process(|key, info, items| {
+    ///         let letters: String = items.iter().map(|e| e.2).collect();
+    ///         [(*key, info.window.start, letters)]
+    ///     })
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = letters.take();
+    /// got.sort();
+    /// let got: Vec<_> = got.iter().map(|(k, t, s)| (*k, *t, s.as_str())).collect();
+    /// assert_eq!(got, [("a", 0, "xy"), ("a", 1_000, "w"), ("b", 0, "z")]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn process<F, I>(self, f: F) -> Stream<WindowChain<K, T, ProcessWindow<F>>>
     where
@@ -196,6 +361,25 @@ where
 
     /// An incremental aggregate whose result `f` turns into the output, with the window's
     /// context (Flink's `aggregate(AggregateFunction, ProcessWindowFunction)`).
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// # use std::time::Duration;
+    /// use flow_core::ops::aggregate::Count;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let lines = env
+    ///     .from_iter([("a", 100), ("a", 900), ("b", 1_500)])
+    ///     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+    ///     .key_by(|e| e.0)
+    ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+    ///     .aggregate_process(Count, |key, info, n| format!("{key}@{}: {n}", info.window.start))
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = lines.take();
+    /// got.sort();
+    /// assert_eq!(got, vec!["a@0: 2", "b@1000: 1"]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn aggregate_process<A, F, R>(
         self,
