@@ -14,7 +14,7 @@
 //!
 //! - [`macro@stream_job`] turns a function into the `main` of a job binary.
 //! - [`macro@process_fn`] turns a function into a keyed process function
-//!   (`flow_core::process::KeyedProcessFunction`) with typed keyed state.
+//!   (`flow_core::ops::process::keyed::KeyedProcessFunction`) with typed keyed state.
 
 mod attr;
 mod ctxt;
@@ -109,7 +109,7 @@ pub fn stream_job(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Turns a function into a keyed process function: a unit struct
-/// implementing `flow_core::process::KeyedProcessFunction` by calling the
+/// implementing `flow_core::ops::process::keyed::KeyedProcessFunction` by calling the
 /// function, with the function's keyed state parameters as its state.
 ///
 /// ```ignore
@@ -148,10 +148,10 @@ pub fn stream_job(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// 2. the record, by value: `item: T` (any pattern);
 /// 3. zero or more keyed state parameters, each bound to a plain identifier:
 ///    `name: &mut ValueState<V>`, `&mut ListState<V>` or
-///    `&mut MapState<MK, MV>` (`flow_core::state`'s, also written as paths,
-///    e.g. `&mut flow_core::state::ValueState<V>`). The identifiers are the
+///    `&mut MapState<MK, MV>` (`flow_core::ops::process::state`'s, also written as paths,
+///    e.g. `&mut flow_core::ops::process::state::ValueState<V>`). The identifiers are the
 ///    state's stable names;
-/// 4. the context: `ctx: &mut Context<'_, O>` (`flow_core::process::Context`),
+/// 4. the context: `ctx: &mut Context<'_, O>` (`flow_core::ops::process::keyed::Context`),
 ///    through which the function emits records of type `O` and registers
 ///    timers.
 ///
