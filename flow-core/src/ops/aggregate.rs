@@ -762,3 +762,109 @@ where
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::operator::Collect;
+
+    fn name() -> OpName {
+        OpName::new("test", Location::caller())
+    }
+
+    fn rolling(
+        bounded: bool,
+    ) -> KeyedAggregate<
+        &'static str,
+        u64,
+        MergePartials<Count, u8>,
+        fn(&'static str, u64) -> (&'static str, u64),
+    > {
+        KeyedAggregate {
+            combine: MergePartials(Count, PhantomData),
+            out: |k, n| (k, n),
+            bounded,
+            state: Table::default(),
+            _p: PhantomData,
+        }
+    }
+
+    #[test]
+    fn an_unbounded_aggregate_emits_every_update_and_a_bounded_one_only_the_end() {
+        let mut out = Collect::new();
+        let mut op = rolling(false);
+        for (k, n) in [("a", 2), ("b", 1), ("a", 3)] {
+            op.on_record((k, n), NO_TIMESTAMP, &mut out);
+        }
+        op.on_event(Event::End, &mut out);
+        let got: Vec<_> = out.0.iter().map(|r| r.0).collect();
+        assert_eq!(got, vec![("a", 2), ("b", 1), ("a", 5)]);
+
+        let mut out = Collect::new();
+        let mut op = rolling(true);
+        for (k, n) in [("a", 2), ("b", 1), ("a", 3)] {
+            op.on_record((k, n), NO_TIMESTAMP, &mut out);
+        }
+        assert!(out.0.is_empty(), "nothing before the end");
+        op.on_event(Event::End, &mut out);
+        let mut got: Vec<_> = out.0.iter().map(|r| r.0).collect();
+        got.sort();
+        assert_eq!(got, vec![("a", 5), ("b", 1)]);
+        assert_eq!(out.1, vec![Event::End]);
+    }
+
+    /// A terminal that keeps the pairs it is given.
+    struct Pairs(Vec<(u8, u64)>, Vec<Event>);
+    impl Downstream<(u8, u64)> for Pairs {
+        fn emit(&mut self, item: (u8, u64), _ts: Timestamp) {
+            self.0.push(item)
+        }
+        fn event(&mut self, e: Event) {
+            self.1.push(e)
+        }
+    }
+
+    #[test]
+    fn pre_aggregation_flushes_when_full_and_before_watermarks() {
+        let mut pre = PreAggregate {
+            key: Named {
+                f: |x: &u8| *x,
+                name: name(),
+            },
+            agg: Count,
+            table: Table::default(),
+            capacity: 2,
+            writer: Pairs(vec![], vec![]),
+            _t: PhantomData,
+        };
+        for x in [1u8, 1, 1, 2] {
+            pre.emit(x, NO_TIMESTAMP);
+        }
+        // The second key filled the table: both partials went out.
+        let mut flushed = pre.writer.0.clone();
+        flushed.sort();
+        assert_eq!(flushed, vec![(1, 3), (2, 1)]);
+        pre.emit(3, NO_TIMESTAMP);
+        pre.event(Event::Watermark(10));
+        assert_eq!(
+            pre.writer.0.last(),
+            Some(&(3, 1)),
+            "flushed before the watermark"
+        );
+        assert_eq!(pre.writer.1, vec![Event::Watermark(10)]);
+    }
+
+    #[test]
+    fn min_and_max_keep_the_earlier_value_on_ties() {
+        let mut max = ExtremeBy::<_, true>(Named {
+            f: |x: &(u8, char)| x.0,
+            name: name(),
+        });
+        let mut acc = max.create((5, 'a'));
+        max.add(&mut acc, (5, 'b'));
+        max.add(&mut acc, (3, 'c'));
+        assert_eq!(acc, (5, 'a'));
+        max.add(&mut acc, (6, 'd'));
+        assert_eq!(acc, (6, 'd'));
+    }
+}

@@ -115,3 +115,23 @@ where
         (main, side)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::operator::Collect;
+
+    #[test]
+    fn left_records_stay_in_the_chain_and_right_ones_leave_it() {
+        let mut op = Split::<u32> {
+            side: SideOutput::none(),
+        };
+        let mut out = Collect::new();
+        op.on_record(Either::<&str, u32>::Left("a"), 1, &mut out);
+        op.on_record(Either::Right(7), 2, &mut out);
+        op.on_record(Either::Left("b"), 3, &mut out);
+        op.on_event(Event::End, &mut out);
+        assert_eq!(out.0, vec![("a", 1), ("b", 3)]);
+        assert_eq!(out.1, vec![Event::End]);
+    }
+}
