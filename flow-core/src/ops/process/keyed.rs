@@ -315,3 +315,50 @@ where
         exchange_by_key(stream, loc, key).then(OpInfo::new(&name), KeyedProcess::new(f, name))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::operator::Collect;
+
+    /// Counts a key's records and, one tick after each, emits the count from a timer.
+    #[derive(Clone)]
+    struct Echo;
+    impl KeyedProcessFunction<u8, i64> for Echo {
+        type State = u32;
+        type Out = (u8, i64, u32);
+        fn process_element(
+            &mut self,
+            _k: &u8,
+            t: i64,
+            n: &mut u32,
+            ctx: &mut Context<'_, Self::Out>,
+        ) {
+            *n += 1;
+            ctx.register_event_time_timer(t + 1);
+        }
+        fn on_timer(&mut self, k: &u8, ts: i64, n: &mut u32, ctx: &mut Context<'_, Self::Out>) {
+            ctx.emit((*k, ts, *n));
+            if *n >= 2 {
+                ctx.clear_state();
+            }
+        }
+    }
+
+    #[test]
+    fn timers_fire_in_time_order_when_the_watermark_passes_them() {
+        let mut op = KeyedProcess::new(Echo, OpName::new("process", Location::caller()));
+        let mut out = Collect::new();
+        for (k, t) in [(1u8, 10i64), (2, 5), (1, 12), (1, 12)] {
+            op.on_record((k, t), t, &mut out);
+        }
+        op.on_event(Event::Watermark(11), &mut out);
+        assert_eq!(out.0, vec![((2, 6, 1), 6), ((1, 11, 3), 11)]);
+        // Key 1's timer at 13, registered twice, fires once at the end.
+        op.on_event(Event::End, &mut out);
+        let last = out.0.last().map(|((k, t, _), ts)| (*k, *t, *ts));
+        assert_eq!(last, Some((1, 13, 13)));
+        assert_eq!(out.0.len(), 3);
+        assert_eq!(out.1, vec![Event::Watermark(11), Event::End]);
+    }
+}

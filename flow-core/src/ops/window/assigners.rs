@@ -284,3 +284,58 @@ impl WindowSpec {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn windows(spec: impl Into<WindowSpec>, ts: Timestamp) -> Vec<(Timestamp, Timestamp)> {
+        let mut out = Vec::new();
+        spec.into().assign(ts, &mut out);
+        out.iter().map(|w| (w.start, w.end)).collect()
+    }
+
+    #[test]
+    fn tumbling_windows_align_to_the_epoch_and_the_offset_also_below_zero() {
+        let t = TumblingEventTimeWindows::of(Duration::from_millis(10));
+        assert_eq!(windows(t, 0), [(0, 10)]);
+        assert_eq!(windows(t, 9), [(0, 10)]);
+        assert_eq!(windows(t, -1), [(-10, 0)]);
+        let shifted = t.with_offset(Duration::from_millis(3));
+        assert_eq!(windows(shifted, 2), [(-7, 3)]);
+    }
+
+    #[test]
+    fn a_record_is_in_size_over_slide_sliding_windows_latest_first() {
+        let s = SlidingEventTimeWindows::of(Duration::from_millis(10), Duration::from_millis(5));
+        assert_eq!(windows(s, 7), [(5, 15), (0, 10)]);
+        assert_eq!(windows(s, -3), [(-5, 5), (-10, 0)]);
+    }
+
+    #[test]
+    fn a_session_window_is_the_record_plus_the_gap_and_touching_ones_merge() {
+        let s = EventTimeSessionWindows::with_gap(Duration::from_millis(10));
+        assert_eq!(windows(s, 100), [(100, 110)]);
+        let a = Window {
+            start: 100,
+            end: 110,
+        };
+        let b = Window {
+            start: 110,
+            end: 120,
+        };
+        let c = Window {
+            start: 121,
+            end: 131,
+        };
+        assert!(a.touches(&b) && !b.touches(&c));
+        assert_eq!(
+            a.cover(&b),
+            Window {
+                start: 100,
+                end: 120
+            }
+        );
+        assert_eq!(a.max_timestamp(), 109);
+    }
+}
