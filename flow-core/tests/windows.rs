@@ -212,6 +212,123 @@ proptest! {
             .collect();
         prop_assert_eq!(last, want);
     }
+
+    /// Session windows with allowed lateness against a reference model of Flink's merging
+    /// windows (one split, a watermark after every record): a record is late exactly when the
+    /// session it would merge into is past the lateness; an accepted record that extends a
+    /// session that already fired makes the merged session fire again; and the last firing of
+    /// every session carries all of its records — none is lost.
+    #[test]
+    fn session_windows_with_lateness_lose_no_accepted_record(
+        records in events(150, 80),
+        gap in 1i64..60,
+        bound in 0i64..40,
+        lateness in 0i64..80,
+    ) {
+        let mut env = Env::new(Config::default().parallelism(2).batch_size(1));
+        let mut windowed = env
+            .from_iter(records.clone())
+            .assign_timestamps(|e| e.1, WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(bound as u64)))
+            .key_by(|e| e.0)
+            .window(EventTimeSessionWindows::with_gap(Duration::from_millis(gap as u64)))
+            .allowed_lateness(Duration::from_millis(lateness as u64));
+        let late = windowed.late_records().collect();
+        let fired = windowed
+            .aggregate(SumCount)
+            .map(|w| ((w.key, w.window.start, w.window.end), w.value))
+            .collect();
+        env.execute().unwrap();
+
+        // Reference: live sessions per key as (start, end, sum, count); a session is purged
+        // once the watermark passes its end - 1 + lateness, and is final then (or at the end).
+        let mut live: BTreeMap<u8, Vec<(i64, i64, u64, u64)>> = BTreeMap::new();
+        let mut finals: BTreeMap<(u8, i64, i64), (u64, u64)> = BTreeMap::new();
+        let mut want_late = Vec::new();
+        let (mut wm, mut max_ts) = (i64::MIN, i64::MIN);
+        for &(key, ts, v) in &records {
+            let sessions = live.entry(key).or_default();
+            let (mut s, mut e) = (ts, ts + gap);
+            for &(a, b, _, _) in sessions.iter() {
+                if a <= e && s <= b {
+                    s = s.min(a);
+                    e = e.max(b);
+                }
+            }
+            if e - 1 + lateness <= wm {
+                want_late.push((key, ts, v));
+            } else {
+                let (mut sum, mut n) = (v as u64, 1u64);
+                sessions.retain(|&(a, b, x, m)| {
+                    let touching = a <= e && s <= b;
+                    if touching {
+                        sum += x;
+                        n += m;
+                    }
+                    !touching
+                });
+                sessions.push((s, e, sum, n));
+            }
+            max_ts = max_ts.max(ts);
+            wm = wm.max(max_ts - bound - 1);
+            for (k, sessions) in live.iter_mut() {
+                sessions.retain(|&(a, b, x, m)| {
+                    let purge = b - 1 + lateness <= wm;
+                    if purge {
+                        finals.insert((*k, a, b), (x, m));
+                    }
+                    !purge
+                });
+            }
+        }
+        for (k, sessions) in live {
+            for (a, b, x, m) in sessions {
+                finals.insert((k, a, b), (x, m));
+            }
+        }
+        let mut got_late = late.take();
+        got_late.sort();
+        want_late.sort();
+        prop_assert_eq!(&got_late, &want_late);
+        let mut last: BTreeMap<(u8, i64, i64), (u64, u64)> = BTreeMap::new();
+        for (w, v) in fired.take() {
+            last.insert(w, v);
+        }
+        for (w, v) in &finals {
+            prop_assert_eq!(last.get(w), Some(v), "session {:?}", w);
+        }
+        let accepted: u64 = finals.values().map(|v| v.1).sum();
+        prop_assert_eq!(accepted + want_late.len() as u64, records.len() as u64);
+    }
+}
+
+#[test]
+fn a_late_record_that_extends_a_fired_session_fires_the_merged_session() {
+    // Issue 13, bug 1: with allowed lateness, a@9000 extends the fired session a[0,10000) to
+    // a[0,19000), which must fire when the watermark passes it (Flink re-fires the merged
+    // session); it used to keep the old session's "fired" mark and was never emitted.
+    let mut env = Env::new(Config::default().parallelism(1).batch_size(1));
+    let out = env
+        .from_iter([("a", 0i64), ("b", 15_000), ("a", 9_000), ("b", 30_000)])
+        .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+        .key_by(|e| e.0)
+        .window(EventTimeSessionWindows::with_gap(Duration::from_secs(10)))
+        .allowed_lateness(Duration::from_secs(60))
+        .count()
+        .map(|w| (w.key, w.window.start, w.window.end, w.value))
+        .collect();
+    let summary = env.execute().unwrap();
+    let mut got = out.take();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("a", 0, 10_000, 1),
+            ("a", 0, 19_000, 2),
+            ("b", 15_000, 25_000, 1),
+            ("b", 30_000, 40_000, 1),
+        ]
+    );
+    assert_eq!(summary.records_late(), 0);
 }
 
 #[test]

@@ -196,7 +196,6 @@ where
             return self.late(item, ts);
         }
         let mut state = self.func.create(item);
-        let mut fired = false;
         let mut i = 0;
         while i < sessions.len() {
             if sessions[i].window.touches(&merged) {
@@ -205,7 +204,6 @@ where
                 let mut earlier = s.state;
                 self.func.merge(&mut earlier, state);
                 state = earlier;
-                fired |= s.fired;
             } else {
                 i += 1;
             }
@@ -215,7 +213,9 @@ where
         sessions.push(Session {
             window: merged,
             state,
-            fired: fired || refire,
+            // A merged session is a new window: it fires when the watermark passes its end
+            // (now, if it already has), whether or not the sessions it absorbed had fired.
+            fired: refire,
         });
         self.session_checks
             .entry(merged.max_timestamp())
