@@ -98,9 +98,21 @@ fn bad_input_exits_non_zero_with_a_one_line_error() {
         .unwrap();
     assert_eq!(r.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&r.stderr);
+    // A failure while the job runs is reported once, without colour codes (stderr is a pipe
+    // here): issue 13, bug 4.
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.to_lowercase().contains("error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
     assert!(
-        stderr.contains("bad.txt:2: line is not valid UTF-8"),
+        errors[0].starts_with("error: ")
+            && errors[0].contains("bad.txt:2: line is not valid UTF-8"),
         "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\x1b'),
+        "colour codes in a pipe: {stderr:?}"
     );
 }
 
@@ -136,8 +148,8 @@ fn help_lists_the_job_flags_and_the_common_flags() {
 #[test]
 fn plan_prints_the_graph_without_running() {
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.txt");
-    std::fs::write(&input, "a b\n").unwrap();
+    // The plan does not touch the input (issue 13, bug 6): it need not exist.
+    let input = dir.path().join("not-there.txt");
     let out = dir.path().join("out");
     let r = Command::new(example("word_count"))
         .args([

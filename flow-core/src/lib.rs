@@ -88,6 +88,10 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(unreachable_pub)]
 
+// Lets the crate's own unit tests use the macros, whose code names `::flow_core`.
+#[cfg(test)]
+extern crate self as flow_core;
+
 pub mod api;
 #[cfg(feature = "cli")]
 pub mod cli;

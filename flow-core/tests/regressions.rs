@@ -146,3 +146,101 @@ fn a_socket_line_that_is_not_utf8_names_the_address_not_a_file() {
         "{err}"
     );
 }
+
+#[test]
+fn the_summary_names_every_operator_of_a_stage() {
+    // Issue 13, bug 2: names were cut at the first " (", which dropped window and process
+    // operators from the summary.
+    let mut env = env(2);
+    let _out = env
+        .from_iter([(1u8, 1_000i64)])
+        .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+        .key_by(|e| e.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+        .count()
+        .map(|w| w.value)
+        .collect();
+    let summary = env.execute().unwrap();
+    assert_eq!(
+        summary.stages[1].name,
+        "from stage 0 by key -> count -> map => collect"
+    );
+    assert!(
+        summary.stages[0].name.starts_with(
+            "from_iter -> assign_timestamps => exchange by key_by (flow-core/tests/regressions.rs:"
+        ),
+        "{}",
+        summary.stages[0].name
+    );
+}
+
+#[test]
+fn each_sink_has_its_own_count() {
+    // Issue 13, bug 3: records_written() added up every sink, side outputs included, with no
+    // way to tell them apart. One record per batch: a watermark follows every record.
+    let mut env = Env::new(Config::default().parallelism(1).batch_size(1));
+    let mut windowed = env
+        .from_iter([(1u8, 5_000i64), (1, 100), (1, 6_000)])
+        .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+        .key_by(|e| e.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_secs(1)));
+    let _late = windowed.late_records().collect();
+    windowed.count().discard();
+    let summary = env.execute().unwrap();
+    assert_eq!(summary.sinks(), vec![("discard", 2), ("collect", 1)]);
+    assert_eq!(summary.records_written(), 3);
+    assert_eq!(summary.records_late(), 1);
+}
+
+#[test]
+fn the_plan_of_window_all_has_one_subtask_and_edges_say_what_they_carry() {
+    // Issue 13, bug 6.
+    let mut env = env(2);
+    let mut windowed = env
+        .from_iter([(1u8, 1_000i64)])
+        .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+        .window_all(TumblingEventTimeWindows::of(Duration::from_secs(1)));
+    windowed.late_records().discard();
+    windowed.count().discard();
+    let a = env.from_iter([(1u8, 1i64)]).key_by(|e| e.0);
+    let b = env.from_iter([(1u8, 2i64)]).key_by(|e| e.0);
+    a.connect(b).process(Pass).discard();
+    let plan = env.plan();
+    assert_eq!(plan.stages[1].parallelism, 1, "{plan}");
+    assert_eq!(plan.edges[0].partitioning, Partitioning::Single);
+    let text = plan.to_string();
+    assert!(text.contains("==[forward: late records]==>"), "{text}");
+    assert!(
+        text.contains("=> exchange by key_by (flow-core/tests/regressions.rs:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(left)") && text.contains("(right)"),
+        "{text}"
+    );
+}
+
+#[derive(Clone)]
+struct Pass;
+impl KeyedCoProcessFunction<u8, (u8, i64), (u8, i64)> for Pass {
+    type State = ();
+    type Out = i64;
+    fn process_left(&mut self, _: &u8, x: (u8, i64), _: &mut (), ctx: &mut Context<'_, i64>) {
+        ctx.emit(x.1)
+    }
+    fn process_right(&mut self, _: &u8, x: (u8, i64), _: &mut (), ctx: &mut Context<'_, i64>) {
+        ctx.emit(x.1)
+    }
+}
+
+#[test]
+fn the_plan_does_not_touch_inputs() {
+    // Issue 13, bug 6: a missing input failed `--plan`.
+    let mut env = Env::new(Config::default().parallelism(2).plan_only(true));
+    env.read_lines("/no/such/file.txt")
+        .unwrap()
+        .map(|l| l.len())
+        .discard();
+    let summary = env.execute().unwrap();
+    assert!(summary.planned_only);
+}

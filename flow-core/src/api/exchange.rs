@@ -4,7 +4,7 @@
 use super::stream::Stream;
 use crate::error::Result;
 use crate::graph::plan::Partitioning;
-use crate::graph::{EdgeInfo, Feed, GraphRef, InputSpec, StageSlot};
+use crate::graph::{EdgeInfo, Ending, Feed, GraphRef, InputSpec, StageSlot};
 use crate::record::Batch;
 use crate::runtime::exchange::partition::{ByKey, Partitioner};
 use crate::runtime::exchange::{channels, input_maker, ChannelOut, ExchangeInput, ExchangeWriter};
@@ -164,10 +164,48 @@ where
     KF: FnMut(&C::Out) -> K + Clone + Send + 'static,
 {
     let ex = Exchange::<C::Out>::keyed(&stream.g, stream.feed(), loc);
+    rekeyed(stream, ex, key)
+}
+
+/// [`exchange_by_key`] into a stage of one subtask (`window_all`: one key, one subtask).
+pub(crate) fn exchange_to_one<C, K, KF>(
+    stream: Stream<C>,
+    loc: &'static Location<'static>,
+    key: Named<KF>,
+) -> Stream<Identity<(K, C::Out)>>
+where
+    C: Chain,
+    K: Hash + Send + 'static,
+    KF: FnMut(&C::Out) -> K + Clone + Send + 'static,
+{
+    let from = stream.feed();
+    let ex = Exchange::<C::Out>::new(
+        &stream.g,
+        &[from],
+        Partitioning::Single,
+        format!("from stage {} to one subtask", from.stage),
+        1,
+        loc,
+    );
+    rekeyed(stream, ex, key)
+}
+
+/// Ends `stream` in `ex`, routing by `key`, and recomputes the key on the other side.
+fn rekeyed<C, K, KF>(
+    stream: Stream<C>,
+    ex: Exchange<C::Out>,
+    key: Named<KF>,
+) -> Stream<Identity<(K, C::Out)>>
+where
+    C: Chain,
+    K: Hash + Send + 'static,
+    KF: FnMut(&C::Out) -> K + Clone + Send + 'static,
+{
     let max_parallelism = stream.g.borrow().config.max_parallelism;
     let outlets = ex.outlets.clone();
     let route_key = key.clone();
-    stream.finish("exchange".into(), move |i, _| {
+    let by = Ending::Exchange(key.name.as_str().to_string());
+    stream.finish(by, move |i, _| {
         outlets.writer(
             i,
             ByKey {

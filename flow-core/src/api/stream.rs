@@ -2,7 +2,7 @@
 //! operator, ending a stage in a terminal, and `key_by`. The operators add their methods to
 //! these types in `ops/` (`rebalance` and `union` in `ops/partition.rs`), the sources and
 //! sinks in `io/`.
-use crate::graph::{Feed, GraphRef, InputSpec, OpInfo};
+use crate::graph::{Ending, Feed, GraphRef, InputSpec, OpInfo};
 use crate::record::Batch;
 use crate::runtime::metrics::StageMetrics;
 use crate::runtime::operator::{Chain, Identity, OpenCx, Operator, Then};
@@ -63,7 +63,7 @@ impl<C: Chain> Stream<C> {
     }
 
     /// Ends the stream in a terminal built per subtask, creating the stage's tasks.
-    pub(crate) fn finish<T, MT>(self, terminal: String, mut make_terminal: MT)
+    pub(crate) fn finish<T, MT>(self, terminal: Ending, mut make_terminal: MT)
     where
         T: Terminal<C::Out> + 'static,
         MT: FnMut(usize, &Arc<StageMetrics>) -> T,

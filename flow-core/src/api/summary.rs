@@ -1,5 +1,5 @@
 //! What a finished job did: per-stage counters and wall time.
-use crate::graph::StageInfo;
+use crate::graph::{Ending, StageInfo};
 use crate::runtime::metrics::StageMetrics;
 use std::time::Duration;
 
@@ -26,6 +26,8 @@ pub struct StageSummary {
     pub backpressured: u64,
     /// Whether the stage reads a source.
     pub is_source: bool,
+    /// The sink the stage ends in (`None` when it ends in an exchange).
+    pub sink: Option<String>,
 }
 
 /// What a finished job did: per-stage counters and wall time.
@@ -58,7 +60,10 @@ impl JobSummary {
                         name.push_str(op.name.kind());
                     }
                     name.push_str(" => ");
-                    name.push_str(s.terminal.as_deref().unwrap_or("(no sink)"));
+                    match &s.terminal {
+                        Some(t) => name.push_str(&t.to_string()),
+                        None => name.push_str("(no sink)"),
+                    }
                     StageSummary {
                         name,
                         parallelism: s.parallelism,
@@ -70,6 +75,10 @@ impl JobSummary {
                         busy: Duration::from_nanos(get(&m.busy_ns)),
                         backpressured: get(&m.backpressured),
                         is_source: s.is_source(),
+                        sink: match &s.terminal {
+                            Some(Ending::Sink(name)) => Some(name.clone()),
+                            _ => None,
+                        },
                     }
                 })
                 .collect(),
@@ -90,9 +99,33 @@ impl JobSummary {
         self.stages.iter().map(|s| s.bytes_read).sum()
     }
 
-    /// Records written by the job's sinks.
+    /// Records written by all of the job's sinks together, side outputs' sinks included; see
+    /// [`JobSummary::sinks`] for each sink's count.
     pub fn records_written(&self) -> u64 {
         self.stages.iter().map(|s| s.records_out).sum()
+    }
+
+    /// Each sink with the records it wrote, in stage order.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(1));
+    /// let (small, big) = env
+    ///     .from_iter([1, 50, 2])
+    ///     .map(|x| if x < 10 { Either::Left(x) } else { Either::Right(x) })
+    ///     .split();
+    /// small.discard();
+    /// let _big = big.collect();
+    /// let summary = env.execute()?;
+    /// assert_eq!(summary.sinks(), vec![("discard", 2), ("collect", 1)]);
+    /// assert_eq!(summary.records_written(), 3);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    pub fn sinks(&self) -> Vec<(&str, u64)> {
+        self.stages
+            .iter()
+            .filter_map(|s| s.sink.as_deref().map(|name| (name, s.records_out)))
+            .collect()
     }
 
     /// Input records skipped by lenient sources.

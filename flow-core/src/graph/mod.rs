@@ -37,6 +37,24 @@ impl OpInfo {
     }
 }
 
+/// What a stage ends in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// A sink, by name (`collect`, `write_csv(dir)`, ...).
+    Sink(String),
+    /// An exchange into another stage, by what partitions it (`key_by (file:line)`, ...).
+    Exchange(String),
+}
+
+impl std::fmt::Display for Ending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ending::Sink(s) => f.write_str(s),
+            Ending::Exchange(by) => write!(f, "exchange by {by}"),
+        }
+    }
+}
+
 /// An input edge of a stage.
 #[derive(Clone, Debug)]
 pub(crate) struct EdgeInfo {
@@ -50,7 +68,7 @@ pub(crate) struct StageInfo {
     pub(crate) head: String,
     pub(crate) ops: Vec<OpInfo>,
     /// The sink or exchange the stage ends in; `None` until the stream is consumed.
-    pub(crate) terminal: Option<String>,
+    pub(crate) terminal: Option<Ending>,
     pub(crate) parallelism: usize,
     pub(crate) inputs: Vec<EdgeInfo>,
     pub(crate) metrics: Arc<StageMetrics>,
@@ -170,7 +188,7 @@ impl Graph {
                             detail: op.detail.clone(),
                         })
                         .collect(),
-                    terminal: st.terminal.clone(),
+                    terminal: st.terminal.as_ref().map(|t| t.to_string()),
                     created_at: st.created_at.clone(),
                 })
                 .collect(),

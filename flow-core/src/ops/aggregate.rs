@@ -9,7 +9,7 @@
 use crate::api::exchange::{exchange_by_key, Exchange};
 use crate::api::stream::{KeyedStream, Stream};
 use crate::error::Result;
-use crate::graph::OpInfo;
+use crate::graph::{Ending, OpInfo};
 use crate::ops::Table;
 use crate::record::{Event, Timestamp, NO_TIMESTAMP};
 use crate::runtime::exchange::partition::ByPairKey;
@@ -745,7 +745,8 @@ where
         let ex = Exchange::<(K, A::Acc)>::keyed(&stream.g, stream.feed(), loc);
         let outlets = ex.outlets.clone();
         let a2 = agg.clone();
-        stream.finish("exchange".into(), move |i, _| PreAggregate {
+        let by = Ending::Exchange(key.name.as_str().to_string());
+        stream.finish(by, move |i, _| PreAggregate {
             key: key.clone(),
             agg: a2.clone(),
             table: Table::default(),
@@ -772,14 +773,14 @@ mod tests {
         OpName::new("test", Location::caller())
     }
 
-    fn rolling(
-        bounded: bool,
-    ) -> KeyedAggregate<
+    type Counting = KeyedAggregate<
         &'static str,
         u64,
         MergePartials<Count, u8>,
         fn(&'static str, u64) -> (&'static str, u64),
-    > {
+    >;
+
+    fn rolling(bounded: bool) -> Counting {
         KeyedAggregate {
             combine: MergePartials(Count, PhantomData),
             out: |k, n| (k, n),

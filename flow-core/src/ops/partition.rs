@@ -2,6 +2,7 @@
 use crate::api::exchange::Exchange;
 use crate::api::stream::Stream;
 use crate::graph::plan::Partitioning;
+use crate::graph::Ending;
 use crate::runtime::exchange::partition::RoundRobin;
 use crate::runtime::operator::{Chain, Identity};
 use std::panic::Location;
@@ -30,7 +31,7 @@ impl<C: Chain> Stream<C> {
             Location::caller(),
         );
         let outlets = ex.outlets.clone();
-        self.finish("exchange".into(), move |i, _| {
+        self.finish(Ending::Exchange("rebalance".into()), move |i, _| {
             outlets.writer(i, RoundRobin(i))
         });
         ex.into_stream()
@@ -63,9 +64,11 @@ impl<C: Chain> Stream<C> {
             Location::caller(),
         );
         let (oa, ob) = (ex.outlets.clone(), ex.outlets.clone());
-        self.finish("exchange".into(), move |i, _| oa.writer(i, RoundRobin(i)));
+        self.finish(Ending::Exchange("union".into()), move |i, _| {
+            oa.writer(i, RoundRobin(i))
+        });
         let first = a.parallelism;
-        other.finish("exchange".into(), move |i, _| {
+        other.finish(Ending::Exchange("union".into()), move |i, _| {
             ob.writer(first + i, RoundRobin(first + i))
         });
         ex.into_stream()

@@ -252,7 +252,9 @@ impl JobShared {
         {
             let mut slot = self.error.lock();
             if slot.is_none() {
-                tracing::error!(error = %e, "job failed");
+                // Returned to the caller of `execute`, which reports it: log it only for
+                // those who trace the runtime.
+                tracing::debug!(error = %e, "job failed");
                 *slot = Some(e);
             }
         }

@@ -84,6 +84,10 @@ impl ProcessFn {
             }
         });
         let names = states.iter().map(|state| state.ident.unraw().to_string());
+        let empties = states.iter().map(|state| {
+            let field = &state.ident;
+            quote!(&& #state_var.#field.is_empty())
+        });
         let context = quote!(::flow_core::__private::Context<'_, #out>);
 
         // The state arguments of `ident`'s call, each spanned on its
@@ -153,6 +157,10 @@ impl ProcessFn {
                     #ctx_var: &mut #context,
                 ) {
                     #call
+                }
+
+                fn state_is_empty(&self, #state_var: &#state_name) -> bool {
+                    true #(#empties)*
                 }
 
                 #on_timer
@@ -251,6 +259,10 @@ mod tests {
                 ) {
                     detect_fraud(key, item, &mut state.last_small, &mut state.pending, ctx)
                 }
+
+                fn state_is_empty(&self, state: &DetectFraudState) -> bool {
+                    true && state.last_small.is_empty() && state.pending.is_empty()
+                }
             }
         };
         assert_eq!(file.items.len(), 1 + expected.items.len());
@@ -276,8 +288,8 @@ mod tests {
                 timers::expire(key, timestamp, &mut state.last_small, &mut state.pending, ctx)
             }
         };
-        assert_eq!(implementation.items.len(), 4);
-        assert_eq!(normalized(&implementation.items[3]), normalized(expected));
+        assert_eq!(implementation.items.len(), 5);
+        assert_eq!(normalized(&implementation.items[4]), normalized(expected));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `collect`: gathers records in memory, for tests and small results.
 use crate::api::stream::Stream;
 use crate::error::Result;
+use crate::graph::Ending;
 use crate::record::{Event, Timestamp};
 use crate::runtime::metrics::StageMetrics;
 use crate::runtime::operator::{Chain, Downstream};
@@ -81,7 +82,7 @@ impl<C: Chain> Stream<C> {
     pub fn collect(self) -> Collected<C::Out> {
         let items: SharedVec<C::Out> = Arc::new(Mutex::new(Vec::new()));
         let shared = items.clone();
-        self.finish("collect".into(), move |_, m| {
+        self.finish(Ending::Sink("collect".into()), move |_, m| {
             CollectSink::new(shared.clone(), m.clone())
         });
         Collected { items }

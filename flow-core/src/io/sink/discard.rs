@@ -1,6 +1,7 @@
 //! `discard`: counts and drops records.
 use crate::api::stream::Stream;
 use crate::error::Result;
+use crate::graph::Ending;
 use crate::record::{Event, Timestamp};
 use crate::runtime::metrics::StageMetrics;
 use crate::runtime::operator::{Chain, Downstream};
@@ -46,7 +47,7 @@ impl<C: Chain> Stream<C> {
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     pub fn discard(self) {
-        self.finish("discard".into(), |_, m| DiscardSink {
+        self.finish(Ending::Sink("discard".into()), |_, m| DiscardSink {
             count: 0,
             metrics: m.clone(),
         })

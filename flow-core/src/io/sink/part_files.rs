@@ -2,6 +2,7 @@
 //! complete: written as `.part-NNNNN.EXT.inprogress`, fsynced, renamed, directory fsynced.
 use crate::api::stream::Stream;
 use crate::error::{Error, Result};
+use crate::graph::Ending;
 use crate::io::csv::CsvRow;
 use crate::record::{Event, Timestamp};
 use crate::runtime::metrics::StageMetrics;
@@ -223,7 +224,7 @@ impl<C: Chain> Stream<C> {
     where
         C::Out: CsvRow,
     {
-        self.finish("print".into(), |_, m| {
+        self.finish(Ending::Sink("print".into()), |_, m| {
             TextSink::stdout(|x: &C::Out, b: &mut Vec<u8>| x.write_row(b), m.clone())
         })
     }
@@ -301,9 +302,10 @@ impl<C: Chain> Stream<C> {
             .prepare
             .push(Box::new(move || prepare_output_dir(&d)));
         let d = dir.to_path_buf();
-        self.finish(format!("{kind}({})", dir.display()), move |i, m| {
-            TextSink::part(&d, i, ext, format.clone(), m.clone())
-        });
+        self.finish(
+            Ending::Sink(format!("{kind}({})", dir.display())),
+            move |i, m| TextSink::part(&d, i, ext, format.clone(), m.clone()),
+        );
         Ok(())
     }
 }

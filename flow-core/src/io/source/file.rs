@@ -155,17 +155,26 @@ impl FileChunks {
         }
         // Open once here so that an unreadable file fails when the job is built.
         File::open(path).map_err(|e| Error::io(path, e))?;
+        Ok(Self::new(path, meta.len(), chunk, readers, csv))
+    }
+
+    /// The chunks of a file that is not opened (the job only prints its plan).
+    pub(crate) fn unopened(path: &Path, chunk: u64, readers: usize, csv: bool) -> Arc<Self> {
+        Self::new(path, 0, chunk, readers, csv)
+    }
+
+    fn new(path: &Path, len: u64, chunk: u64, readers: usize, csv: bool) -> Arc<Self> {
         let chunk = chunk.max(1);
-        let n_chunks = meta.len().div_ceil(chunk) as usize;
-        Ok(Arc::new(FileChunks {
+        let n_chunks = len.div_ceil(chunk) as usize;
+        Arc::new(FileChunks {
             quotes: csv.then(|| QuoteParity::new(n_chunks)),
             path: path.to_path_buf(),
-            len: meta.len(),
+            len,
             chunk,
             next: AtomicU64::new(0),
             at: (0..readers.max(1)).map(|_| AtomicU64::new(0)).collect(),
             waiting: Mutex::new(Vec::new()),
-        }))
+        })
     }
 }
 
@@ -651,7 +660,11 @@ impl Env {
         parser: impl Fn() -> (ParseLine<T>, Option<CsvFraming<T>>) + 'static,
     ) -> Result<Stream<Identity<T>>> {
         let cfg = self.config();
-        let chunks = FileChunks::open(path, cfg.chunk_bytes, cfg.parallelism, csv)?;
+        // A job that only prints its plan does not touch its inputs.
+        let chunks = match cfg.plan_only {
+            Some(_) => FileChunks::unopened(path, cfg.chunk_bytes, cfg.parallelism, csv),
+            None => FileChunks::open(path, cfg.chunk_bytes, cfg.parallelism, csv)?,
+        };
         let name = OpName::new(kind, std::panic::Location::caller());
         let desc = format!("{kind}({})", path.display());
         let total = chunks.len;

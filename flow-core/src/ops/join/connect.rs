@@ -29,7 +29,7 @@ use crate::api::exchange::Exchange;
 use crate::api::stream::{KeyedStream, Stream};
 use crate::error::Result;
 use crate::graph::plan::Partitioning;
-use crate::graph::OpInfo;
+use crate::graph::{Ending, OpInfo};
 use crate::ops::process::keyed::{Context, KeyedProcess, KeyedProcessFunction};
 use crate::record::{Event, Timestamp};
 use crate::runtime::exchange::partition::ByPairKey;
@@ -224,14 +224,16 @@ where
         let route = move || ByPairKey {
             max_parallelism: key_groups,
         };
-        a.finish("exchange (left)".into(), move |i, _| SideWriter {
+        let left = Ending::Exchange(format!("{} (left)", ka.name.as_str()));
+        let right = Ending::Exchange(format!("{} (right)", kb.name.as_str()));
+        a.finish(left, move |i, _| SideWriter {
             key: ka.clone(),
             wrap: Either::Left,
             writer: oa.writer(i, route()),
             _p: PhantomData,
         });
         let first = fa.parallelism;
-        b.finish("exchange (right)".into(), move |i, _| SideWriter {
+        b.finish(right, move |i, _| SideWriter {
             key: kb.clone(),
             wrap: Either::Right,
             writer: ob.writer(first + i, route()),

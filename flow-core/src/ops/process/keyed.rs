@@ -69,6 +69,14 @@ pub trait KeyedProcessFunction<K, T>: Clone + Send + 'static {
         state: &mut Self::State,
         ctx: &mut Context<'_, Self::Out>,
     );
+    /// Whether a key's state holds nothing, so that the operator can drop it: after a call
+    /// that emptied it, or after a timer fired for a key whose state was cleared (which would
+    /// otherwise leave a default state behind for ever). The default answers `false`: state
+    /// stays until [`Context::clear_state`]. `#[process_fn]` answers it for the state it
+    /// generates (every value, list and map empty).
+    fn state_is_empty(&self, _state: &Self::State) -> bool {
+        false
+    }
     /// Called when a timer of `key` fires, in event time or in processing time
     /// ([`Context::is_processing_time_timer`] tells which).
     fn on_timer(
@@ -197,7 +205,7 @@ where
         let guard = PanicGuard(&self.name);
         call(&mut self.f, state, &mut ctx);
         std::mem::forget(guard);
-        if ctx.clear {
+        if ctx.clear || self.f.state_is_empty(state) {
             self.states.remove(key);
         }
         for (t, add, domain) in self.new_timers.drain(..) {
@@ -360,5 +368,49 @@ mod tests {
         assert_eq!(last, Some((1, 13, 13)));
         assert_eq!(out.0.len(), 3);
         assert_eq!(out.1, vec![Event::Watermark(11), Event::End]);
+    }
+
+    /// Remembers a key's last value; a timer one tick later clears it, and a second timer
+    /// (registered before the clear) then fires for a key without state.
+    #[crate::process_fn(on_timer = forget)]
+    fn remember(
+        _key: &u8,
+        t: i64,
+        last: &mut crate::ops::process::state::ValueState<i64>,
+        ctx: &mut Context<'_, i64>,
+    ) {
+        last.set(t);
+        ctx.register_event_time_timer(t + 1);
+        ctx.register_event_time_timer(t + 2);
+    }
+
+    fn forget(
+        _key: &u8,
+        ts: i64,
+        last: &mut crate::ops::process::state::ValueState<i64>,
+        ctx: &mut Context<'_, i64>,
+    ) {
+        if let Some(v) = last.take() {
+            ctx.emit(v);
+        }
+        let _ = ts;
+    }
+
+    #[test]
+    fn a_timer_after_the_state_was_emptied_leaves_no_state_behind() {
+        // Issue 13, bug 5: the second timer used to re-create a default state that stayed.
+        let mut op = KeyedProcess::new(Remember, OpName::new("process", Location::caller()));
+        let mut out = Collect::new();
+        op.on_record((1u8, 10i64), 10, &mut out);
+        op.on_record((2u8, 20i64), 20, &mut out);
+        assert_eq!(op.states.len(), 2);
+        op.on_event(Event::Watermark(100), &mut out);
+        let emitted: Vec<i64> = out.0.iter().map(|r| r.0).collect();
+        assert_eq!(emitted, vec![10, 20]);
+        assert_eq!(
+            op.states.len(),
+            0,
+            "emptied state is dropped, also after later timers"
+        );
     }
 }

@@ -23,7 +23,7 @@
 use super::assigners::{WindowInfo, WindowSpec};
 use super::functions::{AggregateProcessWindow, AggregateWindow, ProcessWindow, WindowFn};
 use super::operator::{WindowChain, WindowOp};
-use crate::api::exchange::{exchange_by_key, side_stream};
+use crate::api::exchange::{exchange_by_key, exchange_to_one, side_stream};
 use crate::api::stream::{KeyedStream, Stream};
 use crate::graph::OpInfo;
 use crate::ops::aggregate::{Aggregate, Count, Extreme, Reduce, Sum};
@@ -59,15 +59,12 @@ impl<C: Chain> Stream<C> {
     where
         C::Out: Clone,
     {
-        let name = OpName::new("window_all", Location::caller());
-        KeyedStream {
-            stream: self,
-            key: Named {
-                f: |_: &C::Out| (),
-                name,
-            },
-        }
-        .window(spec)
+        let loc = Location::caller();
+        let key = Named {
+            f: |_: &C::Out| (),
+            name: OpName::new("window_all", loc),
+        };
+        WindowedStream::from_exchange(exchange_to_one(self, loc, key), spec.into())
     }
 }
 
