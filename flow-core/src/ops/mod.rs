@@ -3,7 +3,7 @@
 //!
 //! - [`stateless`]: `map`, `filter`, `flat_map`, `filter_map`, `inspect`.
 //! - [`partition`]: `rebalance` and `union`.
-//! - [`timestamps`]: `assign_timestamps`.
+//! - [`timestamps`][]: `assign_timestamps`.
 //! - [`aggregate`]: rolling keyed aggregates with pre-aggregation before the exchange.
 //! - [`split`] and `side_output`: side outputs.
 //! - [`process`]: keyed and non-keyed process functions, keyed state, timers.
