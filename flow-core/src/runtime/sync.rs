@@ -12,6 +12,9 @@
 //! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p flow-core --test loom --release
 //! ```
 //!
+//! (`.ci/run` runs it after the normal tests, with `CARGO_PROFILE_RELEASE_LTO=false` and
+//! `CARGO_PROFILE_RELEASE_DEBUG=false`, which build it faster.)
+//!
 //! (A separate target directory, because `--cfg loom` changes the flags of every crate and
 //! would otherwise invalidate the normal build.) In a loom build the rest of the crate still
 //! compiles, but only code running inside `loom::model` may touch these two types.
