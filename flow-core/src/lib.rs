@@ -155,3 +155,12 @@ pub mod __private {
     pub use crate::ops::process::state::{KeyedStateNames, ListState, MapState, ValueState};
     pub use crate::record::Timestamp;
 }
+
+/// The lock-free protocols of the runtime, for the loom models in `tests/loom.rs`. Only in a
+/// build with `RUSTFLAGS="--cfg loom"` (see `runtime::sync`). Not an API.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod __loom {
+    pub use crate::runtime::exchange::waiters::Waiters;
+    pub use crate::runtime::task_state::TaskState;
+}

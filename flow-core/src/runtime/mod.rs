@@ -2,7 +2,9 @@
 //!
 //! - [`operator`]: the one operator abstraction and the fused chains built from it.
 //! - `stage`: a subtask — input, fused chain, terminal — run a budget of batches per step.
-//! - `task`: subtasks as tasks on a rayon pool, with a lost-wakeup-free state machine.
+//! - `task`: subtasks as tasks on a rayon pool, with a lost-wakeup-free state machine
+//!   (`task_state`).
+//! - `sync`: the atomics of the lock-free protocols, loom's under `--cfg loom`.
 //! - `exchange`: bounded channels between stages, partitioners, batch recycling.
 //! - `watermark`: combining the watermarks of an operator's inputs.
 //! - `timer`: the job's wall-clock wake-ups; `panic`: naming the operator that panicked.
@@ -15,6 +17,10 @@ pub mod operator;
 pub(crate) mod panic;
 pub(crate) mod progress;
 pub(crate) mod stage;
+pub(crate) mod sync;
 pub(crate) mod task;
+// `pub` items only so that a loom build can re-export them for its model (`crate::__loom`).
+#[cfg_attr(not(loom), allow(unreachable_pub))]
+pub(crate) mod task_state;
 pub(crate) mod timer;
 pub(crate) mod watermark;

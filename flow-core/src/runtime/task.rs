@@ -4,12 +4,7 @@
 //! once: its [`Task`] moves through the states below, and only the thread that moved it to
 //! `SCHEDULED` spawns it on the pool.
 //!
-//! ```text
-//!   IDLE --notify--> SCHEDULED --pool runs it--> RUNNING --step: Idle--> IDLE
-//!                        ^                        |   \--notify--> NOTIFIED --step ends--> SCHEDULED
-//!                        '--step: Yield-----------'
-//!   RUNNING --step: Done / error / cancelled--> DONE
-//! ```
+//! The states and their transitions are [`TaskState`]'s (see `task_state`).
 //!
 //! A step runs a bounded budget of batches and then yields, so that a source which always has
 //! input cannot monopolise a worker. A step never blocks: a subtask with nothing to read, or
@@ -18,14 +13,12 @@
 //! `NOTIFIED`, so the task runs once more instead of sleeping through it: no wakeup is lost.
 //! Idle pool threads sleep in rayon, so an idle job uses no CPU.
 //!
-//! Memory ordering: the state transitions are `AcqRel` compare-exchanges. A producer publishes
-//! a message (crossbeam's channel synchronises the message itself) and then notifies; the
-//! consumer's final `RUNNING -> IDLE` exchange fails if a notify happened after its last look
-//! at the channel, because that notify turned `RUNNING` into `NOTIFIED`.
+//! Memory ordering: see `task_state`, whose protocol is model-checked with loom.
 use super::panic::take_panicked_op;
+use super::task_state::TaskState;
 use crate::error::{Error, Result};
 use parking_lot::{Condvar, Mutex};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Index of a task in its job.
@@ -50,14 +43,8 @@ pub(crate) trait TaskBody: Send {
     fn name(&self) -> String;
 }
 
-const IDLE: u8 = 0;
-const SCHEDULED: u8 = 1;
-const RUNNING: u8 = 2;
-const NOTIFIED: u8 = 3;
-const DONE: u8 = 4;
-
 struct Task {
-    state: AtomicU8,
+    state: TaskState,
     body: Mutex<Option<Box<dyn TaskBody>>>,
 }
 
@@ -113,7 +100,7 @@ impl JobShared {
             tasks: bodies
                 .into_iter()
                 .map(|b| Task {
-                    state: AtomicU8::new(IDLE),
+                    state: TaskState::new(),
                     body: Mutex::new(Some(b)),
                 })
                 .collect(),
@@ -149,25 +136,8 @@ impl JobShared {
         let Some(task) = self.tasks.get(id) else {
             return;
         };
-        let mut s = task.state.load(Ordering::Acquire);
-        loop {
-            let next = match s {
-                IDLE => SCHEDULED,
-                RUNNING => NOTIFIED,
-                _ => return,
-            };
-            match task
-                .state
-                .compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => {
-                    if next == SCHEDULED {
-                        self.spawn(id);
-                    }
-                    return;
-                }
-                Err(actual) => s = actual,
-            }
+        if task.state.notify() {
+            self.spawn(id);
         }
     }
 
@@ -180,7 +150,7 @@ impl JobShared {
 
     fn run(self: &Arc<Self>, id: TaskId) {
         let task = &self.tasks[id];
-        task.state.store(RUNNING, Ordering::Release);
+        task.state.start_running();
         let mut slot = task.body.lock();
         let outcome = match slot.as_mut() {
             None => Ok(Step::Done),
@@ -211,18 +181,13 @@ impl JobShared {
         match step {
             Step::Yield => {
                 drop(slot);
-                task.state.store(SCHEDULED, Ordering::Release);
+                task.state.finish_yield();
                 self.spawn(id);
             }
             Step::Idle => {
                 drop(slot);
-                if task
-                    .state
-                    .compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire)
-                    .is_err()
-                {
+                if task.state.finish_idle() {
                     // NOTIFIED while running: run again.
-                    task.state.store(SCHEDULED, Ordering::Release);
                     self.spawn(id);
                 }
             }
@@ -232,7 +197,7 @@ impl JobShared {
                 let body = slot.take();
                 drop(slot);
                 drop(body);
-                task.state.store(DONE, Ordering::Release);
+                task.state.finish_done();
                 if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                     let (lock, cv) = &self.finished;
                     *lock.lock() = true;

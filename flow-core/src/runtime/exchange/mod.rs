@@ -7,6 +7,9 @@
 //! travel in the same channel as the data, in order, tagged with the producer's index so the
 //! consumer can combine watermarks over its inputs ([`super::watermark`]).
 pub(crate) mod partition;
+// `pub` items only so that a loom build can re-export them for its model (`crate::__loom`).
+#[cfg_attr(not(loom), allow(unreachable_pub))]
+pub(crate) mod waiters;
 
 use super::operator::Downstream;
 use super::stage::{Input, MakeInput, Poll, Terminal};
@@ -15,11 +18,10 @@ use super::watermark::InputWatermarks;
 use crate::error::Result;
 use crate::record::{Batch, Event, Timestamp};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
-use parking_lot::Mutex;
 use partition::Partitioner;
 use std::collections::VecDeque;
-use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
+use waiters::Waiters;
 
 /// A message in an exchange channel.
 pub(crate) enum Msg<T> {
@@ -30,44 +32,21 @@ pub(crate) enum Msg<T> {
 /// What producers and the consumer of one channel share besides the channel itself.
 pub(crate) struct ChannelShared {
     consumer: TaskId,
-    waiters: Mutex<Vec<TaskId>>,
-    has_waiters: AtomicBool,
+    waiters: Waiters,
 }
 
 impl ChannelShared {
-    /// Producer side of the full-channel handshake: called after a send found the channel
-    /// full, before the producer tries once more.
-    ///
-    /// This is a store-buffering pattern. The producer writes the flag, then reads the
-    /// channel (its retry); the consumer writes the channel (a receive frees a slot), then
-    /// reads the flag ([`ChannelShared::wake_waiters`]). Each side has a `SeqCst` fence
-    /// between its write and its read, so the two fences are ordered one way or the other:
-    /// either the producer's retry sees the freed slot, or the consumer sees the flag and
-    /// notifies the producer. A producer is never left idle with room in the channel. This
-    /// relies on nothing inside crossbeam beyond its own synchronisation of the messages.
+    /// Producer side of the full-channel handshake ([`Waiters`]): called after a send found
+    /// the channel full, before the producer tries once more.
     fn register_waiter(&self, id: TaskId) {
-        {
-            let mut w = self.waiters.lock();
-            if !w.contains(&id) {
-                w.push(id);
-            }
-        }
-        self.has_waiters.store(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
+        self.waiters.register(id);
     }
 
     /// Consumer side of the handshake: called after every receive.
+    #[inline]
     fn wake_waiters(&self, cx: &TaskCx<'_>) {
-        fence(Ordering::SeqCst);
-        if self.has_waiters.load(Ordering::Relaxed) {
-            let ids = {
-                let mut w = self.waiters.lock();
-                self.has_waiters.store(false, Ordering::Relaxed);
-                std::mem::take(&mut *w)
-            };
-            for id in ids {
-                cx.notify(id);
-            }
+        for id in self.waiters.take_if_any() {
+            cx.notify(id);
         }
     }
 }
@@ -104,8 +83,7 @@ pub(crate) fn channels<T>(
             let (recycle, recycled) = crossbeam_channel::bounded(cap + producers);
             let shared = Arc::new(ChannelShared {
                 consumer,
-                waiters: Mutex::new(Vec::new()),
-                has_waiters: AtomicBool::new(false),
+                waiters: Waiters::new(),
             });
             (
                 ChannelOut {
