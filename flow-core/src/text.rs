@@ -68,25 +68,47 @@ unsafe impl Send for Word {}
 unsafe impl Sync for Word {}
 
 /// The bytes of `b` (at most 23) packed little-endian into three words, the rest zero.
+///
+/// Every word is computed in registers from fixed-width loads (two overlapping ones for a
+/// partial word), with no loop and no store to a stack array at a variable index: a caller
+/// that goes on to process the words, or a wide load of the stored `Word`, never waits for a
+/// store that cannot be forwarded.
 #[inline(always)]
 fn pack(b: &[u8]) -> [u64; 3] {
-    debug_assert!(b.len() <= INLINE);
-    // Assemble whole words in registers: one store per word, no byte-wise copy that a
-    // following wide load would have to wait for.
-    let mut w = [0u64; 3];
-    let mut i = 0;
-    while i + 8 <= b.len() {
-        let mut chunk = [0u8; 8];
-        chunk.copy_from_slice(&b[i..i + 8]);
-        w[i / 8] = u64::from_le_bytes(chunk);
-        i += 8;
+    let n = b.len();
+    debug_assert!(n <= INLINE);
+    if n <= 8 {
+        [up_to_8(b), 0, 0]
+    } else if n <= 16 {
+        // bytes n-8..n, shifted down so that byte 8 lands at the bottom
+        [le64(b, 0), le64(b, n - 8) >> (8 * (16 - n)), 0]
+    } else {
+        [le64(b, 0), le64(b, 8), le64(b, n - 8) >> (8 * (24 - n))]
     }
-    let mut last = 0u64;
-    for (j, &byte) in b[i..].iter().enumerate() {
-        last |= u64::from(byte) << (8 * j);
+}
+
+/// The 8 bytes of `b` at `at`, little-endian.
+#[inline(always)]
+fn le64(b: &[u8], at: usize) -> u64 {
+    let mut chunk = [0u8; 8];
+    chunk.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(chunk)
+}
+
+/// The bytes of `b` (at most 8), little-endian, zero-extended.
+#[inline(always)]
+fn up_to_8(b: &[u8]) -> u64 {
+    let n = b.len();
+    let le32 = |at: usize| u64::from(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]));
+    if n >= 4 {
+        // two overlapping 4-byte loads; the overlap holds equal bytes, so OR is exact
+        le32(0) | le32(n - 4) << (8 * (n - 4))
+    } else if n > 0 {
+        let byte = |at: usize| u64::from(b[at]) << (8 * at);
+        byte(0) | byte(n / 2) | byte(n - 1)
+    } else {
+        0
     }
-    w[i / 8] |= last;
-    w
 }
 
 /// Each byte of `x` in `b'A'..=b'Z'` replaced by its lowercase form, all other bytes (other
