@@ -27,7 +27,7 @@ pub const WORD_BYTE: [u8; 256] = {
 
 /// The words of a line: lowercase, split on every character that is not `[A-Za-z0-9_]`,
 /// empty tokens dropped. The iterator owns the line, so a `flat_map` can return it, and
-/// yields inline [`Word`]s: no allocation per word (words up to 23 bytes).
+/// yields inline [`Word`]s: no allocation per word up to 23 bytes, whatever its case.
 pub fn tokenize(line: String) -> Tokens {
     Tokens { line, pos: 0 }
 }
@@ -53,22 +53,13 @@ impl Iterator for Tokens {
             return None;
         }
         let start = i;
-        let mut lower = true;
-        while i < b.len() {
-            let l = WORD_BYTE[b[i] as usize];
-            if l == 0 {
-                break;
-            }
-            lower &= l == b[i];
+        while i < b.len() && WORD_BYTE[b[i] as usize] != 0 {
             i += 1;
         }
         self.pos = i;
-        let word = &self.line[start..i];
-        Some(if lower {
-            Word::new(word)
-        } else {
-            Word::new(&word.to_ascii_lowercase())
-        })
+        // A token is ASCII `[A-Za-z0-9_]`, so ASCII lowercasing is exactly `WORD_BYTE`'s
+        // mapping; it is done while the word is built, without allocating (up to 23 bytes).
+        Some(Word::from_ascii_lowercase(&self.line[start..i]))
     }
 }
 
@@ -143,30 +134,103 @@ impl ZipfWords {
             if j > 0 {
                 line.push(' ');
             }
-            let u = rng.unit();
-            let r = self
-                .cdf
-                .partition_point(|&c| c < u)
-                .min(self.words.len() - 1);
-            line.push_str(&self.words[r]);
+            line.push_str(self.draw(&mut rng));
         }
+        line
+    }
+
+    /// A word drawn from the Zipf distribution.
+    fn draw(&self, rng: &mut SplitMix) -> &str {
+        let u = rng.unit();
+        let r = self
+            .cdf
+            .partition_point(|&c| c < u)
+            .min(self.words.len() - 1);
+        &self.words[r]
+    }
+
+    /// Line number `i` of a mixed-case prose-like corpus over the same vocabulary: 6 to 14
+    /// words, each lowercase (3 in 8), Capitalised (2 in 8), UPPERCASE (1 in 8), rAnDoMlY
+    /// cased (1 in 8), or lowercase with digits (1 in 8: `word_42` or `word7`); 1 word in 32
+    /// is a `snake_Case` compound of two or three words, so a few exceed 23 bytes. Words are
+    /// separated by spaces or punctuation (`, . ; : - ' ( ) "` and tabs) and the line ends
+    /// with `.`, `!` or `?`. A pure function of `i`.
+    pub fn text_line(&self, i: u64) -> String {
+        const SEP: [&str; 16] = [
+            " ", " ", " ", " ", " ", " ", ", ", ". ", "; ", ": ", " - ", "'", " (", ") ", " \"",
+            "\t",
+        ];
+        const END: [&str; 4] = [".", ".", "!", "?"];
+        let mut rng = SplitMix::for_index(i, 0x7E47_C0DE);
+        let n = 6 + (rng.next_u64() % 9) as usize;
+        let mut line = String::with_capacity(n * 10);
+        let mut word = String::with_capacity(32);
+        for j in 0..n {
+            if j > 0 {
+                line.push_str(SEP[(rng.next_u64() % SEP.len() as u64) as usize]);
+            }
+            word.clear();
+            word.push_str(self.draw(&mut rng));
+            if rng.next_u64().is_multiple_of(32) {
+                for _ in 0..1 + rng.next_u64() % 2 {
+                    word.push('_');
+                    word.push_str(self.draw(&mut rng));
+                }
+            }
+            let bits = rng.next_u64();
+            match bits % 8 {
+                0..=2 => {}
+                3 | 4 => word[..1].make_ascii_uppercase(),
+                5 => word.make_ascii_uppercase(),
+                6 => {
+                    // the words are ASCII: one byte per char
+                    word = (word.bytes().enumerate())
+                        .map(|(k, c)| match (bits >> (8 + k % 56)) & 1 {
+                            1 => c.to_ascii_uppercase() as char,
+                            _ => c as char,
+                        })
+                        .collect();
+                }
+                _ => {
+                    let d = (bits >> 8) % 100;
+                    if d < 50 {
+                        word.push('_');
+                    }
+                    word.push_str(itoa::Buffer::new().format(d));
+                }
+            }
+            line.push_str(&word);
+        }
+        line.push_str(END[(rng.next_u64() % END.len() as u64) as usize]);
         line
     }
 
     /// Writes lines `0, 1, ...` to `path` until it holds at least `bytes` bytes.
     pub fn write_corpus(&self, path: &Path, bytes: u64) -> std::io::Result<u64> {
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
-        let (mut written, mut i) = (0u64, 0u64);
-        while written < bytes {
-            let l = self.line(i);
-            out.write_all(l.as_bytes())?;
-            out.write_all(b"\n")?;
-            written += l.len() as u64 + 1;
-            i += 1;
-        }
-        out.flush()?;
-        Ok(written)
+        write_lines(path, bytes, |i| self.line(i))
     }
+
+    /// Writes lines `0, 1, ...` of the mixed-case corpus ([`ZipfWords::text_line`]) to `path`
+    /// until it holds at least `bytes` bytes.
+    pub fn write_text_corpus(&self, path: &Path, bytes: u64) -> std::io::Result<u64> {
+        write_lines(path, bytes, |i| self.text_line(i))
+    }
+}
+
+/// Writes `line(0), line(1), ...`, each followed by a newline, to `path` until it holds at
+/// least `bytes` bytes; returns the bytes written.
+fn write_lines(path: &Path, bytes: u64, line: impl Fn(u64) -> String) -> std::io::Result<u64> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let (mut written, mut i) = (0u64, 0u64);
+    while written < bytes {
+        let l = line(i);
+        out.write_all(l.as_bytes())?;
+        out.write_all(b"\n")?;
+        written += l.len() as u64 + 1;
+        i += 1;
+    }
+    out.flush()?;
+    Ok(written)
 }
 
 #[cfg(test)]
@@ -179,11 +243,50 @@ mod tests {
         assert_eq!(t, ["it", "s", "a", "dog", "s_life", "42"]);
         assert_eq!(tokenize(" ,;. ".into()).count(), 0);
         assert_eq!(tokenize(String::new()).count(), 0);
+        let t: Vec<_> = tokenize("MiXeD CASE_Word\tX1y2Z3 ÄbC über".into()).collect();
+        assert_eq!(t, ["mixed", "case_word", "x1y2z3", "bc", "ber"]);
+        let at = "ABCDEFGHIJKLMNOPQRSTUVW"; // 23 bytes: inline
+        let over = "ABCDEFGHIJKLMNOPQRSTUVWX"; // 24 bytes: heap
+        let t: Vec<_> = tokenize(format!("{at} {over}")).collect();
+        assert_eq!(t, [at.to_lowercase().as_str(), &over.to_lowercase()]);
         let long = "A".repeat(40);
         assert_eq!(
             tokenize(long.clone()).next().unwrap().as_str(),
             long.to_lowercase()
         );
+    }
+
+    /// The tokenisation of `wc_baseline`, byte by byte through `WORD_BYTE`.
+    fn reference_tokens(line: &str) -> Vec<String> {
+        line.as_bytes()
+            .split(|&b| WORD_BYTE[b as usize] == 0)
+            .filter(|t| !t.is_empty())
+            .map(|t| t.iter().map(|&b| WORD_BYTE[b as usize] as char).collect())
+            .collect()
+    }
+
+    #[test]
+    fn mixed_case_corpus_is_deterministic_and_tokenizes_like_the_baseline() {
+        let z = ZipfWords::new(100_000, 1.07);
+        assert_eq!(z.text_line(11), z.text_line(11));
+        assert_ne!(z.text_line(11), z.text_line(12));
+        let (mut words, mut not_lower, mut long, mut digits) = (0, 0, 0, 0);
+        for i in 0..3000 {
+            let line = z.text_line(i);
+            let got: Vec<String> = tokenize(line.clone()).map(|w| w.to_string()).collect();
+            let want = reference_tokens(&line);
+            assert_eq!(got, want, "line {i}: {line:?}");
+            for w in &want {
+                words += 1;
+                long += usize::from(w.len() > 23);
+                digits += usize::from(w.bytes().any(|b| b.is_ascii_digit()));
+            }
+            not_lower += line.bytes().filter(u8::is_ascii_uppercase).count();
+        }
+        assert!(words > 20_000, "{words} words");
+        assert!(not_lower > words / 2, "{not_lower} uppercase bytes");
+        assert!(long > 0 && long < words / 100, "{long} long words");
+        assert!(digits > words / 20, "{digits} words with digits");
     }
 
     #[test]
