@@ -377,18 +377,6 @@ impl PartialEq<&str> for Word {
     }
 }
 
-impl crate::io::csv::CsvField for Word {
-    fn write_field(&self, out: &mut Vec<u8>) {
-        self.as_str().write_field(out)
-    }
-}
-
-impl crate::io::csv::CsvRow for Word {
-    fn write_row(&self, out: &mut Vec<u8>) {
-        crate::io::csv::CsvField::write_field(self, out)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

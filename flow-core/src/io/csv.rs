@@ -57,6 +57,16 @@ impl<T: CsvField + ?Sized> CsvField for &T {
         (**self).write_field(out)
     }
 }
+impl CsvField for crate::text::Word {
+    fn write_field(&self, out: &mut Vec<u8>) {
+        write_text(self.as_str(), out)
+    }
+}
+impl CsvRow for crate::text::Word {
+    fn write_row(&self, out: &mut Vec<u8>) {
+        self.write_field(out)
+    }
+}
 impl CsvField for char {
     fn write_field(&self, out: &mut Vec<u8>) {
         write_text(self.encode_utf8(&mut [0; 4]), out)
