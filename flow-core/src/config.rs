@@ -12,6 +12,7 @@ pub struct Config {
     pub(crate) progress: bool,
     pub(crate) report: bool,
     pub(crate) plan_only: Option<PlanFormat>,
+    pub(crate) barrier_interval: Option<std::time::Duration>,
 }
 
 impl Default for Config {
@@ -28,6 +29,7 @@ impl Default for Config {
             progress: false,
             report: false,
             plan_only: None,
+            barrier_interval: None,
         }
     }
 }
@@ -71,6 +73,14 @@ impl Config {
     /// Prints the job summary to stderr when the job ends.
     pub fn report(mut self, on: bool) -> Self {
         self.report = on;
+        self
+    }
+    /// Injects checkpoint barriers at every source every `interval` and tracks them to the
+    /// sinks ([`crate::JobSummary::checkpoints`]). Nothing is persisted yet: this drives the
+    /// barrier machinery that durable state will build on, and its tests.
+    #[doc(hidden)]
+    pub fn barrier_interval(mut self, interval: std::time::Duration) -> Self {
+        self.barrier_interval = Some(interval);
         self
     }
     /// `execute` prints the plan (as text) instead of running the job.

@@ -26,6 +26,11 @@ pub enum Event {
     /// emit their watermark now (watermarks follow the data, once per batch). Never crosses
     /// an exchange.
     BatchEnd,
+    /// Checkpoint barrier `n`: every record before it belongs to checkpoint `n`, every record
+    /// after it to a later one. Sources inject it between batches, after their watermark;
+    /// it travels in the same channels as records and watermarks, and an operator with
+    /// several inputs passes it on only once it arrived on all of them (alignment).
+    Barrier(u64),
 }
 
 /// A batch of records with their timestamps; `ts` is empty when no record has one.

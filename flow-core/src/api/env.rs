@@ -5,6 +5,7 @@ use crate::config::{Config, PlanFormat};
 use crate::error::{Error, Result};
 use crate::graph::plan::Plan;
 use crate::graph::{Graph, GraphRef, InputSpec};
+use crate::runtime::checkpoint::Coordinator;
 use crate::runtime::metrics::StageMetrics;
 use crate::runtime::operator::Identity;
 use crate::runtime::stage::Input;
@@ -192,7 +193,7 @@ impl Env {
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     pub fn execute(&mut self) -> Result<JobSummary> {
-        let (config, bodies, stages, prepare) = {
+        let (config, bodies, stages, prepare, coordinator, sources) = {
             let mut g = self.g.borrow_mut();
             if let Some(e) = g.deferred_error.take() {
                 g.clear();
@@ -218,10 +219,28 @@ impl Env {
                     ..JobSummary::default()
                 });
             }
+            // Source tasks, by task id: they inject checkpoint barriers.
+            let mut sources = Vec::new();
+            let mut next = 0;
+            for st in &g.stages {
+                if st.is_source() {
+                    sources.extend(next..next + st.parallelism);
+                }
+                next += st.parallelism;
+            }
+            let coordinator = Coordinator::new(g.config.barrier_interval, g.sink_subtasks);
+            g.sink_subtasks = 0;
             let bodies: Vec<Box<dyn TaskBody>> = g.tasks.drain(..).flatten().collect();
             let stages = std::mem::take(&mut g.stages);
             let prepare = std::mem::take(&mut g.prepare);
-            (g.config.clone(), bodies, stages, prepare)
+            (
+                g.config.clone(),
+                bodies,
+                stages,
+                prepare,
+                coordinator,
+                sources,
+            )
         };
         for p in prepare {
             p()?;
@@ -237,12 +256,19 @@ impl Env {
                     .collect();
                 crate::runtime::progress::Progress::start(&config.name, sources)
             });
-        let shared = JobShared::new(bodies, config.parallelism, self.stop.0.clone())?;
+        let shared = JobShared::with_checkpoints(
+            bodies,
+            config.parallelism,
+            self.stop.0.clone(),
+            coordinator,
+            sources,
+        )?;
         let result = shared.run_to_completion();
         drop(progress);
         // The stop (if any) was for this job: the next one starts afresh.
         self.stop.0.store(false, Ordering::SeqCst);
-        let summary = JobSummary::new(&config.name, start.elapsed(), &stages);
+        let mut summary = JobSummary::new(&config.name, start.elapsed(), &stages);
+        summary.checkpoints = shared.completed_checkpoints();
         tracing::info!(job = %config.name, elapsed_ms = summary.elapsed.as_millis() as u64, ok = result.is_ok(), "job finished");
         result?;
         if config.report {

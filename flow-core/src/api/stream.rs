@@ -78,6 +78,12 @@ impl<C: Chain> Stream<C> {
         let slot = input.slot.clone();
         let p = slot.ids.len();
         let head = g.stages[slot.stage].head.clone();
+        let source = g.stages[slot.stage].is_source();
+        let first_sink = g.sink_subtasks;
+        let is_sink = matches!(terminal, Ending::Sink(_));
+        if is_sink {
+            g.sink_subtasks += p;
+        }
         for i in 0..p {
             let mut c = chain.clone();
             c.open(OpenCx {
@@ -93,6 +99,9 @@ impl<C: Chain> Stream<C> {
                 ended: false,
                 metrics: slot.metrics.clone(),
                 next_wake: None,
+                source,
+                sink: is_sink.then_some(first_sink + i),
+                injected: 0,
             };
             g.tasks[slot.ids.start + i] = Some(Box::new(body));
         }

@@ -41,6 +41,8 @@ pub struct JobSummary {
     pub stages: Vec<StageSummary>,
     /// True when the environment only printed its plan (`--plan`).
     pub planned_only: bool,
+    /// The checkpoints whose barriers reached every sink, in order.
+    pub checkpoints: Vec<crate::runtime::checkpoint::CheckpointStats>,
 }
 
 impl JobSummary {
@@ -50,6 +52,7 @@ impl JobSummary {
             name: name.to_string(),
             elapsed,
             planned_only: false,
+            checkpoints: Vec::new(),
             stages: stages
                 .iter()
                 .map(|s| {

@@ -90,6 +90,8 @@ pub(crate) struct Graph {
     pub(crate) prepare: Vec<Box<dyn FnOnce() -> Result<()>>>,
     /// An error found while building that could not be returned where it happened.
     pub(crate) deferred_error: Option<Error>,
+    /// Sink subtasks so far: each acknowledges checkpoint barriers under its index.
+    pub(crate) sink_subtasks: usize,
 }
 
 pub(crate) type GraphRef = Rc<RefCell<Graph>>;
@@ -125,6 +127,7 @@ impl Graph {
             stages: vec![],
             prepare: vec![],
             deferred_error: None,
+            sink_subtasks: 0,
         }
     }
 
@@ -161,6 +164,7 @@ impl Graph {
         self.stages.clear();
         self.prepare.clear();
         self.deferred_error = None;
+        self.sink_subtasks = 0;
     }
 
     /// The typed plan of the graph built so far.

@@ -274,7 +274,12 @@ where
     }
 
     fn event(&mut self, event: Event) {
-        if matches!(event, Event::Flush | Event::Watermark(_) | Event::End) {
+        // Partials are transient: they leave before a watermark, the end, or a checkpoint
+        // barrier (so a checkpoint never needs them).
+        if matches!(
+            event,
+            Event::Flush | Event::Watermark(_) | Event::End | Event::Barrier(_)
+        ) {
             self.flush();
         }
         self.writer.event(event);

@@ -19,5 +19,8 @@ pub mod stateless;
 pub mod timestamps;
 pub mod window;
 
+#[cfg(test)]
+mod barrier_tests;
+
 /// A keyed table with flow's fast, stable hasher.
 pub(crate) type Table<K, V> = hashbrown::HashMap<K, V, rustc_hash::FxBuildHasher>;

@@ -11,6 +11,7 @@
 //! - [`metrics`] and `progress`: per-stage counters and the progress line.
 //!
 //! Nothing here imports the API (`api`), the operators (`ops`) or the connectors (`io`).
+pub mod checkpoint;
 pub(crate) mod exchange;
 pub mod metrics;
 pub mod operator;

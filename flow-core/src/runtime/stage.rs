@@ -50,6 +50,13 @@ pub(crate) struct StageTask<C: Chain, T> {
     pub(crate) metrics: Arc<StageMetrics>,
     /// The wall-clock time an operator of the chain asked to be woken at.
     pub(crate) next_wake: Option<Instant>,
+    /// Whether the stage reads a source: it injects checkpoint barriers.
+    pub(crate) source: bool,
+    /// The stage's index among the job's sink subtasks, if it ends in a sink: it acknowledges
+    /// checkpoint barriers.
+    pub(crate) sink: Option<usize>,
+    /// The last checkpoint barrier this source subtask injected.
+    pub(crate) injected: u64,
 }
 
 impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
@@ -64,6 +71,15 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
             }
         }
         Ok(ready)
+    }
+
+    /// Passes checkpoint barrier `n` through the chain into the terminal; a sink has then
+    /// processed everything before it.
+    fn barrier(&mut self, cx: &TaskCx<'_>, n: u64) {
+        self.chain.event(Event::Barrier(n), &mut self.terminal);
+        if let Some(sink) = self.sink {
+            cx.checkpoints().ack(sink, n);
+        }
     }
 
     fn step_inner(&mut self, cx: &TaskCx<'_>) -> Result<Step> {
@@ -84,7 +100,18 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
                 return Ok(Step::Idle);
             }
             if self.ended {
+                if let Some(sink) = self.sink {
+                    cx.checkpoints().finished(sink);
+                }
                 return Ok(Step::Done);
+            }
+            if self.source {
+                // Between two batches, after the last batch's watermark: every barrier asked
+                // for since the last one, in order, so that all sources inject the same ids.
+                while self.injected < cx.checkpoints().requested() {
+                    self.injected += 1;
+                    self.barrier(cx, self.injected);
+                }
             }
             match self.input.poll(cx, &mut self.buf)? {
                 Poll::Data => {
@@ -95,6 +122,7 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
                     self.metrics.records_in.fetch_add(n, Ordering::Relaxed);
                     self.metrics.batches.fetch_add(1, Ordering::Relaxed);
                 }
+                Poll::Event(Event::Barrier(n)) => self.barrier(cx, n),
                 Poll::Event(e) => self.chain.event(e, &mut self.terminal),
                 Poll::Pending => {
                     self.chain.event(Event::Flush, &mut self.terminal);

@@ -14,12 +14,14 @@
 //! Idle pool threads sleep in rayon, so an idle job uses no CPU.
 //!
 //! Memory ordering: see `task_state`, whose protocol is model-checked with loom.
+use super::checkpoint::Coordinator;
 use super::panic::take_panicked_op;
 use super::task_state::TaskState;
 use crate::error::{Error, Result};
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Index of a task in its job.
 pub(crate) type TaskId = usize;
@@ -58,6 +60,9 @@ pub(crate) struct JobShared {
     finished: (Mutex<bool>, Condvar),
     stop: Arc<AtomicBool>,
     timers: super::timer::TimerService,
+    checkpoints: Coordinator,
+    /// The tasks that read sources: they inject checkpoint barriers.
+    sources: Vec<TaskId>,
 }
 
 /// What a step may do besides its own work.
@@ -79,13 +84,29 @@ impl TaskCx<'_> {
     pub(crate) fn stop_requested(&self) -> bool {
         self.shared.stop.load(Ordering::Relaxed)
     }
+    /// The job's checkpoint coordinator.
+    pub(crate) fn checkpoints(&self) -> &Coordinator {
+        &self.shared.checkpoints
+    }
 }
 
 impl JobShared {
+    #[cfg(test)]
     pub(crate) fn new(
         bodies: Vec<Box<dyn TaskBody>>,
         threads: usize,
         stop: Arc<AtomicBool>,
+    ) -> Result<Arc<Self>> {
+        Self::with_checkpoints(bodies, threads, stop, Coordinator::new(None, 0), vec![])
+    }
+
+    /// A job whose `sources` inject the barriers `checkpoints` asks for.
+    pub(crate) fn with_checkpoints(
+        bodies: Vec<Box<dyn TaskBody>>,
+        threads: usize,
+        stop: Arc<AtomicBool>,
+        checkpoints: Coordinator,
+        sources: Vec<TaskId>,
     ) -> Result<Arc<Self>> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
@@ -111,6 +132,8 @@ impl JobShared {
             finished: (Mutex::new(n == 0), Condvar::new()),
             stop,
             timers: Default::default(),
+            checkpoints,
+            sources,
         }))
     }
 
@@ -121,8 +144,21 @@ impl JobShared {
         }
         let (lock, cv) = &self.finished;
         let mut done = lock.lock();
+        // This thread is the checkpoint coordinator's clock while it waits for the end.
+        let mut next = self.checkpoints.interval.map(|d| (d, Instant::now() + d));
         while !*done {
-            cv.wait(&mut done);
+            match next {
+                None => cv.wait(&mut done),
+                Some((every, at)) => {
+                    if cv.wait_until(&mut done, at).timed_out() && !*done {
+                        self.checkpoints.request();
+                        for &id in &self.sources {
+                            self.notify(id);
+                        }
+                        next = Some((every, Instant::now() + every));
+                    }
+                }
+            }
         }
         drop(done);
         self.timers.shutdown();
@@ -210,6 +246,11 @@ impl JobShared {
     /// Whether the job is stopping (asked to stop, or cancelled after an error).
     pub(crate) fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed) || self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// The checkpoints that completed, in order.
+    pub(crate) fn completed_checkpoints(&self) -> Vec<super::checkpoint::CheckpointStats> {
+        self.checkpoints.completed()
     }
 
     /// Records the job's first error and cancels every task.

@@ -27,6 +27,16 @@ impl InputWatermarks {
         }
     }
 
+    /// The number of producers.
+    pub(crate) fn producers(&self) -> usize {
+        self.ended.len()
+    }
+
+    /// Whether producer `i` has ended.
+    pub(crate) fn ended(&self, i: usize) -> bool {
+        self.ended.get(i).copied().unwrap_or(true)
+    }
+
     /// Whether every producer has ended.
     pub(crate) fn all_ended(&self) -> bool {
         self.open == 0
@@ -62,7 +72,10 @@ impl InputWatermarks {
                     *idle = true;
                 }
             }
-            Event::Flush | Event::BatchEnd | Event::ProcessingTime(_) => return None,
+            // Barriers are aligned by the exchange, before this.
+            Event::Flush | Event::BatchEnd | Event::ProcessingTime(_) | Event::Barrier(_) => {
+                return None
+            }
         }
         if self.open == 0 {
             return None;

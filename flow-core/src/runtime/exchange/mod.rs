@@ -96,6 +96,12 @@ pub(crate) fn channels<T>(
                     shared,
                     recycle,
                     watermarks: InputWatermarks::new(producers),
+                    align: Alignment {
+                        id: None,
+                        blocked: vec![false; producers],
+                        held: VecDeque::new(),
+                        ready: VecDeque::new(),
+                    },
                 },
             )
         })
@@ -117,21 +123,87 @@ pub(crate) struct ExchangeInput<T> {
     shared: Arc<ChannelShared>,
     recycle: Sender<Batch<T>>,
     watermarks: InputWatermarks,
+    align: Alignment<T>,
+}
+
+/// Barrier alignment over the producers of one channel (exactly-once): once producer `i` has
+/// delivered barrier `n`, its later messages are held back until every live producer has
+/// delivered `n`; then the barrier goes on, and the held messages are replayed in order.
+/// The channel is shared by all producers, so holding back means buffering, not blocking.
+struct Alignment<T> {
+    /// The barrier being aligned.
+    id: Option<u64>,
+    /// Producers that delivered it.
+    blocked: Vec<bool>,
+    /// Their later messages, in arrival order.
+    held: VecDeque<Msg<T>>,
+    /// Events due before the next message is read.
+    ready: VecDeque<Event>,
+}
+
+impl<T> Msg<T> {
+    fn from(&self) -> usize {
+        match self {
+            Msg::Data { from, .. } | Msg::Event { from, .. } => *from as usize,
+        }
+    }
+}
+
+impl<T> ExchangeInput<T> {
+    /// The next held message that may go on: any while no barrier is being aligned, else the
+    /// first one of a producer that has not delivered the barrier yet.
+    fn next_held(&mut self) -> Option<Msg<T>> {
+        let a = &mut self.align;
+        match a.id {
+            None => a.held.pop_front(),
+            Some(_) => {
+                let i = a.held.iter().position(|m| !a.blocked[m.from()])?;
+                a.held.remove(i)
+            }
+        }
+    }
+
+    /// Completes the alignment if every producer that has not ended delivered the barrier.
+    fn try_complete(&mut self) {
+        let Some(n) = self.align.id else {
+            return;
+        };
+        let all = (0..self.watermarks.producers())
+            .all(|i| self.align.blocked[i] || self.watermarks.ended(i));
+        if all {
+            self.align.id = None;
+            self.align.blocked.iter_mut().for_each(|b| *b = false);
+            self.align.ready.push_back(Event::Barrier(n));
+        }
+    }
 }
 
 impl<T: Send> Input<T> for ExchangeInput<T> {
     fn poll(&mut self, cx: &TaskCx<'_>, buf: &mut Batch<T>) -> Result<Poll> {
         loop {
+            if let Some(e) = self.align.ready.pop_front() {
+                return Ok(Poll::Event(e));
+            }
             if self.watermarks.all_ended() {
                 return Ok(Poll::End);
             }
-            let msg = match self.rx.try_recv() {
-                Ok(m) => m,
-                Err(TryRecvError::Empty) => return Ok(Poll::Pending),
-                // Every producer is gone without saying End: only after a cancelled job.
-                Err(TryRecvError::Disconnected) => return Ok(Poll::End),
+            let msg = match self.next_held() {
+                Some(m) => m,
+                None => {
+                    let m = match self.rx.try_recv() {
+                        Ok(m) => m,
+                        Err(TryRecvError::Empty) => return Ok(Poll::Pending),
+                        // Every producer is gone without saying End: only after a cancelled job.
+                        Err(TryRecvError::Disconnected) => return Ok(Poll::End),
+                    };
+                    self.shared.wake_waiters(cx);
+                    if self.align.id.is_some() && self.align.blocked[m.from()] {
+                        self.align.held.push_back(m);
+                        continue;
+                    }
+                    m
+                }
             };
-            self.shared.wake_waiters(cx);
             match msg {
                 Msg::Data { from, batch } => {
                     self.watermarks.on_data(from as usize);
@@ -143,13 +215,28 @@ impl<T: Send> Input<T> for ExchangeInput<T> {
                     }
                     return Ok(Poll::Data);
                 }
+                Msg::Event {
+                    from,
+                    event: Event::Barrier(n),
+                } => {
+                    // A producer delivers its barriers in order, and while `n` is aligned its
+                    // later messages (with `n + 1`) are held: only `n` itself can arrive here.
+                    self.align.id.get_or_insert(n);
+                    if let Some(b) = self.align.blocked.get_mut(from as usize) {
+                        *b = true;
+                    }
+                    self.try_complete();
+                }
                 Msg::Event { from, event } => {
                     let out = self.watermarks.on_event(from as usize, event);
-                    if self.watermarks.all_ended() {
-                        return Ok(Poll::End);
-                    }
+                    // A producer that ended no longer holds an alignment back.
+                    self.try_complete();
                     if let Some(e) = out {
-                        return Ok(Poll::Event(e));
+                        // Its watermark came before the barrier completes.
+                        self.align.ready.push_front(e);
+                    }
+                    if self.watermarks.all_ended() && self.align.ready.is_empty() {
+                        return Ok(Poll::End);
                     }
                 }
             }
