@@ -37,8 +37,17 @@ pub enum Partitioning {
         /// What travels on the edge (e.g. `late records`).
         what: String,
     },
-    /// Everything to a single subtask (`window_all`).
+    /// Everything to a single subtask (`window_all`, `global`).
     Single,
+    /// To consumers chosen at random (`shuffle`).
+    Shuffle,
+    /// Every record to every consumer (`broadcast`).
+    Broadcast,
+    /// Round-robin over the consumers that share the producer's share of the stage
+    /// (`rescale`).
+    Rescale,
+    /// By a user function (`partition_custom`).
+    Custom,
 }
 
 impl fmt::Display for Partitioning {
@@ -48,6 +57,10 @@ impl fmt::Display for Partitioning {
             Partitioning::RoundRobin => f.write_str("round-robin"),
             Partitioning::Forward { what } => write!(f, "forward: {what}"),
             Partitioning::Single => f.write_str("single subtask"),
+            Partitioning::Shuffle => f.write_str("random"),
+            Partitioning::Broadcast => f.write_str("broadcast"),
+            Partitioning::Rescale => f.write_str("rescale"),
+            Partitioning::Custom => f.write_str("custom"),
         }
     }
 }

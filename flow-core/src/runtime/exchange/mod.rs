@@ -244,6 +244,29 @@ impl<T: Send> Input<T> for ExchangeInput<T> {
     }
 }
 
+/// Sends every record to every consumer (`broadcast`), as the terminal of a stage.
+pub(crate) struct BroadcastWriter<T>(pub(crate) ExchangeWriter<T, partition::Forward>);
+
+impl<T: Clone + Send> Downstream<T> for BroadcastWriter<T> {
+    #[inline]
+    fn emit(&mut self, item: T, ts: Timestamp) {
+        let n = self.0.consumers();
+        for t in 1..n {
+            self.0.emit_to(t, item.clone(), ts);
+        }
+        self.0.emit_to(0, item, ts);
+    }
+    fn event(&mut self, event: Event) {
+        self.0.event(event)
+    }
+}
+
+impl<T: Clone + Send> Terminal<T> for BroadcastWriter<T> {
+    fn drain(&mut self, cx: &TaskCx<'_>) -> Result<bool> {
+        self.0.drain(cx)
+    }
+}
+
 /// The producing side of an exchange, as the terminal of a stage.
 pub(crate) struct ExchangeWriter<T, P> {
     index: u32,
@@ -270,8 +293,15 @@ impl<T: Send, P: Partitioner<T>> ExchangeWriter<T, P> {
             batch_size: batch_size.max(1),
         }
     }
+}
 
-    fn seal(&mut self, target: usize) {
+impl<T: Send, P> ExchangeWriter<T, P> {
+    /// The number of consumers.
+    pub(crate) fn consumers(&self) -> usize {
+        self.outs.len()
+    }
+
+    fn seal_to(&mut self, target: usize) {
         if !self.bufs[target].is_empty() {
             let next = match self.outs[target].recycled.try_recv() {
                 Ok(b) => b,
@@ -287,6 +317,19 @@ impl<T: Send, P: Partitioner<T>> ExchangeWriter<T, P> {
             ));
         }
     }
+
+    /// Sends a record to consumer `t`, whatever the partitioner says.
+    #[inline]
+    pub(crate) fn emit_to(&mut self, t: usize, item: T, ts: Timestamp) {
+        let buf = &mut self.bufs[t];
+        if buf.data.capacity() == 0 {
+            buf.data.reserve_exact(self.batch_size);
+        }
+        buf.push(item, ts);
+        if buf.len() >= self.batch_size {
+            self.seal_to(t);
+        }
+    }
 }
 
 impl<T: Send, P: Partitioner<T>> Downstream<T> for ExchangeWriter<T, P> {
@@ -299,7 +342,7 @@ impl<T: Send, P: Partitioner<T>> Downstream<T> for ExchangeWriter<T, P> {
         }
         buf.push(item, ts);
         if buf.len() >= self.batch_size {
-            self.seal(t);
+            self.seal_to(t);
         }
     }
 
@@ -308,7 +351,7 @@ impl<T: Send, P: Partitioner<T>> Downstream<T> for ExchangeWriter<T, P> {
             return;
         }
         for t in 0..self.outs.len() {
-            self.seal(t);
+            self.seal_to(t);
         }
         if event == Event::Flush {
             return;

@@ -74,6 +74,48 @@ impl<T> Partitioner<T> for RoundRobin {
     }
 }
 
+/// Routes records to consumers chosen at random (Flink's `shuffle`), from a generator seeded
+/// by the producer's index, so a run is reproducible.
+pub(crate) struct Shuffle(pub(crate) u64);
+
+impl<T> Partitioner<T> for Shuffle {
+    #[inline]
+    fn route(&mut self, _item: &T, consumers: usize) -> usize {
+        // splitmix64
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let z = flow_state::mix64(self.0);
+        ((z as u128 * consumers.max(1) as u128) >> 64) as usize
+    }
+}
+
+/// Round-robin over consumers `lo..hi` (`rescale`).
+pub(crate) struct Rescale {
+    pub(crate) lo: usize,
+    pub(crate) hi: usize,
+    pub(crate) next: usize,
+}
+
+impl<T> Partitioner<T> for Rescale {
+    #[inline]
+    fn route(&mut self, _item: &T, consumers: usize) -> usize {
+        let width = self.hi.saturating_sub(self.lo).max(1);
+        let t = self.lo + self.next;
+        self.next = (self.next + 1) % width;
+        t.min(consumers.max(1) - 1)
+    }
+}
+
+/// Routes by a user function of the record and the number of consumers (`partition_custom`).
+pub(crate) struct Custom<F>(pub(crate) Named<F>);
+
+impl<T, F: FnMut(&T, usize) -> usize + Send> Partitioner<T> for Custom<F> {
+    #[inline]
+    fn route(&mut self, item: &T, consumers: usize) -> usize {
+        let n = consumers.max(1);
+        crate::runtime::panic::guarded!(self.0.name, (self.0.f)(item, n)) % n
+    }
+}
+
 /// Sends everything to one consumer (side outputs: subtask `i` feeds subtask `i`).
 pub(crate) struct Forward(pub(crate) usize);
 
