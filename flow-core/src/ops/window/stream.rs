@@ -26,7 +26,7 @@ use super::operator::{WindowChain, WindowOp};
 use crate::api::exchange::{exchange_by_key, exchange_to_one, side_stream};
 use crate::api::stream::{KeyedStream, Stream};
 use crate::graph::OpInfo;
-use crate::ops::aggregate::{Aggregate, Count, Extreme, Reduce, Sum};
+use crate::ops::aggregate::{Aggregate, Count, Extreme, ExtremeBy, Reduce, Sum};
 use crate::ops::side_output::SideOutput;
 use crate::runtime::operator::{Chain, Identity};
 use crate::runtime::panic::{Named, OpName};
@@ -291,6 +291,101 @@ where
         self.apply(
             "max",
             AggregateWindow(Extreme::<F, true>(Named { f, name })),
+        )
+    }
+
+    /// The smallest `f(record)` of each window (the earlier value on ties).
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(1));
+    /// let minima = env
+    ///     .from_iter([3, 9, 4, 1, 7])
+    ///     .key_by(|_| 0)
+    ///     .window(CountWindows::of(2))
+    ///     .min(|x| *x)
+    ///     .map(|w| w.value)
+    ///     .collect();
+    /// env.execute()?;
+    /// assert_eq!(minima.take(), vec![3, 1]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn min<V, F>(self, f: F) -> Stream<WindowChain<K, T, AggregateWindow<Extreme<F, false>>>>
+    where
+        F: FnMut(&T) -> V + Clone + Send + 'static,
+        V: PartialOrd + Clone + Send + 'static,
+    {
+        let name = OpName::new("min", Location::caller());
+        self.apply(
+            "min",
+            AggregateWindow(Extreme::<F, false>(Named { f, name })),
+        )
+    }
+
+    /// The record of each window with the smallest `f(record)` (the first such record on
+    /// ties).
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(1));
+    /// let cheapest = env
+    ///     .from_iter([("a", 3), ("b", 1), ("c", 1), ("d", 5)])
+    ///     .key_by(|_| 0)
+    ///     .window(CountWindows::of(2))
+    ///     .min_by(|r| r.1)
+    ///     .map(|w| w.value.0)
+    ///     .collect();
+    /// env.execute()?;
+    /// assert_eq!(cheapest.take(), vec!["b", "c"]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn min_by<V, F>(
+        self,
+        f: F,
+    ) -> Stream<WindowChain<K, T, AggregateWindow<ExtremeBy<F, false>>>>
+    where
+        F: FnMut(&T) -> V + Clone + Send + 'static,
+        V: PartialOrd,
+    {
+        let name = OpName::new("min_by", Location::caller());
+        self.apply(
+            "min_by",
+            AggregateWindow(ExtremeBy::<F, false>(Named { f, name })),
+        )
+    }
+
+    /// The record of each window with the largest `f(record)` (the first such record on
+    /// ties).
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(1));
+    /// let top = env
+    ///     .from_iter([("a", 3), ("b", 3), ("c", 1), ("d", 5)])
+    ///     .key_by(|_| 0)
+    ///     .window(CountWindows::of(2))
+    ///     .max_by(|r| r.1)
+    ///     .map(|w| w.value.0)
+    ///     .collect();
+    /// env.execute()?;
+    /// assert_eq!(top.take(), vec!["a", "d"]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn max_by<V, F>(
+        self,
+        f: F,
+    ) -> Stream<WindowChain<K, T, AggregateWindow<ExtremeBy<F, true>>>>
+    where
+        F: FnMut(&T) -> V + Clone + Send + 'static,
+        V: PartialOrd,
+    {
+        let name = OpName::new("max_by", Location::caller());
+        self.apply(
+            "max_by",
+            AggregateWindow(ExtremeBy::<F, true>(Named { f, name })),
         )
     }
 
