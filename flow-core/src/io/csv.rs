@@ -10,12 +10,22 @@ pub trait CsvField {
 }
 
 /// A record that can be one CSV row (without the line break).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be written as a CSV row",
+    label = "not a `CsvRow`",
+    note = "rows are tuples of up to 8 fields (strings, numbers, `bool`, `char`, `Word`, `Option`s of these) or single such values; map records to a tuple first"
+)]
 pub trait CsvRow {
     /// Appends the row's fields, separated by commas, to `out`.
     fn write_row(&self, out: &mut Vec<u8>);
 }
 
 /// A record that can be parsed from one CSV row.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be read from a CSV row",
+    label = "not `FromCsv`",
+    note = "`read_csv` reads tuples of up to 8 fields whose types implement `FromStr`, e.g. `read_csv::<(String, i64, u64)>`"
+)]
 pub trait FromCsv: Sized {
     /// Parses the fields of one row. The error says what is wrong, without the position,
     /// which the caller adds.

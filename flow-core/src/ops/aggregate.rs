@@ -56,6 +56,11 @@ use std::panic::Location;
 /// assert_eq!(got, vec![("a".to_string(), 2.0), ("b".to_string(), 4.0)]);
 /// # Ok::<(), flow_core::Error>(())
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an aggregate function of records `{T}`",
+    label = "expected an `Aggregate<{T}>`",
+    note = "implement `Aggregate<{T}>` (create, add, merge, result) for a `Clone` type; for a closure over two records use `reduce`, for a fold that cannot merge use `fold`"
+)]
 pub trait Aggregate<T>: Clone + Send + 'static {
     /// The accumulator.
     type Acc: Clone + Send + 'static;

@@ -44,6 +44,11 @@ use std::panic::Location;
 
 /// A function over two connected keyed inputs that share per-key state and timers (Flink's
 /// `KeyedCoProcessFunction`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a keyed co-process function of keys `{K}` and inputs `{A}`, `{B}`",
+    label = "expected a `KeyedCoProcessFunction<{K}, {A}, {B}>`",
+    note = "implement `KeyedCoProcessFunction<{K}, {A}, {B}>` for a type (with `process_left`, `process_right` and optionally `on_timer`); closures are not co-process functions"
+)]
 pub trait KeyedCoProcessFunction<K, A, B>: Clone + Send + 'static {
     /// The state of one key, shared by both inputs.
     type State: Default + Send + 'static;
@@ -85,6 +90,8 @@ impl<P: Clone, A, B> Clone for CoProcess<P, A, B> {
     }
 }
 
+// An internal adapter: never suggest it to a user whose type is not a process function.
+#[diagnostic::do_not_recommend]
 impl<K, A, B, P> KeyedProcessFunction<K, Either<A, B>> for CoProcess<P, A, B>
 where
     A: 'static,

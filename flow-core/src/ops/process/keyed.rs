@@ -56,6 +56,12 @@ use std::hash::Hash;
 use std::panic::Location;
 
 /// A function of a keyed stream with per-key state and timers.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a keyed process function of keys `{K}` and records `{T}`",
+    label = "expected a `KeyedProcessFunction<{K}, {T}>`",
+    note = "implement `KeyedProcessFunction<{K}, {T}>` for a type, or mark a plain function `#[process_fn]` and pass the struct it generates; closures are not keyed process functions",
+    note = "a keyed process function must also be `Clone + Send + 'static`"
+)]
 pub trait KeyedProcessFunction<K, T>: Clone + Send + 'static {
     /// The state of one key.
     type State: Default + Send + 'static;

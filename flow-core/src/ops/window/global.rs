@@ -61,6 +61,11 @@ pub enum TriggerResult {
 }
 
 /// Decides when a key's global window fires.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a trigger of records `{T}`",
+    label = "expected a `Trigger<{T}>`",
+    note = "implement `Trigger<{T}>` (`on_element`, optionally `on_end`) for a `Clone + Send` type"
+)]
 pub trait Trigger<T>: Clone + Send + 'static {
     /// Called after `item` (with event timestamp `ts`) joined the key's window, which now
     /// holds `count` records.
