@@ -68,3 +68,51 @@ fn a_stream_without_a_sink_is_named_in_the_plan_and_rejected_by_execute() {
     let err = env.execute().unwrap_err().to_string();
     assert!(err.contains("has no sink"), "{err}");
 }
+
+#[test]
+fn names_and_uids_set_by_the_job_reach_the_plan_and_the_summary() {
+    let mut env = Env::new(Config::default().parallelism(2).name("named"));
+    let out = env
+        .from_iter(["a b", "b"])
+        .name("lines")
+        .flat_map(|l| l.split(' ').map(str::to_string).collect::<Vec<_>>())
+        .name("words")
+        .key_by(|w| w.clone())
+        .count()
+        .uid("word-counts")
+        .name("counts")
+        .collect();
+    let plan = env.plan();
+    assert_eq!(plan.stages[0].head, "lines");
+    assert_eq!(plan.stages[1].operators[0].uid, "word-counts");
+    assert!(
+        plan.to_string()
+            .contains("-> counts (count, flow-core/tests/plan.rs:"),
+        "{plan}"
+    );
+    let summary = env.execute().unwrap();
+    assert!(
+        summary.stages[0]
+            .name
+            .starts_with("lines -> words -> count (pre-aggregate)"),
+        "{}",
+        summary.stages[0].name
+    );
+    assert_eq!(
+        summary.stages[1].name,
+        "from stage 0 by key -> counts => collect"
+    );
+    assert_eq!(out.take().len(), 2);
+}
+
+#[test]
+fn two_operators_with_one_uid_are_rejected() {
+    let mut env = Env::new(Config::default().parallelism(1));
+    env.from_iter([1]).map(|x| x + 1).uid("same").discard();
+    env.from_iter([2]).map(|x| x * 2).uid("same").discard();
+    let err = env.execute().unwrap_err().to_string();
+    assert!(
+        err.contains("the uid `same` names two operators, map (flow-core/tests/plan.rs:"),
+        "{err}"
+    );
+}

@@ -199,6 +199,13 @@ impl Env {
                 g.clear();
                 return Err(e);
             }
+            if let Some((uid, a, b)) = g.duplicate_uid() {
+                let e = Error::Config(format!(
+                    "the uid `{uid}` names two operators, {a} and {b}: uids must be unique"
+                ));
+                g.clear();
+                return Err(e);
+            }
             if let Some(st) = g.stages.iter().find(|s| s.terminal.is_none()) {
                 let e = Error::Config(format!(
                     "the stream created at {} ({}) has no sink: end it with collect, print, \

@@ -110,6 +110,54 @@ impl<C: Chain> Stream<C> {
         info.terminal = Some(terminal);
     }
 
+    /// Names the operator before it (or, right after a source or an exchange, the stage's
+    /// input) in the plan, the summary and the dashboard (Flink's `.name()`).
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(1));
+    /// env.from_iter(["a b"]).name("sentences")
+    ///     .flat_map(|l| l.split(' ').map(str::to_string).collect::<Vec<_>>()).name("words")
+    ///     .discard();
+    /// let plan = env.plan();
+    /// assert_eq!(plan.stages[0].head, "sentences");
+    /// assert_eq!(plan.stages[0].operators[0].name.as_deref(), Some("words"));
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        match self.ops.last_mut() {
+            Some(op) => op.label = Some(name),
+            None => self.g.borrow_mut().stages[self.input.slot.stage].head = name,
+        }
+        self
+    }
+
+    /// Gives the operator before it a stable name, which its checkpointed state will be
+    /// found by after the job changes (Flink's `.uid()`); uids must be unique in a job.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// env.from_iter([("a", 1)]).key_by(|e| e.0).sum(|e| e.1).uid("totals").discard();
+    /// assert_eq!(env.plan().stages[1].operators[0].uid, "totals");
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    pub fn uid(mut self, uid: impl Into<String>) -> Self {
+        match self.ops.last_mut() {
+            Some(op) => op.uid = Some(uid.into()),
+            None => {
+                let e = crate::Error::Config(format!(
+                    "uid `{}` set on the stream created at {} before any operator",
+                    uid.into(),
+                    self.g.borrow().stages[self.input.slot.stage].created_at
+                ));
+                self.g.borrow_mut().deferred_error.get_or_insert(e);
+            }
+        }
+        self
+    }
+
     /// Partitions the stream by key: records with equal keys go to the same subtask of the
     /// next stage. Follow it with a keyed aggregate, a window, a process function or a join.
     ///

@@ -60,7 +60,7 @@ impl JobSummary {
                     let mut name = s.head.clone();
                     for op in &s.ops {
                         name.push_str(" -> ");
-                        name.push_str(op.name.kind());
+                        name.push_str(op.label.as_deref().unwrap_or(op.name.kind()));
                     }
                     name.push_str(" => ");
                     match &s.terminal {

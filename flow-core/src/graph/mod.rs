@@ -20,6 +20,10 @@ pub(crate) struct OpInfo {
     pub(crate) name: OpName,
     /// What the operator is configured to do, beyond its kind (window size, bounds...).
     pub(crate) detail: Option<String>,
+    /// The name the job gave it (`.name(..)`).
+    pub(crate) label: Option<String>,
+    /// The stable name the job gave it (`.uid(..)`).
+    pub(crate) uid: Option<String>,
 }
 
 impl OpInfo {
@@ -27,12 +31,14 @@ impl OpInfo {
         OpInfo {
             name: name.clone(),
             detail: None,
+            label: None,
+            uid: None,
         }
     }
     pub(crate) fn with_detail(name: &OpName, detail: impl Into<String>) -> Self {
         OpInfo {
-            name: name.clone(),
             detail: Some(detail.into()),
+            ..OpInfo::new(name)
         }
     }
 }
@@ -158,6 +164,23 @@ impl Graph {
         }
     }
 
+    /// The first uid that two operators share, with where they were declared.
+    pub(crate) fn duplicate_uid(&self) -> Option<(String, String, String)> {
+        let mut seen: std::collections::HashMap<&str, &OpInfo> = Default::default();
+        for op in self.stages.iter().flat_map(|s| &s.ops) {
+            if let Some(uid) = op.uid.as_deref() {
+                if let Some(first) = seen.insert(uid, op) {
+                    return Some((
+                        uid.to_string(),
+                        first.name.as_str().to_string(),
+                        op.name.as_str().to_string(),
+                    ));
+                }
+            }
+        }
+        None
+    }
+
     /// Forgets the job built so far.
     pub(crate) fn clear(&mut self) {
         self.tasks.clear();
@@ -186,7 +209,11 @@ impl Graph {
                         .iter()
                         .enumerate()
                         .map(|(i, op)| PlanOperator {
-                            uid: format!("{id}.{i}.{}", op.name.kind()),
+                            uid: op
+                                .uid
+                                .clone()
+                                .unwrap_or_else(|| format!("{id}.{i}.{}", op.name.kind())),
+                            name: op.label.clone(),
                             kind: op.name.kind().to_string(),
                             declared_at: op.name.declared_at().to_string(),
                             detail: op.detail.clone(),

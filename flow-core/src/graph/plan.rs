@@ -68,9 +68,12 @@ impl fmt::Display for Partitioning {
 /// One operator fused into a stage.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PlanOperator {
-    /// The operator's stable name in the plan: `stage.index.kind`, the same for the same job
-    /// graph in every build.
+    /// The operator's stable name: the one the job set with `.uid(..)`, else `stage.index.kind`,
+    /// the same for the same job graph in every build. Checkpointed state is keyed by it.
     pub uid: String,
+    /// The name the job gave it with `.name(..)`, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// What the operator does: `map`, `window`, `count`, ...
     pub kind: String,
     /// Where the job's source declares it, `file:line`.
@@ -156,7 +159,10 @@ impl fmt::Display for Plan {
                 st.id, st.parallelism, st.head
             )?;
             for op in &st.operators {
-                write!(f, "    -> {} ({})", op.kind, op.declared_at)?;
+                match &op.name {
+                    Some(name) => write!(f, "    -> {name} ({}, {})", op.kind, op.declared_at)?,
+                    None => write!(f, "    -> {} ({})", op.kind, op.declared_at)?,
+                }
                 if let Some(d) = &op.detail {
                     write!(f, " [{d}]")?;
                 }
