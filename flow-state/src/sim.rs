@@ -100,7 +100,31 @@ impl SimStorage {
     /// files and locks die with the "process", and an armed [`SimStorage::fail_after`] is
     /// cleared.
     pub fn crash(&self) {
+        self.crash_keeping(|_| false);
+    }
+
+    /// Power loss where the OS happened to have written some unsynced directory entries
+    /// already: for every path with `persisted(path)`, its current entry (or its absence) is
+    /// made durable first; everything else unsynced is lost as in [`SimStorage::crash`]. This
+    /// models directory updates reaching the disk out of order; file contents still need fsync.
+    pub fn crash_keeping(&self, persisted: impl Fn(&Path) -> bool) {
         let mut st = self.lock();
+        let cur: Vec<(PathBuf, usize)> = st
+            .current
+            .iter()
+            .filter(|(p, _)| persisted(p))
+            .map(|(p, i)| (p.clone(), *i))
+            .collect();
+        let gone: Vec<PathBuf> = st
+            .durable
+            .keys()
+            .filter(|p| persisted(p) && !st.current.contains_key(*p))
+            .cloned()
+            .collect();
+        st.durable.extend(cur);
+        for p in gone {
+            st.durable.remove(&p);
+        }
         st.current = st.durable.clone();
         for inode in &mut st.inodes {
             inode.current = inode.durable.clone();
