@@ -15,21 +15,47 @@ const DIR: &str = "/ckpt";
 
 fn options() -> StoreOptions {
     // Small segments: a commit writes several, so there are more steps to crash at.
-    StoreOptions { segment_target_bytes: 40 }
+    StoreOptions {
+        segment_target_bytes: 40,
+    }
 }
 
 fn deltas() -> Vec<Delta> {
     let mut out = Vec::new();
-    let kv = |kg: u32, k: &str, v: Option<&str>| ((kg, k.as_bytes().to_vec()), v.map(|v| v.as_bytes().to_vec()));
+    let kv = |kg: u32, k: &str, v: Option<&str>| {
+        (
+            (kg, k.as_bytes().to_vec()),
+            v.map(|v| v.as_bytes().to_vec()),
+        )
+    };
     let mut d = Delta::new();
-    d.insert(("op", "a"), [kv(0, "x", Some("1")), kv(1, "y", Some("2")), kv(5, "z", Some("3"))].into());
+    d.insert(
+        ("op", "a"),
+        [
+            kv(0, "x", Some("1")),
+            kv(1, "y", Some("2")),
+            kv(5, "z", Some("3")),
+        ]
+        .into(),
+    );
     d.insert(("op", "b"), [kv(2, "w", Some("9"))].into());
     out.push(d);
     let mut d = Delta::new();
-    d.insert(("op", "a"), [kv(0, "x", None), kv(1, "y", Some("22")), kv(3, "q", Some("4"))].into());
+    d.insert(
+        ("op", "a"),
+        [
+            kv(0, "x", None),
+            kv(1, "y", Some("22")),
+            kv(3, "q", Some("4")),
+        ]
+        .into(),
+    );
     out.push(d);
     let mut d = Delta::new();
-    d.insert(("op", "b"), [kv(2, "w", None), kv(6, "v", Some("7"))].into());
+    d.insert(
+        ("op", "b"),
+        [kv(2, "w", None), kv(6, "v", Some("7"))].into(),
+    );
     d.insert(("op", "a"), [kv(5, "z", Some("33"))].into());
     out.push(d);
     out
@@ -82,14 +108,21 @@ fn power_loss_at_every_step_keeps_the_latest_complete_checkpoint() {
         storage.fail_after(k);
         let (mut committed, mut attempting) = (0, None);
         let r = scenario(&storage, &mut committed, &mut attempting);
-        let step = log.get(k as usize).map_or("(none: ran to the end)", String::as_str);
+        let step = log
+            .get(k as usize)
+            .map_or("(none: ran to the end)", String::as_str);
         let step = &format!("{step}; manifest entries persisted early: {early_manifest}");
         assert_eq!(r.is_ok(), k == steps, "crash before step {k}: {step}");
         storage.crash_keeping(|p| early_manifest && p.extension().is_some_and(|e| e == "manifest"));
 
-        let mut store = CheckpointStore::open_with(DIR, Arc::new(storage.clone()), options()).unwrap();
+        let mut store =
+            CheckpointStore::open_with(DIR, Arc::new(storage.clone()), options()).unwrap();
         let rec = store.latest_complete().unwrap();
-        assert!(!rec.fell_back(), "crash before step {k} ({step}) left damage: {:?}", rec.skipped);
+        assert!(
+            !rec.fell_back(),
+            "crash before step {k} ({step}) left damage: {:?}",
+            rec.skipped
+        );
         let latest = rec.checkpoint.unwrap_or(0);
         // Whatever committed stays; the checkpoint being committed may or may not be there
         // (its manifest rename may have reached the disk); nothing later exists.
@@ -98,13 +131,18 @@ fn power_loss_at_every_step_keeps_the_latest_complete_checkpoint() {
             "crash before step {k} ({step}): latest {latest}, committed {committed}, attempting {attempting:?}"
         );
         for id in store.checkpoints().unwrap() {
-            store.verify(id).unwrap_or_else(|e| panic!("crash before step {k} ({step}): {e}"));
+            store
+                .verify(id)
+                .unwrap_or_else(|e| panic!("crash before step {k} ({step}): {e}"));
             assert!(id <= latest);
         }
         if latest > 0 {
             check_checkpoint(&store, latest, &models[latest as usize], ALL);
             let view = store.restore_view(latest).unwrap();
-            assert_eq!(view.metadata("source"), Some(format!("pos-{latest}").as_bytes()));
+            assert_eq!(
+                view.metadata("source"),
+                Some(format!("pos-{latest}").as_bytes())
+            );
         }
 
         // GC after recovery leaves exactly the lock, the manifest and its segments.
@@ -113,14 +151,21 @@ fn power_loss_at_every_step_keeps_the_latest_complete_checkpoint() {
             let files = storage.files(Path::new(DIR));
             let view = store.restore_view(latest).unwrap();
             let segments: usize = view.states().map(|(u, n)| view.segment_count(u, n)).sum();
-            assert_eq!(files.len(), 2 + segments, "crash before step {k} ({step}): leaked files {files:?}");
+            assert_eq!(
+                files.len(),
+                2 + segments,
+                "crash before step {k} ({step}): leaked files {files:?}"
+            );
             assert!(files.iter().all(|f| !f.ends_with(".tmp")));
         }
 
         // And the job goes on: the next checkpoint commits on top of the recovered one.
         let next = store.checkpoints().unwrap().last().copied().unwrap_or(0) + 1;
         let mut d = Delta::new();
-        d.insert(("op", "c"), [((9, b"after".to_vec()), Some(b"crash".to_vec()))].into());
+        d.insert(
+            ("op", "c"),
+            [((9, b"after".to_vec()), Some(b"crash".to_vec()))].into(),
+        );
         let mut cp = store.begin(next).unwrap();
         write_delta(&mut cp, &d).unwrap();
         cp.commit().unwrap();
@@ -142,7 +187,10 @@ fn unsynced_segment_vanishes_and_durable_leftovers_are_collected() {
     let mut w = cp.state("op", "a");
     w.put(0, b"k", Some(b"v")).unwrap();
     w.finish().unwrap();
-    assert!(storage.files(Path::new(DIR)).iter().any(|f| f.ends_with(".seg")));
+    assert!(storage
+        .files(Path::new(DIR))
+        .iter()
+        .any(|f| f.ends_with(".seg")));
     drop(cp);
     drop(store);
     storage.crash();
@@ -160,7 +208,9 @@ fn unsynced_segment_vanishes_and_durable_leftovers_are_collected() {
     // Not ours: never touched.
     storage.create(&dir.join("notes.txt")).unwrap();
     storage.sync_dir(dir).unwrap();
-    storage.rename(&tmp, &dir.join("segment-00000000000000000001-000000.seg")).unwrap();
+    storage
+        .rename(&tmp, &dir.join("segment-00000000000000000001-000000.seg"))
+        .unwrap();
     storage.crash();
     let files = storage.files(dir);
     assert!(files.iter().any(|f| f.ends_with(".seg.tmp")), "{files:?}");

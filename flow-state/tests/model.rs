@@ -10,7 +10,11 @@ use common::*;
 use flow_state::{CheckpointStore, FsStorage, KeyGroupRange, SimStorage, Storage, StoreOptions};
 use proptest::prelude::*;
 
-const STATES: [StateId; 3] = [("dedup", "seen"), ("window-sum", "sums"), ("window-sum", "timers")];
+const STATES: [StateId; 3] = [
+    ("dedup", "seen"),
+    ("window-sum", "sums"),
+    ("window-sum", "timers"),
+];
 const KEY_GROUPS: u32 = 12;
 
 fn op() -> impl Strategy<Value = (usize, u32, Vec<u8>, Option<Vec<u8>>)> {
@@ -29,7 +33,9 @@ fn run(
     target: u64,
     ranges: Vec<(u32, u32)>,
 ) {
-    let options = StoreOptions { segment_target_bytes: target };
+    let options = StoreOptions {
+        segment_target_bytes: target,
+    };
     let mut store = CheckpointStore::open_with(dir, storage.clone(), options.clone()).unwrap();
     let mut model = Model::new();
     let mut models = Vec::new();
@@ -37,7 +43,10 @@ fn run(
         let id = i as u64 + 1;
         let mut delta = Delta::new();
         for (s, kg, key, value) in ops {
-            delta.entry(STATES[*s]).or_default().insert((*kg, key.clone()), value.clone());
+            delta
+                .entry(STATES[*s])
+                .or_default()
+                .insert((*kg, key.clone()), value.clone());
         }
         let mut cp = store.begin(id).unwrap();
         write_delta(&mut cp, &delta).unwrap();
@@ -50,13 +59,19 @@ fn run(
     drop(store);
     let store = CheckpointStore::open_with(dir, storage, options).unwrap();
     let latest = store.latest_complete().unwrap();
-    assert_eq!(latest.checkpoint, Some(checkpoints.len() as u64).filter(|&n| n > 0));
+    assert_eq!(
+        latest.checkpoint,
+        Some(checkpoints.len() as u64).filter(|&n| n > 0)
+    );
     assert!(!latest.fell_back());
     for (i, m) in models.iter().enumerate() {
         let id = i as u64 + 1;
         check_checkpoint(&store, id, m, ALL);
         for &(a, b) in &ranges {
-            let range = KeyGroupRange { start: a.min(b), end: a.max(b) };
+            let range = KeyGroupRange {
+                start: a.min(b),
+                end: a.max(b),
+            };
             check_checkpoint(&store, id, m, range);
         }
         let view = store.restore_view(id).unwrap();

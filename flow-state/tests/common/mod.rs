@@ -43,7 +43,9 @@ pub fn apply(model: &mut Model, delta: &Delta) {
 
 /// Asserts that checkpoint `id` holds exactly `model` in key groups `range`.
 pub fn check_checkpoint(store: &CheckpointStore, id: u64, model: &Model, range: KeyGroupRange) {
-    let view = store.restore_view(id).unwrap_or_else(|e| panic!("restore {id}: {e}"));
+    let view = store
+        .restore_view(id)
+        .unwrap_or_else(|e| panic!("restore {id}: {e}"));
     for (state, m) in model {
         let expected: Vec<(u32, Vec<u8>, Vec<u8>)> = m
             .iter()
@@ -51,17 +53,28 @@ pub fn check_checkpoint(store: &CheckpointStore, id: u64, model: &Model, range: 
             .map(|((kg, k), v)| (*kg, k.clone(), v.clone()))
             .collect();
         let got: Vec<(u32, Vec<u8>, Vec<u8>)> = match view.entries(state.0, state.1, range) {
-            Ok(it) => it.map(|e| (e.key_group, e.key.to_vec(), e.value.to_vec())).collect(),
+            Ok(it) => it
+                .map(|e| (e.key_group, e.key.to_vec(), e.value.to_vec()))
+                .collect(),
             // A state that never had an entry written has no segments and is unknown.
             Err(flow_state::StateError::UnknownState { .. }) => Vec::new(),
             Err(e) => panic!("entries of {state:?} in checkpoint {id}: {e}"),
         };
-        assert_eq!(got, expected, "checkpoint {id}, state {state:?}, range {range:?}");
+        assert_eq!(
+            got, expected,
+            "checkpoint {id}, state {state:?}, range {range:?}"
+        );
         for ((kg, k), v) in m.iter().filter(|((kg, _), _)| range.contains(*kg)) {
-            assert_eq!(view.get(state.0, state.1, *kg, k).unwrap(), Some(v.as_slice()));
+            assert_eq!(
+                view.get(state.0, state.1, *kg, k).unwrap(),
+                Some(v.as_slice())
+            );
         }
     }
 }
 
 /// Full key-group range of the tests.
-pub const ALL: KeyGroupRange = KeyGroupRange { start: 0, end: 1 << 20 };
+pub const ALL: KeyGroupRange = KeyGroupRange {
+    start: 0,
+    end: 1 << 20,
+};
