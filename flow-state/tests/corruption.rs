@@ -2,6 +2,8 @@
 //! every length, a deleted segment, a deleted manifest — detected, reported with the file's
 //! path, and recovery falls back to the previous complete checkpoint, saying so.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 
 use std::path::{Path, PathBuf};

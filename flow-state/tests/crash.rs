@@ -3,6 +3,8 @@
 //! must find the latest committed checkpoint intact, nothing of a later unfinished checkpoint
 //! visible, no damaged manifest, and — after `retain` — no leaked file.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 
 use std::path::Path;

@@ -2,6 +2,8 @@
 //! `BTreeMap` model; every checkpoint is restored (whole and for random key-group sub-ranges,
 //! as rescaling asks for) and must equal the model as of that checkpoint.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 
 use std::sync::Arc;
@@ -17,7 +19,10 @@ const STATES: [StateId; 3] = [
 ];
 const KEY_GROUPS: u32 = 12;
 
-fn op() -> impl Strategy<Value = (usize, u32, Vec<u8>, Option<Vec<u8>>)> {
+/// (state index, key group, key, value or deletion)
+type Op = (usize, u32, Vec<u8>, Option<Vec<u8>>);
+
+fn op() -> impl Strategy<Value = Op> {
     (
         0..STATES.len(),
         0..KEY_GROUPS,
@@ -29,7 +34,7 @@ fn op() -> impl Strategy<Value = (usize, u32, Vec<u8>, Option<Vec<u8>>)> {
 fn run(
     storage: Arc<dyn Storage>,
     dir: &std::path::Path,
-    checkpoints: Vec<Vec<(usize, u32, Vec<u8>, Option<Vec<u8>>)>>,
+    checkpoints: Vec<Vec<Op>>,
     target: u64,
     ranges: Vec<(u32, u32)>,
 ) {

@@ -1,5 +1,7 @@
 //! Lock file, retention and garbage collection, checkpoint ids, writer contract.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 
 use std::path::Path;

@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: a `BTreeMap` model of keyed state.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 
