@@ -318,3 +318,37 @@ impl Storage for SimStorage {
         })))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crash_keeps_exactly_what_was_synced() {
+        let s = SimStorage::new();
+        let d = Path::new("/d");
+        let mut f = s.create(&d.join("a")).unwrap();
+        f.write_all(b"durable").unwrap();
+        f.sync().unwrap();
+        f.write_all(b" lost").unwrap();
+        s.sync_dir(d).unwrap();
+        s.rename(&d.join("a"), &d.join("b")).unwrap();
+        s.create(&d.join("c")).unwrap();
+        s.crash();
+        assert_eq!(s.files(d), vec!["a".to_owned()]);
+        assert_eq!(s.read(&d.join("a")).unwrap(), b"durable");
+        // Handles from before the crash are dead.
+        assert!(f.write_all(b"x").is_err());
+    }
+
+    #[test]
+    fn fail_after_stops_every_operation_until_the_crash() {
+        let s = SimStorage::new();
+        s.fail_after(1);
+        let mut f = s.create(Path::new("/d/a")).unwrap();
+        assert!(f.write_all(b"x").is_err());
+        assert!(s.list(Path::new("/d")).is_err());
+        s.crash();
+        assert_eq!(s.files(Path::new("/d")), Vec::<String>::new());
+    }
+}

@@ -155,3 +155,36 @@ impl<'a> Dec<'a> {
             .map_err(|_| corrupt(self.path, format!("invalid UTF-8 string at offset {at}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_are_not_ours() {
+        assert_eq!(parse_manifest_name(&manifest_name(42)), Some(42));
+        assert_eq!(
+            parse_manifest_name(&manifest_name(u64::MAX - 1)),
+            Some(u64::MAX - 1)
+        );
+        assert!(is_segment_name(&segment_name(7, 3)));
+        assert!(is_tmp_name(&format!("{}{TMP_SUFFIX}", segment_name(7, 3))));
+        assert!(is_tmp_name(&format!("{}{TMP_SUFFIX}", manifest_name(7))));
+        for other in [
+            "LOCK",
+            "notes.txt",
+            "checkpoint-1.manifest",
+            "segment-1-1.seg",
+            "x.tmp",
+        ] {
+            assert!(
+                parse_manifest_name(other).is_none()
+                    && !is_segment_name(other)
+                    && !is_tmp_name(other),
+                "{other}"
+            );
+        }
+        // Names sort by id.
+        assert!(manifest_name(9) < manifest_name(10));
+    }
+}

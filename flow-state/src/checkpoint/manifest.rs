@@ -138,3 +138,34 @@ impl Manifest {
         Ok(m)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_round_trips_and_checks_its_id() {
+        let mut m = Manifest {
+            id: 5,
+            base: Some(4),
+            ..Manifest::default()
+        };
+        m.states.insert(
+            ("op".into(), "s".into()),
+            vec![SegmentInfo {
+                name: "segment-00000000000000000004-000000.seg".into(),
+                kg_start: 1,
+                kg_end: 9,
+                len: 100,
+                crc: 7,
+                entries: 3,
+            }],
+        );
+        m.metadata.insert("source".into(), b"pos".to_vec());
+        let bytes = m.encode();
+        let p = Path::new("/m");
+        assert_eq!(Manifest::decode(&bytes, p, 5).unwrap(), m);
+        // A manifest renamed to another checkpoint's name is damage.
+        assert!(Manifest::decode(&bytes, p, 6).is_err());
+    }
+}
