@@ -368,7 +368,9 @@ mod tests {
     use super::*;
     use crate::sim::SimStorage;
 
-    fn write(storage: &SimStorage, entries: &[(u32, &[u8], Option<&[u8]>)]) -> SegmentInfo {
+    type TestEntry<'a> = (u32, &'a [u8], Option<&'a [u8]>);
+
+    fn write(storage: &SimStorage, entries: &[TestEntry<'_>]) -> SegmentInfo {
         let mut b = SegmentBuilder::create(storage, Path::new("/d"), segment_name(1, 0)).unwrap();
         for (kg, k, v) in entries {
             b.push(*kg, k, *v).unwrap();
