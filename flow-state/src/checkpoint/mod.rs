@@ -305,12 +305,18 @@ impl CheckpointStore {
             if retained.len() == n {
                 break;
             }
-            let Ok(m) = self.read_manifest(id) else {
-                continue;
-            };
-            if self.verify_manifest(&m).is_ok() {
-                retained.push(id);
-                manifests.push(m);
+            // Damaged checkpoints are not retained; an I/O error stops GC (no deleting on
+            // partial knowledge).
+            match self
+                .read_manifest(id)
+                .and_then(|m| self.verify_manifest(&m).map(|()| m))
+            {
+                Ok(m) => {
+                    retained.push(id);
+                    manifests.push(m);
+                }
+                Err(e @ StateError::Io { .. }) => return Err(e),
+                Err(_) => {}
             }
         }
         retained.reverse();
