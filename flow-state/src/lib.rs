@@ -14,6 +14,49 @@
 //! let owner = subtask_for_key_group(kg, max_parallelism, 4);
 //! assert!(KeyGroupRange::for_subtask(owner, max_parallelism, 4).contains(kg));
 //! ```
+//!
+//! Checkpoints of keyed state are stored by [`CheckpointStore`] in one directory, in the format
+//! and with the commit protocol of `FORMAT.md` (beside this crate's `Cargo.toml`), through the
+//! [`Storage`] trait: [`FsStorage`] on a real filesystem, [`SimStorage`] to simulate power loss.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use flow_state::{CheckpointStore, FsStorage, KeyGroupRange};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let mut store = CheckpointStore::open(dir.path(), Arc::new(FsStorage)).unwrap();
+//! let mut cp = store.begin(1).unwrap();
+//! let mut counts = cp.state("count-words", "counts");
+//! counts.put(3, b"flink", Some(b"2")).unwrap();
+//! counts.put(7, b"flow", Some(b"5")).unwrap();
+//! counts.finish().unwrap();
+//! cp.put_metadata("source-0", b"offset=1234");
+//! cp.commit().unwrap();
+//!
+//! let latest = store.latest_complete().unwrap();
+//! assert_eq!(latest.checkpoint, Some(1));
+//! let view = store.restore_view(1).unwrap();
+//! let kgs = KeyGroupRange { start: 0, end: 5 };
+//! let entries: Vec<_> = view.entries("count-words", "counts", kgs).unwrap().collect();
+//! assert_eq!(entries.len(), 1);
+//! assert_eq!(entries[0].value, b"2");
+//! ```
+
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+mod checkpoint;
+mod error;
+pub mod sim;
+pub mod storage;
+mod sys;
+
+pub use checkpoint::{
+    CheckpointStore, CheckpointWriter, CommitInfo, Entry, GcReport, Recovered, RestoreView,
+    StateIter, StateWriter, StoreOptions,
+};
+pub use error::{Result, StateError};
+pub use sim::SimStorage;
+pub use storage::{FsStorage, LockGuard, ReadOnlyBytes, Storage, WritableFile};
 
 /// The default number of key groups (Flink's default lower bound for `maxParallelism`).
 pub const DEFAULT_MAX_PARALLELISM: u32 = 128;

@@ -1,0 +1,608 @@
+//! The checkpoint store: durable, incremental keyed-state checkpoints in one directory, written
+//! and recovered exactly as `FORMAT.md` specifies.
+
+mod format;
+mod manifest;
+mod segment;
+mod view;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use format::*;
+use manifest::{Manifest, StateKey};
+use segment::{Segment, SegmentBuilder};
+pub use view::{Entry, RestoreView, StateIter};
+
+use crate::error::{io_err, Result, StateError};
+use crate::storage::{LockGuard, Storage};
+
+/// Tuning of a [`CheckpointStore`].
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// A state's segment is cut at the next key-group boundary once it exceeds this many bytes.
+    pub segment_target_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            segment_target_bytes: 64 << 20,
+        }
+    }
+}
+
+/// What [`CheckpointStore::latest_complete`] found.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The newest complete checkpoint, if any.
+    pub checkpoint: Option<u64>,
+    /// Newer checkpoints that were skipped because they are damaged, newest first, with the
+    /// error naming the damaged file. Empty when the newest checkpoint is intact.
+    pub skipped: Vec<(u64, StateError)>,
+}
+
+impl Recovered {
+    /// Whether recovery had to fall back past a damaged newer checkpoint.
+    pub fn fell_back(&self) -> bool {
+        !self.skipped.is_empty()
+    }
+}
+
+/// What a commit wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// The committed checkpoint.
+    pub checkpoint: u64,
+    /// Segment files this checkpoint wrote.
+    pub new_segments: usize,
+    /// Segment files it shares with earlier checkpoints.
+    pub shared_segments: usize,
+    /// Bytes written (new segments and the manifest).
+    pub bytes_written: u64,
+}
+
+/// What [`CheckpointStore::retain`] kept and removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// The checkpoints kept, ascending.
+    pub retained: Vec<u64>,
+    /// The files removed.
+    pub removed: Vec<String>,
+}
+
+/// The checkpoints of one job in one directory (see `FORMAT.md`). Holds the directory's lock
+/// file for its whole life.
+pub struct CheckpointStore {
+    dir: PathBuf,
+    storage: Arc<dyn Storage>,
+    options: StoreOptions,
+    /// Segments verified in full during this open: (name, length, crc). Segments are immutable.
+    verified: Mutex<HashSet<(String, u64, u32)>>,
+    _lock: LockGuard,
+}
+
+impl std::fmt::Debug for CheckpointStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointStore")
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+impl CheckpointStore {
+    /// Opens (creating if needed) the checkpoint directory `dir` and takes its lock file.
+    /// Fails with [`StateError::Locked`] if another store has it open. Never writes anything
+    /// else: recovery is read-only.
+    pub fn open(dir: impl Into<PathBuf>, storage: Arc<dyn Storage>) -> Result<Self> {
+        Self::open_with(dir, storage, StoreOptions::default())
+    }
+
+    /// [`CheckpointStore::open`] with options.
+    pub fn open_with(
+        dir: impl Into<PathBuf>,
+        storage: Arc<dyn Storage>,
+        options: StoreOptions,
+    ) -> Result<Self> {
+        let dir = dir.into();
+        storage
+            .create_dir_all(&dir)
+            .map_err(io_err("create directory", &dir))?;
+        let lock_path = dir.join(LOCK_NAME);
+        let holder = format!("pid {}", std::process::id());
+        let lock = storage
+            .try_lock(&lock_path, &holder)
+            .map_err(io_err("lock", &lock_path))?;
+        let Some(lock) = lock else {
+            let holder = storage
+                .read(&lock_path)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "another store".to_owned());
+            return Err(StateError::Locked {
+                path: lock_path,
+                holder,
+            });
+        };
+        Ok(CheckpointStore {
+            dir,
+            storage,
+            options,
+            verified: Mutex::new(HashSet::new()),
+            _lock: lock,
+        })
+    }
+
+    /// The checkpoint directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Ids of every manifest in the directory, complete or not, ascending.
+    pub fn checkpoints(&self) -> Result<Vec<u64>> {
+        let names = self
+            .storage
+            .list(&self.dir)
+            .map_err(io_err("list", &self.dir))?;
+        let mut ids: Vec<u64> = names
+            .iter()
+            .filter_map(|n| parse_manifest_name(n))
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    fn manifest_path(&self, id: u64) -> PathBuf {
+        self.dir.join(manifest_name(id))
+    }
+
+    fn read_manifest(&self, id: u64) -> Result<Manifest> {
+        let path = self.manifest_path(id);
+        let bytes = match self.storage.read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StateError::NoSuchCheckpoint { id, path })
+            }
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        Manifest::decode(&bytes, &path, id)
+    }
+
+    fn open_segments(&self, m: &Manifest) -> Result<BTreeMap<StateKey, Vec<Arc<Segment>>>> {
+        let mpath = self.manifest_path(m.id);
+        let mut out = BTreeMap::new();
+        for (k, infos) in &m.states {
+            let mut segs = Vec::with_capacity(infos.len());
+            for info in infos {
+                segs.push(Arc::new(Segment::open(
+                    &*self.storage,
+                    &self.dir,
+                    info,
+                    &mpath,
+                )?));
+            }
+            out.insert(k.clone(), segs);
+        }
+        Ok(out)
+    }
+
+    /// Checks that checkpoint `id` is complete: its manifest and every segment it lists are
+    /// present and intact (full checksums; segments already verified during this open are not
+    /// read again).
+    pub fn verify(&self, id: u64) -> Result<()> {
+        let m = self.read_manifest(id)?;
+        self.verify_manifest(&m)
+    }
+
+    fn verify_manifest(&self, m: &Manifest) -> Result<()> {
+        let mpath = self.manifest_path(m.id);
+        for info in m.states.values().flatten() {
+            let key = (info.name.clone(), info.len, info.crc);
+            if self.verified_lock().contains(&key) {
+                continue;
+            }
+            Segment::open(&*self.storage, &self.dir, info, &mpath)?;
+            self.verified_lock().insert(key);
+        }
+        Ok(())
+    }
+
+    fn verified_lock(&self) -> std::sync::MutexGuard<'_, HashSet<(String, u64, u32)>> {
+        match self.verified.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The newest complete checkpoint. Damaged newer checkpoints are skipped and reported in
+    /// [`Recovered::skipped`], never silently.
+    pub fn latest_complete(&self) -> Result<Recovered> {
+        let mut skipped = Vec::new();
+        for id in self.checkpoints()?.into_iter().rev() {
+            match self.verify(id) {
+                Ok(()) => {
+                    return Ok(Recovered {
+                        checkpoint: Some(id),
+                        skipped,
+                    })
+                }
+                Err(e @ StateError::Io { .. }) => return Err(e),
+                Err(e) => skipped.push((id, e)),
+            }
+        }
+        Ok(Recovered {
+            checkpoint: None,
+            skipped,
+        })
+    }
+
+    /// Opens checkpoint `id` for reading; every segment it needs is mapped and verified.
+    pub fn restore_view(&self, id: u64) -> Result<RestoreView> {
+        let manifest = self.read_manifest(id)?;
+        let segments = self.open_segments(&manifest)?;
+        for info in manifest.states.values().flatten() {
+            self.verified_lock()
+                .insert((info.name.clone(), info.len, info.crc));
+        }
+        Ok(RestoreView { manifest, segments })
+    }
+
+    /// Begins checkpoint `id` on top of the latest complete checkpoint (incremental: only
+    /// changed entries need to be written). `id` must be larger than every checkpoint in the
+    /// directory.
+    pub fn begin(&mut self, id: u64) -> Result<CheckpointWriter<'_>> {
+        let base = self.latest_complete()?.checkpoint;
+        self.begin_on(id, base)
+    }
+
+    /// Begins checkpoint `id` on top of checkpoint `base` (e.g. the one restored from), or
+    /// from nothing (a full checkpoint) if `base` is `None`.
+    pub fn begin_on(&mut self, id: u64, base: Option<u64>) -> Result<CheckpointWriter<'_>> {
+        if let Some(&largest) = self.checkpoints()?.last() {
+            if id <= largest {
+                return Err(StateError::IdNotIncreasing {
+                    id,
+                    largest,
+                    dir: self.dir.clone(),
+                });
+            }
+        }
+        let mut manifest = match base {
+            Some(b) => {
+                let m = self.read_manifest(b)?;
+                self.verify_manifest(&m)?;
+                m
+            }
+            None => Manifest::default(),
+        };
+        manifest.id = id;
+        manifest.base = base;
+        manifest.metadata.clear();
+        let shared = manifest.states.values().map(Vec::len).sum();
+        Ok(CheckpointWriter {
+            store: self,
+            manifest,
+            next_seq: 0,
+            failed: None,
+            new_segments: 0,
+            shared_segments: shared,
+            bytes_written: 0,
+        })
+    }
+
+    /// Keeps the newest `n` (at least 1) complete checkpoints and garbage-collects the rest by
+    /// listing the directory (FORMAT.md §6): removes older manifests, segments no retained
+    /// checkpoint lists, and `.tmp` leftovers. If no checkpoint is complete, only `.tmp` files
+    /// are removed.
+    pub fn retain(&mut self, n: usize) -> Result<GcReport> {
+        let n = n.max(1);
+        let ids = self.checkpoints()?;
+        let mut retained = Vec::new();
+        let mut manifests = Vec::new();
+        for &id in ids.iter().rev() {
+            if retained.len() == n {
+                break;
+            }
+            // Damaged checkpoints are not retained; an I/O error stops GC (no deleting on
+            // partial knowledge).
+            match self
+                .read_manifest(id)
+                .and_then(|m| self.verify_manifest(&m).map(|()| m))
+            {
+                Ok(m) => {
+                    retained.push(id);
+                    manifests.push(m);
+                }
+                Err(e @ StateError::Io { .. }) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        retained.reverse();
+        let names = self
+            .storage
+            .list(&self.dir)
+            .map_err(io_err("list", &self.dir))?;
+        let mut keep: BTreeSet<String> = BTreeSet::new();
+        for m in &manifests {
+            keep.insert(manifest_name(m.id));
+            keep.extend(m.states.values().flatten().map(|s| s.name.clone()));
+        }
+        let newest = retained.last().copied();
+        for &id in &ids {
+            // Damaged manifests newer than the newest retained checkpoint stay for inspection,
+            // with the segments they list if they can still be read.
+            if newest.is_none_or(|nw| id > nw) {
+                keep.insert(manifest_name(id));
+                if let Ok(m) = self.read_manifest(id) {
+                    keep.extend(m.states.values().flatten().map(|s| s.name.clone()));
+                }
+            }
+        }
+        let mut report = GcReport {
+            retained,
+            removed: Vec::new(),
+        };
+        let removable = |name: &String| {
+            !keep.contains(name)
+                && (is_tmp_name(name)
+                    || (newest.is_some()
+                        && (parse_manifest_name(name).is_some() || is_segment_name(name))))
+        };
+        let mut doomed: Vec<&String> = names.iter().filter(|n| removable(n)).collect();
+        doomed.sort();
+        // Manifests first, made durable, then the files they listed.
+        let (first, second): (Vec<&String>, Vec<&String>) = doomed
+            .into_iter()
+            .partition(|n| parse_manifest_name(n).is_some());
+        for phase in [first, second] {
+            if phase.is_empty() {
+                continue;
+            }
+            for name in phase {
+                let path = self.dir.join(name);
+                self.storage
+                    .remove(&path)
+                    .map_err(io_err("remove", &path))?;
+                report.removed.push(name.clone());
+            }
+            self.storage
+                .sync_dir(&self.dir)
+                .map_err(io_err("sync directory", &self.dir))?;
+        }
+        Ok(report)
+    }
+}
+
+/// A checkpoint being written. Add each changed state with [`CheckpointWriter::state`] and the
+/// metadata blobs with [`CheckpointWriter::put_metadata`], then [`CheckpointWriter::commit`].
+/// Dropping it without committing leaves only garbage that the next `retain` removes.
+pub struct CheckpointWriter<'s> {
+    store: &'s mut CheckpointStore,
+    manifest: Manifest,
+    next_seq: u32,
+    failed: Option<String>,
+    new_segments: usize,
+    shared_segments: usize,
+    bytes_written: u64,
+}
+
+impl std::fmt::Debug for CheckpointWriter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointWriter")
+            .field("checkpoint", &self.manifest.id)
+            .finish()
+    }
+}
+
+impl<'s> CheckpointWriter<'s> {
+    /// The checkpoint being written.
+    pub fn checkpoint_id(&self) -> u64 {
+        self.manifest.id
+    }
+
+    /// Starts writing the changed entries of state `name` of operator `uid`. Entries are
+    /// streamed to segment files as they are added. Several writers for the same state in one
+    /// checkpoint (e.g. one per subtask's key-group range) are allowed; for a key written by
+    /// more than one, the later writer wins.
+    pub fn state(&mut self, uid: &str, name: &str) -> StateWriter<'_, 's> {
+        StateWriter {
+            cw: self,
+            key: (uid.to_owned(), name.to_owned()),
+            cur: None,
+            last: None,
+            done: false,
+        }
+    }
+
+    /// Records metadata blob `name` (a source position, a sink's pre-commit record) with this
+    /// checkpoint. Blobs are not inherited from the base checkpoint.
+    pub fn put_metadata(&mut self, name: &str, blob: &[u8]) {
+        self.manifest
+            .metadata
+            .insert(name.to_owned(), blob.to_vec());
+    }
+
+    /// Drops state `name` of operator `uid` from this checkpoint on (its inherited segments are
+    /// no longer listed).
+    pub fn drop_state(&mut self, uid: &str, name: &str) {
+        if let Some(segs) = self
+            .manifest
+            .states
+            .remove(&(uid.to_owned(), name.to_owned()))
+        {
+            self.shared_segments -= segs.len().min(self.shared_segments);
+        }
+    }
+
+    fn fail(&mut self, e: &StateError) {
+        if self.failed.is_none() {
+            self.failed = Some(e.to_string());
+        }
+    }
+
+    /// Makes the checkpoint durable (FORMAT.md §4: directory sync for the segment renames,
+    /// manifest to a `.tmp` name, fsync, rename — the commit point — and directory sync). An
+    /// error fails the checkpoint; nothing is retried.
+    pub fn commit(self) -> Result<CommitInfo> {
+        let id = self.manifest.id;
+        if let Some(reason) = self.failed {
+            return Err(StateError::Failed {
+                checkpoint: id,
+                reason,
+            });
+        }
+        let storage = &*self.store.storage;
+        let dir = &self.store.dir;
+        if self.new_segments > 0 {
+            storage
+                .sync_dir(dir)
+                .map_err(io_err("sync directory", dir))?;
+        }
+        let bytes = self.manifest.encode();
+        let path = dir.join(manifest_name(id));
+        let tmp = dir.join(format!("{}{TMP_SUFFIX}", manifest_name(id)));
+        let mut f = storage.create(&tmp).map_err(io_err("create", &tmp))?;
+        f.write_all(&bytes).map_err(io_err("write", &tmp))?;
+        f.sync().map_err(io_err("fsync", &tmp))?;
+        drop(f);
+        storage
+            .rename(&tmp, &path)
+            .map_err(io_err("rename", &tmp))?;
+        storage
+            .sync_dir(dir)
+            .map_err(io_err("sync directory", dir))?;
+        Ok(CommitInfo {
+            checkpoint: id,
+            new_segments: self.new_segments,
+            shared_segments: self.shared_segments,
+            bytes_written: self.bytes_written + bytes.len() as u64,
+        })
+    }
+}
+
+/// Streams the changed entries of one state into segment files. Entries must come in strictly
+/// increasing `(key group, key)` order (keys compared bytewise); `None` records a deletion.
+/// Call [`StateWriter::finish`]; dropping it unfinished fails the checkpoint.
+pub struct StateWriter<'w, 's> {
+    cw: &'w mut CheckpointWriter<'s>,
+    key: StateKey,
+    cur: Option<SegmentBuilder>,
+    last: Option<(u32, Vec<u8>)>,
+    done: bool,
+}
+
+impl std::fmt::Debug for StateWriter<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateWriter")
+            .field("state", &self.key)
+            .finish()
+    }
+}
+
+impl StateWriter<'_, '_> {
+    /// Adds one changed entry: `Some(value)` sets `key` in `key_group`, `None` deletes it.
+    pub fn put(&mut self, key_group: u32, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        let r = self.put_inner(key_group, key, value);
+        if let Err(e) = &r {
+            self.cw.fail(e);
+        }
+        r
+    }
+
+    fn put_inner(&mut self, kg: u32, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        let checkpoint = self.cw.manifest.id;
+        if let Some(reason) = &self.cw.failed {
+            return Err(StateError::Failed {
+                checkpoint,
+                reason: reason.clone(),
+            });
+        }
+        if key.len() >= TOMBSTONE as usize || value.is_some_and(|v| v.len() >= TOMBSTONE as usize) {
+            return Err(StateError::Usage {
+                checkpoint,
+                reason: "key or value of 4 GiB or more".into(),
+            });
+        }
+        let new_group = match &self.last {
+            Some((lkg, lkey)) if (kg, key) <= (*lkg, lkey.as_slice()) => {
+                return Err(StateError::Usage {
+                    checkpoint,
+                    reason: format!(
+                        "state {}/{}: entries must be in strictly increasing (key group, key) order; got key group {kg} after {lkg}",
+                        self.key.0, self.key.1
+                    ),
+                });
+            }
+            Some((lkg, _)) => *lkg != kg,
+            None => true,
+        };
+        if new_group
+            && self
+                .cur
+                .as_ref()
+                .is_some_and(|b| b.len() >= self.cw.store.options.segment_target_bytes)
+        {
+            self.finish_segment()?;
+        }
+        if self.cur.is_none() {
+            let name = segment_name(checkpoint, self.cw.next_seq);
+            self.cw.next_seq += 1;
+            self.cur = Some(SegmentBuilder::create(
+                &*self.cw.store.storage,
+                &self.cw.store.dir,
+                name,
+            )?);
+        }
+        if let Some(b) = self.cur.as_mut() {
+            b.push(kg, key, value)?;
+        }
+        match &mut self.last {
+            Some((lkg, lkey)) => {
+                *lkg = kg;
+                lkey.clear();
+                lkey.extend_from_slice(key);
+            }
+            None => self.last = Some((kg, key.to_vec())),
+        }
+        Ok(())
+    }
+
+    fn finish_segment(&mut self) -> Result<()> {
+        if let Some(b) = self.cur.take() {
+            let info = b.finish(&*self.cw.store.storage)?;
+            self.cw.bytes_written += info.len;
+            self.cw.new_segments += 1;
+            self.cw
+                .manifest
+                .states
+                .entry(self.key.clone())
+                .or_default()
+                .push(info);
+        }
+        Ok(())
+    }
+
+    /// Finishes the state's last segment (write, fsync, rename). A state with no entries
+    /// writes no file.
+    pub fn finish(mut self) -> Result<()> {
+        self.done = true;
+        let r = self.finish_segment();
+        if let Err(e) = &r {
+            self.cw.fail(e);
+        }
+        r
+    }
+}
+
+impl Drop for StateWriter<'_, '_> {
+    fn drop(&mut self) {
+        if !self.done && self.cur.is_some() {
+            let reason = format!("state {}/{} was not finished", self.key.0, self.key.1);
+            if self.cw.failed.is_none() {
+                self.cw.failed = Some(reason);
+            }
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Every `unsafe` block of flow-state lives in this module: read-only memory maps of immutable
+//! segment files, and the `flock(2)` of the checkpoint directory's lock file.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+
+/// Maps `file` read-only.
+///
+/// Callers must only pass files that are immutable for as long as the map lives: in flow-state,
+/// segment files after the fsync + rename that gave them their final name (FORMAT.md §7).
+pub(crate) fn map_immutable(file: &File) -> io::Result<memmap2::Mmap> {
+    // SAFETY: memmap2's `map` is unsafe because the mapped file could be modified or truncated
+    // by someone else while the map lives, which would change `&[u8]` contents under Rust's feet
+    // or raise SIGBUS on access past a shrunken end. flow-state only maps segment files, which
+    // are written under a `.tmp` name, fsynced, renamed, and never opened for writing again
+    // (only removed whole, which leaves existing maps valid on POSIX). The directory is guarded
+    // by an exclusive flock so no other flow process writes to it, and the caller checks the
+    // mapped length and the full checksum against the manifest before handing out any byte. A
+    // third party truncating a segment file by hand is outside what this can defend against
+    // (documented in FORMAT.md §7). The map is read-only (PROT_READ), so flow never writes it.
+    unsafe { memmap2::MmapOptions::new().map(file) }
+}
+
+/// Tries to take an exclusive, non-blocking `flock` on `file`. `Ok(false)` if another open file
+/// description (this process or another) holds it. The lock is released when `file` is closed.
+pub(crate) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
+    // SAFETY: `flock` takes a plain integer fd and has no memory-safety preconditions; the fd is
+    // valid for the duration of the call because `file` is borrowed for it.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    if err.kind() == io::ErrorKind::WouldBlock {
+        Ok(false)
+    } else {
+        Err(err)
+    }
+}
