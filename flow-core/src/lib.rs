@@ -83,6 +83,8 @@
 //! * [`ops`]: the operators, each with the methods it adds to the stream types.
 //! * [`io`]: sources, sinks and the CSV row format.
 //! * `cli` (feature `cli`, on by default): the command line of `#[stream_job]` binaries.
+//!
+//! Coming from Apache Flink? [`flink`] maps its API to flow's.
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -97,6 +99,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod flink;
 pub mod graph;
 pub mod io;
 pub mod ops;

@@ -1,0 +1,52 @@
+//! # Coming from Flink
+//!
+//! flow follows Flink's DataStream model; most concepts carry over under the same or a
+//! similar name. The table maps Flink's API to flow's; what flow lacks, and why, follows.
+//!
+//! | Flink | flow |
+//! |---|---|
+//! | `StreamExecutionEnvironment` | [`Env`](crate::Env), configured by [`Config`](crate::Config) (`parallelism`, `max_parallelism`, `batch_size`, ...) |
+//! | `env.execute()` | [`Env::execute`](crate::Env::execute), returning a [`JobSummary`](crate::JobSummary) |
+//! | a job's `main` with `ParameterTool` | a function marked `#[stream_job]` with a clap `Args` struct: `--parallelism`, `--plan`, ... |
+//! | `DataStream<T>` | [`Stream<C>`](crate::Stream), whose chain type `C` produces `T`; operators up to the next exchange are fused |
+//! | `map`, `filter`, `flatMap` | `map`, `filter`, `flat_map`, plus `filter_map` and `inspect` |
+//! | `ProcessFunction` | [`Stream::process`](crate::Stream::process) with a closure and a [`ProcessContext`](crate::ops::process::non_keyed::ProcessContext) |
+//! | `keyBy` / `KeyedStream` | [`Stream::key_by`](crate::Stream::key_by) / [`KeyedStream`](crate::KeyedStream) |
+//! | `sum`, `min`, `max`, `minBy`, `maxBy`, `reduce`, `aggregate` | the same names on `KeyedStream` (rolling); `fold` for non-associative folds; associative ones pre-aggregate before the exchange |
+//! | `KeyedProcessFunction`, `ValueState`, `ListState`, `MapState` | [`KeyedProcessFunction`](crate::ops::process::keyed::KeyedProcessFunction) with a `State` type, or a plain function marked `#[process_fn]` whose `&mut ValueState<_>` / `ListState` / `MapState` parameters are the state |
+//! | `TimerService.registerEventTimeTimer` / `ProcessingTime` | [`Context::register_event_time_timer`](crate::ops::process::keyed::Context::register_event_time_timer) / `register_processing_time_timer` |
+//! | `WatermarkStrategy.forBoundedOutOfOrderness`, `forMonotonousTimestamps`, `withIdleness` | [`WatermarkStrategy`](crate::time::WatermarkStrategy)`::bounded_out_of_orderness`, `monotonous`, `with_idleness`, used by `assign_timestamps` |
+//! | `TumblingEventTimeWindows`, `SlidingEventTimeWindows`, `EventTimeSessionWindows`, `countWindow` | the same names, and `CountWindows`; processing-time tumbling and sliding windows |
+//! | `GlobalWindows` + `Trigger` | [`KeyedStream::global_window`](crate::KeyedStream::global_window) with a [`Trigger`](crate::ops::window::Trigger) |
+//! | `windowAll` | [`Stream::window_all`](crate::Stream::window_all) (one subtask, as in Flink) |
+//! | `allowedLateness`, `sideOutputLateData` | `allowed_lateness`, `late_records()` |
+//! | `ProcessWindowFunction`, `aggregate(agg, pwf)` | window `process`, `aggregate_process` |
+//! | `connect` + `KeyedCoProcessFunction` | [`KeyedStream::connect`](crate::KeyedStream::connect) + [`KeyedCoProcessFunction`](crate::ops::join::connect::KeyedCoProcessFunction) |
+//! | `intervalJoin`, window `join` | `interval_join` (and `interval_join_signed`), `window_join` |
+//! | `OutputTag` side outputs | emit [`Either`](crate::ops::split::Either) and call `split()`; windows' `late_records()` |
+//! | `union`, `rebalance`, `shuffle`, `rescale`, `forward`, `global`, `broadcast`, `partitionCustom` | the same names (`partition_custom`) |
+//! | `.name()`, `.uid()` | [`Stream::name`](crate::Stream::name), [`Stream::uid`](crate::Stream::uid) |
+//! | `env.fromCollection`, `fromSequence`, `socketTextStream`, `readTextFile` | `from_iter` / `from_vec`, `generate_n` / `generate`, `socket_lines`, `read_lines`; `read_csv` for CSV |
+//! | `print`, `FileSink` (row format) | `print`, `write_csv` / `write_lines` (part files made visible once complete) |
+//! | web UI at :8081, `explain()` | the per-stage summary at the end of a job, `--plan` / [`Env::plan`](crate::Env::plan) (text or JSON) |
+//! | `maxParallelism` and key groups | `--max-parallelism` / `Config::max_parallelism`; keys map to key groups as in Flink |
+//!
+//! ## Differences in behaviour
+//! * **Watermarks come from the data**, after each batch of a source split, not from a
+//!   wall-clock timer (`autoWatermarkInterval`): what a job computes does not depend on how
+//!   fast the machine runs. File sources advance their watermark once per chunk (64 KiB).
+//! * **Bounded jobs run in "batch" style for rolling aggregates**: a keyed `sum` over a file
+//!   emits each key's final result once at the end instead of every update.
+//! * **Stages, not operator chains**, are the unit of parallelism: everything between two
+//!   exchanges is one monomorphised function; `union` and `rebalance` are exchanges.
+//!
+//! ## Not there yet, and why
+//! * **Checkpoints, savepoints and restore.** Barriers already travel through the dataflow
+//!   (injected at sources, aligned at exchanges), and `flow-state` holds the checkpoint
+//!   store; operators do not persist their state into it yet, so a killed job starts over.
+//! * **Per-operator `.parallelism(n)`, `OutputTag`s, broadcast state, async I/O, evictors,
+//!   user metrics, a REST API and web dashboard, Kafka, SQL**: planned; see the open issues.
+//!   A stage's parallelism is the job's (sources of one subtask and `global`/`window_all`
+//!   stages aside).
+//! * **A cluster.** flow runs a job in one process; scaling out is planned on Kafka
+//!   partitions with instances of the same binary, not with a cluster manager.
