@@ -126,6 +126,7 @@ pub use compact_str;
 
 /// Everything a job needs: `use flow_core::prelude::*;`.
 pub mod prelude {
+    pub use crate::api::metrics::{Counter, Gauge, Histogram, MetricValue};
     pub use crate::graph::plan::{Partitioning, Plan};
     pub use crate::io::csv::{CsvField, CsvRow, FromCsv};
     pub use crate::ops::aggregate::Aggregate;

@@ -193,7 +193,7 @@ impl Env {
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     pub fn execute(&mut self) -> Result<JobSummary> {
-        let (config, bodies, stages, prepare, coordinator, sources) = {
+        let (config, bodies, stages, prepare, coordinator, sources, metrics) = {
             let mut g = self.g.borrow_mut();
             if let Some(e) = g.deferred_error.take() {
                 g.clear();
@@ -240,6 +240,7 @@ impl Env {
             let bodies: Vec<Box<dyn TaskBody>> = g.tasks.drain(..).flatten().collect();
             let stages = std::mem::take(&mut g.stages);
             let prepare = std::mem::take(&mut g.prepare);
+            let metrics = std::mem::take(&mut g.user_metrics);
             (
                 g.config.clone(),
                 bodies,
@@ -247,6 +248,7 @@ impl Env {
                 prepare,
                 coordinator,
                 sources,
+                metrics,
             )
         };
         for p in prepare {
@@ -276,6 +278,10 @@ impl Env {
         self.stop.0.store(false, Ordering::SeqCst);
         let mut summary = JobSummary::new(&config.name, start.elapsed(), &stages);
         summary.checkpoints = shared.completed_checkpoints();
+        summary.metrics = metrics
+            .iter()
+            .map(|(n, m)| (n.clone(), m.value()))
+            .collect();
         tracing::info!(job = %config.name, elapsed_ms = summary.elapsed.as_millis() as u64, ok = result.is_ok(), "job finished");
         result?;
         if config.report {

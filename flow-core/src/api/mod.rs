@@ -4,5 +4,6 @@
 //! stream types in [`crate::ops`]; sources and sinks in [`crate::io`].
 pub mod env;
 pub(crate) mod exchange;
+pub mod metrics;
 pub mod stream;
 pub mod summary;

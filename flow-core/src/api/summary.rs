@@ -43,6 +43,8 @@ pub struct JobSummary {
     pub planned_only: bool,
     /// The checkpoints whose barriers reached every sink, in order.
     pub checkpoints: Vec<crate::runtime::checkpoint::CheckpointStats>,
+    /// The job's user metrics when it ended, in the order they were created.
+    pub metrics: Vec<(String, crate::runtime::user_metrics::MetricValue)>,
 }
 
 impl JobSummary {
@@ -53,6 +55,7 @@ impl JobSummary {
             elapsed,
             planned_only: false,
             checkpoints: Vec::new(),
+            metrics: Vec::new(),
             stages: stages
                 .iter()
                 .map(|s| {
@@ -106,6 +109,11 @@ impl JobSummary {
     /// [`JobSummary::sinks`] for each sink's count.
     pub fn records_written(&self) -> u64 {
         self.stages.iter().map(|s| s.records_out).sum()
+    }
+
+    /// The value of user metric `name` when the job ended.
+    pub fn metric(&self, name: &str) -> Option<&crate::runtime::user_metrics::MetricValue> {
+        self.metrics.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
     /// Each sink with the records it wrote, in stage order.
@@ -166,6 +174,22 @@ impl std::fmt::Display for JobSummary {
                 bytes as f64 / 1e6,
                 bytes as f64 / 1e6 / secs
             )?;
+        }
+        for (name, v) in &self.metrics {
+            use crate::runtime::user_metrics::MetricValue as V;
+            match v {
+                V::Counter(n) => writeln!(f, "  {name}: {n}")?,
+                V::Gauge(g) => writeln!(f, "  {name}: {g}")?,
+                V::Histogram(h) => writeln!(
+                    f,
+                    "  {name}: {} values, min {}, p50 <= {}, p99 <= {}, max {}",
+                    h.count,
+                    h.min,
+                    h.quantile(0.5),
+                    h.quantile(0.99),
+                    h.max
+                )?,
+            }
         }
         let late = self.records_late();
         if late > 0 {

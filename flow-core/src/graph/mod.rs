@@ -8,6 +8,7 @@ use crate::runtime::metrics::StageMetrics;
 use crate::runtime::panic::OpName;
 use crate::runtime::stage::MakeInput;
 use crate::runtime::task::TaskBody;
+use crate::runtime::user_metrics::UserMetric;
 use plan::{Partitioning, Plan, PlanEdge, PlanOperator, PlanStage};
 use std::cell::RefCell;
 use std::ops::Range;
@@ -98,6 +99,8 @@ pub(crate) struct Graph {
     pub(crate) deferred_error: Option<Error>,
     /// Sink subtasks so far: each acknowledges checkpoint barriers under its index.
     pub(crate) sink_subtasks: usize,
+    /// The user metrics the job registered, by name.
+    pub(crate) user_metrics: Vec<(String, UserMetric)>,
 }
 
 pub(crate) type GraphRef = Rc<RefCell<Graph>>;
@@ -134,6 +137,7 @@ impl Graph {
             prepare: vec![],
             deferred_error: None,
             sink_subtasks: 0,
+            user_metrics: Vec::new(),
         }
     }
 
@@ -188,6 +192,7 @@ impl Graph {
         self.prepare.clear();
         self.deferred_error = None;
         self.sink_subtasks = 0;
+        self.user_metrics.clear();
     }
 
     /// The typed plan of the graph built so far.

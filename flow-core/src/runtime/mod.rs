@@ -24,4 +24,5 @@ pub(crate) mod task;
 #[cfg_attr(not(loom), allow(unreachable_pub))]
 pub(crate) mod task_state;
 pub(crate) mod timer;
+pub mod user_metrics;
 pub(crate) mod watermark;
