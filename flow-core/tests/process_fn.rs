@@ -154,3 +154,34 @@ fn a_named_stateless_process_function() {
     expected.sort();
     assert_eq!(got, expected);
 }
+
+#[test]
+fn closures_serve_as_keyed_process_functions_with_state_and_timers() {
+    for p in 1..=3 {
+        let mut env = Env::new(Config::default().parallelism(p).batch_size(7));
+        // Per key, the sum of its values, emitted by an event-time timer at the end.
+        let sums = env
+            .from_vec(
+                (0..500i64)
+                    .map(|i| ((i % 13) as u32, i, i as u64))
+                    .collect(),
+            )
+            .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+            .key_by(|e| e.0)
+            .process_fn_with_timer(
+                |_k, e, sum: &mut u64, ctx| {
+                    *sum += e.2;
+                    ctx.register_event_time_timer(i64::MAX - 1);
+                },
+                |k, _ts, sum, ctx| ctx.emit((*k, *sum)),
+            )
+            .collect();
+        env.execute().unwrap();
+        let mut got = sums.take();
+        got.sort();
+        let want: Vec<(u32, u64)> = (0..13u32)
+            .map(|k| (k, (0..500u64).filter(|i| i % 13 == u64::from(k)).sum()))
+            .collect();
+        assert_eq!(got, want, "parallelism {p}");
+    }
+}

@@ -328,6 +328,155 @@ where
         let KeyedStream { stream, key } = self;
         exchange_by_key(stream, loc, key).then(OpInfo::new(&name), KeyedProcess::new(f, name))
     }
+
+    /// A keyed process function written as a closure over the key, the record, the key's
+    /// state (any `Default` type, created on the key's first record) and the context. For
+    /// timers, use [`KeyedStream::process_fn_with_timer`], a [`KeyedProcessFunction`], or a
+    /// function marked `#[process_fn]`.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// // The first record of each key, dropping repeats (deduplication).
+    /// let out = env
+    ///     .from_iter(["a", "b", "a", "c", "b"])
+    ///     .key_by(|w| w.to_string())
+    ///     .process_fn(|_key, w, seen: &mut bool, ctx| {
+    ///         if !*seen {
+    ///             *seen = true;
+    ///             ctx.emit(w);
+    ///         }
+    ///     })
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = out.take();
+    /// got.sort();
+    /// assert_eq!(got, vec!["a", "b", "c"]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn process_fn<S, O, F>(
+        self,
+        f: F,
+    ) -> Stream<FnProcessChain<K, C::Out, F, NoTimer, S, O>>
+    where
+        S: Default + Send + 'static,
+        O: Send + 'static,
+        F: for<'c> FnMut(&K, C::Out, &mut S, &mut Context<'c, O>) + Clone + Send + 'static,
+    {
+        self.process(FnProcess::new(f, NoTimer))
+    }
+
+    /// [`KeyedStream::process_fn`] with a closure called when a timer of the key fires.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(1).batch_size(1));
+    /// // Per key, the records counted until a timer a second after its first record fires.
+    /// let out = env
+    ///     .from_iter([("a", 0i64), ("a", 500), ("b", 700), ("a", 1_500), ("b", 3_000)])
+    ///     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+    ///     .key_by(|e| e.0)
+    ///     .process_fn_with_timer(
+    ///         |_k, e, n: &mut u32, ctx| {
+    ///             if *n == 0 {
+    ///                 ctx.register_event_time_timer(e.1 + 999);
+    ///             }
+    ///             *n += 1;
+    ///         },
+    ///         |k, _ts, n, ctx| {
+    ///             ctx.emit((*k, *n));
+    ///             ctx.clear_state();
+    ///         },
+    ///     )
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = out.take();
+    /// got.sort();
+    /// // a's timer (at 999) fires on the watermark after a@1500, which it already counted.
+    /// assert_eq!(got, vec![("a", 3), ("b", 2)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn process_fn_with_timer<S, O, F, G>(
+        self,
+        f: F,
+        on_timer: G,
+    ) -> Stream<FnProcessChain<K, C::Out, F, G, S, O>>
+    where
+        S: Default + Send + 'static,
+        O: Send + 'static,
+        F: for<'c> FnMut(&K, C::Out, &mut S, &mut Context<'c, O>) + Clone + Send + 'static,
+        G: for<'c> FnMut(&K, Timestamp, &mut S, &mut Context<'c, O>) + Clone + Send + 'static,
+    {
+        self.process(FnProcess::new(f, on_timer))
+    }
+}
+
+/// The chain of a stage that runs closures as a keyed process function.
+pub type FnProcessChain<K, T, F, G, S, O> = KeyedProcessChain<K, T, FnProcess<F, G, S, O>>;
+
+/// A keyed process function made of closures ([`KeyedStream::process_fn`]).
+pub struct FnProcess<F, G, S, O> {
+    f: F,
+    on_timer: G,
+    _p: std::marker::PhantomData<fn() -> (S, O)>,
+}
+
+impl<F, G, S, O> FnProcess<F, G, S, O> {
+    fn new(f: F, on_timer: G) -> Self {
+        FnProcess {
+            f,
+            on_timer,
+            _p: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<F: Clone, G: Clone, S, O> Clone for FnProcess<F, G, S, O> {
+    fn clone(&self) -> Self {
+        FnProcess::new(self.f.clone(), self.on_timer.clone())
+    }
+}
+
+/// The timer closure of a [`KeyedStream::process_fn`]: none.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoTimer;
+
+/// What a [`FnProcess`] does when a timer fires.
+pub trait OnTimer<K, S, O>: Clone + Send + 'static {
+    /// Called when a timer of `key` fires.
+    fn call(&mut self, key: &K, ts: Timestamp, state: &mut S, ctx: &mut Context<'_, O>);
+}
+
+impl<K, S, O> OnTimer<K, S, O> for NoTimer {
+    fn call(&mut self, _: &K, _: Timestamp, _: &mut S, _: &mut Context<'_, O>) {}
+}
+
+impl<K, S, O, G> OnTimer<K, S, O> for G
+where
+    G: for<'c> FnMut(&K, Timestamp, &mut S, &mut Context<'c, O>) + Clone + Send + 'static,
+{
+    fn call(&mut self, key: &K, ts: Timestamp, state: &mut S, ctx: &mut Context<'_, O>) {
+        self(key, ts, state, ctx)
+    }
+}
+
+impl<K, T, F, G, S, O> KeyedProcessFunction<K, T> for FnProcess<F, G, S, O>
+where
+    S: Default + Send + 'static,
+    O: Send + 'static,
+    F: for<'c> FnMut(&K, T, &mut S, &mut Context<'c, O>) + Clone + Send + 'static,
+    G: OnTimer<K, S, O>,
+{
+    type State = S;
+    type Out = O;
+    fn process_element(&mut self, key: &K, item: T, state: &mut S, ctx: &mut Context<'_, O>) {
+        (self.f)(key, item, state, ctx)
+    }
+    fn on_timer(&mut self, key: &K, ts: Timestamp, state: &mut S, ctx: &mut Context<'_, O>) {
+        self.on_timer.call(key, ts, state, ctx)
+    }
 }
 
 #[cfg(test)]
