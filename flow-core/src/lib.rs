@@ -130,6 +130,7 @@ pub mod prelude {
     pub use crate::graph::plan::{Partitioning, Plan};
     pub use crate::io::csv::{CsvField, CsvRow, FromCsv};
     pub use crate::ops::aggregate::Aggregate;
+    pub use crate::ops::join::broadcast::KeyedBroadcastProcessFunction;
     pub use crate::ops::join::connect::{ConnectedStreams, KeyedCoProcessFunction};
     pub use crate::ops::process::keyed::{Context, KeyedProcessFunction};
     pub use crate::ops::process::non_keyed::ProcessContext;

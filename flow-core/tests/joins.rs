@@ -234,3 +234,73 @@ fn a_co_process_function_sees_both_inputs_in_event_time_with_timers() {
     assert_eq!(got.iter().map(|g| g.2).sum::<u32>(), 150);
     assert_eq!(got.len(), 9, "one timer per key and 100 ms: {got:?}");
 }
+
+#[derive(Clone)]
+struct CountAndEcho;
+impl KeyedBroadcastProcessFunction<u32, (u32, u64), String> for CountAndEcho {
+    type State = u64;
+    type Broadcast = Vec<String>;
+    type Out = String;
+    fn process_element(
+        &mut self,
+        key: &u32,
+        _: (u32, u64),
+        n: &mut u64,
+        _rules: &Vec<String>,
+        ctx: &mut ProcessContext<'_, String>,
+    ) {
+        *n += 1;
+        ctx.emit(format!("key {key}: {n}"));
+    }
+    fn process_broadcast(
+        &mut self,
+        rule: String,
+        rules: &mut Vec<String>,
+        ctx: &mut ProcessContext<'_, String>,
+    ) {
+        rules.push(rule.clone());
+        ctx.emit(format!("rule {rule} #{}", rules.len()));
+    }
+}
+
+#[test]
+fn every_subtask_sees_every_broadcast_record_and_keys_keep_their_state() {
+    for p in 1..=3 {
+        let mut env = Env::new(Config::default().parallelism(p));
+        let rules = env.from_iter(["x".to_string(), "y".to_string()]);
+        let out = env
+            .from_vec((0..300u64).map(|i| ((i % 5) as u32, i)).collect())
+            .key_by(|e| e.0)
+            .connect_broadcast(rules)
+            .process(CountAndEcho)
+            .collect();
+        env.execute().unwrap();
+        let got = out.take();
+        let rules: Vec<&String> = got.iter().filter(|s| s.starts_with("rule")).collect();
+        assert_eq!(rules.len(), 2 * p, "each subtask saw each rule: {rules:?}");
+        assert_eq!(
+            rules.iter().filter(|r| r.as_str() == "rule y #2").count(),
+            p
+        );
+        // Each key counted all 60 of its records, in whichever subtask owns it.
+        for k in 0..5 {
+            assert!(got.contains(&format!("key {k}: 60")), "key {k}");
+        }
+        assert_eq!(got.len() - rules.len(), 300);
+    }
+}
+
+#[test]
+fn connected_streams_of_two_types_map_into_one() {
+    let mut env = Env::new(Config::default().parallelism(3));
+    let a = env.from_vec((0..100u32).collect());
+    let b = env.from_iter((0..50).map(|i| format!("w{i}")));
+    let out = a
+        .connect(b)
+        .map(|n| n as usize, |w| 1000 + w.len())
+        .collect();
+    env.execute().unwrap();
+    let got = out.take();
+    assert_eq!(got.len(), 150);
+    assert_eq!(got.iter().filter(|&&x| x >= 1000).count(), 50);
+}

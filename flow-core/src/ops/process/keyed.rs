@@ -355,10 +355,7 @@ where
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
-    pub fn process_fn<S, O, F>(
-        self,
-        f: F,
-    ) -> Stream<FnProcessChain<K, C::Out, F, NoTimer, S, O>>
+    pub fn process_fn<S, O, F>(self, f: F) -> Stream<FnProcessChain<K, C::Out, F, NoTimer, S, O>>
     where
         S: Default + Send + 'static,
         O: Send + 'static,

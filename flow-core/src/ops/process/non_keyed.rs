@@ -14,7 +14,15 @@ pub struct ProcessContext<'a, O> {
     out: &'a mut Vec<O>,
 }
 
-impl<O> ProcessContext<'_, O> {
+impl<'a, O> ProcessContext<'a, O> {
+    pub(crate) fn new(timestamp: Timestamp, watermark: Timestamp, out: &'a mut Vec<O>) -> Self {
+        ProcessContext {
+            timestamp,
+            watermark,
+            out,
+        }
+    }
+
     /// The timestamp of the current record.
     pub fn timestamp(&self) -> Timestamp {
         self.timestamp

@@ -1,0 +1,311 @@
+//! Broadcast state: a low-rate stream (rules, configuration) broadcast to every subtask of a
+//! keyed stream, where each subtask keeps it in a state of its own that the keyed side reads
+//! (Flink's `connect(broadcastStream)` + `KeyedBroadcastProcessFunction`).
+//!
+//! ```
+//! use flow_core::prelude::*;
+//!
+//! /// Flags amounts above the latest threshold.
+//! #[derive(Clone)]
+//! struct Above;
+//! impl KeyedBroadcastProcessFunction<&'static str, (&'static str, u32), u32> for Above {
+//!     type State = ();
+//!     type Broadcast = Option<u32>;
+//!     type Out = (&'static str, u32);
+//!     fn process_element(&mut self, key: &&'static str, e: (&'static str, u32), _: &mut (),
+//!                        threshold: &Option<u32>, ctx: &mut ProcessContext<'_, Self::Out>) {
+//!         if threshold.is_some_and(|t| e.1 > t) {
+//!             ctx.emit((*key, e.1));
+//!         }
+//!     }
+//!     fn process_broadcast(&mut self, t: u32, threshold: &mut Option<u32>,
+//!                          _ctx: &mut ProcessContext<'_, Self::Out>) {
+//!         *threshold = Some(t);
+//!     }
+//! }
+//!
+//! let mut env = Env::new(Config::default().parallelism(2));
+//! // The threshold arrives first here; in general rules and records interleave.
+//! let rules = env.from_iter([10u32]);
+//! let flagged = env
+//!     .from_iter([("a", 5), ("b", 50), ("a", 70)])
+//!     .key_by(|e| e.0)
+//!     .connect_broadcast(rules)
+//!     .process(Above)
+//!     .collect();
+//! env.execute()?;
+//! # let _ = flagged;
+//! # Ok::<(), flow_core::Error>(())
+//! ```
+use super::connect::Either;
+use crate::api::exchange::Exchange;
+use crate::api::stream::{KeyedStream, Stream};
+use crate::error::Result;
+use crate::graph::plan::Partitioning;
+use crate::graph::{Ending, OpInfo};
+use crate::ops::process::non_keyed::ProcessContext;
+use crate::ops::Table;
+use crate::record::{Event, Timestamp};
+use crate::runtime::exchange::partition::{subtask_of_key, Forward, Partitioner};
+use crate::runtime::exchange::{BroadcastWriter, ExchangeWriter};
+use crate::runtime::operator::{Chain, Downstream, Identity, Operator, Sealed, Then};
+use crate::runtime::panic::{Named, OpName, PanicGuard};
+use crate::runtime::stage::Terminal;
+use crate::runtime::task::TaskCx;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::panic::Location;
+
+/// A function of a keyed stream connected with a broadcast stream: per-key state on the
+/// keyed side, and a broadcast state per subtask that only the broadcast side changes.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a keyed broadcast process function of keys `{K}`, records `{T}` and broadcast records `{B}`",
+    label = "expected a `KeyedBroadcastProcessFunction<{K}, {T}, {B}>`"
+)]
+pub trait KeyedBroadcastProcessFunction<K, T, B>: Clone + Send + 'static {
+    /// The state of one key.
+    type State: Default + Send + 'static;
+    /// The broadcast state of a subtask (every subtask sees the same broadcast records, so
+    /// with a deterministic `process_broadcast` every subtask holds the same one).
+    type Broadcast: Default + Send + 'static;
+    /// Output records.
+    type Out: Send + 'static;
+    /// Called for each record of the keyed side; the broadcast state is read-only here.
+    fn process_element(
+        &mut self,
+        key: &K,
+        item: T,
+        state: &mut Self::State,
+        broadcast: &Self::Broadcast,
+        ctx: &mut ProcessContext<'_, Self::Out>,
+    );
+    /// Called for each record of the broadcast side, in every subtask.
+    fn process_broadcast(
+        &mut self,
+        item: B,
+        broadcast: &mut Self::Broadcast,
+        ctx: &mut ProcessContext<'_, Self::Out>,
+    );
+}
+
+/// A keyed stream connected with a broadcast stream; finish it with
+/// [`BroadcastConnectedStreams::process`].
+#[must_use = "connected streams do nothing until processed"]
+pub struct BroadcastConnectedStreams<K: Send + 'static, T: Send + 'static, B: Send + 'static> {
+    ex: Stream<Identity<Either<(K, T), B>>>,
+}
+
+/// Routes keyed-side records by the key group of their key.
+struct LeftByKey(u32);
+
+impl<K: Hash, T, B> Partitioner<Either<(K, T), B>> for LeftByKey {
+    #[inline]
+    fn route(&mut self, item: &Either<(K, T), B>, consumers: usize) -> usize {
+        match item {
+            Either::Left((k, _)) => subtask_of_key(k, self.0, consumers),
+            Either::Right(_) => 0,
+        }
+    }
+}
+
+/// The keyed side's terminal: computes the key and wraps the record.
+struct KeyedSide<T, B, KF, W> {
+    key: Named<KF>,
+    writer: W,
+    _p: PhantomData<fn(T, B)>,
+}
+
+impl<T, K, B, KF, W> Downstream<T> for KeyedSide<T, B, KF, W>
+where
+    KF: FnMut(&T) -> K,
+    W: Downstream<Either<(K, T), B>>,
+{
+    #[inline]
+    fn emit(&mut self, item: T, ts: Timestamp) {
+        let guard = PanicGuard(&self.key.name);
+        let k = (self.key.f)(&item);
+        std::mem::forget(guard);
+        self.writer.emit(Either::Left((k, item)), ts)
+    }
+    fn event(&mut self, event: Event) {
+        self.writer.event(event)
+    }
+}
+
+impl<T: Send, K, B, KF, W> Terminal<T> for KeyedSide<T, B, KF, W>
+where
+    KF: FnMut(&T) -> K + Send,
+    W: Terminal<Either<(K, T), B>>,
+{
+    fn drain(&mut self, cx: &TaskCx<'_>) -> Result<bool> {
+        self.writer.drain(cx)
+    }
+}
+
+/// The broadcast side's terminal: wraps each record and sends it to every subtask.
+struct BroadcastSide<K, T, B>(BroadcastWriter<Either<(K, T), B>>);
+
+impl<K: Clone + Send, T: Clone + Send, B: Clone + Send> Downstream<B> for BroadcastSide<K, T, B> {
+    #[inline]
+    fn emit(&mut self, item: B, ts: Timestamp) {
+        self.0.emit(Either::Right(item), ts)
+    }
+    fn event(&mut self, event: Event) {
+        self.0.event(event)
+    }
+}
+
+impl<K: Clone + Send, T: Clone + Send, B: Clone + Send> Terminal<B> for BroadcastSide<K, T, B> {
+    fn drain(&mut self, cx: &TaskCx<'_>) -> Result<bool> {
+        self.0.drain(cx)
+    }
+}
+
+impl<C, K, KF> KeyedStream<C, KF>
+where
+    C: Chain,
+    C::Out: Clone,
+    KF: FnMut(&C::Out) -> K + Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + 'static,
+{
+    /// Connects this keyed stream with `broadcast`, whose every record reaches every subtask
+    /// (Flink's broadcast state pattern); see the [module documentation](self).
+    #[track_caller]
+    pub fn connect_broadcast<C2>(
+        self,
+        broadcast: Stream<C2>,
+    ) -> BroadcastConnectedStreams<K, C::Out, C2::Out>
+    where
+        C2: Chain,
+        C2::Out: Clone,
+    {
+        let loc = Location::caller();
+        let KeyedStream { stream, key } = self;
+        let (fa, fb) = (stream.feed(), broadcast.feed());
+        let (p, key_groups) = {
+            let g = stream.g.borrow();
+            (g.config.parallelism, g.config.max_parallelism)
+        };
+        let ex = Exchange::<Either<(K, C::Out), C2::Out>>::new(
+            &stream.g,
+            &[fa, fb],
+            Partitioning::Hash { key_groups },
+            format!("stage {} by key + stage {} broadcast", fa.stage, fb.stage),
+            p,
+            loc,
+        );
+        let (oa, ob) = (ex.outlets.clone(), ex.outlets.clone());
+        let by = Ending::Exchange(key.name.as_str().to_string());
+        stream.finish(by, move |i, _| KeyedSide {
+            key: key.clone(),
+            writer: oa.writer(i, LeftByKey(key_groups)),
+            _p: PhantomData,
+        });
+        let first = fa.parallelism;
+        broadcast.finish(Ending::Exchange("broadcast".into()), move |i, _| {
+            let w: ExchangeWriter<_, Forward> = ob.writer(first + i, Forward(0));
+            BroadcastSide(BroadcastWriter(w))
+        });
+        BroadcastConnectedStreams {
+            ex: ex.into_stream(),
+        }
+    }
+}
+
+impl<K, T, B> BroadcastConnectedStreams<K, T, B>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
+    B: Send + 'static,
+{
+    /// Runs a [`KeyedBroadcastProcessFunction`] over both inputs.
+    #[track_caller]
+    pub fn process<P: KeyedBroadcastProcessFunction<K, T, B>>(
+        self,
+        f: P,
+    ) -> Stream<BroadcastChain<K, T, B, P>> {
+        let name = OpName::new("broadcast_process", Location::caller());
+        self.ex.then(
+            OpInfo::new(&name),
+            BroadcastProcess {
+                f,
+                name,
+                states: Table::default(),
+                broadcast: P::Broadcast::default(),
+                watermark: Timestamp::MIN,
+                out: Vec::new(),
+                _p: PhantomData,
+            },
+        )
+    }
+}
+
+/// The chain of a stage running a [`KeyedBroadcastProcessFunction`].
+pub type BroadcastChain<K, T, B, P> =
+    Then<Identity<Either<(K, T), B>>, BroadcastProcess<K, T, B, P>>;
+
+/// The operator running a [`KeyedBroadcastProcessFunction`].
+pub struct BroadcastProcess<K, T, B, P: KeyedBroadcastProcessFunction<K, T, B>> {
+    f: P,
+    name: OpName,
+    states: Table<K, P::State>,
+    broadcast: P::Broadcast,
+    watermark: Timestamp,
+    out: Vec<P::Out>,
+    _p: PhantomData<fn(T, B)>,
+}
+
+impl<K, T, B, P: KeyedBroadcastProcessFunction<K, T, B>> Clone for BroadcastProcess<K, T, B, P> {
+    fn clone(&self) -> Self {
+        BroadcastProcess {
+            f: self.f.clone(),
+            name: self.name.clone(),
+            states: Table::default(),
+            broadcast: P::Broadcast::default(),
+            watermark: Timestamp::MIN,
+            out: Vec::new(),
+            _p: PhantomData,
+        }
+    }
+}
+
+impl<K, T, B, P: KeyedBroadcastProcessFunction<K, T, B>> Sealed for BroadcastProcess<K, T, B, P> {}
+
+impl<K, T, B, P> Operator<Either<(K, T), B>> for BroadcastProcess<K, T, B, P>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
+    B: Send + 'static,
+    P: KeyedBroadcastProcessFunction<K, T, B>,
+{
+    type Out = P::Out;
+
+    fn on_record<D: Downstream<P::Out>>(
+        &mut self,
+        item: Either<(K, T), B>,
+        ts: Timestamp,
+        down: &mut D,
+    ) {
+        let mut ctx = ProcessContext::new(ts, self.watermark, &mut self.out);
+        let guard = PanicGuard(&self.name);
+        match item {
+            Either::Left((k, x)) => {
+                let state = self.states.entry(k.clone()).or_default();
+                self.f
+                    .process_element(&k, x, state, &self.broadcast, &mut ctx);
+            }
+            Either::Right(b) => self.f.process_broadcast(b, &mut self.broadcast, &mut ctx),
+        }
+        std::mem::forget(guard);
+        for o in self.out.drain(..) {
+            down.emit(o, ts);
+        }
+    }
+
+    fn on_event<D: Downstream<P::Out>>(&mut self, event: Event, down: &mut D) {
+        if let Event::Watermark(w) = event {
+            self.watermark = self.watermark.max(w);
+        }
+        down.event(event)
+    }
+}
