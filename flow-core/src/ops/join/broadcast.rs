@@ -25,7 +25,7 @@
 //! }
 //!
 //! let mut env = Env::new(Config::default().parallelism(2));
-//! // The threshold arrives first here; in general rules and records interleave.
+//! // Rules and records interleave: a record is judged by the rules that arrived before it.
 //! let rules = env.from_iter([10u32]);
 //! let flagged = env
 //!     .from_iter([("a", 5), ("b", 50), ("a", 70)])
@@ -34,7 +34,7 @@
 //!     .process(Above)
 //!     .collect();
 //! env.execute()?;
-//! # let _ = flagged;
+//! assert!(flagged.take().iter().all(|(_, amount)| *amount > 10));
 //! # Ok::<(), flow_core::Error>(())
 //! ```
 use super::connect::Either;
