@@ -13,7 +13,8 @@
 //! | `ProcessFunction` | [`Stream::process`](crate::Stream::process) with a closure and a [`ProcessContext`](crate::ops::process::non_keyed::ProcessContext) |
 //! | `keyBy` / `KeyedStream` | [`Stream::key_by`](crate::Stream::key_by) / [`KeyedStream`](crate::KeyedStream) |
 //! | `sum`, `min`, `max`, `minBy`, `maxBy`, `reduce`, `aggregate` | the same names on `KeyedStream` (rolling); `fold` for non-associative folds; associative ones pre-aggregate before the exchange |
-//! | `KeyedProcessFunction`, `ValueState`, `ListState`, `MapState` | [`KeyedProcessFunction`](crate::ops::process::keyed::KeyedProcessFunction) with a `State` type, or a plain function marked `#[process_fn]` whose `&mut ValueState<_>` / `ListState` / `MapState` parameters are the state |
+//! | `KeyedProcessFunction`, `ValueState`, `ListState`, `MapState` | [`KeyedProcessFunction`](crate::ops::process::keyed::KeyedProcessFunction) with a `State` type, a plain function marked `#[process_fn]` whose `&mut ValueState<_>` / `ListState` / `MapState` parameters are the state, or closures ([`KeyedStream::process_fn`](crate::KeyedStream::process_fn)) |
+//! | `getMetricGroup().counter/gauge/histogram` | [`Env::counter`](crate::Env::counter), `gauge`, `histogram`, reported in the job summary |
 //! | `TimerService.registerEventTimeTimer` / `ProcessingTime` | [`Context::register_event_time_timer`](crate::ops::process::keyed::Context::register_event_time_timer) / `register_processing_time_timer` |
 //! | `WatermarkStrategy.forBoundedOutOfOrderness`, `forMonotonousTimestamps`, `withIdleness` | [`WatermarkStrategy`](crate::time::WatermarkStrategy)`::bounded_out_of_orderness`, `monotonous`, `with_idleness`, used by `assign_timestamps` |
 //! | `TumblingEventTimeWindows`, `SlidingEventTimeWindows`, `EventTimeSessionWindows`, `countWindow` | the same names, and `CountWindows`; processing-time tumbling and sliding windows |
@@ -22,6 +23,8 @@
 //! | `allowedLateness`, `sideOutputLateData` | `allowed_lateness`, `late_records()` |
 //! | `ProcessWindowFunction`, `aggregate(agg, pwf)` | window `process`, `aggregate_process` |
 //! | `connect` + `KeyedCoProcessFunction` | [`KeyedStream::connect`](crate::KeyedStream::connect) + [`KeyedCoProcessFunction`](crate::ops::join::connect::KeyedCoProcessFunction) |
+//! | non-keyed `connect` + `CoMapFunction` / `CoFlatMapFunction` | [`Stream::connect`](crate::Stream::connect) + [`CoStreams::map`](crate::ops::join::co::CoStreams::map) / `flat_map` |
+//! | broadcast state: `connect(broadcastStream)` + `KeyedBroadcastProcessFunction` | [`KeyedStream::connect_broadcast`](crate::KeyedStream::connect_broadcast) + [`KeyedBroadcastProcessFunction`](crate::ops::join::broadcast::KeyedBroadcastProcessFunction) (no timers yet) |
 //! | `intervalJoin`, window `join` | `interval_join` (and `interval_join_signed`), `window_join` |
 //! | `OutputTag` side outputs | emit [`Either`](crate::ops::split::Either) and call `split()`; windows' `late_records()` |
 //! | `union`, `rebalance`, `shuffle`, `rescale`, `forward`, `global`, `broadcast`, `partitionCustom` | the same names (`partition_custom`) |
@@ -44,8 +47,8 @@
 //! * **Checkpoints, savepoints and restore.** Barriers already travel through the dataflow
 //!   (injected at sources, aligned at exchanges), and `flow-state` holds the checkpoint
 //!   store; operators do not persist their state into it yet, so a killed job starts over.
-//! * **Per-operator `.parallelism(n)`, `OutputTag`s, broadcast state, async I/O, evictors,
-//!   user metrics, a REST API and web dashboard, Kafka, SQL**: planned; see the open issues.
+//! * **Per-operator `.parallelism(n)`, async I/O, triggers and evictors on time windows, a
+//!   REST API and web dashboard, Kafka, SQL**: planned; see the open issues.
 //!   A stage's parallelism is the job's (sources of one subtask and `global`/`window_all`
 //!   stages aside).
 //! * **A cluster.** flow runs a job in one process; scaling out is planned on Kafka
