@@ -59,7 +59,7 @@ use std::panic::Location;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a keyed process function of keys `{K}` and records `{T}`",
     label = "expected a `KeyedProcessFunction<{K}, {T}>`",
-    note = "implement `KeyedProcessFunction<{K}, {T}>` for a type, or mark a plain function `#[process_fn]` and pass the struct it generates; closures are not keyed process functions",
+    note = "implement `KeyedProcessFunction<{K}, {T}>` for a type, or mark a plain function `#[process_fn]` and pass the struct it generates; for a closure over (key, record, state, context), call `process_fn` instead of `process`",
     note = "a keyed process function must also be `Clone + Send + 'static`"
 )]
 pub trait KeyedProcessFunction<K, T>: Clone + Send + 'static {
@@ -459,6 +459,8 @@ where
     }
 }
 
+// Reached through `process_fn`: never suggest it to a `process` call.
+#[diagnostic::do_not_recommend]
 impl<K, T, F, G, S, O> KeyedProcessFunction<K, T> for FnProcess<F, G, S, O>
 where
     S: Default + Send + 'static,
