@@ -45,6 +45,14 @@ where
     /// assert_eq!(counts, [(0, 3), (1, 3)]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
+    ///
+    /// A fan-out to no consumer does not compile:
+    ///
+    /// ```compile_fail
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default());
+    /// let [] = env.from_iter([1]).fan_out();
+    /// ```
     #[track_caller]
     pub fn fan_out<const N: usize>(self) -> [Stream<Identity<C::Out>>; N] {
         const { assert!(N > 0, "fan_out needs at least one consumer") };
