@@ -157,3 +157,32 @@ fn checkpoint_barriers_complete_through_a_fan_out() {
     let want: Vec<u64> = (1..=ids.len() as u64).collect();
     assert_eq!(ids, want);
 }
+
+#[test]
+fn a_fan_out_joined_with_itself_does_not_deadlock_with_barriers_in_flight() {
+    let n = 50_000u64;
+    let mut env = Env::new(
+        Config::default()
+            .parallelism(2)
+            .batch_size(8)
+            .barrier_interval(Duration::from_millis(1)),
+    );
+    let [left, right] = env
+        .generate_n(n, |i| i)
+        .assign_timestamps(|x| *x as i64, WatermarkStrategy::monotonous())
+        .fan_out();
+    let joined = left
+        .key_by(|x| *x)
+        .interval_join(
+            right.map(|x| x + 1).key_by(|x| x - 1),
+            Duration::ZERO,
+            Duration::from_millis(1),
+            |_, a, b| (*a, *b),
+        )
+        .collect();
+    let summary = env.execute().unwrap();
+    let got = joined.take();
+    assert_eq!(got.len() as u64, n);
+    assert!(got.iter().all(|(a, b)| b == &(a + 1)));
+    assert!(!summary.checkpoints.is_empty(), "no checkpoint completed");
+}
