@@ -9,6 +9,7 @@
 //! | `env.execute()` | [`Env::execute`](crate::Env::execute), returning a [`JobSummary`](crate::JobSummary) |
 //! | a job's `main` with `ParameterTool` | a function marked `#[stream_job]` with a clap `Args` struct: `--parallelism`, `--plan`, ... |
 //! | `DataStream<T>` | [`Stream<C>`](crate::Stream), whose chain type `C` produces `T`; operators up to the next exchange are fused |
+//! | one `DataStream` used as the input of several operators | [`Stream::fan_out`](crate::Stream::fan_out): `let [a, b] = stream.fan_out();`, a stream per consumer, each getting every record (a clone) |
 //! | `map`, `filter`, `flatMap` | `map`, `filter`, `flat_map`, plus `filter_map` and `inspect` |
 //! | `ProcessFunction` | [`Stream::process`](crate::Stream::process) with a closure and a [`ProcessContext`](crate::ops::process::non_keyed::ProcessContext) |
 //! | `keyBy` / `KeyedStream` | [`Stream::key_by`](crate::Stream::key_by) / [`KeyedStream`](crate::KeyedStream) |
@@ -42,6 +43,9 @@
 //!   emits each key's final result once at the end instead of every update.
 //! * **Stages, not operator chains**, are the unit of parallelism: everything between two
 //!   exchanges is one monomorphised function; `union` and `rebalance` are exchanges.
+//! * **A stream has one consumer**: an operator takes its stream by value. To feed several,
+//!   say how many with `fan_out` (fixed when it is called); each consumer is a stage of its
+//!   own, and the slowest one sets the pace for all.
 //!
 //! ## Not there yet, and why
 //! * **Checkpoints, savepoints and restore.** Barriers already travel through the dataflow

@@ -116,3 +116,21 @@ fn two_operators_with_one_uid_are_rejected() {
         "{err}"
     );
 }
+
+#[test]
+fn a_fan_out_ends_its_stage_in_one_forward_edge_per_consumer() {
+    let mut env = Env::new(Config::default().parallelism(2).name("fanned"));
+    let [all, evens] = env.from_iter(0..10u32).map(|x| x + 1).fan_out();
+    all.discard();
+    evens
+        .filter(|x| x % 2 == 0)
+        .key_by(|x| *x)
+        .count()
+        .discard();
+    let plan = env.plan();
+    assert_eq!(
+        plan.stages[0].terminal.as_deref(),
+        Some("exchange by fan-out to stages 1, 2")
+    );
+    insta::assert_snapshot!(plan.to_string());
+}

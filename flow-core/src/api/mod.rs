@@ -1,9 +1,11 @@
 //! The DataStream API: [`env::Env`] creates sources and runs jobs, [`stream::Stream`] and
-//! [`stream::KeyedStream`] are the typed streams, `exchange` is the one builder of edges
-//! between stages, [`summary`] what a finished job did. Operators add their methods to the
-//! stream types in [`crate::ops`]; sources and sinks in [`crate::io`].
+//! [`stream::KeyedStream`] are the typed streams (`Stream::fan_out` feeds several consumers
+//! from one), `exchange` is the one builder of edges between stages, [`summary`] what a
+//! finished job did, [`metrics`] the user metrics. Operators add their methods to the stream types in [`crate::ops`];
+//! sources and sinks in [`crate::io`].
 pub mod env;
 pub(crate) mod exchange;
+mod fan_out;
 pub mod metrics;
 pub mod stream;
 pub mod summary;

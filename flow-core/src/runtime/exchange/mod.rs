@@ -267,6 +267,42 @@ impl<T: Clone + Send> Terminal<T> for BroadcastWriter<T> {
     }
 }
 
+/// Sends every record to each of several exchanges (`fan_out`), as the terminal of a stage:
+/// a clone to every writer but the last, which gets the record itself. Control events
+/// (watermarks, barriers, end of input) go to every writer, and through each to every
+/// consumer of its exchange. Not ready while any writer waits for room.
+pub(crate) struct FanOutWriter<T>(pub(crate) Vec<ExchangeWriter<T, partition::Forward>>);
+
+impl<T: Clone + Send> Downstream<T> for FanOutWriter<T> {
+    #[inline]
+    fn emit(&mut self, item: T, ts: Timestamp) {
+        if let Some((last, rest)) = self.0.split_last_mut() {
+            for w in rest {
+                w.emit(item.clone(), ts);
+            }
+            last.emit(item, ts);
+        }
+    }
+    fn event(&mut self, event: Event) {
+        for w in &mut self.0 {
+            w.event(event);
+        }
+    }
+}
+
+impl<T: Clone + Send> Terminal<T> for FanOutWriter<T> {
+    fn drain(&mut self, cx: &TaskCx<'_>) -> Result<bool> {
+        // Every writer gets its chance to send, so a slow consumer holds back only the
+        // records queued for it (and, through this stage, new input), not what the others
+        // could take already.
+        let mut ready = true;
+        for w in &mut self.0 {
+            ready &= w.drain(cx)?;
+        }
+        Ok(ready)
+    }
+}
+
 /// The producing side of an exchange, as the terminal of a stage.
 pub(crate) struct ExchangeWriter<T, P> {
     index: u32,
