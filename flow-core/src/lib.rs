@@ -128,6 +128,7 @@ pub use compact_str;
 pub mod prelude {
     pub use crate::graph::plan::{Partitioning, Plan};
     pub use crate::io::csv::{CsvField, CsvRow, FromCsv};
+    pub use crate::io::sink::WriteOptions;
     pub use crate::ops::aggregate::Aggregate;
     pub use crate::ops::join::connect::{ConnectedStreams, KeyedCoProcessFunction};
     pub use crate::ops::process::keyed::{Context, KeyedProcessFunction};
