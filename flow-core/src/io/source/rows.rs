@@ -49,7 +49,18 @@ fn deserialize<T: DeserializeOwned>(
         record.push_field(f);
     }
     record.deserialize(headers).map_err(|e| match e.kind() {
-        csv::ErrorKind::Deserialize { err, .. } => err.to_string(),
+        csv::ErrorKind::Deserialize { err, .. } => match err.field() {
+            // Numbered from 1 as `read_csv` does (csv's own message counts from 0).
+            Some(i) => {
+                let i = i as usize;
+                let value = record.get(i).unwrap_or_default();
+                match headers.and_then(|h| h.get(i)) {
+                    Some(name) => format!("field {} `{name}` ({value:?}): {}", i + 1, err.kind()),
+                    None => format!("field {} ({value:?}): {}", i + 1, err.kind()),
+                }
+            }
+            None => err.kind().to_string(),
+        },
         _ => e.to_string(),
     })
 }
