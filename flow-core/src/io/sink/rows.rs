@@ -90,7 +90,6 @@ impl<C: Chain> Stream<C> {
     ///
     /// ```
     /// # use flow_core::prelude::*;
-    /// use flow_core::io::sink::read_part_files;
     /// #[derive(serde::Serialize)]
     /// struct Score {
     ///     name: String,
@@ -166,7 +165,9 @@ impl<C: Chain> Stream<C> {
     /// }
     /// let mut env = Env::new(Config::default().parallelism(1));
     /// // prints `Score { name: "ann", points: 3 }`
-    /// env.from_iter([Score { name: "ann", points: 3 }]).print_debug();
+    /// env.from_iter([Score { name: "ann", points: 3 }])
+    ///     .filter(|s| s.points > 0 && !s.name.is_empty())
+    ///     .print_debug();
     /// let summary = env.execute()?;
     /// assert_eq!(summary.records_written(), 1);
     /// # Ok::<(), flow_core::Error>(())

@@ -170,12 +170,12 @@ impl Env {
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let users = env
     ///     .read_json_lines::<Click>(&path, ReadOptions::lenient())?
-    ///     .map(|c| c.user)
+    ///     .map(|c| format!("{} {}", c.user, c.page))
     ///     .collect();
     /// let summary = env.execute()?;
     /// let mut got = users.take();
     /// got.sort();
-    /// assert_eq!(got, vec!["ann", "bob"]);
+    /// assert_eq!(got, vec!["ann /", "bob /a"]);
     /// assert_eq!(summary.records_skipped(), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
