@@ -129,6 +129,7 @@ pub mod prelude {
     pub use crate::api::metrics::{Counter, Gauge, Histogram, MetricValue};
     pub use crate::graph::plan::{Partitioning, Plan};
     pub use crate::io::csv::{CsvField, CsvRow, FromCsv};
+    pub use crate::io::sink::WriteOptions;
     pub use crate::ops::aggregate::Aggregate;
     pub use crate::ops::join::broadcast::KeyedBroadcastProcessFunction;
     pub use crate::ops::join::connect::{ConnectedStreams, KeyedCoProcessFunction};

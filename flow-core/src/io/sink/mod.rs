@@ -1,8 +1,11 @@
 //! Sinks: [`collect`] into memory, [`discard`], and text ([`part_files`]: `print`,
-//! `write_csv`, `write_lines`). Each file adds its methods to [`crate::Stream`].
+//! `write_csv`, `write_lines`; [`rows`]: records of any type, `write_csv_serde`,
+//! `write_json_lines`, `print_debug`). Each file adds its methods to [`crate::Stream`].
 pub mod collect;
 pub mod discard;
 pub mod part_files;
+pub mod rows;
 
 pub use collect::Collected;
 pub use part_files::read_part_files;
+pub use rows::WriteOptions;

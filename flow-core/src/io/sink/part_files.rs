@@ -1,4 +1,5 @@
-//! Text sinks: `print`, and part files (`write_csv`, `write_lines`) made visible only once
+//! Text sinks: `print`, and part files (`write_csv`, `write_lines`; the serde formats of
+//! [`super::rows`] too) made visible only once
 //! complete: written as `.part-NNNNN.EXT.inprogress`, fsynced, renamed, directory fsynced.
 use crate::api::stream::Stream;
 use crate::error::{Error, Result};
@@ -136,10 +137,27 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
-impl<T, F: FnMut(&T, &mut Vec<u8>)> Downstream<T> for TextSink<F> {
+/// What formatting one record gives: `Err` says why the record cannot be written.
+pub(crate) type Formatted = std::result::Result<(), String>;
+
+impl<T, F: FnMut(&T, &mut Vec<u8>) -> Formatted> Downstream<T> for TextSink<F> {
     #[inline]
     fn emit(&mut self, item: T, _ts: Timestamp) {
-        (self.format)(&item, &mut self.buf);
+        let len = self.buf.len();
+        if let Err(message) = (self.format)(&item, &mut self.buf) {
+            self.buf.truncate(len);
+            if self.error.is_none() {
+                let what = match &self.target {
+                    TextTarget::Stdout => PathBuf::from("<stdout>"),
+                    TextTarget::Part { done, .. } => done.clone(),
+                };
+                self.error = Some(Error::io(
+                    what,
+                    std::io::Error::other(format!("cannot write a record: {message}")),
+                ));
+            }
+            return;
+        }
         self.buf.push(b'\n');
         self.count += 1;
         if self.buf.len() >= TEXT_BLOCK && self.error.is_none() {
@@ -164,7 +182,7 @@ impl<T, F: FnMut(&T, &mut Vec<u8>)> Downstream<T> for TextSink<F> {
     }
 }
 
-impl<T, F: FnMut(&T, &mut Vec<u8>) + Send> Terminal<T> for TextSink<F> {
+impl<T, F: FnMut(&T, &mut Vec<u8>) -> Formatted + Send> Terminal<T> for TextSink<F> {
     fn drain(&mut self, _cx: &TaskCx<'_>) -> Result<bool> {
         match self.error.take() {
             Some(e) => Err(e),
@@ -225,7 +243,13 @@ impl<C: Chain> Stream<C> {
         C::Out: CsvRow,
     {
         self.finish(Ending::Sink("print".into()), |_, m| {
-            TextSink::stdout(|x: &C::Out, b: &mut Vec<u8>| x.write_row(b), m.clone())
+            TextSink::stdout(
+                |x: &C::Out, b: &mut Vec<u8>| {
+                    x.write_row(b);
+                    Ok(())
+                },
+                m.clone(),
+            )
         })
     }
 
@@ -254,7 +278,10 @@ impl<C: Chain> Stream<C> {
             dir.as_ref(),
             "csv",
             "write_csv",
-            |x: &C::Out, b: &mut Vec<u8>| x.write_row(b),
+            |x: &C::Out, b: &mut Vec<u8>| {
+                x.write_row(b);
+                Ok(())
+            },
         )
     }
 
@@ -282,13 +309,20 @@ impl<C: Chain> Stream<C> {
             |x: &C::Out, b: &mut Vec<u8>| {
                 use std::io::Write;
                 let _ = write!(b, "{x}");
+                Ok(())
             },
         )
     }
 
-    fn write_text<F>(self, dir: &Path, ext: &'static str, kind: &str, format: F) -> Result<()>
+    pub(crate) fn write_text<F>(
+        self,
+        dir: &Path,
+        ext: &'static str,
+        kind: &str,
+        format: F,
+    ) -> Result<()>
     where
-        F: FnMut(&C::Out, &mut Vec<u8>) + Clone + Send + 'static,
+        F: FnMut(&C::Out, &mut Vec<u8>) -> Formatted + Clone + Send + 'static,
     {
         if dir.exists() && !dir.is_dir() {
             return Err(Error::io(

@@ -238,6 +238,8 @@ pub(crate) struct LineReader<T> {
     pub(crate) csv: Option<CsvFraming<T>>,
     /// A chunk read and counted whose quote parity is not known yet: `(index, start, end)`.
     pub(crate) pending: Option<(u64, u64, u64)>,
+    /// The file's first record is a header: the reader of chunk 0 skips it.
+    pub(crate) skip_header: bool,
 }
 
 impl<T> LineReader<T> {
@@ -351,7 +353,22 @@ impl<T: Send> LineReader<T> {
         // Lines that start inside [start, end) are this chunk's: skip the tail of the line that
         // began in the previous chunk.
         let skip = if start == 0 {
-            0
+            if self.skip_header {
+                // The header: the first line (for CSV, after any blank lines, as in
+                // `parse_csv`; a header with quotes is read there).
+                let mut at = 0;
+                if self.csv.is_some() {
+                    while matches!(buf.get(at), Some(b'\n' | b'\r')) {
+                        at += 1;
+                    }
+                }
+                match memchr::memchr(b'\n', &buf[at..]) {
+                    Some(p) => at + p + 1,
+                    None => buf.len(),
+                }
+            } else {
+                0
+            }
         } else {
             match memchr::memchr(b'\n', &buf) {
                 Some(p) => p + 1,
@@ -431,6 +448,7 @@ impl<T: Send> LineReader<T> {
         let mut rdr = csv_core::Reader::new();
         let mut at = body;
         let mut result = Ok(());
+        let mut header = start == 0 && self.skip_header;
         'records: loop {
             // Blank lines between records belong to no record.
             while matches!(buf.get(at), Some(b'\n' | b'\r')) {
@@ -471,6 +489,9 @@ impl<T: Send> LineReader<T> {
                     csv_core::ReadRecordResult::Record => break,
                     csv_core::ReadRecordResult::End => break 'records,
                 }
+            }
+            if std::mem::take(&mut header) {
+                continue;
             }
             let index = memchr::memchr_iter(b'\n', &buf[body..record_at]).count() as u64;
             let mut fields: Vec<&str> = Vec::with_capacity(nend);
@@ -651,7 +672,7 @@ impl Env {
     }
 
     #[track_caller]
-    fn read_parsed<T: Send + 'static>(
+    pub(super) fn read_parsed<T: Send + 'static>(
         &mut self,
         path: &Path,
         kind: &str,
@@ -684,6 +705,7 @@ impl Env {
                     metrics: metrics.clone(),
                     name: name.clone(),
                     counted: (0, 0),
+                    skip_header: options.header,
                 }) as Box<dyn Input<T>>
             }),
         )

@@ -1,9 +1,10 @@
 //! Sources: files read in parallel chunks ([`file`](mod@file)), in-memory collections ([`iter`]),
-//! generators ([`generator`]) and sockets ([`socket`]). Each file adds its constructors to
-//! [`crate::Env`].
+//! generators ([`generator`]) and sockets ([`socket`]); [`rows`] reads files of records of
+//! any serde type (CSV, JSON lines). Each file adds its constructors to [`crate::Env`].
 pub mod file;
 pub mod generator;
 pub mod iter;
+pub mod rows;
 pub mod socket;
 
 /// What a lenient source does with a record it cannot read.
@@ -21,6 +22,9 @@ pub enum OnBadRecord {
 pub struct ReadOptions {
     /// What to do with a line that is not UTF-8 or not a valid record.
     pub on_bad_record: OnBadRecord,
+    /// The file's first record is a header, not data: `read_csv_serde` maps fields to struct
+    /// fields by its names; the other file sources skip it. Off by default.
+    pub header: bool,
 }
 
 impl ReadOptions {
@@ -28,6 +32,13 @@ impl ReadOptions {
     pub fn lenient() -> Self {
         ReadOptions {
             on_bad_record: OnBadRecord::Skip,
+            header: false,
         }
+    }
+
+    /// The file's first record is a header (see [`ReadOptions::header`]).
+    pub fn with_header(mut self) -> Self {
+        self.header = true;
+        self
     }
 }
