@@ -13,7 +13,7 @@ pub trait CsvField {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be written as a CSV row",
     label = "not a `CsvRow`",
-    note = "rows are tuples of up to 8 fields (strings, numbers, `bool`, `char`, `Word`, `Option`s of these) or single such values; map records to a tuple first"
+    note = "rows are tuples of up to 8 fields (strings, numbers, `bool`, `char`, `Word`, `Option`s of these) or single such values; for a struct that derives `Serialize`, use `write_csv_serde` (or `write_json_lines`, `print_debug`)"
 )]
 pub trait CsvRow {
     /// Appends the row's fields, separated by commas, to `out`.
