@@ -133,6 +133,7 @@ pub mod prelude {
     pub use crate::ops::process::keyed::{Context, KeyedProcessFunction};
     pub use crate::ops::process::non_keyed::ProcessContext;
     pub use crate::ops::process::state::{KeyedStateNames, ListState, MapState, ValueState};
+    pub use crate::ops::side_output::OutputTag;
     pub use crate::ops::split::Either;
     pub use crate::ops::window::{
         CountWindows, EventTimeSessionWindows, GlobalWindowedStream, SlidingEventTimeWindows,

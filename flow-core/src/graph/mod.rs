@@ -9,7 +9,9 @@ use crate::runtime::panic::OpName;
 use crate::runtime::stage::MakeInput;
 use crate::runtime::task::TaskBody;
 use plan::{Partitioning, Plan, PlanEdge, PlanOperator, PlanStage};
+use std::any::Any;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -98,6 +100,10 @@ pub(crate) struct Graph {
     pub(crate) deferred_error: Option<Error>,
     /// Sink subtasks so far: each acknowledges checkpoint barriers under its index.
     pub(crate) sink_subtasks: usize,
+    /// The tagged side outputs of operators that have them, under (stage, operator index):
+    /// the operators' registries of consumed tags (type-erased; `ops::side_output` knows the
+    /// type).
+    pub(crate) side_tags: HashMap<(usize, usize), Box<dyn Any>>,
 }
 
 pub(crate) type GraphRef = Rc<RefCell<Graph>>;
@@ -134,6 +140,7 @@ impl Graph {
             prepare: vec![],
             deferred_error: None,
             sink_subtasks: 0,
+            side_tags: HashMap::new(),
         }
     }
 
@@ -188,6 +195,7 @@ impl Graph {
         self.prepare.clear();
         self.deferred_error = None;
         self.sink_subtasks = 0;
+        self.side_tags.clear();
     }
 
     /// The typed plan of the graph built so far.
