@@ -23,7 +23,7 @@ impl KeyedProcessFunction<u32, u32> for Sort3 {
         ctx: &mut Context<'_, (u32, u32)>,
     ) {
         *seen += 1;
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             ctx.emit((*key, n));
         } else if n % 2 == 1 {
             ctx.output(&self.odd, u64::from(n));
@@ -77,8 +77,8 @@ fn two_tags_of_different_types_from_one_keyed_process_function() {
                 (0..N).collect::<Vec<_>>(),
                 "p={p} batch={batch}: each record exactly once"
             );
-            assert_eq!(main_len, (0..N).filter(|n| n % 3 == 0).count());
-            assert!(odd_got.iter().all(|n| n % 2 == 1 && n % 3 != 0));
+            assert_eq!(main_len, (0..N).filter(|n| n.is_multiple_of(3)).count());
+            assert!(odd_got.iter().all(|n| n % 2 == 1 && !n.is_multiple_of(3)));
             assert_eq!(summary.records_side_dropped(), 0);
         }
     }
@@ -96,7 +96,9 @@ fn records_to_an_unconsumed_tag_are_dropped_and_counted() {
         let odd_out = main.side_output(&odd).collect();
         let main_out = main.collect();
         let summary = env.execute().unwrap();
-        let evens = (0..N).filter(|n| n % 3 != 0 && n % 2 == 0).count() as u64;
+        let evens = (0..N)
+            .filter(|n| !n.is_multiple_of(3) && n.is_multiple_of(2))
+            .count() as u64;
         assert_eq!(summary.records_side_dropped(), evens, "p={p}");
         assert_eq!(
             main_out.take().len() + odd_out.take().len() + evens as usize,
