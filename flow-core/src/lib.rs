@@ -138,7 +138,7 @@ pub mod prelude {
     pub use crate::ops::window::{
         CountWindows, EventTimeSessionWindows, GlobalWindowedStream, SlidingEventTimeWindows,
         SlidingProcessingTimeWindows, Trigger, TriggerResult, TumblingEventTimeWindows,
-        TumblingProcessingTimeWindows, Window, WindowInfo, Windowed, WindowedStream,
+        TumblingProcessingTimeWindows, Window, WindowContext, WindowInfo, Windowed, WindowedStream,
     };
     pub use crate::runtime::operator::Chain;
     pub use crate::text::Word;

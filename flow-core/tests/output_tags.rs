@@ -1,6 +1,6 @@
 //! Side outputs by tag (`OutputTag`, issue 13 item 3): several typed tags per process
-//! function, keyed and non-keyed, every record in exactly one output, unconsumed tags dropped
-//! and counted.
+//! function — keyed, non-keyed, window and co-process — every record in exactly one output,
+//! unconsumed tags dropped and counted.
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 use flow_core::prelude::*;
 
@@ -224,4 +224,111 @@ fn taking_a_tag_twice_is_an_error() {
     s.collect();
     let err = env.execute().unwrap_err().to_string();
     assert!(err.contains("already taken"), "{err}");
+}
+
+#[test]
+fn a_window_process_function_with_two_tags() {
+    for p in 1..=3 {
+        let singles = OutputTag::<(u32, i64)>::new("singles");
+        let empty_keys = OutputTag::<String>::new("key 0");
+        let (s, e) = (singles.clone(), empty_keys.clone());
+        let mut env = Env::new(Config::default().parallelism(p).batch_size(4));
+        let many = env
+            .from_iter((0..40u32).map(|i| (i % 7, i64::from(i) * 50)))
+            .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+            .key_by(|e| e.0)
+            .window(TumblingEventTimeWindows::of(
+                std::time::Duration::from_millis(400),
+            ))
+            .process_with_context(
+                move |k: &u32,
+                      info: &WindowInfo,
+                      items: Vec<(u32, i64)>,
+                      ctx: &mut WindowContext<'_, (u32, i64, usize)>| {
+                    if *k == 0 {
+                        ctx.output(&e, format!("{}", info.window.start));
+                    } else if items.len() == 1 {
+                        ctx.output(&s, (*k, info.window.start));
+                    } else {
+                        ctx.emit((*k, info.window.start, items.len()));
+                    }
+                },
+            );
+        let singles = many.side_output(&singles).collect();
+        let zero = many.side_output(&empty_keys).collect();
+        let many = many.collect();
+        env.execute().unwrap();
+
+        // The reference: count each (key, window) pair.
+        let mut reference = std::collections::BTreeMap::<(u32, i64), usize>::new();
+        for i in 0..40u32 {
+            *reference
+                .entry((i % 7, i64::from(i) * 50 / 400 * 400))
+                .or_default() += 1;
+        }
+        let mut got = std::collections::BTreeMap::new();
+        for (k, w, n) in many.take() {
+            assert!(n > 1 && k != 0);
+            assert!(got.insert((k, w), n).is_none());
+        }
+        for (k, w) in singles.take() {
+            assert!(k != 0);
+            assert!(got.insert((k, w), 1).is_none());
+        }
+        let zero = zero.take();
+        assert_eq!(
+            zero.len(),
+            reference.keys().filter(|(k, _)| *k == 0).count(),
+            "p={p}"
+        );
+        for w in zero {
+            let w: i64 = w.parse().unwrap();
+            got.insert((0, w), reference[&(0, w)]);
+        }
+        assert_eq!(got, reference, "p={p}");
+    }
+}
+
+/// Matches left and right records by key; unmatched rights go to a tag.
+#[derive(Clone)]
+struct Match(OutputTag<(u32, char)>);
+
+impl KeyedCoProcessFunction<u32, u32, (u32, char)> for Match {
+    type State = bool;
+    type Out = u32;
+    fn process_left(&mut self, _: &u32, n: u32, seen: &mut bool, ctx: &mut Context<'_, u32>) {
+        *seen = true;
+        ctx.emit(n);
+    }
+    fn process_right(
+        &mut self,
+        _: &u32,
+        r: (u32, char),
+        seen: &mut bool,
+        ctx: &mut Context<'_, u32>,
+    ) {
+        if !*seen {
+            ctx.output(&self.0, r);
+        }
+    }
+}
+
+#[test]
+fn a_co_process_function_with_a_tag() {
+    let unmatched = OutputTag::<(u32, char)>::new("unmatched");
+    let mut env = Env::new(Config::default().parallelism(2).batch_size(1));
+    // The rights' keys are keys the left never has, so every right is unmatched whatever the
+    // interleaving of the two inputs.
+    let left = env.from_iter([1u32, 2, 3]).key_by(|n| *n);
+    let right = env.from_iter([(10u32, 'a'), (20, 'b')]).key_by(|r| r.0);
+    let out = left.connect(right).process(Match(unmatched.clone()));
+    let side = out.side_output(&unmatched).collect();
+    let out = out.collect();
+    env.execute().unwrap();
+    let mut o = out.take();
+    o.sort_unstable();
+    let mut s = side.take();
+    s.sort_unstable();
+    assert_eq!(o, vec![1, 2, 3]);
+    assert_eq!(s, vec![(10, 'a'), (20, 'b')]);
 }

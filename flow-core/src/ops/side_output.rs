@@ -301,6 +301,11 @@ impl TaggedOutputs {
         Ok(done)
     }
 
+    /// The side outputs for a window function firing a window whose results carry `ts`.
+    pub(crate) fn at(&mut self, ts: Timestamp) -> SideOutputs<'_> {
+        SideOutputs { outputs: self, ts }
+    }
+
     fn flush_dropped(&mut self) {
         if self.dropped > 0 {
             self.metrics
@@ -310,9 +315,25 @@ impl TaggedOutputs {
     }
 }
 
+/// The tagged side outputs of a window operator while a window fires, at the timestamp of
+/// the window's results: what [`WindowFn::fire_with_outputs`] gets.
+///
+/// [`WindowFn::fire_with_outputs`]: crate::ops::window::WindowFn::fire_with_outputs
+pub struct SideOutputs<'a> {
+    pub(crate) outputs: &'a mut TaggedOutputs,
+    pub(crate) ts: Timestamp,
+}
+
+impl SideOutputs<'_> {
+    /// Sends a record to the side output `tag` (dropped and counted without a consumer).
+    pub fn output<X: Send + 'static>(&mut self, tag: &OutputTag<X>, item: X) {
+        self.outputs.emit(tag, item, self.ts)
+    }
+}
+
 impl<C: Chain> Stream<C> {
     /// The stream of the records that the operator before it (a keyed or non-keyed process
-    /// function) sends to `tag` (Flink's `getSideOutput`). Subtask `i` of the operator feeds
+    /// function, a `co_process`, a window function) sends to `tag` (Flink's `getSideOutput`). Subtask `i` of the operator feeds
     /// subtask `i` of the side stream; the stream must end in a sink, as every stream.
     ///
     /// Take each tag's stream once per operator, before the operator's stream itself is

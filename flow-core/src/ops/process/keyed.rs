@@ -202,6 +202,7 @@ pub struct KeyedProcess<K, T, P: KeyedProcessFunction<K, T>> {
 
 impl<K, T, P: KeyedProcessFunction<K, T>> KeyedProcess<K, T, P> {
     /// The operator, without tagged side outputs (their records are dropped and counted).
+    #[cfg(test)]
     pub(crate) fn new(f: P, name: OpName) -> Self {
         KeyedProcess::with_side_outputs(f, name, TaggedOutputs::none())
     }
