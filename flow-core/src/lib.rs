@@ -136,11 +136,12 @@ pub mod prelude {
     pub use crate::ops::process::keyed::{Context, KeyedProcessFunction};
     pub use crate::ops::process::non_keyed::ProcessContext;
     pub use crate::ops::process::state::{KeyedStateNames, ListState, MapState, ValueState};
+    pub use crate::ops::side_output::OutputTag;
     pub use crate::ops::split::Either;
     pub use crate::ops::window::{
         CountWindows, EventTimeSessionWindows, GlobalWindowedStream, SlidingEventTimeWindows,
         SlidingProcessingTimeWindows, Trigger, TriggerResult, TumblingEventTimeWindows,
-        TumblingProcessingTimeWindows, Window, WindowInfo, Windowed, WindowedStream,
+        TumblingProcessingTimeWindows, Window, WindowContext, WindowInfo, Windowed, WindowedStream,
     };
     pub use crate::runtime::operator::Chain;
     pub use crate::text::Word;

@@ -20,6 +20,8 @@ pub struct StageSummary {
     pub skipped: u64,
     /// Records that arrived after their windows had closed (see the late side output).
     pub late: u64,
+    /// Records sent to a side output (`OutputTag`) whose stream nobody took, and dropped.
+    pub side_dropped: u64,
     /// Time the stage's subtasks were busy, summed.
     pub busy: Duration,
     /// How often a subtask waited for room downstream.
@@ -78,6 +80,7 @@ impl JobSummary {
                         bytes_read: get(&m.bytes_read),
                         skipped: get(&m.skipped),
                         late: get(&m.late),
+                        side_dropped: get(&m.side_dropped),
                         busy: Duration::from_nanos(get(&m.busy_ns)),
                         backpressured: get(&m.backpressured),
                         is_source: s.is_source(),
@@ -148,6 +151,12 @@ impl JobSummary {
     pub fn records_late(&self) -> u64 {
         self.stages.iter().map(|s| s.late).sum()
     }
+
+    /// Records that process functions sent to side outputs (`OutputTag`s) without a
+    /// consumer, and that were dropped.
+    pub fn records_side_dropped(&self) -> u64 {
+        self.stages.iter().map(|s| s.side_dropped).sum()
+    }
 }
 
 impl std::fmt::Display for JobSummary {
@@ -194,6 +203,13 @@ impl std::fmt::Display for JobSummary {
         let late = self.records_late();
         if late > 0 {
             writeln!(f, "  {late} record(s) arrived after their windows closed")?;
+        }
+        let dropped = self.records_side_dropped();
+        if dropped > 0 {
+            writeln!(
+                f,
+                "  dropped {dropped} record(s) sent to side outputs that nobody consumes"
+            )?;
         }
         let skipped = self.records_skipped();
         if skipped > 0 {

@@ -10,7 +10,9 @@ use crate::runtime::stage::MakeInput;
 use crate::runtime::task::TaskBody;
 use crate::runtime::user_metrics::UserMetric;
 use plan::{Partitioning, Plan, PlanEdge, PlanOperator, PlanStage};
+use std::any::Any;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -101,6 +103,10 @@ pub(crate) struct Graph {
     pub(crate) sink_subtasks: usize,
     /// The user metrics the job registered, by name.
     pub(crate) user_metrics: Vec<(String, UserMetric)>,
+    /// The tagged side outputs of operators that have them, under (stage, operator index):
+    /// the operators' registries of consumed tags (type-erased; `ops::side_output` knows the
+    /// type).
+    pub(crate) side_tags: HashMap<(usize, usize), Box<dyn Any>>,
 }
 
 pub(crate) type GraphRef = Rc<RefCell<Graph>>;
@@ -138,6 +144,7 @@ impl Graph {
             deferred_error: None,
             sink_subtasks: 0,
             user_metrics: Vec::new(),
+            side_tags: HashMap::new(),
         }
     }
 
@@ -193,6 +200,7 @@ impl Graph {
         self.deferred_error = None;
         self.sink_subtasks = 0;
         self.user_metrics.clear();
+        self.side_tags.clear();
     }
 
     /// The typed plan of the graph built so far.

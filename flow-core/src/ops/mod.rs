@@ -5,7 +5,7 @@
 //! - [`partition`] — `rebalance` and `union`.
 //! - [`timestamps`] — `assign_timestamps`.
 //! - [`aggregate`] — rolling keyed aggregates with pre-aggregation before the exchange.
-//! - [`split`] and `side_output`: side outputs.
+//! - [`split`] and [`side_output`]: side outputs (`Either` + `split`, and [`side_output::OutputTag`]).
 //! - [`process`] — keyed and non-keyed process functions, keyed state, timers.
 //! - [`window`] — window assigners, the window operator, global windows with triggers.
 //! - [`join`] — `connect` with co-process functions, interval joins, window joins.
@@ -13,7 +13,7 @@ pub mod aggregate;
 pub mod join;
 pub mod partition;
 pub mod process;
-pub(crate) mod side_output;
+pub mod side_output;
 pub mod split;
 pub mod stateless;
 pub mod timestamps;

@@ -22,6 +22,8 @@ pub struct StageMetrics {
     pub skipped: AtomicU64,
     /// Records that arrived after their windows had closed.
     pub late: AtomicU64,
+    /// Records a process function sent to a side output (`OutputTag`) that nobody consumes.
+    pub side_dropped: AtomicU64,
 }
 
 impl StageMetrics {

@@ -44,11 +44,14 @@ use crate::error::Result;
 use crate::graph::plan::Partitioning;
 use crate::graph::{Ending, OpInfo};
 use crate::ops::process::non_keyed::ProcessContext;
+use crate::ops::side_output::TaggedOutputs;
 use crate::ops::Table;
 use crate::record::{Event, Timestamp};
 use crate::runtime::exchange::partition::{subtask_of_key, Forward, Partitioner};
 use crate::runtime::exchange::{BroadcastWriter, ExchangeWriter};
-use crate::runtime::operator::{Chain, Downstream, Identity, Operator, Sealed, Then};
+use crate::runtime::operator::{
+    Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
+};
 use crate::runtime::panic::{Named, OpName, PanicGuard};
 use crate::runtime::stage::Terminal;
 use crate::runtime::task::TaskCx;
@@ -225,6 +228,7 @@ where
         f: P,
     ) -> Stream<BroadcastChain<K, T, B, P>> {
         let name = OpName::new("broadcast_process", Location::caller());
+        let side = TaggedOutputs::for_next_operator(&self.ex);
         self.ex.then(
             OpInfo::new(&name),
             BroadcastProcess {
@@ -234,6 +238,7 @@ where
                 broadcast: P::Broadcast::default(),
                 watermark: Timestamp::MIN,
                 out: Vec::new(),
+                side,
                 _p: PhantomData,
             },
         )
@@ -252,6 +257,7 @@ pub struct BroadcastProcess<K, T, B, P: KeyedBroadcastProcessFunction<K, T, B>> 
     broadcast: P::Broadcast,
     watermark: Timestamp,
     out: Vec<P::Out>,
+    side: TaggedOutputs,
     _p: PhantomData<fn(T, B)>,
 }
 
@@ -264,6 +270,7 @@ impl<K, T, B, P: KeyedBroadcastProcessFunction<K, T, B>> Clone for BroadcastProc
             broadcast: P::Broadcast::default(),
             watermark: Timestamp::MIN,
             out: Vec::new(),
+            side: self.side.clone(),
             _p: PhantomData,
         }
     }
@@ -286,7 +293,7 @@ where
         ts: Timestamp,
         down: &mut D,
     ) {
-        let mut ctx = ProcessContext::new(ts, self.watermark, &mut self.out);
+        let mut ctx = ProcessContext::new(ts, self.watermark, &mut self.out, &mut self.side);
         let guard = PanicGuard(&self.name);
         match item {
             Either::Left((k, x)) => {
@@ -306,6 +313,15 @@ where
         if let Event::Watermark(w) = event {
             self.watermark = self.watermark.max(w);
         }
+        self.side.event(event);
         down.event(event)
+    }
+
+    fn open(&mut self, cx: OpenCx) {
+        self.side.open(cx)
+    }
+
+    fn drain(&mut self, cx: &DrainCx<'_, '_>) -> Result<bool> {
+        self.side.drain(cx)
     }
 }

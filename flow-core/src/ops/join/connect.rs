@@ -31,6 +31,7 @@ use crate::error::Result;
 use crate::graph::plan::Partitioning;
 use crate::graph::{Ending, OpInfo};
 use crate::ops::process::keyed::{Context, KeyedProcess, KeyedProcessFunction};
+use crate::ops::side_output::TaggedOutputs;
 use crate::record::{Event, Timestamp};
 use crate::runtime::exchange::partition::ByPairKey;
 use crate::runtime::operator::{Chain, Downstream, Identity};
@@ -309,7 +310,10 @@ where
             Some(d) => OpInfo::with_detail(&name, d),
             None => OpInfo::new(&name),
         };
-        self.ex
-            .then(info, KeyedProcess::new(CoProcess(f, PhantomData), name))
+        let side = TaggedOutputs::for_next_operator(&self.ex);
+        self.ex.then(
+            info,
+            KeyedProcess::with_side_outputs(CoProcess(f, PhantomData), name, side),
+        )
     }
 }

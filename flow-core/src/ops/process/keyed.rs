@@ -48,9 +48,12 @@ use super::timers::{Domain, Timers};
 use crate::api::exchange::exchange_by_key;
 use crate::api::stream::{KeyedStream, Stream};
 use crate::graph::OpInfo;
+use crate::ops::side_output::{OutputTag, TaggedOutputs};
 use crate::ops::Table;
 use crate::record::{Event, Timestamp};
-use crate::runtime::operator::{Chain, Downstream, DrainCx, Identity, Operator, Sealed, Then};
+use crate::runtime::operator::{
+    Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
+};
 use crate::runtime::panic::{OpName, PanicGuard};
 use std::hash::Hash;
 use std::panic::Location;
@@ -101,6 +104,7 @@ pub struct Context<'a, O> {
     watermark: Timestamp,
     out: &'a mut Vec<O>,
     timers: &'a mut Vec<(Timestamp, bool, Domain)>,
+    side: &'a mut TaggedOutputs,
     clear: bool,
     processing_time: bool,
 }
@@ -117,6 +121,39 @@ impl<O> Context<'_, O> {
     /// Emits a record (with the current timestamp).
     pub fn emit(&mut self, item: O) {
         self.out.push(item)
+    }
+    /// Sends a record (with the current timestamp) to the side output `tag`, whose stream
+    /// is taken with [`Stream::side_output`] from the operator's stream. Without a consumer
+    /// the record is dropped and counted in the job summary.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// /// Passes records on; records of an unknown account go to a side output.
+    /// #[derive(Clone)]
+    /// struct Check(OutputTag<String>);
+    /// impl KeyedProcessFunction<u32, (u32, i64)> for Check {
+    ///     type State = ();
+    ///     type Out = (u32, i64);
+    ///     fn process_element(&mut self, account: &u32, tx: (u32, i64), _: &mut (),
+    ///                        ctx: &mut Context<'_, (u32, i64)>) {
+    ///         if *account < 100 {
+    ///             ctx.emit(tx);
+    ///         } else {
+    ///             ctx.output(&self.0, format!("unknown account {account}"));
+    ///         }
+    ///     }
+    /// }
+    /// let unknown = OutputTag::<String>::new("unknown");
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let txs = env.from_iter([(1, 5), (500, 7)]).key_by(|t| t.0).process(Check(unknown.clone()));
+    /// let unknown = txs.side_output(&unknown).collect();
+    /// let txs = txs.collect();
+    /// env.execute()?;
+    /// assert_eq!((txs.take(), unknown.take()), (vec![(1, 5)], vec!["unknown account 500".into()]));
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    pub fn output<X: Send + 'static>(&mut self, tag: &OutputTag<X>, item: X) {
+        self.side.emit(tag, item, self.timestamp)
     }
     /// Asks for [`KeyedProcessFunction::on_timer`] once the watermark reaches `ts`. A timer
     /// registered twice for the same key and time fires once.
@@ -160,10 +197,18 @@ pub struct KeyedProcess<K, T, P: KeyedProcessFunction<K, T>> {
     watermark: Timestamp,
     out: Vec<P::Out>,
     new_timers: Vec<(Timestamp, bool, Domain)>,
+    side: TaggedOutputs,
 }
 
 impl<K, T, P: KeyedProcessFunction<K, T>> KeyedProcess<K, T, P> {
+    /// The operator, without tagged side outputs (their records are dropped and counted).
+    #[cfg(test)]
     pub(crate) fn new(f: P, name: OpName) -> Self {
+        KeyedProcess::with_side_outputs(f, name, TaggedOutputs::none())
+    }
+
+    /// The operator, with its tagged side outputs.
+    pub(crate) fn with_side_outputs(f: P, name: OpName, side: TaggedOutputs) -> Self {
         KeyedProcess {
             f,
             name,
@@ -172,13 +217,14 @@ impl<K, T, P: KeyedProcessFunction<K, T>> KeyedProcess<K, T, P> {
             watermark: Timestamp::MIN,
             out: Vec::new(),
             new_timers: Vec::new(),
+            side,
         }
     }
 }
 
 impl<K, T, P: KeyedProcessFunction<K, T>> Clone for KeyedProcess<K, T, P> {
     fn clone(&self) -> Self {
-        KeyedProcess::new(self.f.clone(), self.name.clone())
+        KeyedProcess::with_side_outputs(self.f.clone(), self.name.clone(), self.side.clone())
     }
 }
 
@@ -205,6 +251,7 @@ where
             watermark: self.watermark,
             out: &mut self.out,
             timers: &mut self.new_timers,
+            side: &mut self.side,
             clear: false,
             processing_time,
         };
@@ -272,7 +319,12 @@ where
             }
             _ => {}
         }
+        self.side.event(event);
         down.event(event)
+    }
+
+    fn open(&mut self, cx: OpenCx) {
+        self.side.open(cx)
     }
 
     fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
@@ -280,7 +332,7 @@ where
             let wait = t.saturating_sub(crate::time::now_ms()).max(0) as u64;
             cx.wake_at(std::time::Instant::now() + std::time::Duration::from_millis(wait));
         }
-        Ok(true)
+        self.side.drain(cx)
     }
 }
 
@@ -326,7 +378,12 @@ where
         let loc = Location::caller();
         let name = OpName::new("process", loc);
         let KeyedStream { stream, key } = self;
-        exchange_by_key(stream, loc, key).then(OpInfo::new(&name), KeyedProcess::new(f, name))
+        let ex = exchange_by_key(stream, loc, key);
+        let side = TaggedOutputs::for_next_operator(&ex);
+        ex.then(
+            OpInfo::new(&name),
+            KeyedProcess::with_side_outputs(f, name, side),
+        )
     }
 
     /// A keyed process function written as a closure over the key, the record, the key's

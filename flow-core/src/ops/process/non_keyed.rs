@@ -2,8 +2,9 @@
 //! record's timestamp and the current watermark; fused with the operators around them.
 use crate::api::stream::Stream;
 use crate::graph::OpInfo;
+use crate::ops::side_output::{OutputTag, TaggedOutputs};
 use crate::record::{Event, Timestamp};
-use crate::runtime::operator::{Chain, Downstream, Operator, Sealed, Then};
+use crate::runtime::operator::{Chain, Downstream, DrainCx, OpenCx, Operator, Sealed, Then};
 use crate::runtime::panic::{OpName, PanicGuard};
 use std::panic::Location;
 
@@ -12,14 +13,21 @@ pub struct ProcessContext<'a, O> {
     timestamp: Timestamp,
     watermark: Timestamp,
     out: &'a mut Vec<O>,
+    side: &'a mut TaggedOutputs,
 }
 
 impl<'a, O> ProcessContext<'a, O> {
-    pub(crate) fn new(timestamp: Timestamp, watermark: Timestamp, out: &'a mut Vec<O>) -> Self {
+    pub(crate) fn new(
+        timestamp: Timestamp,
+        watermark: Timestamp,
+        out: &'a mut Vec<O>,
+        side: &'a mut TaggedOutputs,
+    ) -> Self {
         ProcessContext {
             timestamp,
             watermark,
             out,
+            side,
         }
     }
 
@@ -35,6 +43,30 @@ impl<'a, O> ProcessContext<'a, O> {
     pub fn emit(&mut self, item: O) {
         self.out.push(item)
     }
+    /// Sends a record (with the current record's timestamp) to the side output `tag`, whose
+    /// stream is taken with [`Stream::side_output`] from the operator's stream. Without a
+    /// consumer the record is dropped and counted in the job summary.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let negative = OutputTag::<i32>::new("negative");
+    /// let mut env = Env::new(Config::default().parallelism(1));
+    /// let tag = negative.clone();
+    /// let positive = env.from_iter([3, -1, 4, -5]).process(
+    ///     move |n: i32, ctx: &mut ProcessContext<'_, u32>| match u32::try_from(n) {
+    ///         Ok(p) => ctx.emit(p),
+    ///         Err(_) => ctx.output(&tag, n),
+    ///     },
+    /// );
+    /// let negative = positive.side_output(&negative).collect();
+    /// let positive = positive.collect();
+    /// env.execute()?;
+    /// assert_eq!((positive.take(), negative.take()), (vec![3, 4], vec![-1, -5]));
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    pub fn output<X: Send + 'static>(&mut self, tag: &OutputTag<X>, item: X) {
+        self.side.emit(tag, item, self.timestamp)
+    }
 }
 
 /// The operator of a non-keyed process function.
@@ -43,6 +75,7 @@ pub struct Process<F, O> {
     name: OpName,
     watermark: Timestamp,
     buf: Vec<O>,
+    side: TaggedOutputs,
 }
 
 impl<F: Clone, O> Clone for Process<F, O> {
@@ -52,6 +85,7 @@ impl<F: Clone, O> Clone for Process<F, O> {
             name: self.name.clone(),
             watermark: Timestamp::MIN,
             buf: Vec::new(),
+            side: self.side.clone(),
         }
     }
 }
@@ -70,6 +104,7 @@ where
             timestamp: ts,
             watermark: self.watermark,
             out: &mut self.buf,
+            side: &mut self.side,
         };
         let guard = PanicGuard(&self.name);
         (self.f)(item, &mut ctx);
@@ -82,7 +117,14 @@ where
         if let Event::Watermark(w) = event {
             self.watermark = self.watermark.max(w);
         }
+        self.side.event(event);
         down.event(event)
+    }
+    fn open(&mut self, cx: OpenCx) {
+        self.side.open(cx)
+    }
+    fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
+        self.side.drain(cx)
     }
 }
 
@@ -113,6 +155,7 @@ impl<C: Chain> Stream<C> {
         O: Send + 'static,
     {
         let name = OpName::new("process", Location::caller());
+        let side = TaggedOutputs::for_next_operator(&self);
         self.then(
             OpInfo::new(&name),
             Process {
@@ -120,6 +163,7 @@ impl<C: Chain> Stream<C> {
                 name,
                 watermark: Timestamp::MIN,
                 buf: Vec::new(),
+                side,
             },
         )
     }

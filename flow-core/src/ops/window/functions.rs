@@ -2,7 +2,10 @@
 //! all records handed to a function, or both.
 use super::assigners::{WindowInfo, Windowed};
 use crate::ops::aggregate::Aggregate;
+use crate::ops::side_output::{OutputTag, SideOutputs, TaggedOutputs};
+use crate::record::Timestamp;
 use crate::runtime::panic::{OpName, PanicGuard};
+use std::marker::PhantomData;
 
 /// What a window computes from its records (aggregate, reduce, process, ...).
 pub trait WindowFn<K, T>: Clone + Send + 'static {
@@ -18,6 +21,100 @@ pub trait WindowFn<K, T>: Clone + Send + 'static {
     fn merge(&mut self, a: &mut Self::State, b: Self::State);
     /// Produces the results of a firing window.
     fn fire(&mut self, key: &K, info: &WindowInfo, state: Self::State, out: &mut Vec<Self::Out>);
+    /// [`WindowFn::fire`] with the operator's tagged side outputs, which is what the window
+    /// operator calls. The default ignores them and calls `fire`.
+    fn fire_with_outputs(
+        &mut self,
+        key: &K,
+        info: &WindowInfo,
+        state: Self::State,
+        out: &mut Vec<Self::Out>,
+        side: &mut SideOutputs<'_>,
+    ) {
+        let _ = side;
+        self.fire(key, info, state, out)
+    }
+}
+
+/// What a window function of [`WindowedStream::process_with_context`] can do: emit results
+/// and send records to side outputs, all at the timestamp of the window's results.
+///
+/// [`WindowedStream::process_with_context`]: crate::ops::window::WindowedStream::process_with_context
+pub struct WindowContext<'a, O> {
+    out: &'a mut Vec<O>,
+    side: &'a mut TaggedOutputs,
+    ts: Timestamp,
+}
+
+impl<O> WindowContext<'_, O> {
+    /// Emits a result.
+    pub fn emit(&mut self, item: O) {
+        self.out.push(item)
+    }
+    /// Sends a record to the side output `tag`, whose stream is taken with
+    /// [`Stream::side_output`](crate::Stream::side_output) from the window's result stream.
+    /// Without a consumer the record is dropped and counted in the job summary.
+    pub fn output<X: Send + 'static>(&mut self, tag: &OutputTag<X>, item: X) {
+        self.side.emit(tag, item, self.ts)
+    }
+}
+
+/// All records of a window handed to a function with a [`WindowContext`].
+pub struct ProcessWindowWithContext<F, O> {
+    pub(crate) f: F,
+    pub(crate) name: OpName,
+    pub(crate) _out: PhantomData<fn() -> O>,
+}
+
+impl<F: Clone, O> Clone for ProcessWindowWithContext<F, O> {
+    fn clone(&self) -> Self {
+        ProcessWindowWithContext {
+            f: self.f.clone(),
+            name: self.name.clone(),
+            _out: PhantomData,
+        }
+    }
+}
+
+impl<K, T, F, O> WindowFn<K, T> for ProcessWindowWithContext<F, O>
+where
+    T: Clone + Send + 'static,
+    F: for<'x> FnMut(&K, &WindowInfo, Vec<T>, &mut WindowContext<'x, O>) + Clone + Send + 'static,
+    O: Send + 'static,
+{
+    type State = Vec<T>;
+    type Out = O;
+    fn create(&mut self, item: T) -> Vec<T> {
+        vec![item]
+    }
+    fn add(&mut self, state: &mut Vec<T>, item: T) {
+        state.push(item)
+    }
+    fn merge(&mut self, a: &mut Vec<T>, mut b: Vec<T>) {
+        a.append(&mut b)
+    }
+    fn fire(&mut self, key: &K, info: &WindowInfo, state: Vec<T>, out: &mut Vec<O>) {
+        let mut none = TaggedOutputs::none();
+        let ts = info.window.max_timestamp();
+        self.fire_with_outputs(key, info, state, out, &mut none.at(ts))
+    }
+    fn fire_with_outputs(
+        &mut self,
+        key: &K,
+        info: &WindowInfo,
+        state: Vec<T>,
+        out: &mut Vec<O>,
+        side: &mut SideOutputs<'_>,
+    ) {
+        let mut ctx = WindowContext {
+            out,
+            side: &mut *side.outputs,
+            ts: side.ts,
+        };
+        let guard = PanicGuard(&self.name);
+        (self.f)(key, info, state, &mut ctx);
+        std::mem::forget(guard);
+    }
 }
 
 /// An [`Aggregate`] per window: results `Windowed<K, A::Out>`.

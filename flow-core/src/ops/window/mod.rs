@@ -12,6 +12,6 @@ pub use assigners::{
     TumblingEventTimeWindows, TumblingProcessingTimeWindows, Window, WindowInfo, WindowSpec,
     Windowed,
 };
-pub use functions::WindowFn;
+pub use functions::{WindowContext, WindowFn};
 pub use global::{GlobalWindowedStream, Trigger, TriggerResult};
 pub use stream::WindowedStream;

@@ -9,7 +9,7 @@
 //! output if the job asked for one, and is counted in the job summary either way.
 use super::assigners::{CountWindows, Window, WindowInfo, WindowSpec};
 use super::functions::WindowFn;
-use crate::ops::side_output::SideOutput;
+use crate::ops::side_output::{SideOutput, TaggedOutputs};
 use crate::ops::Table;
 use crate::record::{Event, Timestamp, NO_TIMESTAMP};
 use crate::runtime::metrics::StageMetrics;
@@ -48,6 +48,7 @@ pub struct WindowOp<K, T, F: WindowFn<K, T>> {
     lateness: i64,
     metrics: Arc<StageMetrics>,
     late: SideOutput<T>,
+    side: TaggedOutputs,
     watermark: Timestamp,
     time: BTreeMap<Window, TimeWindow<K, F::State>>,
     sessions: Table<K, Vec<Session<F::State>>>,
@@ -67,6 +68,7 @@ impl<K, T, F: WindowFn<K, T>> WindowOp<K, T, F> {
         lateness: i64,
         metrics: Arc<StageMetrics>,
         late: SideOutput<T>,
+        side: TaggedOutputs,
     ) -> Self {
         WindowOp {
             spec,
@@ -74,6 +76,7 @@ impl<K, T, F: WindowFn<K, T>> WindowOp<K, T, F> {
             lateness,
             metrics,
             late,
+            side,
             watermark: Timestamp::MIN,
             time: BTreeMap::new(),
             sessions: Table::default(),
@@ -94,6 +97,7 @@ impl<K, T, F: WindowFn<K, T>> Clone for WindowOp<K, T, F> {
             self.lateness,
             self.metrics.clone(),
             self.late.clone(),
+            self.side.clone(),
         )
     }
 }
@@ -163,7 +167,13 @@ where
                     watermark: wm,
                 };
                 let s = state.clone();
-                self.func.fire(&key, &info, s, &mut self.out);
+                self.func.fire_with_outputs(
+                    &key,
+                    &info,
+                    s,
+                    &mut self.out,
+                    &mut self.side.at(w.max_timestamp()),
+                );
                 self.emit_out(w.max_timestamp(), down);
             }
         }
@@ -233,7 +243,13 @@ where
                 window: merged,
                 watermark: wm,
             };
-            self.func.fire(&key, &info, s, &mut self.out);
+            self.func.fire_with_outputs(
+                &key,
+                &info,
+                s,
+                &mut self.out,
+                &mut self.side.at(merged.max_timestamp()),
+            );
             self.emit_out(merged.max_timestamp(), down);
         }
     }
@@ -267,7 +283,13 @@ where
                 None => (self.func.create(item), 1),
             };
             if n == c.size {
-                self.func.fire(&key, &info, state, &mut self.out);
+                self.func.fire_with_outputs(
+                    &key,
+                    &info,
+                    state,
+                    &mut self.out,
+                    &mut self.side.at(ts),
+                );
             } else {
                 st.running = Some((state, n));
             }
@@ -284,7 +306,13 @@ where
                     for x in it {
                         self.func.add(&mut s, x);
                     }
-                    self.func.fire(&key, &info, s, &mut self.out);
+                    self.func.fire_with_outputs(
+                        &key,
+                        &info,
+                        s,
+                        &mut self.out,
+                        &mut self.side.at(ts),
+                    );
                 }
             }
         }
@@ -309,13 +337,25 @@ where
                 if let Some(tw) = self.time.remove(&w) {
                     self.typical_keys = tw.table.len();
                     for (k, s) in tw.table {
-                        self.func.fire(&k, &info, s, &mut self.out);
+                        self.func.fire_with_outputs(
+                            &k,
+                            &info,
+                            s,
+                            &mut self.out,
+                            &mut self.side.at(w.max_timestamp()),
+                        );
                     }
                 }
             } else if let Some(tw) = self.time.get_mut(&w) {
                 tw.fired = true;
                 for (k, s) in &tw.table {
-                    self.func.fire(k, &info, s.clone(), &mut self.out);
+                    self.func.fire_with_outputs(
+                        k,
+                        &info,
+                        s.clone(),
+                        &mut self.out,
+                        &mut self.side.at(w.max_timestamp()),
+                    );
                 }
             }
             self.emit_out(w.max_timestamp(), down);
@@ -365,7 +405,13 @@ where
                         window: w,
                         watermark: wm,
                     };
-                    self.func.fire(&key, &info, s, &mut self.out);
+                    self.func.fire_with_outputs(
+                        &key,
+                        &info,
+                        s,
+                        &mut self.out,
+                        &mut self.side.at(w.max_timestamp()),
+                    );
                     self.emit_out(w.max_timestamp(), down);
                 }
             }
@@ -424,11 +470,13 @@ where
             _ => {}
         }
         self.late.event(event);
+        self.side.event(event);
         down.event(event)
     }
 
     fn open(&mut self, cx: OpenCx) {
-        self.late.open(cx)
+        self.late.open(cx);
+        self.side.open(cx)
     }
 
     fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
@@ -438,7 +486,7 @@ where
                 cx.wake_at(std::time::Instant::now() + Duration::from_millis(wait));
             }
         }
-        self.late.drain(cx)
+        Ok(self.late.drain(cx)? & self.side.drain(cx)?)
     }
 }
 

@@ -21,13 +21,16 @@
 //! # Ok::<(), flow_core::Error>(())
 //! ```
 use super::assigners::{WindowInfo, WindowSpec};
-use super::functions::{AggregateProcessWindow, AggregateWindow, ProcessWindow, WindowFn};
+use super::functions::{
+    AggregateProcessWindow, AggregateWindow, ProcessWindow, ProcessWindowWithContext,
+    WindowContext, WindowFn,
+};
 use super::operator::{WindowChain, WindowOp};
 use crate::api::exchange::{exchange_by_key, exchange_to_one, side_stream};
 use crate::api::stream::{KeyedStream, Stream};
 use crate::graph::OpInfo;
 use crate::ops::aggregate::{Aggregate, Count, Extreme, ExtremeBy, Reduce, Sum};
-use crate::ops::side_output::SideOutput;
+use crate::ops::side_output::{SideOutput, TaggedOutputs};
 use crate::runtime::operator::{Chain, Identity};
 use crate::runtime::panic::{Named, OpName};
 use std::hash::Hash;
@@ -451,6 +454,64 @@ where
         self.apply("process", ProcessWindow { f, name })
     }
 
+    /// All records of a window handed to `f` with a [`WindowContext`], through which it emits
+    /// results and sends records to side outputs
+    /// ([`OutputTag`](crate::ops::side_output::OutputTag)s, taken from the result stream
+    /// with [`Stream::side_output`]). Results and side records carry the window's timestamp.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// # use std::time::Duration;
+    /// let sparse = OutputTag::<(&str, i64)>::new("sparse");
+    /// let tag = sparse.clone();
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let busy = env
+    ///     .from_iter([("a", 100), ("a", 300), ("b", 200), ("a", 1_100)])
+    ///     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+    ///     .key_by(|e| e.0)
+    ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+    ///     .process_with_context(
+    ///         move |key: &&str, info: &WindowInfo, items: Vec<(&str, i64)>,
+    ///               ctx: &mut WindowContext<'_, (&str, i64, usize)>| {
+    ///             if items.len() > 1 {
+    ///                 ctx.emit((*key, info.window.start, items.len()));
+    ///             } else {
+    ///                 ctx.output(&tag, (*key, info.window.start));
+    ///             }
+    ///         },
+    ///     );
+    /// let sparse = busy.side_output(&sparse).collect();
+    /// let busy = busy.collect();
+    /// env.execute()?;
+    /// let mut s = sparse.take();
+    /// s.sort();
+    /// assert_eq!(busy.take(), [("a", 0, 2)]);
+    /// assert_eq!(s, [("a", 1_000), ("b", 0)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn process_with_context<F, O>(
+        self,
+        f: F,
+    ) -> Stream<WindowChain<K, T, ProcessWindowWithContext<F, O>>>
+    where
+        F: for<'x> FnMut(&K, &WindowInfo, Vec<T>, &mut WindowContext<'x, O>)
+            + Clone
+            + Send
+            + 'static,
+        O: Send + 'static,
+    {
+        let name = OpName::new("process", Location::caller());
+        self.apply(
+            "process",
+            ProcessWindowWithContext {
+                f,
+                name,
+                _out: std::marker::PhantomData,
+            },
+        )
+    }
+
     /// An incremental aggregate whose result `f` turns into the output, with the window's
     /// context (Flink's `aggregate(AggregateFunction, ProcessWindowFunction)`).
     ///
@@ -506,9 +567,10 @@ where
             }
         );
         let metrics = ex.input.slot.metrics.clone();
+        let side = TaggedOutputs::for_next_operator(&ex);
         ex.then(
             OpInfo::with_detail(&name, detail),
-            WindowOp::new(spec, func, lateness, metrics, late),
+            WindowOp::new(spec, func, lateness, metrics, late, side),
         )
     }
 }
