@@ -715,7 +715,10 @@ mod tests {
     #[test]
     fn config_parameter_forms() {
         for (attr, params) in [
-            ("config = Cfg", "cfg: &Cfg, k: &K, t: T, ctx: &mut Context<'_, O>"),
+            (
+                "config = Cfg",
+                "cfg: &Cfg, k: &K, t: T, ctx: &mut Context<'_, O>",
+            ),
             (
                 "config = a::Cfg, on_timer = expire, name = N",
                 "_: &a::Cfg, k: &K, t: T, s: &mut ValueState<u8>, ctx: &mut Context<'_, O>",
@@ -724,7 +727,10 @@ mod tests {
                 "config = Cfg",
                 "&Cfg { interval }: &Cfg, k: &K, t: &str, ctx: &mut Context<'_, O>",
             ),
-            ("config = Cfg", "cfg: &'_ (Cfg), k: &K, t: T, ctx: &mut Context<O>"),
+            (
+                "config = Cfg",
+                "cfg: &'_ (Cfg), k: &K, t: T, ctx: &mut Context<O>",
+            ),
         ] {
             let process_fn = accepted(attr, &with_params(params));
             assert!(process_fn.config.is_some(), "{params}");
