@@ -1,5 +1,5 @@
 //! `#[process_fn]` end to end: keyed value, list and map state, event-time timers handled by
-//! the `on_timer` function, and the generated state's names.
+//! the `on_timer` function, the generated state's names, and configuration (`config = ...`).
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 use flow_core::prelude::*;
 
@@ -184,4 +184,72 @@ fn closures_serve_as_keyed_process_functions_with_state_and_timers() {
             .collect();
         assert_eq!(got, want, "parallelism {p}");
     }
+}
+
+/// How repeated ids are suppressed, from the command line in a real job.
+#[derive(Clone, Debug)]
+struct DedupConfig {
+    /// The length of the intervals of event time in which an id is emitted once.
+    interval: i64,
+}
+
+/// Emits each id once per interval of event time (`cfg.interval` long, from 0), with the
+/// interval's start, counting the repeats; the timer at the interval's end forgets it.
+#[process_fn(config = DedupConfig, on_timer = forget)]
+fn dedup(
+    cfg: &DedupConfig,
+    id: &u32,
+    (_, ts): (u32, i64),
+    seen: &mut MapState<i64, u32>,
+    ctx: &mut Context<'_, (u32, i64)>,
+) {
+    let start = ts - ts.rem_euclid(cfg.interval);
+    match seen.get_mut(&start) {
+        Some(repeats) => *repeats += 1,
+        None => {
+            seen.put(start, 0);
+            ctx.emit((*id, start));
+            ctx.register_event_time_timer(start + cfg.interval - 1);
+        }
+    }
+}
+
+/// Forgets the interval ending at `timestamp`: no record of it can come any more.
+fn forget(
+    cfg: &DedupConfig,
+    _id: &u32,
+    timestamp: i64,
+    seen: &mut MapState<i64, u32>,
+    _ctx: &mut Context<'_, (u32, i64)>,
+) {
+    assert!(seen.remove(&(timestamp + 1 - cfg.interval)).is_some());
+}
+
+#[test]
+fn a_configured_process_function_deduplicates_with_its_interval() {
+    // Ids 0..5, each seen every 35 ms of event time.
+    let events: Vec<(u32, i64)> = (0..200i64).map(|i| ((i % 5) as u32, i * 7)).collect();
+    for interval in [10, 100, 1_000] {
+        let mut want: Vec<(u32, i64)> = events
+            .iter()
+            .map(|&(id, ts)| (id, ts / interval * interval))
+            .collect();
+        want.sort_unstable();
+        want.dedup();
+        for p in 1..=2 {
+            let mut env = Env::new(Config::default().parallelism(p).batch_size(3));
+            let out = env
+                .from_vec(events.clone())
+                .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+                .key_by(|e| e.0)
+                .process(Dedup::new(DedupConfig { interval }))
+                .collect();
+            env.execute().unwrap();
+            let mut got = out.take();
+            got.sort_unstable();
+            assert_eq!(got, want, "interval {interval}, parallelism {p}");
+        }
+    }
+    // The struct holds the configuration it was built with.
+    assert_eq!(Dedup(DedupConfig { interval: 3 }).0.interval, 3);
 }

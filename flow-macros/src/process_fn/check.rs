@@ -6,15 +6,15 @@ use quote::{quote, ToTokens};
 use syn::ext::IdentExt;
 use syn::visit::{self, Visit};
 use syn::{
-    BoundLifetimes, FnArg, GenericArgument, Ident, Lifetime, Pat, PatIdent, PatType, PathArguments,
-    ReturnType, Signature, Type, TypeReference,
+    BoundLifetimes, FnArg, GenericArgument, Ident, Lifetime, Pat, PatIdent, PatType, Path,
+    PathArguments, ReturnType, Signature, Type, TypePath, TypeReference,
 };
 
 use super::parse::{is_context_like, path_segment, state_kind, ProcessAttrs};
 use super::{StateKind, StateParam};
 use crate::ctxt::Ctxt;
 use crate::sig::{self, FnRole};
-use crate::syntax::peel;
+use crate::syntax::{path_to_string, peel};
 
 /// How the errors speak of a process function.
 const ROLE: FnRole = FnRole {
@@ -119,10 +119,15 @@ pub(super) struct Params<'a> {
     pub(super) out: Option<&'a Type>,
 }
 
-/// Checks the parameters: `&K`, the record, keyed state, then the context.
-pub(super) fn check_params<'a>(cx: &mut Ctxt, sig: &'a Signature) -> Params<'a> {
+/// Checks the parameters: the configuration `&C` (with `config = C` only),
+/// `&K`, the record, keyed state, then the context.
+pub(super) fn check_params<'a>(
+    cx: &mut Ctxt,
+    attrs: &ProcessAttrs,
+    sig: &'a Signature,
+) -> Params<'a> {
     sig::check_no_receiver(cx, sig, &ROLE);
-    let params: Vec<&PatType> = sig
+    let all: Vec<&PatType> = sig
         .inputs
         .iter()
         .filter_map(|input| match input {
@@ -130,6 +135,7 @@ pub(super) fn check_params<'a>(cx: &mut Ctxt, sig: &'a Signature) -> Params<'a> 
             FnArg::Receiver(_) => None,
         })
         .collect();
+    let params = split_config(cx, attrs, sig, &all);
 
     let mut checked = Params {
         key: params.first().and_then(|key| check_key(cx, key)),
@@ -137,7 +143,7 @@ pub(super) fn check_params<'a>(cx: &mut Ctxt, sig: &'a Signature) -> Params<'a> 
         states: Vec::new(),
         out: None,
     };
-    let [_, record, rest @ ..] = params.as_slice() else {
+    let [_, record, rest @ ..] = params else {
         return too_few_params(cx, sig, checked);
     };
     if rest.is_empty() {
@@ -178,6 +184,138 @@ pub(super) fn check_params<'a>(cx: &mut Ctxt, sig: &'a Signature) -> Params<'a> 
         .collect();
     checked.states = states;
     checked
+}
+
+/// Checks the configuration parameter against the attribute's `config`, and
+/// returns the parameters after it.
+///
+/// With `config = C`, the first parameter must be `cfg: &C` (any pattern, the
+/// type written as in the attribute). It is taken for the configuration
+/// parameter when its type names `C` (behind references or not), or when the
+/// parameters after it have the shape of a process function's (a key by
+/// reference, a record, and no keyed state or context where the record
+/// should be): its type is then the wrong one. Otherwise it is missing.
+/// Without `config`, a first parameter followed by that shape is a
+/// configuration parameter without the attribute.
+fn split_config<'p, 'a>(
+    cx: &mut Ctxt,
+    attrs: &ProcessAttrs,
+    sig: &Signature,
+    params: &'p [&'a PatType],
+) -> &'p [&'a PatType] {
+    let Some((first, rest)) = params.split_first() else {
+        if let Some(config) = &attrs.config {
+            missing_config(cx, config, sig);
+        }
+        return params;
+    };
+    let shifted = rest.len() >= 3
+        && !is_context_like(&first.ty)
+        && state_kind(&first.ty).is_none()
+        && matches!(peel(&rest[0].ty), Type::Reference(_))
+        && !is_context_like(&rest[0].ty)
+        && state_kind(&rest[0].ty).is_none()
+        && !is_context_like(&rest[1].ty)
+        && state_kind(&rest[1].ty).is_none();
+    match &attrs.config {
+        Some(config) if shifted || names_type(&first.ty, config) => {
+            check_config(cx, config, first);
+            rest
+        }
+        Some(config) => {
+            missing_config(cx, config, sig);
+            params
+        }
+        None if attrs.bad_config => {
+            if shifted {
+                rest
+            } else {
+                params
+            }
+        }
+        None => match peel(&first.ty) {
+            Type::Reference(TypeReference {
+                mutability: None,
+                elem,
+                ..
+            }) if shifted => {
+                let ty = match peel(elem) {
+                    Type::Path(TypePath { qself: None, path }) => path_to_string(path),
+                    _ => "MyConfig".to_owned(),
+                };
+                cx.error_spanned_by(
+                    first,
+                    format_args!(
+                        "a process function takes a configuration parameter only with \
+                         `#[process_fn(config = {ty})]`; add it, or remove this parameter: \
+                         the first parameter is otherwise the key"
+                    ),
+                );
+                rest
+            }
+            _ => params,
+        },
+    }
+}
+
+/// Whether `ty` names the type `config`, behind references or not.
+fn names_type(mut ty: &Type, config: &Path) -> bool {
+    loop {
+        match peel(ty) {
+            Type::Reference(reference) => ty = &reference.elem,
+            ty => return is_type(ty, config),
+        }
+    }
+}
+
+/// Whether `ty` is the type `config`, written the same way.
+fn is_type(ty: &Type, config: &Path) -> bool {
+    match peel(ty) {
+        Type::Path(TypePath { qself: None, path }) => {
+            path.to_token_stream().to_string() == config.to_token_stream().to_string()
+        }
+        _ => false,
+    }
+}
+
+/// Checks the configuration parameter: `cfg: &C`, with `C` the type of
+/// `config = C`.
+fn check_config(cx: &mut Ctxt, config: &Path, param: &PatType) {
+    let name = path_to_string(config);
+    match peel(&param.ty) {
+        Type::Reference(reference) if is_type(&reference.elem, config) => {
+            check_borrow(cx, reference.lifetime.as_ref(), "configuration");
+            if let Some(mutability) = &reference.mutability {
+                let and = reference.and_token;
+                cx.error_spanned_by(
+                    quote!(#and #mutability),
+                    format_args!(
+                        "a process function takes its configuration by shared reference, \
+                         `cfg: &{name}`, not `&mut`: it is shared by every key"
+                    ),
+                );
+            }
+        }
+        ty => cx.error_spanned_by(
+            ty,
+            format_args!(
+                "with `config = {name}`, a process function's first parameter is its \
+                 configuration, by shared reference: `cfg: &{name}`"
+            ),
+        ),
+    }
+}
+
+/// Records that `config = C` was given but the function takes no `cfg: &C`.
+fn missing_config(cx: &mut Ctxt, config: &Path, sig: &Signature) {
+    let name = path_to_string(config);
+    cx.error_at(
+        sig.paren_token.span.open(),
+        format_args!(
+            "missing the configuration: with `config = {name}`, the first parameter of a \
+             process function must be `cfg: &{name}`, before the key"
+        ),
+    );
 }
 
 /// Records that there are not enough parameters.
@@ -532,6 +670,7 @@ impl<'ast> Visit<'ast> for TypeCheck<'_> {
 #[cfg(test)]
 mod tests {
     use crate::process_fn::tests_support::{accepted, rejected, single_error, with_params};
+    use crate::testing::normalized;
 
     #[test]
     fn struct_names() {
@@ -571,6 +710,110 @@ mod tests {
             "on_timer = expire, name = Named,",
             "fn f(k: &K, t: T, ctx: &mut Context<'_, O>) {}",
         );
+    }
+
+    #[test]
+    fn config_parameter_forms() {
+        for (attr, params) in [
+            (
+                "config = Cfg",
+                "cfg: &Cfg, k: &K, t: T, ctx: &mut Context<'_, O>",
+            ),
+            (
+                "config = a::Cfg, on_timer = expire, name = N",
+                "_: &a::Cfg, k: &K, t: T, s: &mut ValueState<u8>, ctx: &mut Context<'_, O>",
+            ),
+            (
+                "config = Cfg",
+                "&Cfg { interval }: &Cfg, k: &K, t: &str, ctx: &mut Context<'_, O>",
+            ),
+            (
+                "config = Cfg",
+                "cfg: &'_ (Cfg), k: &K, t: T, ctx: &mut Context<O>",
+            ),
+        ] {
+            let process_fn = accepted(attr, &with_params(params));
+            assert!(process_fn.config.is_some(), "{params}");
+            assert_eq!(normalized(&process_fn.key), "K", "{params}");
+        }
+    }
+
+    #[test]
+    fn missing_config_parameter() {
+        let expected = "missing the configuration: with `config = a::Cfg`, the first parameter \
+                        of a process function must be `cfg: &a::Cfg`, before the key";
+        for params in [
+            "k: &K, t: T, ctx: &mut Context<'_, O>",
+            "k: &K, t: &str, s: &mut ValueState<u8>, ctx: &mut Context<'_, O>",
+            "k: &K, t: T, s: &mut ValueState<u8>, l: &mut ListState<u8>, ctx: &mut Context<'_, O>",
+        ] {
+            let (message, span) = single_error("config = a::Cfg", &with_params(params));
+            assert_eq!(message, expected, "{params}");
+            assert_eq!(span, "(", "{params}");
+        }
+    }
+
+    #[test]
+    fn config_parameter_without_attribute() {
+        let (message, span) = single_error(
+            "",
+            &with_params("cfg: &a::Cfg, k: &K, t: T, ctx: &mut Context<'_, O>"),
+        );
+        assert_eq!(
+            message,
+            "a process function takes a configuration parameter only with \
+             `#[process_fn(config = a::Cfg)]`; add it, or remove this parameter: the first \
+             parameter is otherwise the key"
+        );
+        assert_eq!(span, "cfg: &a::Cfg");
+
+        // A record by reference is not mistaken for a key.
+        accepted(
+            "",
+            &with_params("k: &K, t: &str, s: &mut ValueState<u8>, ctx: &mut Context<'_, O>"),
+        );
+    }
+
+    #[test]
+    fn config_parameter_of_the_wrong_type() {
+        let wrong = "with `config = Cfg`, a process function's first parameter is its \
+                     configuration, by shared reference: `cfg: &Cfg`";
+        let by_mut = "a process function takes its configuration by shared reference, \
+                      `cfg: &Cfg`, not `&mut`: it is shared by every key";
+        for (ty, expected, span) in [
+            ("&mut Cfg", by_mut, "&mut"),
+            ("Cfg", wrong, "Cfg"),
+            ("&&Cfg", wrong, "&&Cfg"),
+            ("&Other", wrong, "&Other"),
+            ("&a::Cfg", wrong, "&a::Cfg"),
+            ("u32", wrong, "u32"),
+            (
+                "&'static Cfg",
+                "remove `'static`: a process function borrows its configuration for one call \
+                 only",
+                "'static",
+            ),
+        ] {
+            let params = format!("cfg: {ty}, k: &K, t: T, ctx: &mut Context<'_, O>");
+            let (message, got_span) = single_error("config = Cfg", &with_params(&params));
+            assert_eq!(message, expected, "{ty}");
+            assert_eq!(got_span, span, "{ty}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_config_attribute_is_its_only_error() {
+        for params in [
+            "cfg: &Cfg, k: &K, t: T, ctx: &mut Context<'_, O>",
+            "k: &K, t: T, ctx: &mut Context<'_, O>",
+        ] {
+            let (message, span) = single_error("config = 1", &with_params(params));
+            assert_eq!(
+                message,
+                "`config` must be the path of a type, e.g. `config = DedupConfig`"
+            );
+            assert_eq!(span, "1");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
-use syn::Ident;
+use syn::{Ident, Path, Visibility};
 
 use super::{ProcessFn, Rejection, StateParam, Stub};
 use crate::syntax::span_range;
@@ -59,6 +59,7 @@ impl ProcessFn {
             states,
             out,
             on_timer,
+            config,
         } = self;
         let function = ident.unraw().to_string();
         let state_name = format_ident!("{}State", name);
@@ -100,8 +101,10 @@ impl ProcessFn {
                 quote_spanned!(start=> &mut #state_var.#field)
             })
             .collect();
+        // The configuration argument, first, with `config = ...` only.
+        let config_arg = config.as_ref().map(|_| quote!(&self.0,));
         let call = quote_spanned! {ident.span()=>
-            #ident(#key_var, #item_var, #(#state_args,)* #ctx_var)
+            #ident(#config_arg #key_var, #item_var, #(#state_args,)* #ctx_var)
         };
 
         // The timer function's call is spanned on its path, so that a
@@ -113,7 +116,7 @@ impl ProcessFn {
                 quote_spanned!(end=> &mut #state_var.#field)
             });
             let call = quote_spanned! {end=>
-                #path(#key_var, #timestamp_var, #(#args,)* #ctx_var)
+                #path(#config_arg #key_var, #timestamp_var, #(#args,)* #ctx_var)
             };
             quote! {
                 fn on_timer(
@@ -128,12 +131,12 @@ impl ProcessFn {
             }
         });
 
+        let structure = process_struct(vis, name, config.as_ref(), &doc, &function);
+
         quote! {
             #item
 
-            #[doc = #doc]
-            #[derive(Clone, Copy, Debug, Default)]
-            #vis struct #name;
+            #structure
 
             #[doc = #state_doc]
             #[derive(Default)]
@@ -169,11 +172,49 @@ impl ProcessFn {
     }
 }
 
+/// The process function's struct: a unit struct, or with `config = C` a
+/// tuple struct holding the configuration, and its constructor.
+fn process_struct(
+    vis: &Visibility,
+    name: &Ident,
+    config: Option<&Path>,
+    doc: &str,
+    function: &str,
+) -> TokenStream {
+    let Some(config) = config else {
+        return quote! {
+            #[doc = #doc]
+            #[derive(Clone, Copy, Debug, Default)]
+            #vis struct #name;
+        };
+    };
+    let field_doc = format!(" The configuration `{function}` is called with.");
+    let new_doc = format!(" The process function of `{function}` with the configuration `config`.");
+    quote! {
+        #[doc = #doc]
+        #[derive(Clone)]
+        #vis struct #name(#[doc = #field_doc] #vis #config);
+
+        impl #name {
+            #[doc = #new_doc]
+            #[allow(dead_code)]
+            #vis fn new(config: #config) -> Self {
+                Self(config)
+            }
+        }
+    }
+}
+
 impl Stub {
     /// The stand-in struct, and its stand-in implementation when the types
     /// are known. Neither ever runs: the crate does not compile.
     fn generate(&self) -> TokenStream {
-        let Self { vis, name, types } = self;
+        let Self {
+            vis,
+            name,
+            types,
+            config,
+        } = self;
         let implementation = types.as_ref().map(|(key, record, out)| {
             quote! {
                 impl ::flow_core::__private::KeyedProcessFunction<#key, #record> for #name {
@@ -190,10 +231,27 @@ impl Stub {
                 }
             }
         });
+        let structure = match config {
+            None => quote! {
+                /// Stand-in for the struct of a misused `#[process_fn]`.
+                #[derive(Clone, Copy, Debug, Default)]
+                #vis struct #name;
+            },
+            Some(config) => quote! {
+                /// Stand-in for the struct of a misused `#[process_fn]`.
+                #[derive(Clone)]
+                #vis struct #name(#vis #config);
+
+                impl #name {
+                    #[allow(dead_code)]
+                    #vis fn new(config: #config) -> Self {
+                        Self(config)
+                    }
+                }
+            },
+        };
         quote! {
-            /// Stand-in for the struct of a misused `#[process_fn]`.
-            #[derive(Clone, Copy, Debug, Default)]
-            #vis struct #name;
+            #structure
 
             #implementation
         }
@@ -290,6 +348,110 @@ mod tests {
         };
         assert_eq!(implementation.items.len(), 5);
         assert_eq!(normalized(&implementation.items[4]), normalized(expected));
+    }
+
+    #[test]
+    fn config_makes_a_struct_holding_it_and_is_passed_first() {
+        let item = "
+            pub(crate) fn dedup(
+                cfg: &DedupConfig,
+                id: &u64,
+                event: Event,
+                seen: &mut ValueState<i64>,
+                ctx: &mut Context<'_, Event>,
+            ) {
+            }
+        ";
+        let file = expansion("config = DedupConfig, on_timer = forget", item);
+        let original: ItemFn = syn::parse2(tokens(item)).expect("valid input");
+        assert!(matches!(&file.items[0], Item::Fn(f) if *f == original));
+
+        let expected: syn::File = syn::parse_quote! {
+            #[doc = " Keyed process function generated by `#[process_fn]` from `dedup`."]
+            #[derive(Clone)]
+            pub(crate) struct Dedup(
+                #[doc = " The configuration `dedup` is called with."]
+                pub(crate) DedupConfig
+            );
+
+            impl Dedup {
+                #[doc = " The process function of `dedup` with the configuration `config`."]
+                #[allow(dead_code)]
+                pub(crate) fn new(config: DedupConfig) -> Self {
+                    Self(config)
+                }
+            }
+
+            #[doc = " Keyed state of [`Dedup`]: one field per state parameter of `dedup`."]
+            #[derive(Default)]
+            pub(crate) struct DedupState {
+                #[doc = " The state parameter `seen` of `dedup`."]
+                pub(crate) seen: ::flow_core::__private::ValueState<i64>,
+            }
+
+            impl ::flow_core::__private::KeyedStateNames for DedupState {
+                const NAMES: &'static [&'static str] = &["seen"];
+            }
+
+            impl ::flow_core::__private::KeyedProcessFunction<u64, Event> for Dedup {
+                type State = DedupState;
+                type Out = Event;
+
+                fn process_element(
+                    &mut self,
+                    key: &u64,
+                    item: Event,
+                    state: &mut DedupState,
+                    ctx: &mut ::flow_core::__private::Context<'_, Event>,
+                ) {
+                    dedup(&self.0, key, item, &mut state.seen, ctx)
+                }
+
+                fn state_is_empty(&self, state: &DedupState) -> bool {
+                    true && state.seen.is_empty()
+                }
+
+                fn on_timer(
+                    &mut self,
+                    key: &u64,
+                    timestamp: ::flow_core::__private::Timestamp,
+                    state: &mut DedupState,
+                    ctx: &mut ::flow_core::__private::Context<'_, Event>,
+                ) {
+                    forget(&self.0, key, timestamp, &mut state.seen, ctx)
+                }
+            }
+        };
+        assert_eq!(file.items.len(), 1 + expected.items.len());
+        for (got, expected) in file.items[1..].iter().zip(&expected.items) {
+            assert_eq!(normalized(got), normalized(expected));
+        }
+    }
+
+    #[test]
+    fn the_stub_holds_the_config_too() {
+        let item = "pub fn dedup(cfg: &mut Cfg, k: &u8, t: T, ctx: &mut Context<'_, O>) {}";
+        let file = expansion("config = Cfg", item);
+        assert_eq!(
+            file.items.len(),
+            5,
+            "fn, compile_error!, stub struct, its new and its impl"
+        );
+        let expected: syn::File = syn::parse_quote! {
+            /// Stand-in for the struct of a misused `#[process_fn]`.
+            #[derive(Clone)]
+            pub struct Dedup(pub Cfg);
+
+            impl Dedup {
+                #[allow(dead_code)]
+                pub fn new(config: Cfg) -> Self {
+                    Self(config)
+                }
+            }
+        };
+        assert_eq!(normalized(&file.items[2]), normalized(&expected.items[0]));
+        assert_eq!(normalized(&file.items[3]), normalized(&expected.items[1]));
+        assert!(matches!(&file.items[4], Item::Impl(_)));
     }
 
     #[test]

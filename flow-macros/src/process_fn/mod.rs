@@ -47,6 +47,9 @@ struct ProcessFn {
     out: Type,
     /// The timer function (`on_timer = ...`).
     on_timer: Option<Path>,
+    /// The configuration's type (`config = ...`), when the function takes
+    /// one as its first parameter.
+    config: Option<Path>,
 }
 
 /// A keyed state parameter: `ident: &mut ValueState<T>` and the like.
@@ -133,6 +136,9 @@ struct Stub {
     /// then implements `KeyedProcessFunction` too, so `.process(Name)` type
     /// checks.
     types: Option<(Type, Type, Type)>,
+    /// The configuration's type (`config = ...`): the stub then holds one,
+    /// so `Name::new(config)` type checks.
+    config: Option<Path>,
 }
 
 /// Parses and checks the attribute arguments and the annotated item,
@@ -153,7 +159,7 @@ fn analyze(attr: TokenStream, item: TokenStream) -> Result<ProcessFn, Rejection>
     let sig = &func.sig;
 
     check::check_qualifiers(&mut cx, sig);
-    let params = check::check_params(&mut cx, sig);
+    let params = check::check_params(&mut cx, &attrs, sig);
     check::check_output(&mut cx, sig);
     let name = check::struct_name(&mut cx, &attrs, sig);
 
@@ -173,6 +179,7 @@ fn analyze(attr: TokenStream, item: TokenStream) -> Result<ProcessFn, Rejection>
                 }
                 _ => None,
             },
+            config: attrs.config.clone(),
         })
     });
     let process_fn = match (name, key, record, out) {
@@ -185,6 +192,7 @@ fn analyze(attr: TokenStream, item: TokenStream) -> Result<ProcessFn, Rejection>
             states,
             out: out.clone(),
             on_timer: attrs.on_timer,
+            config: attrs.config,
         }),
         _ => None,
     };
@@ -293,7 +301,7 @@ mod tests {
         assert_eq!(
             messages,
             [
-                "unknown process_fn attribute `nmae`; expected `on_timer` or `name`",
+                "unknown process_fn attribute `nmae`; expected `on_timer`, `name` or `config`",
                 "`on_timer` must be the path of a function, e.g. `on_timer = expire`",
                 "a process function cannot be `async`: it runs to completion on each record \
                  and timer",

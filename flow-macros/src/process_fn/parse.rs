@@ -15,15 +15,17 @@ use crate::syntax::{not_a_function, peel};
 enum Key {
     OnTimer,
     Name,
+    Config,
 }
 
 impl ArgKey for Key {
-    const ALL: &'static [Self] = &[Self::OnTimer, Self::Name];
+    const ALL: &'static [Self] = &[Self::OnTimer, Self::Name, Self::Config];
 
     fn name(self) -> &'static str {
         match self {
             Self::OnTimer => "on_timer",
             Self::Name => "name",
+            Self::Config => "config",
         }
     }
 
@@ -31,15 +33,23 @@ impl ArgKey for Key {
         match self {
             Self::OnTimer => "expire",
             Self::Name => "DetectFraud",
+            Self::Config => "DedupConfig",
         }
     }
 }
 
-/// The attribute's arguments: `#[process_fn(on_timer = path, name = Ident)]`.
+/// The attribute's arguments:
+/// `#[process_fn(on_timer = path, name = Ident, config = Type)]`.
 #[derive(Default)]
 pub(super) struct ProcessAttrs {
     pub(super) on_timer: Option<Path>,
     pub(super) name: Option<Ident>,
+    /// The configuration's type, a path (`config = DedupConfig`).
+    pub(super) config: Option<Path>,
+    /// Whether a `config` was given but is not valid (or the list is
+    /// malformed): whether the function takes a configuration is then
+    /// unknown, so its first parameter is not checked against one.
+    pub(super) bad_config: bool,
     /// Whether a `name` was given but is not valid: the struct's name is then
     /// unknown.
     pub(super) bad_name: bool,
@@ -63,10 +73,15 @@ impl ProcessAttrs {
                     None => attrs.bad_name = true,
                 }
             }
+            Key::Config => match attr::path_value(cx, key, meta, "the path of a type") {
+                Some(value) => attrs.config = Some(value.path),
+                None => attrs.bad_config = true,
+            },
         });
         if !well_formed {
-            // Whether a `name` was among them is unknown.
+            // Whether a `name` or a `config` was among them is unknown.
             attrs.bad_name = true;
+            attrs.bad_config = true;
         }
         attrs
     }
@@ -125,14 +140,15 @@ pub(super) fn state_kind(ty: &Type) -> Option<(StateKind, &PathSegment)> {
 
 #[cfg(test)]
 mod tests {
-    use crate::process_fn::tests_support::{expansion, rejected, single_error, VALID};
+    use crate::process_fn::tests_support::{accepted, expansion, rejected, single_error, VALID};
+    use crate::syntax::path_to_string;
 
     #[test]
     fn unknown_attribute() {
         let (message, span) = single_error("on_timr = expire", VALID);
         assert_eq!(
             message,
-            "unknown process_fn attribute `on_timr`; expected `on_timer` or `name`"
+            "unknown process_fn attribute `on_timr`; expected `on_timer`, `name` or `config`"
         );
         assert_eq!(span, "on_timr");
     }
@@ -190,12 +206,45 @@ mod tests {
                 "expected `name = ...`, e.g. `name = DetectFraud`",
                 "name(X)",
             ),
+            (
+                "config = 1",
+                "`config` must be the path of a type, e.g. `config = DedupConfig`",
+                "1",
+            ),
+            (
+                "config = &Cfg",
+                "`config` must be the path of a type, e.g. `config = DedupConfig`",
+                "&Cfg",
+            ),
+            (
+                "config",
+                "expected `config = ...`, e.g. `config = DedupConfig`",
+                "config",
+            ),
             ("42", "expected identifier", "42"),
         ] {
             let (message, got_span) = single_error(attr, VALID);
             assert_eq!(message, expected, "{attr}");
             assert_eq!(got_span, span, "{attr}");
         }
+    }
+
+    #[test]
+    fn config_attribute() {
+        let item = "fn f(cfg: &a::Cfg, k: &K, t: T, ctx: &mut Context<'_, O>) {}";
+        let process_fn = accepted("config = a::Cfg, on_timer = t, name = N", item);
+        let config = process_fn.config.expect("`config` was given");
+        assert_eq!(path_to_string(&config), "a::Cfg");
+        assert!(accepted("", VALID).config.is_none());
+
+        let (_, errors) = rejected("config = a::Cfg, config = B", item);
+        assert_eq!(
+            errors,
+            [(
+                "duplicate process_fn attribute `config`".into(),
+                "config".into()
+            )]
+        );
     }
 
     #[test]
