@@ -19,6 +19,10 @@ pub struct CommonArgs {
     /// `--plan json` prints it as JSON
     #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "text", value_enum)]
     pub plan: Option<PlanFormat>,
+    /// A source's watermark cadence, in records (default 1024): a watermark after at most this
+    /// many records of each source split
+    #[arg(long, value_name = "RECORDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub watermark_interval: Option<u64>,
     /// Do not show the progress line on the terminal
     #[arg(long)]
     pub no_progress: bool,
@@ -32,6 +36,9 @@ impl CommonArgs {
             .max_parallelism(self.max_parallelism)
             .progress(!self.no_progress)
             .report(true);
+        if let Some(n) = self.watermark_interval {
+            c = c.watermark_interval(n as usize);
+        }
         if let Some(f) = self.plan {
             c = c.plan_format(f);
         }

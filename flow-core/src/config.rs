@@ -13,6 +13,7 @@ pub struct Config {
     pub(crate) report: bool,
     pub(crate) plan_only: Option<PlanFormat>,
     pub(crate) barrier_interval: Option<std::time::Duration>,
+    pub(crate) watermark_interval: usize,
 }
 
 impl Default for Config {
@@ -30,6 +31,7 @@ impl Default for Config {
             report: false,
             plan_only: None,
             barrier_interval: None,
+            watermark_interval: 1024,
         }
     }
 }
@@ -58,6 +60,14 @@ impl Config {
     /// Bytes per chunk that file readers take at a time (default 64 KiB).
     pub fn chunk_bytes(mut self, n: u64) -> Self {
         self.chunk_bytes = n.max(1);
+        self
+    }
+    /// A source subtask's watermark cadence: its timestamp assigner emits a watermark after
+    /// at most this many records (default 1024), and after every batch a source hands over
+    /// (a file chunk of 64 KiB, a generator's batch). Smaller values make lateness finer, for
+    /// a few more control events per record. Watermarks still follow the data, never a timer.
+    pub fn watermark_interval(mut self, records: usize) -> Self {
+        self.watermark_interval = records.max(1);
         self
     }
     /// Keys held by a pre-aggregation table before it flushes (default 131072).
@@ -92,6 +102,10 @@ impl Config {
     pub fn plan_format(mut self, format: PlanFormat) -> Self {
         self.plan_only = Some(format);
         self
+    }
+    /// The configured watermark cadence of sources, in records.
+    pub fn get_watermark_interval(&self) -> usize {
+        self.watermark_interval
     }
     /// The configured parallelism.
     pub fn get_parallelism(&self) -> usize {

@@ -244,3 +244,46 @@ fn the_plan_does_not_touch_inputs() {
     let summary = env.execute().unwrap();
     assert!(summary.planned_only);
 }
+
+#[test]
+fn a_small_file_gets_watermarks_within_its_only_chunk() {
+    // Issue 13, item 9: a file source advanced its watermark once per 64 KiB chunk, so in a
+    // small file nothing could ever be late. Now a watermark follows every
+    // `watermark_interval` records.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.csv");
+    let mut f = std::fs::File::create(&input).unwrap();
+    // Times rise by 10 ms; every 50th record is 300 ms old.
+    for i in 0..500i64 {
+        let t = if i % 50 == 49 { i * 10 - 300 } else { i * 10 };
+        writeln!(f, "k,{t}").unwrap();
+    }
+    drop(f);
+    let late_with = |interval: usize| {
+        let mut env = Env::new(
+            Config::default()
+                .parallelism(1)
+                .watermark_interval(interval),
+        );
+        env.read_csv::<(String, i64)>(&input, ReadOptions::default())
+            .unwrap()
+            .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+            .key_by(|e| e.0.clone())
+            .window(TumblingEventTimeWindows::of(Duration::from_millis(100)))
+            .count()
+            .discard();
+        env.execute().unwrap().records_late()
+    };
+    assert_eq!(
+        late_with(1),
+        10,
+        "with a watermark per record, every old record is late"
+    );
+    assert_eq!(
+        late_with(1_000_000),
+        0,
+        "one watermark for the whole chunk: nothing is late"
+    );
+    let default = late_with(Config::default().get_watermark_interval());
+    assert!(default <= 10);
+}

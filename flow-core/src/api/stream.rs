@@ -79,6 +79,7 @@ impl<C: Chain> Stream<C> {
         let p = slot.ids.len();
         let head = g.stages[slot.stage].head.clone();
         let source = g.stages[slot.stage].is_source();
+        let watermark_every = g.config.watermark_interval;
         let first_sink = g.sink_subtasks;
         let is_sink = matches!(terminal, Ending::Sink(_));
         if is_sink {
@@ -102,6 +103,7 @@ impl<C: Chain> Stream<C> {
                 source,
                 sink: is_sink.then_some(first_sink + i),
                 injected: 0,
+                watermark_every: if source { watermark_every } else { usize::MAX },
             };
             g.tasks[slot.ids.start + i] = Some(Box::new(body));
         }

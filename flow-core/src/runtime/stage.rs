@@ -57,6 +57,9 @@ pub(crate) struct StageTask<C: Chain, T> {
     pub(crate) sink: Option<usize>,
     /// The last checkpoint barrier this source subtask injected.
     pub(crate) injected: u64,
+    /// A source's watermark cadence: a batch end (after which timestamp assigners emit their
+    /// watermark) every this many records; `usize::MAX` after an exchange.
+    pub(crate) watermark_every: usize,
 }
 
 impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
@@ -117,8 +120,21 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
                 Poll::Data => {
                     let n = self.buf.len() as u64;
                     let (chain, term) = (&mut self.chain, &mut self.terminal);
-                    self.buf.drain_into(|x, ts| chain.push(x, ts, term));
-                    chain.event(Event::BatchEnd, term);
+                    // A batch end (so a watermark) after every `watermark_every` records, also
+                    // within a large batch (a file chunk), and after the batch.
+                    let every = self.watermark_every;
+                    let mut since = 0usize;
+                    self.buf.drain_into(|x, ts| {
+                        chain.push(x, ts, term);
+                        since += 1;
+                        if since == every {
+                            chain.event(Event::BatchEnd, term);
+                            since = 0;
+                        }
+                    });
+                    if since > 0 || n == 0 {
+                        chain.event(Event::BatchEnd, term);
+                    }
                     self.metrics.records_in.fetch_add(n, Ordering::Relaxed);
                     self.metrics.batches.fetch_add(1, Ordering::Relaxed);
                 }
