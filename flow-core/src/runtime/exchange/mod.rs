@@ -99,7 +99,8 @@ pub(crate) fn channels<T>(
                     align: Alignment {
                         id: None,
                         blocked: vec![false; producers],
-                        held: VecDeque::new(),
+                        held: (0..producers).map(|_| VecDeque::new()).collect(),
+                        held_count: 0,
                         ready: VecDeque::new(),
                     },
                 },
@@ -135,8 +136,10 @@ struct Alignment<T> {
     id: Option<u64>,
     /// Producers that delivered it.
     blocked: Vec<bool>,
-    /// Their later messages, in arrival order.
-    held: VecDeque<Msg<T>>,
+    /// Their later messages, per producer in arrival order (order across producers does not
+    /// matter), and how many there are in all.
+    held: Vec<VecDeque<Msg<T>>>,
+    held_count: usize,
     /// Events due before the next message is read.
     ready: VecDeque<Event>,
 }
@@ -154,13 +157,20 @@ impl<T> ExchangeInput<T> {
     /// first one of a producer that has not delivered the barrier yet.
     fn next_held(&mut self) -> Option<Msg<T>> {
         let a = &mut self.align;
-        match a.id {
-            None => a.held.pop_front(),
-            Some(_) => {
-                let i = a.held.iter().position(|m| !a.blocked[m.from()])?;
-                a.held.remove(i)
+        if a.held_count == 0 {
+            return None;
+        }
+        let aligning = a.id.is_some();
+        for (i, q) in a.held.iter_mut().enumerate() {
+            if aligning && a.blocked[i] {
+                continue;
+            }
+            if let Some(m) = q.pop_front() {
+                a.held_count -= 1;
+                return Some(m);
             }
         }
+        None
     }
 
     /// Completes the alignment if every producer that has not ended delivered the barrier.
@@ -197,8 +207,10 @@ impl<T: Send> Input<T> for ExchangeInput<T> {
                         Err(TryRecvError::Disconnected) => return Ok(Poll::End),
                     };
                     self.shared.wake_waiters(cx);
-                    if self.align.id.is_some() && self.align.blocked[m.from()] {
-                        self.align.held.push_back(m);
+                    let from = m.from();
+                    if self.align.id.is_some() && self.align.blocked[from] {
+                        self.align.held[from].push_back(m);
+                        self.align.held_count += 1;
                         continue;
                     }
                     m
