@@ -107,17 +107,33 @@ impl ProcessFn {
             #ident(#config_arg #key_var, #item_var, #(#state_args,)* #ctx_var)
         };
 
-        // The timer function's call is spanned on its path, so that a
-        // signature not matching the process function's is reported there.
+        // The timer function is first coerced to the fn pointer type the
+        // process function calls it through, spanned on its path: a
+        // signature not matching the process function's is then one type
+        // mismatch there, naming both signatures. (Calling the path directly
+        // would have rustc suggest reordering the arguments, from spans that
+        // all point at the attribute.)
         let on_timer = on_timer.as_ref().map(|path| {
             let (_, end) = span_range(path);
+            let timer = Ident::new("timer", Span::mixed_site());
+            let config_ty = config.as_ref().map(|config| quote!(&#config,));
+            let state_tys = states.iter().map(|state| {
+                let ty = state.field_type();
+                quote!(&mut #ty)
+            });
+            let shim = quote_spanned! {end=>
+                let #timer: fn(
+                    #config_ty
+                    &#key,
+                    ::flow_core::__private::Timestamp,
+                    #(#state_tys,)*
+                    &mut #context,
+                ) = #path;
+            };
             let args = states.iter().map(|state| {
                 let field = &state.ident;
-                quote_spanned!(end=> &mut #state_var.#field)
+                quote!(&mut #state_var.#field)
             });
-            let call = quote_spanned! {end=>
-                #path(#config_arg #key_var, #timestamp_var, #(#args,)* #ctx_var)
-            };
             quote! {
                 fn on_timer(
                     &mut self,
@@ -126,7 +142,8 @@ impl ProcessFn {
                     #state_var: &mut #state_name,
                     #ctx_var: &mut #context,
                 ) {
-                    #call
+                    #shim
+                    #timer(#config_arg #key_var, #timestamp_var, #(#args,)* #ctx_var)
                 }
             }
         });
@@ -343,7 +360,14 @@ mod tests {
                 state: &mut DetectFraudState,
                 ctx: &mut ::flow_core::__private::Context<'_, Alert>,
             ) {
-                timers::expire(key, timestamp, &mut state.last_small, &mut state.pending, ctx)
+                let timer: fn(
+                    &u64,
+                    ::flow_core::__private::Timestamp,
+                    &mut ::flow_core::__private::ValueState<(i64, f64)>,
+                    &mut ::flow_core::__private::ListState<Tx>,
+                    &mut ::flow_core::__private::Context<'_, Alert>,
+                ) = timers::expire;
+                timer(key, timestamp, &mut state.last_small, &mut state.pending, ctx)
             }
         };
         assert_eq!(implementation.items.len(), 5);
@@ -418,7 +442,14 @@ mod tests {
                     state: &mut DedupState,
                     ctx: &mut ::flow_core::__private::Context<'_, Event>,
                 ) {
-                    forget(&self.0, key, timestamp, &mut state.seen, ctx)
+                    let timer: fn(
+                        &DedupConfig,
+                        &u64,
+                        ::flow_core::__private::Timestamp,
+                        &mut ::flow_core::__private::ValueState<i64>,
+                        &mut ::flow_core::__private::Context<'_, Event>,
+                    ) = forget;
+                    timer(&self.0, key, timestamp, &mut state.seen, ctx)
                 }
             }
         };
