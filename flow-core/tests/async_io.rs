@@ -234,3 +234,37 @@ fn the_plan_shows_the_async_stage() {
         plan.stages[1].head
     );
 }
+
+#[test]
+fn checkpoint_barriers_pass_after_the_results_before_them() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        let mut env = Env::new(
+            Config::default()
+                .parallelism(2)
+                .batch_size(16)
+                .progress(false)
+                .barrier_interval(Duration::from_millis(2)),
+        );
+        tx.send(env.stop_handle()).unwrap();
+        env.generate(|i| i)
+            .map_async(
+                AsyncOptions::unordered(8, Duration::from_secs(10)),
+                |x| async move {
+                    tokio::time::sleep(delay(x)).await;
+                    x
+                },
+            )
+            .key_by(|x| x % 3)
+            .count()
+            .discard();
+        env.execute()
+    });
+    let stop = rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    stop.stop();
+    let summary = t.join().unwrap().unwrap();
+    let ids: Vec<u64> = summary.checkpoints.iter().map(|c| c.id).collect();
+    assert!(!ids.is_empty(), "no checkpoint completed");
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
+}
