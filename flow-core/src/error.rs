@@ -65,6 +65,14 @@ pub enum Error {
     /// The job's configuration or graph is invalid.
     #[error("invalid job: {0}")]
     Config(String),
+    /// An async request of `map_async` did not complete within the operator's timeout.
+    #[error("operator `{operator}`: an async request timed out after {timeout:?}")]
+    AsyncTimeout {
+        /// The operator (`map_async` and the place in the job's source where it was declared).
+        operator: String,
+        /// The timeout of its [`AsyncOptions`](crate::ops::async_io::AsyncOptions).
+        timeout: std::time::Duration,
+    },
     /// The runtime could not start a thread it needs (the operating system refused).
     #[error("cannot start the {what} thread: {source}")]
     Spawn {

@@ -8,8 +8,10 @@
 //! - [`split`] and [`side_output`]: side outputs (`Either` + `split`, and [`side_output::OutputTag`]).
 //! - [`process`] — keyed and non-keyed process functions, keyed state, timers.
 //! - [`window`] — window assigners, the window operator, global windows with triggers.
+//! - [`async_io`] — `map_async`: async requests with bounded concurrency and a timeout.
 //! - [`join`] — `connect` with co-process functions, interval joins, window joins.
 pub mod aggregate;
+pub mod async_io;
 pub mod join;
 pub mod partition;
 pub mod process;
