@@ -122,6 +122,7 @@ impl ProcessFn {
                 quote!(&mut #ty)
             });
             let shim = quote_spanned! {end=>
+                #[allow(clippy::type_complexity)]
                 let #timer: fn(
                     #config_ty
                     &#key,
@@ -360,6 +361,7 @@ mod tests {
                 state: &mut DetectFraudState,
                 ctx: &mut ::flow_core::__private::Context<'_, Alert>,
             ) {
+                #[allow(clippy::type_complexity)]
                 let timer: fn(
                     &u64,
                     ::flow_core::__private::Timestamp,
@@ -442,6 +444,7 @@ mod tests {
                     state: &mut DedupState,
                     ctx: &mut ::flow_core::__private::Context<'_, Event>,
                 ) {
+                    #[allow(clippy::type_complexity)]
                     let timer: fn(
                         &DedupConfig,
                         &u64,
