@@ -608,22 +608,19 @@ where
     pub fn aggregate<A: Aggregate<T>>(
         self,
         agg: A,
-    ) -> Stream<TriggerWindowChain<K, T, AggregateWindow<A>, Tr, Ev>> {
+    ) -> TriggerWindowStream<K, T, AggregateWindow<A>, Tr, Ev> {
         self.apply("aggregate", AggregateWindow(agg))
     }
 
     /// Counts the records of each firing.
     #[track_caller]
-    pub fn count(self) -> Stream<TriggerWindowChain<K, T, AggregateWindow<Count>, Tr, Ev>> {
+    pub fn count(self) -> TriggerWindowStream<K, T, AggregateWindow<Count>, Tr, Ev> {
         self.apply("count", AggregateWindow(Count))
     }
 
     /// Sums `f(record)` over each firing.
     #[track_caller]
-    pub fn sum<S, F>(
-        self,
-        f: F,
-    ) -> Stream<TriggerWindowChain<K, T, AggregateWindow<Sum<F>>, Tr, Ev>>
+    pub fn sum<S, F>(self, f: F) -> TriggerWindowStream<K, T, AggregateWindow<Sum<F>>, Tr, Ev>
     where
         F: FnMut(&T) -> S + Clone + Send + 'static,
         S: std::ops::AddAssign + Clone + Send + 'static,
@@ -634,10 +631,7 @@ where
 
     /// Combines the records of each firing with an associative function.
     #[track_caller]
-    pub fn reduce<F>(
-        self,
-        f: F,
-    ) -> Stream<TriggerWindowChain<K, T, AggregateWindow<Reduce<F>>, Tr, Ev>>
+    pub fn reduce<F>(self, f: F) -> TriggerWindowStream<K, T, AggregateWindow<Reduce<F>>, Tr, Ev>
     where
         F: FnMut(T, T) -> T + Clone + Send + 'static,
     {
@@ -648,7 +642,7 @@ where
     /// Hands the records of each firing (after eviction) to `f` (see
     /// [`WindowedStream::process`]).
     #[track_caller]
-    pub fn process<F, I>(self, f: F) -> Stream<TriggerWindowChain<K, T, ProcessWindow<F>, Tr, Ev>>
+    pub fn process<F, I>(self, f: F) -> TriggerWindowStream<K, T, ProcessWindow<F>, Tr, Ev>
     where
         F: FnMut(&K, &WindowInfo, Vec<T>) -> I + Clone + Send + 'static,
         I: IntoIterator,
@@ -664,7 +658,7 @@ where
     pub fn process_with_context<F, O>(
         self,
         f: F,
-    ) -> Stream<TriggerWindowChain<K, T, ProcessWindowWithContext<F, O>, Tr, Ev>>
+    ) -> TriggerWindowStream<K, T, ProcessWindowWithContext<F, O>, Tr, Ev>
     where
         F: for<'x> FnMut(&K, &WindowInfo, Vec<T>, &mut WindowContext<'x, O>)
             + Clone
@@ -690,7 +684,7 @@ where
         self,
         agg: A,
         f: F,
-    ) -> Stream<TriggerWindowChain<K, T, AggregateProcessWindow<A, F>, Tr, Ev>>
+    ) -> TriggerWindowStream<K, T, AggregateProcessWindow<A, F>, Tr, Ev>
     where
         A: Aggregate<T>,
         F: FnMut(&K, &WindowInfo, A::Out) -> R + Clone + Send + 'static,
@@ -701,11 +695,7 @@ where
     }
 
     #[track_caller]
-    fn apply<F: WindowFn<K, T>>(
-        self,
-        kind: &str,
-        func: F,
-    ) -> Stream<TriggerWindowChain<K, T, F, Tr, Ev>> {
+    fn apply<F: WindowFn<K, T>>(self, kind: &str, func: F) -> TriggerWindowStream<K, T, F, Tr, Ev> {
         let name = OpName::new(kind, Location::caller());
         let WindowedStream {
             ex,
@@ -759,6 +749,12 @@ where
     }
 }
 
+/// The results of a window function on a [`TriggeredWindowedStream`].
+pub type TriggerWindowStream<K, T, F, Tr, Ev> = Stream<TriggerWindowChain<K, T, F, Tr, Ev>>;
+
+/// Each window's keys and their slots.
+type Slots<K, S, TS, T> = BTreeMap<Window, Table<K, Slot<S, TS, T>>>;
+
 /// The chain of a windowed stage with a trigger or evictor.
 pub type TriggerWindowChain<K, T, F, Tr, Ev> =
     Then<Identity<(K, T)>, TriggerWindowOp<K, T, F, Tr, Ev>>;
@@ -783,7 +779,7 @@ pub struct TriggerWindowOp<K, T, F: WindowFn<K, T>, Tr: WindowTrigger<T>, Ev> {
     late: SideOutput<T>,
     side: TaggedOutputs,
     time: Timestamp,
-    windows: BTreeMap<Window, Table<K, Slot<F::State, Tr::State, T>>>,
+    windows: Slots<K, F::State, Tr::State, T>,
     timers: BTreeMap<Timestamp, Vec<(Window, K)>>,
     scratch: Vec<Window>,
     added: Vec<Timestamp>,
