@@ -233,7 +233,7 @@ impl<T> WindowTrigger<T> for CountTrigger {
 /// // One record per batch: a watermark follows every record.
 /// let mut env = Env::new(Config::default().parallelism(1).batch_size(1));
 /// let sums = env
-///     .from_iter([(100, 1), (300, 2), (700, 4)])
+///     .from_iter([(100, 1), (300, 2), (600, 0), (700, 4)])
 ///     .assign_timestamps(|e| e.0, WatermarkStrategy::monotonous())
 ///     .key_by(|_| 0)
 ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
@@ -242,7 +242,7 @@ impl<T> WindowTrigger<T> for CountTrigger {
 ///     .map(|w| w.value)
 ///     .collect();
 /// env.execute()?;
-/// // at 500 (the watermark 699 passed it) and at the end, 999
+/// // at 500 (the watermark 599 after the third record passed it), and at the end, 999
 /// assert_eq!(sums.take(), vec![3, 7]);
 /// # Ok::<(), flow_core::Error>(())
 /// ```
