@@ -87,6 +87,43 @@ impl TriggerContext<'_> {
 
 /// Decides when a key's time window fires (Flink's `Trigger`): asked after each record joins
 /// the window and when one of its timers is due. `State` is kept per key and window.
+///
+/// A timer that [`on_time`](WindowTrigger::on_time) registers at or before the current time
+/// runs in the same advance of time, so a trigger must not re-register the time it is called
+/// for.
+///
+/// ```
+/// # use flow_core::prelude::*;
+/// # use std::time::Duration;
+/// /// Fires at the end, and early (purging) when a record's value exceeds 100.
+/// #[derive(Clone)]
+/// struct EarlyOnLarge;
+/// impl WindowTrigger<(i64, u32)> for EarlyOnLarge {
+///     type State = ();
+///     fn on_element(&mut self, item: &(i64, u32), _ts: i64, window: &Window, _: &mut (),
+///                   ctx: &mut TriggerContext<'_>) -> TriggerResult {
+///         ctx.register_timer(window.max_timestamp());
+///         if item.1 > 100 { TriggerResult::FireAndPurge } else { TriggerResult::Continue }
+///     }
+///     fn on_time(&mut self, time: i64, window: &Window, _: &mut (),
+///                _: &mut TriggerContext<'_>) -> TriggerResult {
+///         if time == window.max_timestamp() { TriggerResult::Fire } else { TriggerResult::Continue }
+///     }
+/// }
+/// let mut env = Env::new(Config::default().parallelism(1));
+/// let sums = env
+///     .from_iter([(10, 1), (20, 500), (30, 2), (40, 3)])
+///     .assign_timestamps(|e| e.0, WatermarkStrategy::monotonous())
+///     .key_by(|_| 0)
+///     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+///     .trigger(EarlyOnLarge)
+///     .sum(|e| e.1)
+///     .map(|w| w.value)
+///     .collect();
+/// env.execute()?;
+/// assert_eq!(sums.take(), vec![501, 5]);
+/// # Ok::<(), flow_core::Error>(())
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a window trigger of records `{T}`",
     label = "expected a `WindowTrigger<{T}>`",
@@ -530,6 +567,25 @@ where
     /// Drops records of each window with `evictor` before the window function runs; the
     /// window keeps all its records until then (see [`CountEvictor`], [`TimeEvictor`]).
     /// Tumbling and sliding windows only.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// # use std::time::Duration;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let last_two = env
+    ///     .from_iter([("a", 100, 1), ("a", 200, 2), ("a", 300, 3), ("b", 400, 4)])
+    ///     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+    ///     .key_by(|e| e.0)
+    ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+    ///     .evictor(CountEvictor::of(2))
+    ///     .process(|k, _, items| [(*k, items.iter().map(|e| e.2).sum::<u32>())])
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = last_two.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![("a", 5), ("b", 4)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     #[track_caller]
     pub fn evictor<Ev: Evictor<T>>(
         self,
@@ -579,6 +635,25 @@ where
     }
 
     /// Sets the evictor (see [`WindowedStream::evictor`]).
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// # use std::time::Duration;
+    /// let mut env = Env::new(Config::default().parallelism(1));
+    /// let recent = env
+    ///     .from_iter([(100, 'a'), (200, 'b'), (300, 'c'), (400, 'd')])
+    ///     .assign_timestamps(|e| e.0, WatermarkStrategy::monotonous())
+    ///     .key_by(|_| 0)
+    ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+    ///     .trigger(CountTrigger::of(2))
+    ///     .evictor(TimeEvictor::of(Duration::from_millis(150)))
+    ///     .process(|_, _, items| [items.iter().map(|e| e.1).collect::<String>()])
+    ///     .collect();
+    /// env.execute()?;
+    /// // every second record, the records within 150 ms of the newest
+    /// assert_eq!(recent.take(), vec!["ab".to_string(), "cd".to_string()]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
     pub fn evictor<Ev2: Evictor<T>>(self, evictor: Ev2) -> TriggeredWindowedStream<K, T, Tr, Ev2> {
         TriggeredWindowedStream {
             inner: self.inner,
