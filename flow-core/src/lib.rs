@@ -141,9 +141,10 @@ pub mod prelude {
     pub use crate::ops::window::{
         ContinuousEventTimeTrigger, CountEvictor, CountTrigger, CountWindows,
         EventTimeSessionWindows, EventTimeTrigger, GlobalWindowedStream, PurgingTrigger,
-        SlidingEventTimeWindows, SlidingProcessingTimeWindows, TimeEvictor, Trigger,
-        TriggerContext, TriggerResult, TumblingEventTimeWindows, TumblingProcessingTimeWindows,
-        Window, WindowContext, WindowInfo, WindowTrigger, Windowed, WindowedStream,
+        SlidingEventTimeWindows, SlidingProcessingTimeWindows, StatefulWindowContext, TimeEvictor,
+        Trigger, TriggerContext, TriggerResult, TumblingEventTimeWindows,
+        TumblingProcessingTimeWindows, Window, WindowContext, WindowInfo, WindowTrigger, Windowed,
+        WindowedStream,
     };
     pub use crate::runtime::operator::Chain;
     pub use crate::text::Word;

@@ -19,6 +19,6 @@ pub use global::{GlobalWindowedStream, Trigger, TriggerResult};
 pub use stream::WindowedStream;
 pub use triggers::{
     ContinuousEventTimeTrigger, CountEvictor, CountTrigger, EventTimeTrigger, Evictor, NoEvictor,
-    PurgingTrigger, TimeEvictor, TriggerContext, TriggerWindowStream, TriggeredWindowedStream,
-    WindowTrigger,
+    PurgingTrigger, StatefulWindowContext, TimeEvictor, TriggerContext, TriggerWindowStream,
+    TriggeredWindowedStream, WindowTrigger,
 };

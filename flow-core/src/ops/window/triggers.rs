@@ -752,6 +752,74 @@ where
         )
     }
 
+    /// Hands the records of each firing (after eviction) to `f` with a
+    /// [`StatefulWindowContext`]: besides emitting results, `f` keeps state of its own per key
+    /// and window (`window_state`, dropped with the window at its end plus the allowed
+    /// lateness) and per key across windows (`global_state`) — Flink's
+    /// `ProcessWindowFunction.Context.windowState()` / `globalState()`, kept in memory.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// # use std::time::Duration;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let lines = env
+    ///     .from_iter([("a", 100), ("a", 200), ("a", 1_100), ("b", 1_200)])
+    ///     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+    ///     .key_by(|e| e.0)
+    ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+    ///     .trigger(CountTrigger::of(1))
+    ///     .process_with_state(
+    ///         |key: &&str, info: &WindowInfo, items: Vec<(&str, i64)>,
+    ///          ctx: &mut StatefulWindowContext<'_, String, u32, u32>| {
+    ///             *ctx.window_state() += 1; // firings of this window
+    ///             let w = *ctx.window_state();
+    ///             *ctx.global_state() += 1; // firings of this key
+    ///             let g = *ctx.global_state();
+    ///             let line = format!("{key}@{}: {} records, firing {w} of the window, {g} of the key",
+    ///                 info.window.start, items.len());
+    ///             ctx.emit(line);
+    ///         },
+    ///     )
+    ///     .collect();
+    /// env.execute()?;
+    /// let mut got = lines.take();
+    /// got.sort();
+    /// assert_eq!(got, [
+    ///     "a@0: 1 records, firing 1 of the window, 1 of the key",
+    ///     "a@0: 2 records, firing 2 of the window, 2 of the key",
+    ///     "a@1000: 1 records, firing 1 of the window, 3 of the key",
+    ///     "b@1000: 1 records, firing 1 of the window, 1 of the key",
+    /// ]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    #[track_caller]
+    #[allow(clippy::type_complexity)] // the function's type names its two states
+    pub fn process_with_state<F, O, WS, GS>(
+        self,
+        f: F,
+    ) -> TriggerWindowStream<K, T, ProcessWindowWithState<K, F, O, WS, GS>, Tr, Ev>
+    where
+        F: for<'x> FnMut(&K, &WindowInfo, Vec<T>, &mut StatefulWindowContext<'x, O, WS, GS>)
+            + Clone
+            + Send
+            + 'static,
+        O: Send + 'static,
+        WS: Default + Send + 'static,
+        GS: Default + Send + 'static,
+    {
+        let name = OpName::new("process", Location::caller());
+        self.apply(
+            "process",
+            ProcessWindowWithState {
+                f,
+                name,
+                windows: Table::default(),
+                global: Table::default(),
+                _out: std::marker::PhantomData,
+            },
+        )
+    }
+
     /// An incremental aggregate whose result `f` turns into the output (see
     /// [`WindowedStream::aggregate_process`]).
     #[track_caller]
@@ -1069,7 +1137,7 @@ where
                 break;
             }
             let table = entry.remove();
-            for (_, mut slot) in table {
+            for (key, mut slot) in table {
                 let mut ctx = TriggerContext {
                     time: now,
                     timers: &mut slot.timers,
@@ -1079,6 +1147,7 @@ where
                 self.trigger.f.clear(&w, &mut slot.trig, &mut ctx);
                 std::mem::forget(guard);
                 self.added.clear();
+                self.func.clear(&key, &w);
             }
         }
     }
@@ -1142,5 +1211,90 @@ where
             }
         }
         Ok(self.late.drain(cx)? & self.side.drain(cx)?)
+    }
+}
+
+/// What a window function of [`TriggeredWindowedStream::process_with_state`] can do: emit
+/// results and use its state of the key and window, and of the key.
+pub struct StatefulWindowContext<'a, O, WS, GS> {
+    out: &'a mut Vec<O>,
+    window: &'a mut WS,
+    global: &'a mut GS,
+}
+
+impl<O, WS, GS> StatefulWindowContext<'_, O, WS, GS> {
+    /// Emits a result.
+    pub fn emit(&mut self, item: O) {
+        self.out.push(item)
+    }
+    /// The function's state of this key and window (`Default` at the window's first firing;
+    /// dropped at its end plus the allowed lateness).
+    pub fn window_state(&mut self) -> &mut WS {
+        self.window
+    }
+    /// The function's state of this key, shared by all its windows.
+    pub fn global_state(&mut self) -> &mut GS {
+        self.global
+    }
+}
+
+/// All records of a window handed to a function with a [`StatefulWindowContext`].
+pub struct ProcessWindowWithState<K, F, O, WS, GS> {
+    f: F,
+    name: OpName,
+    windows: Table<(K, Window), WS>,
+    global: Table<K, GS>,
+    _out: std::marker::PhantomData<fn() -> O>,
+}
+
+impl<K, F: Clone, O, WS, GS> Clone for ProcessWindowWithState<K, F, O, WS, GS> {
+    fn clone(&self) -> Self {
+        ProcessWindowWithState {
+            f: self.f.clone(),
+            name: self.name.clone(),
+            windows: Table::default(),
+            global: Table::default(),
+            _out: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<K, T, F, O, WS, GS> WindowFn<K, T> for ProcessWindowWithState<K, F, O, WS, GS>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Clone + Send + 'static,
+    F: for<'x> FnMut(&K, &WindowInfo, Vec<T>, &mut StatefulWindowContext<'x, O, WS, GS>)
+        + Clone
+        + Send
+        + 'static,
+    O: Send + 'static,
+    WS: Default + Send + 'static,
+    GS: Default + Send + 'static,
+{
+    type State = Vec<T>;
+    type Out = O;
+    fn create(&mut self, item: T) -> Vec<T> {
+        vec![item]
+    }
+    fn add(&mut self, state: &mut Vec<T>, item: T) {
+        state.push(item)
+    }
+    fn merge(&mut self, a: &mut Vec<T>, mut b: Vec<T>) {
+        a.append(&mut b)
+    }
+    fn fire(&mut self, key: &K, info: &WindowInfo, state: Vec<T>, out: &mut Vec<O>) {
+        let window = self.windows.entry((key.clone(), info.window)).or_default();
+        let global = self.global.entry(key.clone()).or_default();
+        let mut ctx = StatefulWindowContext {
+            out,
+            window,
+            global,
+        };
+        let guard = PanicGuard(&self.name);
+        (self.f)(key, info, state, &mut ctx);
+        std::mem::forget(guard);
+    }
+    fn clear(&mut self, key: &K, window: &Window) {
+        self.windows.remove(&(key.clone(), *window));
     }
 }
