@@ -459,3 +459,49 @@ fn session_windows_take_no_trigger() {
         .window(EventTimeSessionWindows::with_gap(Duration::from_secs(1)))
         .trigger(CountTrigger::of(2));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// With a firing per record, the window state counts a window's firings (= its records)
+    /// and the global state a key's firings (= its records in all windows so far).
+    #[test]
+    fn window_and_global_state(
+        records in events(80, 30),
+        (size, slide) in windows(),
+        lateness in prop_oneof![Just(0i64), 1i64..100],
+        parallelism in 1usize..=3,
+        batch in 1usize..10,
+    ) {
+        let mut env = Env::new(Config::default().parallelism(parallelism).batch_size(batch));
+        let got = env
+            .from_iter(records.clone())
+            .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+            .key_by(|e| e.0)
+            .window(SlidingEventTimeWindows::of(ms(size), ms(slide)))
+            .allowed_lateness(ms(lateness))
+            .trigger(CountTrigger::of(1))
+            .process_with_state(
+                |k: &u8, _: &WindowInfo, items: Vec<Ev>,
+                 ctx: &mut StatefulWindowContext<'_, (u8, usize, u64, u64), u64, u64>| {
+                    *ctx.window_state() += 1;
+                    *ctx.global_state() += 1;
+                    let (w, g) = (*ctx.window_state(), *ctx.global_state());
+                    ctx.emit((*k, items.len(), w, g));
+                },
+            )
+            .collect();
+        env.execute().unwrap();
+        let got = got.take();
+        let mut per_key: BTreeMap<u8, Vec<u64>> = BTreeMap::new();
+        for (k, n, w, g) in got {
+            prop_assert_eq!(n as u64, w);
+            per_key.entry(k).or_default().push(g);
+        }
+        for (_, gs) in per_key {
+            let mut sorted = gs.clone();
+            sorted.sort();
+            prop_assert_eq!(sorted, (1..=gs.len() as u64).collect::<Vec<_>>());
+        }
+    }
+}
