@@ -53,6 +53,42 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A type's name without module paths, for the plan: `PurgingTrigger<CountTrigger>`.
+fn short_type_name<X>() -> String {
+    let mut out = String::new();
+    let mut word = String::new();
+    let mut chars = std::any::type_name::<X>().chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+        } else if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            word.clear();
+        } else {
+            out.push_str(&word);
+            word.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(&word);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn short_type_names() {
+        assert_eq!(
+            super::short_type_name::<super::PurgingTrigger<super::CountTrigger>>(),
+            "PurgingTrigger<CountTrigger>"
+        );
+        assert_eq!(
+            super::short_type_name::<Vec<(u8, String)>>(),
+            "Vec<(u8, String)>"
+        );
+    }
+}
+
 fn millis(d: Duration) -> i64 {
     d.as_millis().min(i64::MAX as u128) as i64
 }
@@ -849,18 +885,9 @@ where
         let detail = format!(
             "{}, trigger {}{}{}",
             spec.describe(),
-            std::any::type_name::<Tr>()
-                .rsplit("::")
-                .next()
-                .unwrap_or("?"),
+            short_type_name::<Tr>(),
             if Ev::KEEPS_RECORDS {
-                format!(
-                    ", evictor {}",
-                    std::any::type_name::<Ev>()
-                        .rsplit("::")
-                        .next()
-                        .unwrap_or("?")
-                )
+                format!(", evictor {}", short_type_name::<Ev>())
             } else {
                 String::new()
             },
