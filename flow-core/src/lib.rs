@@ -140,9 +140,12 @@ pub mod prelude {
     pub use crate::ops::side_output::OutputTag;
     pub use crate::ops::split::Either;
     pub use crate::ops::window::{
-        CountWindows, EventTimeSessionWindows, GlobalWindowedStream, SlidingEventTimeWindows,
-        SlidingProcessingTimeWindows, Trigger, TriggerResult, TumblingEventTimeWindows,
-        TumblingProcessingTimeWindows, Window, WindowContext, WindowInfo, Windowed, WindowedStream,
+        ContinuousEventTimeTrigger, CountEvictor, CountTrigger, CountWindows,
+        EventTimeSessionWindows, EventTimeTrigger, GlobalWindowedStream, PurgingTrigger,
+        SlidingEventTimeWindows, SlidingProcessingTimeWindows, StatefulWindowContext, TimeEvictor,
+        Trigger, TriggerContext, TriggerResult, TumblingEventTimeWindows,
+        TumblingProcessingTimeWindows, Window, WindowContext, WindowInfo, WindowTrigger, Windowed,
+        WindowedStream,
     };
     pub use crate::runtime::operator::Chain;
     pub use crate::text::Word;

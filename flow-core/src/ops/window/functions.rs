@@ -34,6 +34,11 @@ pub trait WindowFn<K, T>: Clone + Send + 'static {
         let _ = side;
         self.fire(key, info, state, out)
     }
+    /// Called when the state of `key`'s `window` is dropped, by the operator of windows with
+    /// a trigger or evictor. The default does nothing.
+    fn clear(&mut self, key: &K, window: &super::assigners::Window) {
+        let _ = (key, window);
+    }
 }
 
 /// What a window function of [`WindowedStream::process_with_context`] can do: emit results

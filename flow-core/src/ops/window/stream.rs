@@ -77,10 +77,10 @@ impl<C: Chain> Stream<C> {
 /// are the next operators of the stage after it.
 #[must_use = "a windowed stream does nothing until a window function is applied"]
 pub struct WindowedStream<K: Send + 'static, T: Send + 'static> {
-    ex: Stream<Identity<(K, T)>>,
-    spec: WindowSpec,
-    lateness: i64,
-    late: SideOutput<T>,
+    pub(super) ex: Stream<Identity<(K, T)>>,
+    pub(super) spec: WindowSpec,
+    pub(super) lateness: i64,
+    pub(super) late: SideOutput<T>,
 }
 
 impl<C, K, KF> KeyedStream<C, KF>
