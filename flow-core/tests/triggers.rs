@@ -450,14 +450,22 @@ fn custom_trigger() {
 }
 
 #[test]
-#[should_panic(expected = "tumbling and sliding windows only")]
 fn session_windows_take_no_trigger() {
     let mut env = Env::new(Config::default());
-    let _ = env
+    let _out = env
         .from_iter([(1u8, 1i64)])
+        .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
         .key_by(|e| e.0)
         .window(EventTimeSessionWindows::with_gap(Duration::from_secs(1)))
-        .trigger(CountTrigger::of(2));
+        .trigger(CountTrigger::of(2))
+        .count()
+        .collect();
+    let err = env.execute().unwrap_err().to_string();
+    assert!(
+        err.contains("tumbling and sliding windows only, not session gap 1000 ms"),
+        "{err}"
+    );
+    assert!(err.contains("tests/triggers.rs:"), "{err}");
 }
 
 proptest! {

@@ -592,7 +592,7 @@ where
         self,
         trigger: Tr,
     ) -> TriggeredWindowedStream<K, T, Tr, NoEvictor> {
-        check_spec(&self.spec);
+        check_spec(&self.ex.g, &self.spec, Location::caller());
         TriggeredWindowedStream {
             inner: self,
             trigger,
@@ -627,7 +627,7 @@ where
         self,
         evictor: Ev,
     ) -> TriggeredWindowedStream<K, T, EventTimeTrigger, Ev> {
-        check_spec(&self.spec);
+        check_spec(&self.ex.g, &self.spec, Location::caller());
         TriggeredWindowedStream {
             inner: self,
             trigger: EventTimeTrigger,
@@ -636,19 +636,25 @@ where
     }
 }
 
-#[track_caller]
-fn check_spec(spec: &WindowSpec) {
-    assert!(
-        matches!(
-            spec,
-            WindowSpec::Tumbling(_)
-                | WindowSpec::Sliding(_)
-                | WindowSpec::TumblingProcessing(_)
-                | WindowSpec::SlidingProcessing(_)
-        ),
-        "triggers and evictors are supported on tumbling and sliding windows only, not {}",
-        spec.describe()
+/// Triggers and evictors need windows with fixed bounds: on session or count windows the
+/// job fails when it is executed, with an error naming the place.
+fn check_spec(g: &crate::graph::GraphRef, spec: &WindowSpec, loc: &Location<'_>) {
+    let supported = matches!(
+        spec,
+        WindowSpec::Tumbling(_)
+            | WindowSpec::Sliding(_)
+            | WindowSpec::TumblingProcessing(_)
+            | WindowSpec::SlidingProcessing(_)
     );
+    if !supported {
+        let e = crate::Error::Config(format!(
+            "{}:{}: triggers and evictors are supported on tumbling and sliding windows only, not {}",
+            loc.file(),
+            loc.line(),
+            spec.describe()
+        ));
+        g.borrow_mut().deferred_error.get_or_insert(e);
+    }
 }
 
 impl<K, T, Tr, Ev> TriggeredWindowedStream<K, T, Tr, Ev>
