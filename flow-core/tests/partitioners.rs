@@ -109,3 +109,32 @@ fn rescale_feeds_each_producer_s_own_group_of_consumers() {
     assert_eq!(got[0], (0..5).collect::<Vec<_>>());
     assert_eq!(got[1], (5..10).collect::<Vec<_>>());
 }
+
+#[test]
+fn parallelism_sets_the_subtasks_of_a_keyed_operator_and_of_what_follows() {
+    let mut env = Env::new(Config::default().parallelism(2));
+    let counts = env
+        .from_vec((0u32..300).collect())
+        .key_by(|x| x % 10)
+        .parallelism(3)
+        .count()
+        .parallelism(1)
+        .map(|(k, n)| (k, n * 2))
+        .collect();
+    let plan = env.plan();
+    let ps: Vec<usize> = plan.stages.iter().map(|s| s.parallelism).collect();
+    assert_eq!(ps, vec![2, 3, 1], "{plan}");
+    env.execute().unwrap();
+    let mut got = counts.take();
+    got.sort();
+    assert_eq!(got, (0..10).map(|k| (k, 60)).collect::<Vec<_>>());
+    // Written through one subtask: one part file.
+    let got = run(2, |env, out| {
+        env.from_vec((0u32..20).collect())
+            .parallelism(1)
+            .write_csv(out)
+            .unwrap()
+    });
+    assert_eq!(got[0].len(), 20);
+    assert!(got[1].is_empty());
+}

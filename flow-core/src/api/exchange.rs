@@ -82,7 +82,10 @@ impl<T: Send + 'static> Exchange<T> {
     pub(crate) fn keyed(g: &GraphRef, from: Feed, loc: &'static Location<'static>) -> Self {
         let (p, key_groups) = {
             let g = g.borrow();
-            (g.config.parallelism, g.config.max_parallelism)
+            (
+                from.next_parallelism.unwrap_or(g.config.parallelism),
+                g.config.max_parallelism,
+            )
         };
         Exchange::new(
             g,

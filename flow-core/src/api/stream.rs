@@ -22,6 +22,9 @@ pub struct Stream<C: Chain> {
     pub(crate) input: InputSpec<C::In>,
     pub(crate) chain: C,
     pub(crate) ops: Vec<OpInfo>,
+    /// The parallelism asked for the keyed stage this stream feeds next
+    /// ([`KeyedStream::parallelism`]); the job's by default.
+    pub(crate) next_parallelism: Option<usize>,
 }
 
 impl<T: Send + 'static> Stream<Identity<T>> {
@@ -31,6 +34,7 @@ impl<T: Send + 'static> Stream<Identity<T>> {
             input,
             chain: Identity::new(),
             ops: vec![],
+            next_parallelism: None,
         }
     }
 }
@@ -45,6 +49,7 @@ impl<C: Chain> Stream<C> {
             input: self.input,
             chain: Then::new(self.chain, op),
             ops,
+            next_parallelism: self.next_parallelism,
         }
     }
 
@@ -54,6 +59,7 @@ impl<C: Chain> Stream<C> {
             stage: self.input.slot.stage,
             parallelism: self.input.slot.ids.len(),
             bounded: self.input.bounded,
+            next_parallelism: self.next_parallelism,
         }
     }
 
@@ -73,6 +79,7 @@ impl<C: Chain> Stream<C> {
             mut input,
             chain,
             ops,
+            ..
         } = self;
         let mut g = g.borrow_mut();
         let slot = input.slot.clone();
@@ -184,6 +191,33 @@ impl<C: Chain> Stream<C> {
             stream: self,
             key: Named { f: key, name },
         }
+    }
+}
+
+impl<C: Chain, KF> KeyedStream<C, KF> {
+    /// Runs the keyed operator that follows (aggregate, window, process function, join) in
+    /// `n` subtasks instead of the job's parallelism (Flink's `setParallelism` on a keyed
+    /// operator); its key groups are spread over those `n`.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let counts = env
+    ///     .from_iter(["a", "b", "a"])
+    ///     .key_by(|w| w.to_string())
+    ///     .parallelism(3)
+    ///     .count()
+    ///     .collect();
+    /// assert_eq!(env.plan().stages[1].parallelism, 3);
+    /// env.execute()?;
+    /// let mut got = counts.take();
+    /// got.sort();
+    /// assert_eq!(got, vec![("a".to_string(), 2), ("b".to_string(), 1)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    pub fn parallelism(mut self, n: usize) -> Self {
+        self.stream.next_parallelism = Some(n.max(1));
+        self
     }
 }
 

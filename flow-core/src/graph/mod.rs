@@ -125,6 +125,8 @@ pub(crate) struct Feed {
     pub(crate) stage: usize,
     pub(crate) parallelism: usize,
     pub(crate) bounded: bool,
+    /// The parallelism asked for the keyed stage it feeds, if any.
+    pub(crate) next_parallelism: Option<usize>,
 }
 
 /// A stage's input before the stage is built.

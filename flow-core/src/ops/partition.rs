@@ -44,6 +44,24 @@ impl<C: Chain> Stream<C> {
         ex.into_stream()
     }
 
+    /// A new stage of `n` subtasks, each producer feeding its own share of them round-robin.
+    fn rescale_into(
+        self,
+        n: usize,
+        by: &str,
+        loc: &'static Location<'static>,
+    ) -> Stream<Identity<C::Out>> {
+        self.repartition(Partitioning::Rescale, by, n, loc, |i, up, down| {
+            let (lo, hi) = if down >= up {
+                (i * down / up, (i + 1) * down / up)
+            } else {
+                let t = i * down / up;
+                (t, t + 1)
+            };
+            Rescale { lo, hi, next: 0 }
+        })
+    }
+
     fn job_parallelism(&self) -> usize {
         self.g.borrow().config.parallelism
     }
@@ -112,21 +130,7 @@ impl<C: Chain> Stream<C> {
     #[track_caller]
     pub fn rescale(self) -> Stream<Identity<C::Out>> {
         let p = self.job_parallelism();
-        self.repartition(
-            Partitioning::Rescale,
-            "rescale",
-            p,
-            Location::caller(),
-            |i, up, down| {
-                let (lo, hi) = if down >= up {
-                    (i * down / up, (i + 1) * down / up)
-                } else {
-                    let t = i * down / up;
-                    (t, t + 1)
-                };
-                Rescale { lo, hi, next: 0 }
-            },
-        )
+        self.rescale_into(p, "rescale", Location::caller())
     }
 
     /// Keeps each record in the subtask that produced it: the next stage has the same
@@ -150,6 +154,26 @@ impl<C: Chain> Stream<C> {
             what: "forward".into(),
         };
         self.repartition(how, "forward", p, Location::caller(), |i, _, _| Forward(i))
+    }
+
+    /// Runs the operators after this point in `n` subtasks: flow fuses the operators of a
+    /// stage, so a change of parallelism ends the stage here and a new one of `n` subtasks
+    /// continues, fed with [`Stream::rescale`]'s routing. (For a keyed operator, set it on
+    /// the keyed stream: [`crate::KeyedStream::parallelism`].)
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let out = env.from_vec((0..10).collect()).parallelism(1).map(|x| x * 2).collect();
+    /// assert_eq!(env.plan().stages[1].parallelism, 1);
+    /// env.execute()?;
+    /// assert_eq!(out.take().len(), 10);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn parallelism(self, n: usize) -> Stream<Identity<C::Out>> {
+        let n = n.max(1);
+        self.rescale_into(n, "parallelism", Location::caller())
     }
 
     /// Sends every record to a single subtask (Flink's `global`): the next stage has one.

@@ -187,7 +187,10 @@ where
         let (fa, fb) = (stream.feed(), broadcast.feed());
         let (p, key_groups) = {
             let g = stream.g.borrow();
-            (g.config.parallelism, g.config.max_parallelism)
+            (
+                fa.next_parallelism.unwrap_or(g.config.parallelism),
+                g.config.max_parallelism,
+            )
         };
         let ex = Exchange::<Either<(K, C::Out), C2::Out>>::new(
             &stream.g,

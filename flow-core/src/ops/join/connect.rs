@@ -218,7 +218,10 @@ where
         let (fa, fb) = (a.feed(), b.feed());
         let (p, key_groups) = {
             let g = a.g.borrow();
-            (g.config.parallelism, g.config.max_parallelism)
+            (
+                fa.next_parallelism.unwrap_or(g.config.parallelism),
+                g.config.max_parallelism,
+            )
         };
         let ex = Exchange::<(K, Either<C::Out, C2::Out>)>::new(
             &a.g,
