@@ -28,8 +28,16 @@ struct FraudArgs {
 
 /// A transaction: account, event time (ms), amount.
 type Tx = (u64, i64, f64);
-/// An alert: account, time and amount of the small and the large transaction.
-type Alert = (u64, i64, f64, i64, f64);
+/// An alert: the account, and the time and amount of the small and the large transaction.
+/// Written as CSV with a header row (`--output`).
+#[derive(Clone, Debug, serde::Serialize)]
+struct Alert {
+    account: u64,
+    small_at: i64,
+    small_amount: f64,
+    large_at: i64,
+    large_amount: f64,
+}
 
 const SMALL: f64 = 1.00;
 const LARGE: f64 = 500.00;
@@ -60,7 +68,13 @@ impl FraudDetector {
     ) {
         if let Some((small_ts, small_amount)) = st.small.take() {
             if amount > LARGE && ts - small_ts <= ONE_MINUTE {
-                ctx.emit((account, small_ts, small_amount, ts, amount));
+                ctx.emit(Alert {
+                    account,
+                    small_at: small_ts,
+                    small_amount,
+                    large_at: ts,
+                    large_amount: amount,
+                });
             }
             // Any later transaction ends the pattern; its expiry timer is no longer needed.
             ctx.delete_event_time_timer(small_ts + ONE_MINUTE);
@@ -125,7 +139,7 @@ fn fraud_detection(env: &mut Env, args: FraudArgs) -> flow_core::Result<()> {
     };
     let collected = match &args.output {
         Some(dir) => {
-            alerts.write_csv(dir)?;
+            alerts.write_csv_serde(dir, WriteOptions::default().with_header())?;
             None
         }
         None => Some(alerts.collect()),
@@ -136,11 +150,11 @@ fn fraud_detection(env: &mut Env, args: FraudArgs) -> flow_core::Result<()> {
     }
     if let Some(c) = collected {
         let mut alerts = c.take();
-        alerts.sort_by(|a, b| a.3.cmp(&b.3).then(a.0.cmp(&b.0)));
+        alerts.sort_by(|a, b| a.large_at.cmp(&b.large_at).then(a.account.cmp(&b.account)));
         for a in alerts.iter().take(10) {
             println!(
                 "ALERT account {}: {:.2} at {} then {:.2} at {}",
-                a.0, a.2, a.1, a.4, a.3
+                a.account, a.small_amount, a.small_at, a.large_amount, a.large_at
             );
         }
         println!(
