@@ -27,7 +27,11 @@
 //! | non-keyed `connect` + `CoMapFunction` / `CoFlatMapFunction` | [`Stream::connect`](crate::Stream::connect) + [`CoStreams::map`](crate::ops::join::co::CoStreams::map) / `flat_map` |
 //! | broadcast state: `connect(broadcastStream)` + `KeyedBroadcastProcessFunction` | [`KeyedStream::connect_broadcast`](crate::KeyedStream::connect_broadcast) + [`KeyedBroadcastProcessFunction`](crate::ops::join::broadcast::KeyedBroadcastProcessFunction) (no timers yet) |
 //! | `intervalJoin`, window `join` | `interval_join` (and `interval_join_signed`), `window_join` |
-//! | `OutputTag` side outputs | emit [`Either`](crate::ops::split::Either) and call `split()`; windows' `late_records()` |
+//! | `OutputTag` side outputs | [`OutputTag`](crate::ops::side_output::OutputTag) with `ctx.output(&tag, x)` in process functions (and window `process_with_context`), [`Stream::side_output`](crate::Stream::side_output); also `Either` + `split()`, and windows' `late_records()` |
+//! | `AsyncDataStream.orderedWait` / `unorderedWait` | [`Stream::map_async`](crate::Stream::map_async) with `AsyncOptions::ordered` / `unordered` (capacity, timeout) |
+//! | window `trigger(..)`, `evictor(..)`, `CountTrigger`, `ContinuousEventTimeTrigger`, `PurgingTrigger`, `CountEvictor`, `TimeEvictor` | the same names on tumbling and sliding windows; `process_with_state` for window and global state |
+//! | `setParallelism(n)` | [`KeyedStream::parallelism`](crate::KeyedStream::parallelism) for a keyed operator, [`Stream::parallelism`](crate::Stream::parallelism) for what follows (a new stage) |
+//! | POJO / case-class rows, JSON | serde structs: `write_csv_serde` / `read_csv_serde` (optional header), `write_json_lines` / `read_json_lines`, `print_debug` |
 //! | `union`, `rebalance`, `shuffle`, `rescale`, `forward`, `global`, `broadcast`, `partitionCustom` | the same names (`partition_custom`) |
 //! | `.name()`, `.uid()` | [`Stream::name`](crate::Stream::name), [`Stream::uid`](crate::Stream::uid) |
 //! | `env.fromCollection`, `fromSequence`, `socketTextStream`, `readTextFile` | `from_iter` / `from_vec`, `generate_n` / `generate`, `socket_lines`, `read_lines`; `read_csv` for CSV |
@@ -51,9 +55,7 @@
 //! * **Checkpoints, savepoints and restore.** Barriers already travel through the dataflow
 //!   (injected at sources, aligned at exchanges), and `flow-state` holds the checkpoint
 //!   store; operators do not persist their state into it yet, so a killed job starts over.
-//! * **Per-operator `.parallelism(n)`, async I/O, triggers and evictors on time windows, a
-//!   REST API and web dashboard, Kafka, SQL**: planned; see the open issues.
-//!   A stage's parallelism is the job's (sources of one subtask and `global`/`window_all`
-//!   stages aside).
+//! * **Triggers and evictors on session and count windows, timers in broadcast process
+//!   functions, a REST API and web dashboard, Kafka, SQL**: planned; see the open issues.
 //! * **A cluster.** flow runs a job in one process; scaling out is planned on Kafka
 //!   partitions with instances of the same binary, not with a cluster manager.
