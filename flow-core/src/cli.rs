@@ -73,6 +73,18 @@ where
     if !info.about.is_empty() {
         cmd = cmd.about(info.about).long_about(None::<&str>);
     }
+    // `--plan` describes the job without running it: its required arguments may be left out.
+    // Omitted ones take the placeholder `1` (a valid number, path or name for most types),
+    // which the plan does not use: it opens no input and writes no output.
+    if std::env::args_os().any(|a| a == "--plan" || a.to_string_lossy().starts_with("--plan=")) {
+        cmd = cmd.mut_args(|a| {
+            if a.is_required_set() {
+                a.required(false).default_value("1")
+            } else {
+                a
+            }
+        });
+    }
     let matches = cmd.get_matches();
     let parsed = CommonArgs::from_arg_matches(&matches)
         .and_then(|c| Ok((c, A::from_arg_matches(&matches)?)));
