@@ -19,7 +19,7 @@ pub struct CommonArgs {
     /// `--plan json` prints it as JSON
     #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "text", value_enum)]
     pub plan: Option<PlanFormat>,
-    /// A source's watermark cadence, in records (default 1024): a watermark after at most this
+    /// A source's watermark cadence, in records (default 4096): a watermark after at most this
     /// many records of each source split
     #[arg(long, value_name = "RECORDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub watermark_interval: Option<u64>,

@@ -31,7 +31,7 @@ impl Default for Config {
             report: false,
             plan_only: None,
             barrier_interval: None,
-            watermark_interval: 1024,
+            watermark_interval: 4096,
         }
     }
 }
@@ -63,9 +63,11 @@ impl Config {
         self
     }
     /// A source subtask's watermark cadence: its timestamp assigner emits a watermark after
-    /// at most this many records (default 1024), and after every batch a source hands over
-    /// (a file chunk of 64 KiB, a generator's batch). Smaller values make lateness finer, for
-    /// a few more control events per record. Watermarks still follow the data, never a timer.
+    /// at most this many records (default 4096), and after every batch a source hands over
+    /// (a file chunk of 64 KiB, a generator's batch). Smaller values make lateness finer, at
+    /// a cost: a watermark seals the exchange's partly filled batches (at 1024 records,
+    /// `window_sum` at parallelism 2 runs about 6% slower than at 4096). Watermarks still
+    /// follow the data, never a timer.
     pub fn watermark_interval(mut self, records: usize) -> Self {
         self.watermark_interval = records.max(1);
         self
@@ -133,6 +135,7 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.chunk_bytes, 64 * 1024, "documented as 64 KiB");
         assert_eq!(c.batch_size, 1024);
+        assert_eq!(c.watermark_interval, 4096);
         assert_eq!(c.max_parallelism, 128);
         assert_eq!(c.pre_aggregate_capacity, 131_072);
     }

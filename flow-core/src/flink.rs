@@ -42,7 +42,8 @@
 //! ## Differences in behaviour
 //! * **Watermarks come from the data**, after each batch of a source split, not from a
 //!   wall-clock timer (`autoWatermarkInterval`): what a job computes does not depend on how
-//!   fast the machine runs. File sources advance their watermark once per chunk (64 KiB).
+//!   fast the machine runs. A source split advances its watermark after each batch and at least every
+//!   `watermark_interval` records (`--watermark-interval`, default 4096).
 //! * **Bounded jobs run in "batch" style for rolling aggregates**: a keyed `sum` over a file
 //!   emits each key's final result once at the end instead of every update.
 //! * **Stages, not operator chains**, are the unit of parallelism: everything between two
