@@ -132,7 +132,9 @@ pub mod prelude {
     pub use crate::io::sink::WriteOptions;
     pub use crate::ops::aggregate::Aggregate;
     pub use crate::ops::async_io::AsyncOptions;
-    pub use crate::ops::join::broadcast::KeyedBroadcastProcessFunction;
+    pub use crate::ops::join::broadcast::{
+        BroadcastProcessFunction, KeyedBroadcastProcessFunction,
+    };
     pub use crate::ops::join::connect::{ConnectedStreams, KeyedCoProcessFunction};
     pub use crate::ops::process::keyed::{Context, KeyedProcessFunction};
     pub use crate::ops::process::non_keyed::ProcessContext;

@@ -304,3 +304,45 @@ fn connected_streams_of_two_types_map_into_one() {
     assert_eq!(got.len(), 150);
     assert_eq!(got.iter().filter(|&&x| x >= 1000).count(), 50);
 }
+
+#[derive(Clone)]
+struct Tally;
+impl BroadcastProcessFunction<u32, String> for Tally {
+    type Broadcast = Vec<String>;
+    type Out = String;
+    fn process_element(
+        &mut self,
+        x: u32,
+        _rules: &Vec<String>,
+        ctx: &mut ProcessContext<'_, String>,
+    ) {
+        ctx.emit(format!("x{x}"));
+    }
+    fn process_broadcast(
+        &mut self,
+        rule: String,
+        rules: &mut Vec<String>,
+        ctx: &mut ProcessContext<'_, String>,
+    ) {
+        rules.push(rule.clone());
+        ctx.emit(format!("rule {rule} #{}", rules.len()));
+    }
+}
+
+#[test]
+fn a_non_keyed_stream_connected_with_a_broadcast_sees_every_rule_in_every_subtask() {
+    for p in 1..=3 {
+        let mut env = Env::new(Config::default().parallelism(p));
+        let rules = env.from_iter(["x".to_string(), "y".to_string()]);
+        let out = env
+            .from_vec((0..100u32).collect())
+            .connect_broadcast(rules)
+            .process(Tally)
+            .collect();
+        env.execute().unwrap();
+        let got = out.take();
+        assert_eq!(got.iter().filter(|s| s.as_str() == "rule y #2").count(), p);
+        assert_eq!(got.iter().filter(|s| s.starts_with('x')).count(), 100);
+        assert_eq!(got.len(), 100 + 2 * p);
+    }
+}

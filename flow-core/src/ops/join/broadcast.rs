@@ -47,7 +47,7 @@ use crate::ops::process::non_keyed::ProcessContext;
 use crate::ops::side_output::TaggedOutputs;
 use crate::ops::Table;
 use crate::record::{Event, Timestamp};
-use crate::runtime::exchange::partition::{subtask_of_key, Forward, Partitioner};
+use crate::runtime::exchange::partition::{subtask_of_key, Forward, Partitioner, RoundRobin};
 use crate::runtime::exchange::{BroadcastWriter, ExchangeWriter};
 use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
@@ -146,9 +146,9 @@ where
 }
 
 /// The broadcast side's terminal: wraps each record and sends it to every subtask.
-struct BroadcastSide<K, T, B>(BroadcastWriter<Either<(K, T), B>>);
+struct BroadcastSide<L, B>(BroadcastWriter<Either<L, B>>);
 
-impl<K: Clone + Send, T: Clone + Send, B: Clone + Send> Downstream<B> for BroadcastSide<K, T, B> {
+impl<L: Clone + Send, B: Clone + Send> Downstream<B> for BroadcastSide<L, B> {
     #[inline]
     fn emit(&mut self, item: B, ts: Timestamp) {
         self.0.emit(Either::Right(item), ts)
@@ -158,7 +158,7 @@ impl<K: Clone + Send, T: Clone + Send, B: Clone + Send> Downstream<B> for Broadc
     }
 }
 
-impl<K: Clone + Send, T: Clone + Send, B: Clone + Send> Terminal<B> for BroadcastSide<K, T, B> {
+impl<L: Clone + Send, B: Clone + Send> Terminal<B> for BroadcastSide<L, B> {
     fn drain(&mut self, cx: &TaskCx<'_>) -> Result<bool> {
         self.0.drain(cx)
     }
@@ -304,6 +304,232 @@ where
                 self.f
                     .process_element(&k, x, state, &self.broadcast, &mut ctx);
             }
+            Either::Right(b) => self.f.process_broadcast(b, &mut self.broadcast, &mut ctx),
+        }
+        std::mem::forget(guard);
+        for o in self.out.drain(..) {
+            down.emit(o, ts);
+        }
+    }
+
+    fn on_event<D: Downstream<P::Out>>(&mut self, event: Event, down: &mut D) {
+        if let Event::Watermark(w) = event {
+            self.watermark = self.watermark.max(w);
+        }
+        self.side.event(event);
+        down.event(event)
+    }
+
+    fn open(&mut self, cx: OpenCx) {
+        self.side.open(cx)
+    }
+
+    fn drain(&mut self, cx: &DrainCx<'_, '_>) -> Result<bool> {
+        self.side.drain(cx)
+    }
+}
+
+/// A function of a non-keyed stream connected with a broadcast stream: a broadcast state per
+/// subtask that only the broadcast side changes and the other side reads.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a broadcast process function of records `{T}` and broadcast records `{B}`",
+    label = "expected a `BroadcastProcessFunction<{T}, {B}>`"
+)]
+pub trait BroadcastProcessFunction<T, B>: Clone + Send + 'static {
+    /// The broadcast state of a subtask.
+    type Broadcast: Default + Send + 'static;
+    /// Output records.
+    type Out: Send + 'static;
+    /// Called for each record of the non-broadcast side; the broadcast state is read-only.
+    fn process_element(
+        &mut self,
+        item: T,
+        broadcast: &Self::Broadcast,
+        ctx: &mut ProcessContext<'_, Self::Out>,
+    );
+    /// Called for each record of the broadcast side, in every subtask.
+    fn process_broadcast(
+        &mut self,
+        item: B,
+        broadcast: &mut Self::Broadcast,
+        ctx: &mut ProcessContext<'_, Self::Out>,
+    );
+}
+
+/// A non-keyed stream connected with a broadcast stream; finish it with
+/// [`BroadcastCoStreams::process`].
+#[must_use = "connected streams do nothing until processed"]
+pub struct BroadcastCoStreams<T: Send + 'static, B: Send + 'static> {
+    ex: Stream<Identity<Either<T, B>>>,
+}
+
+/// The non-broadcast side's terminal: wraps each record, round-robin over the subtasks.
+struct PlainSide<T, B, W>(W, PhantomData<fn(T, B)>);
+
+impl<T, B, W: Downstream<Either<T, B>>> Downstream<T> for PlainSide<T, B, W> {
+    #[inline]
+    fn emit(&mut self, item: T, ts: Timestamp) {
+        self.0.emit(Either::Left(item), ts)
+    }
+    fn event(&mut self, event: Event) {
+        self.0.event(event)
+    }
+}
+
+impl<T: Send, B, W: Terminal<Either<T, B>>> Terminal<T> for PlainSide<T, B, W> {
+    fn drain(&mut self, cx: &TaskCx<'_>) -> Result<bool> {
+        self.0.drain(cx)
+    }
+}
+
+impl<C> Stream<C>
+where
+    C: Chain,
+    C::Out: Clone,
+{
+    /// Connects this (non-keyed) stream with `broadcast`, whose every record reaches every
+    /// subtask, for a [`BroadcastProcessFunction`] (Flink's `connect(broadcastStream)` on a
+    /// non-keyed stream). Records of this stream are spread round-robin.
+    ///
+    /// ```
+    /// use flow_core::prelude::*;
+    ///
+    /// /// Drops the words on the latest stop list.
+    /// #[derive(Clone)]
+    /// struct StopWords;
+    /// impl BroadcastProcessFunction<&'static str, Vec<&'static str>> for StopWords {
+    ///     type Broadcast = Vec<&'static str>;
+    ///     type Out = &'static str;
+    ///     fn process_element(&mut self, w: &'static str, stop: &Vec<&'static str>,
+    ///                        ctx: &mut ProcessContext<'_, &'static str>) {
+    ///         if !stop.contains(&w) {
+    ///             ctx.emit(w);
+    ///         }
+    ///     }
+    ///     fn process_broadcast(&mut self, list: Vec<&'static str>, stop: &mut Vec<&'static str>,
+    ///                          _ctx: &mut ProcessContext<'_, &'static str>) {
+    ///         *stop = list;
+    ///     }
+    /// }
+    ///
+    /// let mut env = Env::new(Config::default().parallelism(2));
+    /// let lists = env.from_iter([vec!["the", "a"]]);
+    /// let kept = env
+    ///     .from_iter(["the", "cat", "a", "mat"])
+    ///     .connect_broadcast(lists)
+    ///     .process(StopWords)
+    ///     .collect();
+    /// env.execute()?;
+    /// // Words that arrived before the list in their subtask pass; the rest are filtered.
+    /// let kept = kept.take();
+    /// assert!(kept.contains(&"cat") && kept.contains(&"mat"));
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn connect_broadcast<C2>(self, broadcast: Stream<C2>) -> BroadcastCoStreams<C::Out, C2::Out>
+    where
+        C2: Chain,
+        C2::Out: Clone,
+    {
+        let loc = Location::caller();
+        let (fa, fb) = (self.feed(), broadcast.feed());
+        let p = self.g.borrow().config.parallelism;
+        let ex = Exchange::<Either<C::Out, C2::Out>>::new(
+            &self.g,
+            &[fa, fb],
+            Partitioning::RoundRobin,
+            format!("stage {} + stage {} broadcast", fa.stage, fb.stage),
+            p,
+            loc,
+        );
+        let (oa, ob) = (ex.outlets.clone(), ex.outlets.clone());
+        self.finish(Ending::Exchange("connect (left)".into()), move |i, _| {
+            PlainSide(oa.writer(i, RoundRobin(i)), PhantomData)
+        });
+        let first = fa.parallelism;
+        broadcast.finish(Ending::Exchange("broadcast".into()), move |i, _| {
+            let w: ExchangeWriter<_, Forward> = ob.writer(first + i, Forward(0));
+            BroadcastSide(BroadcastWriter(w))
+        });
+        BroadcastCoStreams {
+            ex: ex.into_stream(),
+        }
+    }
+}
+
+impl<T: Send + 'static, B: Send + 'static> BroadcastCoStreams<T, B> {
+    /// Runs a [`BroadcastProcessFunction`] over both inputs.
+    #[track_caller]
+    pub fn process<P: BroadcastProcessFunction<T, B>>(
+        self,
+        f: P,
+    ) -> Stream<NonKeyedBroadcastChain<T, B, P>> {
+        let name = OpName::new("broadcast_process", Location::caller());
+        let side = TaggedOutputs::for_next_operator(&self.ex);
+        self.ex.then(
+            OpInfo::new(&name),
+            NonKeyedBroadcastProcess {
+                f,
+                name,
+                broadcast: P::Broadcast::default(),
+                watermark: Timestamp::MIN,
+                out: Vec::new(),
+                side,
+                _p: PhantomData,
+            },
+        )
+    }
+}
+
+/// The chain of a stage running a [`BroadcastProcessFunction`].
+pub type NonKeyedBroadcastChain<T, B, P> =
+    Then<Identity<Either<T, B>>, NonKeyedBroadcastProcess<T, B, P>>;
+
+/// The operator running a [`BroadcastProcessFunction`].
+pub struct NonKeyedBroadcastProcess<T, B, P: BroadcastProcessFunction<T, B>> {
+    f: P,
+    name: OpName,
+    broadcast: P::Broadcast,
+    watermark: Timestamp,
+    out: Vec<P::Out>,
+    side: TaggedOutputs,
+    _p: PhantomData<fn(T, B)>,
+}
+
+impl<T, B, P: BroadcastProcessFunction<T, B>> Clone for NonKeyedBroadcastProcess<T, B, P> {
+    fn clone(&self) -> Self {
+        NonKeyedBroadcastProcess {
+            f: self.f.clone(),
+            name: self.name.clone(),
+            broadcast: P::Broadcast::default(),
+            watermark: Timestamp::MIN,
+            out: Vec::new(),
+            side: self.side.clone(),
+            _p: PhantomData,
+        }
+    }
+}
+
+impl<T, B, P: BroadcastProcessFunction<T, B>> Sealed for NonKeyedBroadcastProcess<T, B, P> {}
+
+impl<T, B, P> Operator<Either<T, B>> for NonKeyedBroadcastProcess<T, B, P>
+where
+    T: Send + 'static,
+    B: Send + 'static,
+    P: BroadcastProcessFunction<T, B>,
+{
+    type Out = P::Out;
+
+    fn on_record<D: Downstream<P::Out>>(
+        &mut self,
+        item: Either<T, B>,
+        ts: Timestamp,
+        down: &mut D,
+    ) {
+        let mut ctx = ProcessContext::new(ts, self.watermark, &mut self.out, &mut self.side);
+        let guard = PanicGuard(&self.name);
+        match item {
+            Either::Left(x) => self.f.process_element(x, &self.broadcast, &mut ctx),
             Either::Right(b) => self.f.process_broadcast(b, &mut self.broadcast, &mut ctx),
         }
         std::mem::forget(guard);
