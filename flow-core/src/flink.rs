@@ -25,7 +25,7 @@
 //! | `ProcessWindowFunction`, `aggregate(agg, pwf)` | window `process`, `aggregate_process` |
 //! | `connect` + `KeyedCoProcessFunction` | [`KeyedStream::connect`](crate::KeyedStream::connect) + [`KeyedCoProcessFunction`](crate::ops::join::connect::KeyedCoProcessFunction) |
 //! | non-keyed `connect` + `CoMapFunction` / `CoFlatMapFunction` | [`Stream::connect`](crate::Stream::connect) + [`CoStreams::map`](crate::ops::join::co::CoStreams::map) / `flat_map` |
-//! | broadcast state: `connect(broadcastStream)` + `KeyedBroadcastProcessFunction` | [`KeyedStream::connect_broadcast`](crate::KeyedStream::connect_broadcast) + [`KeyedBroadcastProcessFunction`](crate::ops::join::broadcast::KeyedBroadcastProcessFunction) (no timers yet) |
+//! | broadcast state: `connect(broadcastStream)` + `KeyedBroadcastProcessFunction` | [`KeyedStream::connect_broadcast`](crate::KeyedStream::connect_broadcast) + [`KeyedBroadcastProcessFunction`](crate::ops::join::broadcast::KeyedBroadcastProcessFunction) (no timers yet); on non-keyed streams [`Stream::connect_broadcast`](crate::Stream::connect_broadcast) + [`BroadcastProcessFunction`](crate::ops::join::broadcast::BroadcastProcessFunction) |
 //! | `intervalJoin`, window `join` | `interval_join` (and `interval_join_signed`), `window_join` |
 //! | `OutputTag` side outputs | [`OutputTag`](crate::ops::side_output::OutputTag) with `ctx.output(&tag, x)` in process functions (and window `process_with_context`), [`Stream::side_output`](crate::Stream::side_output); also `Either` + `split()`, and windows' `late_records()` |
 //! | `AsyncDataStream.orderedWait` / `unorderedWait` | [`Stream::map_async`](crate::Stream::map_async) with `AsyncOptions::ordered` / `unordered` (capacity, timeout) |
