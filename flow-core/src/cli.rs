@@ -26,6 +26,56 @@ pub struct CommonArgs {
     /// Do not show the progress line on the terminal
     #[arg(long)]
     pub no_progress: bool,
+    /// Directory for checkpoints: keyed state, source positions and pre-committed output, so
+    /// that a killed job resumes with --restore and part-file output is exactly-once. Sources
+    /// that cannot replay (socket_lines) resume where the new connection starts
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<std::path::PathBuf>,
+    /// Time between checkpoints, e.g. `200ms`, `5s`, `1m` (needs --checkpoint-dir; without
+    /// it, a job checkpoints only at its end)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "checkpoint_dir")]
+    pub checkpoint_interval: Option<std::time::Duration>,
+    /// Resume from the latest complete checkpoint in --checkpoint-dir (or from checkpoint ID);
+    /// with none there yet, start from the beginning and say so
+    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "latest",
+          requires = "checkpoint_dir", value_parser = parse_restore)]
+    pub restore: Option<crate::Restore>,
+    /// Complete checkpoints to keep in --checkpoint-dir
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub checkpoints_retained: u32,
+}
+
+/// Parses `200ms`, `5s`, `2m`, `1h` (a number and a unit; `us`, `ms`, `s`, `m`, `h`).
+pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("`{s}` has no unit: write e.g. `200ms`, `5s` or `1m`"))?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` does not start with a number"))?;
+    let secs = match unit.trim() {
+        "us" => n / 1e6,
+        "ms" => n / 1e3,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        u => return Err(format!("unknown unit `{u}` in `{s}`: use us, ms, s, m or h")),
+    };
+    if !(secs > 0.0 && secs.is_finite()) {
+        return Err(format!("`{s}` must be a positive duration"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+fn parse_restore(s: &str) -> std::result::Result<crate::Restore, String> {
+    if s == "latest" {
+        return Ok(crate::Restore::Latest);
+    }
+    s.parse::<u64>()
+        .map(crate::Restore::Checkpoint)
+        .map_err(|_| format!("`{s}` is not a checkpoint id (a number) or `latest`"))
 }
 
 impl CommonArgs {
@@ -44,6 +94,17 @@ impl CommonArgs {
         }
         if let Some(p) = self.parallelism {
             c = c.parallelism(p as usize);
+        }
+        if let Some(d) = &self.checkpoint_dir {
+            c = c
+                .checkpoint_dir(d)
+                .checkpoints_retained(self.checkpoints_retained as usize);
+        }
+        if let Some(i) = self.checkpoint_interval {
+            c = c.checkpoint_interval(i);
+        }
+        if let Some(r) = self.restore {
+            c = c.restore(r);
         }
         c
     }
@@ -134,4 +195,21 @@ fn init_tracing() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse_with_their_units() {
+        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("5").unwrap_err().contains("no unit"));
+        assert!(parse_duration("5 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("0s").is_err());
+    }
 }

@@ -73,6 +73,13 @@ pub enum Error {
         /// The timeout of its [`AsyncOptions`](crate::ops::async_io::AsyncOptions).
         timeout: std::time::Duration,
     },
+    /// Reading or writing a checkpoint failed (the message names the file).
+    #[error("checkpoint: {0}")]
+    State(#[from] flow_state::StateError),
+    /// A checkpoint cannot be taken or restored for this job (the message says why and names
+    /// the operators and states involved).
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
     /// The runtime could not start a thread it needs (the operating system refused).
     #[error("cannot start the {what} thread: {source}")]
     Spawn {

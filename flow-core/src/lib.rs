@@ -111,7 +111,7 @@ pub mod time;
 pub use api::env::{Env, StopHandle};
 pub use api::stream::{KeyedStream, Stream};
 pub use api::summary::{JobSummary, StageSummary};
-pub use config::Config;
+pub use config::{Config, Restore};
 pub use error::{Error, Result};
 pub use flow_macros::{process_fn, stream_job};
 pub use io::sink::Collected;

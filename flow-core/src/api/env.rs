@@ -254,6 +254,25 @@ impl Env {
         for p in prepare {
             p()?;
         }
+        let mut stages = stages;
+        let mut bodies = bodies;
+        let checkpointing = super::recovery::start(&config, &mut stages)?;
+        let coordinator = match &checkpointing {
+            None => coordinator,
+            Some(c) => {
+                if let Some(view) = &c.view {
+                    for b in &mut bodies {
+                        b.set_restore(view.clone());
+                    }
+                }
+                Coordinator::persisting(
+                    config.barrier_interval,
+                    coordinator.sinks(),
+                    c.after,
+                    Some((c.writer.tx.clone(), c.writer.shared.clone())),
+                )
+            }
+        };
         let start = Instant::now();
         tracing::info!(job = %config.name, tasks = bodies.len(), parallelism = config.parallelism, "job started");
         let progress = (config.progress && std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -272,8 +291,16 @@ impl Env {
             coordinator,
             sources,
         )?;
-        let result = shared.run_to_completion();
+        let mut result = shared.run_to_completion();
         drop(progress);
+        if let Some(c) = checkpointing {
+            // A job that ended well takes a last checkpoint: its final positions and state.
+            let last = result.is_ok().then(|| shared.last_requested() + 1);
+            let r = c.writer.shutdown(last);
+            if result.is_ok() {
+                result = r;
+            }
+        }
         // The stop (if any) was for this job: the next one starts afresh.
         self.stop.0.store(false, Ordering::SeqCst);
         let mut summary = JobSummary::new(&config.name, start.elapsed(), &stages);

@@ -7,6 +7,7 @@ use crate::record::Batch;
 use crate::runtime::metrics::StageMetrics;
 use crate::runtime::operator::{Chain, Identity, OpenCx, Operator, Then};
 use crate::runtime::panic::{Named, OpName};
+use crate::runtime::snapshot::Position;
 use crate::runtime::stage::{StageTask, Terminal};
 use std::hash::Hash;
 use std::panic::Location;
@@ -87,6 +88,15 @@ impl<C: Chain> Stream<C> {
         let head = g.stages[slot.stage].head.clone();
         let source = g.stages[slot.stage].is_source();
         let watermark_every = g.config.watermark_interval;
+        let max_parallelism = g.config.max_parallelism;
+        // Operators' stable names: the job's uid, or one derived from the plan.
+        let uids: Arc<[String]> = ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| op.stable_uid(slot.stage, i))
+            .collect();
+        let mut states = Vec::new();
+        chain.states(&mut states);
         let first_sink = g.sink_subtasks;
         let is_sink = matches!(terminal, Ending::Sink(_));
         if is_sink {
@@ -111,10 +121,20 @@ impl<C: Chain> Stream<C> {
                 sink: is_sink.then_some(first_sink + i),
                 injected: 0,
                 watermark_every: if source { watermark_every } else { usize::MAX },
+                stage: slot.stage,
+                uids: uids.clone(),
+                at: Position {
+                    subtask: i,
+                    parallelism: p,
+                    max_parallelism,
+                },
+                restore: None,
+                seen: 0,
             };
             g.tasks[slot.ids.start + i] = Some(Box::new(body));
         }
         let info = &mut g.stages[slot.stage];
+        info.states = uids.iter().cloned().zip(states).collect();
         info.ops = ops;
         info.terminal = Some(terminal);
     }

@@ -6,6 +6,8 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::runtime::metrics::StageMetrics;
 use crate::runtime::panic::OpName;
+use crate::runtime::persist::SinkCommit;
+use crate::runtime::snapshot::StateSupport;
 use crate::runtime::stage::MakeInput;
 use crate::runtime::task::TaskBody;
 use crate::runtime::user_metrics::UserMetric;
@@ -37,6 +39,13 @@ impl OpInfo {
             label: None,
             uid: None,
         }
+    }
+    /// The operator's stable name: the uid the job gave it, or one derived from its place in
+    /// the plan (stage, position in the stage, kind).
+    pub(crate) fn stable_uid(&self, stage: usize, index: usize) -> String {
+        self.uid
+            .clone()
+            .unwrap_or_else(|| format!("{stage}.{index}.{}", self.name.kind()))
     }
     pub(crate) fn with_detail(name: &OpName, detail: impl Into<String>) -> Self {
         OpInfo {
@@ -82,6 +91,11 @@ pub(crate) struct StageInfo {
     pub(crate) inputs: Vec<EdgeInfo>,
     pub(crate) metrics: Arc<StageMetrics>,
     pub(crate) created_at: String,
+    /// The state each fused operator keeps, by uid (set when the stage is built).
+    pub(crate) states: Vec<(String, StateSupport)>,
+    /// For a sink stage: how its pre-committed output is published and recovered, when
+    /// checkpoints are persisted.
+    pub(crate) sink_commit: Option<SinkCommit>,
 }
 
 impl StageInfo {
@@ -169,6 +183,8 @@ impl Graph {
             inputs,
             metrics: metrics.clone(),
             created_at: format!("{}:{}", created_at.file(), created_at.line()),
+            states: Vec::new(),
+            sink_commit: None,
         });
         StageSlot {
             stage: self.stages.len() - 1,
@@ -224,10 +240,7 @@ impl Graph {
                         .iter()
                         .enumerate()
                         .map(|(i, op)| PlanOperator {
-                            uid: op
-                                .uid
-                                .clone()
-                                .unwrap_or_else(|| format!("{id}.{i}.{}", op.name.kind())),
+                            uid: op.stable_uid(id, i),
                             name: op.label.clone(),
                             kind: op.name.kind().to_string(),
                             declared_at: op.name.declared_at().to_string(),

@@ -5,11 +5,14 @@
 //! once the barrier has passed through it. Checkpoint `n` is complete when every sink subtask
 //! has acknowledged it or has finished.
 //!
-//! What operators and sinks persist at a barrier belongs to the durable-state layer
-//! (`flow-state`); this module only moves barriers and tracks which checkpoints completed.
+//! With checkpoints persisted (`--checkpoint-dir`), a completed checkpoint goes to the writer
+//! (`persist`), which makes it durable; this module moves barriers and tracks completion.
 //!
 //! [`Event::Barrier`]: crate::record::Event::Barrier
+use super::persist::{ToWriter, WriterShared};
+use crossbeam_channel::Sender;
 use parking_lot::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -18,8 +21,13 @@ use std::time::{Duration, Instant};
 pub struct CheckpointStats {
     /// The checkpoint's id (1, 2, ...).
     pub id: u64,
-    /// From the coordinator's request to the last sink's acknowledgement.
+    /// From the coordinator's request to the checkpoint being durable (to the last sink's
+    /// acknowledgement when nothing is persisted).
     pub duration: Duration,
+    /// Of which writing the segments and the manifest (zero when nothing is persisted).
+    pub write: Duration,
+    /// Bytes written: new segments and the manifest.
+    pub bytes: u64,
 }
 
 /// The job's checkpoint coordinator.
@@ -28,9 +36,13 @@ pub(crate) struct Coordinator {
     pub(crate) interval: Option<Duration>,
     /// The highest checkpoint id requested so far (0: none).
     requested: AtomicU64,
+    /// The id before the first checkpoint of this run.
+    base: u64,
     /// Per sink subtask, the highest checkpoint it acknowledged (`u64::MAX` once finished).
     acked: Vec<AtomicU64>,
     progress: Mutex<Progress>,
+    /// The checkpoint writer, when checkpoints are persisted.
+    writer: Option<(Sender<ToWriter>, Arc<WriterShared>)>,
 }
 
 #[derive(Default)]
@@ -43,12 +55,40 @@ struct Progress {
 impl Coordinator {
     /// A coordinator for a job with `sinks` sink subtasks.
     pub(crate) fn new(interval: Option<Duration>, sinks: usize) -> Self {
+        Self::persisting(interval, sinks, 0, None)
+    }
+
+    /// A coordinator whose first checkpoint is `after + 1`, sending completed checkpoints to
+    /// `writer` to be made durable.
+    pub(crate) fn persisting(
+        interval: Option<Duration>,
+        sinks: usize,
+        after: u64,
+        writer: Option<(Sender<ToWriter>, Arc<WriterShared>)>,
+    ) -> Self {
         Coordinator {
             interval,
-            requested: AtomicU64::new(0),
-            acked: (0..sinks).map(|_| AtomicU64::new(0)).collect(),
+            requested: AtomicU64::new(after),
+            base: after,
+            acked: (0..sinks).map(|_| AtomicU64::new(after)).collect(),
             progress: Mutex::new(Progress::default()),
+            writer,
         }
+    }
+
+    /// The number of sink subtasks.
+    pub(crate) fn sinks(&self) -> usize {
+        self.acked.len()
+    }
+
+    /// An error of the checkpoint writer that fails the job.
+    pub(crate) fn writer_failed(&self) -> Option<crate::error::Error> {
+        self.writer.as_ref().and_then(|w| w.1.failed.lock().take())
+    }
+
+    /// Where subtasks send their checkpoint parts, when checkpoints are persisted.
+    pub(crate) fn writer(&self) -> Option<&Sender<ToWriter>> {
+        self.writer.as_ref().map(|w| &w.0)
     }
 
     /// Asks for the next checkpoint; returns its id.
@@ -57,6 +97,11 @@ impl Coordinator {
         let id = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
         p.started.push_back((id, Instant::now()));
         id
+    }
+
+    /// The checkpoint id the job started after (the newest on disk when it restored).
+    pub(crate) fn base(&self) -> u64 {
+        self.base
     }
 
     /// The highest checkpoint id requested so far.
@@ -91,16 +136,26 @@ impl Coordinator {
                 break;
             }
             p.started.pop_front();
-            p.completed.push(CheckpointStats {
-                id,
-                duration: at.elapsed(),
-            });
+            match &self.writer {
+                Some((tx, _)) => {
+                    let _ = tx.send(ToWriter::Complete { id, requested: at });
+                }
+                None => p.completed.push(CheckpointStats {
+                    id,
+                    duration: at.elapsed(),
+                    write: Duration::ZERO,
+                    bytes: 0,
+                }),
+            }
         }
     }
 
     /// The checkpoints completed so far, in order.
     pub(crate) fn completed(&self) -> Vec<CheckpointStats> {
-        self.progress.lock().completed.clone()
+        match &self.writer {
+            Some((_, shared)) => shared.completed.lock().clone(),
+            None => self.progress.lock().completed.clone(),
+        }
     }
 }
 

@@ -8,6 +8,8 @@
 //! - `exchange`: bounded channels between stages, partitioners, batch recycling.
 //! - `watermark`: combining the watermarks of an operator's inputs.
 //! - `timer`: the job's wall-clock wake-ups; `panic`: naming the operator that panicked.
+//! - [`snapshot`] and `persist`: what subtasks write at checkpoint barriers, and the writer
+//!   that makes checkpoints durable and restores them (with `flow-state`).
 //! - [`metrics`] and `progress`: per-stage counters and the progress line.
 //!
 //! Nothing here imports the API (`api`), the operators (`ops`) or the connectors (`io`).
@@ -16,7 +18,9 @@ pub(crate) mod exchange;
 pub mod metrics;
 pub mod operator;
 pub(crate) mod panic;
+pub(crate) mod persist;
 pub(crate) mod progress;
+pub mod snapshot;
 pub(crate) mod stage;
 pub(crate) mod sync;
 pub(crate) mod task;

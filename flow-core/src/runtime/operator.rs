@@ -14,6 +14,7 @@
 //! (opening, draining side outputs, passing events on) is written once, here. Operators that
 //! keep keyed state will also snapshot and restore it, per key group, through this trait when
 //! checkpoints arrive, so that is written once for all of them too.
+use super::snapshot::{RestoreCx, SnapshotCx, StateSupport};
 use super::task::TaskCx;
 use crate::error::Result;
 use crate::record::{Event, Timestamp};
@@ -105,6 +106,27 @@ pub trait Operator<In>: Sealed + Clone + Send + 'static {
     fn drain(&mut self, _cx: &DrainCx<'_, '_>) -> Result<bool> {
         Ok(true)
     }
+
+    /// What state the operator keeps, and whether it can checkpoint it.
+    #[doc(hidden)]
+    fn state(&self) -> StateSupport {
+        StateSupport::Stateless
+    }
+
+    /// Writes what changed in the operator's state since the last checkpoint. Called when
+    /// checkpoint barrier `cx.checkpoint()` has passed through the whole chain, so the state
+    /// reflects exactly the records before the barrier.
+    #[doc(hidden)]
+    fn snapshot(&mut self, _cx: &mut SnapshotCx<'_>) -> Result<()> {
+        Ok(())
+    }
+
+    /// Loads the operator's state from a checkpoint, after [`Operator::open`] and before any
+    /// record.
+    #[doc(hidden)]
+    fn restore(&mut self, _cx: &RestoreCx<'_>) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A fused chain of operators from records of type `In` to records of type `Out`: an
@@ -123,6 +145,15 @@ pub trait Chain: Sealed + Clone + Send + 'static {
     fn open(&mut self, cx: OpenCx);
     /// Drains every operator's side outputs; `false` while some output waits for room.
     fn drain(&mut self, cx: &DrainCx<'_, '_>) -> Result<bool>;
+    /// The state of every operator, in chain order.
+    #[doc(hidden)]
+    fn states(&self, out: &mut Vec<StateSupport>);
+    /// Snapshots every operator's state (`cx.op` counts the operators).
+    #[doc(hidden)]
+    fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> Result<()>;
+    /// Restores every operator's state (`cx.op` counts the operators).
+    #[doc(hidden)]
+    fn restore(&mut self, cx: &mut RestoreCx<'_>) -> Result<()>;
 }
 
 /// The empty chain: records pass unchanged.
@@ -156,6 +187,13 @@ impl<T: Send + 'static> Chain for Identity<T> {
     fn open(&mut self, _cx: OpenCx) {}
     fn drain(&mut self, _cx: &DrainCx<'_, '_>) -> Result<bool> {
         Ok(true)
+    }
+    fn states(&self, _out: &mut Vec<StateSupport>) {}
+    fn snapshot(&mut self, _cx: &mut SnapshotCx<'_>) -> Result<()> {
+        Ok(())
+    }
+    fn restore(&mut self, _cx: &mut RestoreCx<'_>) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -223,6 +261,22 @@ impl<C: Chain, O: Operator<C::Out>> Chain for Then<C, O> {
         let inner = self.inner.drain(cx)?;
         let own = self.op.drain(cx)?;
         Ok(inner && own)
+    }
+    fn states(&self, out: &mut Vec<StateSupport>) {
+        self.inner.states(out);
+        out.push(self.op.state());
+    }
+    fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> Result<()> {
+        self.inner.snapshot(cx)?;
+        self.op.snapshot(cx)?;
+        cx.op += 1;
+        Ok(())
+    }
+    fn restore(&mut self, cx: &mut RestoreCx<'_>) -> Result<()> {
+        self.inner.restore(cx)?;
+        self.op.restore(cx)?;
+        cx.op += 1;
+        Ok(())
     }
 }
 

@@ -1,6 +1,8 @@
 //! A stage's subtask: input -> fused chain -> terminal, run a budget of batches per step.
 use super::metrics::StageMetrics;
 use super::operator::{Chain, Downstream, DrainCx};
+use super::persist::ToWriter;
+use super::snapshot::{Part, Position, Restore, RestoreCx, SnapshotCx};
 use super::task::{Step, TaskBody, TaskCx};
 use crate::error::Result;
 use crate::record::{Batch, Event};
@@ -24,6 +26,19 @@ pub(crate) enum Poll {
 pub(crate) trait Input<T>: Send {
     /// Fills `buf` (empty on entry) or reports an event, the lack of input, or its end.
     fn poll(&mut self, cx: &TaskCx<'_>, buf: &mut Batch<T>) -> Result<Poll>;
+
+    /// A source's position after everything it returned so far, for a checkpoint: `None`
+    /// if it cannot be replayed from a position (a socket).
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+
+    /// Resumes after the positions that the source's subtasks recorded in the restored
+    /// checkpoint (all of them, whatever the parallelism then was). Called before the first
+    /// poll; never called for a source that returned `None` from `snapshot`.
+    fn restore(&mut self, _positions: &[&[u8]]) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Makes the input of each subtask of a stage.
@@ -34,6 +49,13 @@ pub(crate) trait Terminal<T>: Downstream<T> + Send {
     /// Passes on buffered output. Returns `false` when some output waits for room downstream;
     /// the task has then registered to be notified when there is room.
     fn drain(&mut self, cx: &TaskCx<'_>) -> Result<bool>;
+
+    /// A sink's pre-commit at a checkpoint barrier (or at its end): makes what it wrote since
+    /// the last one durable but invisible, and describes it, to be published when the
+    /// checkpoint completes. `None`: nothing to publish.
+    fn pre_commit(&mut self) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
 }
 
 /// Work done per step before yielding to other tasks.
@@ -60,6 +82,16 @@ pub(crate) struct StageTask<C: Chain, T> {
     /// A source's watermark cadence: a batch end (after which timestamp assigners emit their
     /// watermark) every this many records; `usize::MAX` after an exchange.
     pub(crate) watermark_every: usize,
+    /// The stage's index in the job.
+    pub(crate) stage: usize,
+    /// The uids of the chain's operators, in order.
+    pub(crate) uids: Arc<[String]>,
+    /// Which subtask this is, for the key groups of its state.
+    pub(crate) at: Position,
+    /// The checkpoint to restore before the first record.
+    pub(crate) restore: Option<Restore>,
+    /// The last checkpoint barrier that passed through this subtask.
+    pub(crate) seen: u64,
 }
 
 impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
@@ -77,15 +109,72 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
     }
 
     /// Passes checkpoint barrier `n` through the chain into the terminal; a sink has then
-    /// processed everything before it.
-    fn barrier(&mut self, cx: &TaskCx<'_>, n: u64) {
+    /// processed everything before it. With checkpoints persisted, the subtask's part of
+    /// checkpoint `n` goes to the writer before the barrier leaves it.
+    fn barrier(&mut self, cx: &TaskCx<'_>, n: u64) -> Result<()> {
         self.chain.event(Event::Barrier(n), &mut self.terminal);
+        self.seen = n;
+        if let Some(tx) = cx.checkpoints().writer() {
+            let part = self.part(n)?;
+            let _ = tx.send(ToWriter::Part { id: n, part });
+        }
         if let Some(sink) = self.sink {
             cx.checkpoints().ack(sink, n);
         }
+        Ok(())
+    }
+
+    /// What this subtask contributes to checkpoint `n` (0: its final part, at its end).
+    fn part(&mut self, n: u64) -> Result<Part> {
+        let mut part = Part::default();
+        let mut scx = SnapshotCx {
+            checkpoint: n,
+            at: self.at,
+            uids: &self.uids,
+            op: 0,
+            part: &mut part,
+        };
+        self.chain.snapshot(&mut scx)?;
+        if self.source {
+            if let Some(pos) = self.input.snapshot()? {
+                let name = format!("source/{}/{}", self.stage, self.at.subtask);
+                part.meta.push((name, pos));
+            }
+        }
+        if let Some(blob) = self.terminal.pre_commit()? {
+            let name = format!("sink/{}/{}", self.stage, self.at.subtask);
+            part.meta.push((name, blob));
+        }
+        Ok(part)
+    }
+
+    /// Loads the restored checkpoint into the chain and the source.
+    fn restore(&mut self, view: &Restore) -> Result<()> {
+        let mut rcx = RestoreCx {
+            view,
+            at: self.at,
+            uids: &self.uids,
+            op: 0,
+        };
+        self.chain.restore(&mut rcx)?;
+        if self.source {
+            let prefix = format!("source/{}/", self.stage);
+            let positions: Vec<&[u8]> = view
+                .metadata_entries()
+                .filter(|(n, _)| n.starts_with(&prefix))
+                .map(|(_, b)| b)
+                .collect();
+            if !positions.is_empty() {
+                self.input.restore(&positions)?;
+            }
+        }
+        Ok(())
     }
 
     fn step_inner(&mut self, cx: &TaskCx<'_>) -> Result<Step> {
+        if let Some(view) = self.restore.take() {
+            self.restore(&view)?;
+        }
         let start = Instant::now();
         for _ in 0..STEP_BATCHES {
             if let Some(at) = self.next_wake {
@@ -103,17 +192,30 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
                 return Ok(Step::Idle);
             }
             if self.ended {
+                if let Some(tx) = cx.checkpoints().writer() {
+                    let part = self.part(0)?;
+                    if !part.is_empty() {
+                        let _ = tx.send(ToWriter::Final {
+                            after: self.seen,
+                            part,
+                        });
+                    }
+                }
                 if let Some(sink) = self.sink {
                     cx.checkpoints().finished(sink);
                 }
                 return Ok(Step::Done);
             }
             if self.source {
+                if self.injected < cx.checkpoints().base() {
+                    // A restored job's first checkpoint follows the ones already on disk.
+                    self.injected = cx.checkpoints().base();
+                }
                 // Between two batches, after the last batch's watermark: every barrier asked
                 // for since the last one, in order, so that all sources inject the same ids.
                 while self.injected < cx.checkpoints().requested() {
                     self.injected += 1;
-                    self.barrier(cx, self.injected);
+                    self.barrier(cx, self.injected)?;
                 }
             }
             match self.input.poll(cx, &mut self.buf)? {
@@ -138,7 +240,7 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
                     self.metrics.records_in.fetch_add(n, Ordering::Relaxed);
                     self.metrics.batches.fetch_add(1, Ordering::Relaxed);
                 }
-                Poll::Event(Event::Barrier(n)) => self.barrier(cx, n),
+                Poll::Event(Event::Barrier(n)) => self.barrier(cx, n)?,
                 Poll::Event(e) => self.chain.event(e, &mut self.terminal),
                 Poll::Pending => {
                     self.chain.event(Event::Flush, &mut self.terminal);
@@ -171,6 +273,10 @@ impl<C: Chain, T: Terminal<C::Out>> TaskBody for StageTask<C, T> {
 
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    fn set_restore(&mut self, view: Restore) {
+        self.restore = Some(view);
     }
 }
 

@@ -43,6 +43,8 @@ pub(crate) trait TaskBody: Send {
     fn step(&mut self, cx: &TaskCx<'_>) -> Result<Step>;
     /// The subtask's display name, used when a panic cannot be traced to an operator.
     fn name(&self) -> String;
+    /// Hands the subtask the checkpoint it restores before its first record.
+    fn set_restore(&mut self, _view: super::snapshot::Restore) {}
 }
 
 struct Task {
@@ -146,11 +148,23 @@ impl JobShared {
         let mut done = lock.lock();
         // This thread is the checkpoint coordinator's clock while it waits for the end.
         let mut next = self.checkpoints.interval.map(|d| (d, Instant::now() + d));
+        let persisting = self.checkpoints.writer().is_some();
         while !*done {
             match next {
-                None => cv.wait(&mut done),
+                None if !persisting => cv.wait(&mut done),
+                None => {
+                    cv.wait_for(&mut done, super::persist::POLL);
+                }
                 Some((every, at)) => {
-                    if cv.wait_until(&mut done, at).timed_out() && !*done {
+                    let at = if persisting {
+                        at.min(Instant::now() + super::persist::POLL)
+                    } else {
+                        at
+                    };
+                    if cv.wait_until(&mut done, at).timed_out()
+                        && !*done
+                        && next.is_some_and(|(_, t)| Instant::now() >= t)
+                    {
                         self.checkpoints.request();
                         for &id in &self.sources {
                             self.notify(id);
@@ -158,6 +172,11 @@ impl JobShared {
                         next = Some((every, Instant::now() + every));
                     }
                 }
+            }
+            if let Some(e) = self.checkpoints.writer_failed() {
+                drop(done);
+                self.fail(e);
+                done = lock.lock();
             }
         }
         drop(done);
@@ -246,6 +265,11 @@ impl JobShared {
     /// Whether the job is stopping (asked to stop, or cancelled after an error).
     pub(crate) fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed) || self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// The highest checkpoint id requested.
+    pub(crate) fn last_requested(&self) -> u64 {
+        self.checkpoints.requested()
     }
 
     /// The checkpoints that completed, in order.

@@ -1,0 +1,306 @@
+//! The checkpoint writer: a thread of its own that turns the parts subtasks froze at a barrier
+//! into a durable checkpoint (`flow-state`'s segments and manifest), then publishes the files
+//! sinks pre-committed for it and drops old checkpoints.
+//!
+//! Protocol, for checkpoint `n`:
+//! 1. Every subtask sends its [`Part`] for `n` when barrier `n` has passed through it — before
+//!    it forwards the barrier, so before any sink downstream acknowledges `n`.
+//! 2. When every sink subtask has acknowledged `n` (or finished), the coordinator sends
+//!    `Complete(n)`: by (1) every part of `n` is already queued.
+//! 3. The writer writes the changed entries as segments and commits the manifest (`FORMAT.md`
+//!    §4); the checkpoint exists once the manifest's rename is durable, and only then does the
+//!    writer publish the sink files of `n` and record the checkpoint as completed.
+//!
+//! A subtask that finishes (bounded input, or a stop) sends a final part: its state after the
+//! end of input and its final source position. It belongs to every checkpoint after the last
+//! barrier the subtask saw, since everything it sent downstream precedes those barriers. At the
+//! end of a job, a last checkpoint records every final part, so a finished job restores as
+//! finished.
+//!
+//! Metadata (positions, operator state) is carried forward: a checkpoint holds the latest blob
+//! of every name, so a finished subtask's final position stays in every later checkpoint.
+use super::checkpoint::CheckpointStats;
+use super::snapshot::Part;
+use crate::error::{Error, Result};
+use crossbeam_channel::{Receiver, Sender};
+use flow_state::CheckpointStore;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A message to the checkpoint writer.
+pub(crate) enum ToWriter {
+    /// A subtask's part of checkpoint `id`.
+    Part { id: u64, part: Part },
+    /// A finished subtask's final part; `after` is the last barrier it saw.
+    Final { after: u64, part: Part },
+    /// Every sink acknowledged checkpoint `id`, requested at `requested`.
+    Complete { id: u64, requested: Instant },
+    /// The job ended: commit a last checkpoint `id` (if the job succeeded) and stop.
+    Shutdown { last: Option<u64> },
+}
+
+/// Publishes what a sink pre-committed for a checkpoint, once the checkpoint is durable:
+/// called with the checkpoint id and the blobs of the sink's subtasks.
+pub(crate) type Publish = Box<dyn FnMut(u64, &[&[u8]]) -> Result<()> + Send>;
+
+/// How a sink stage's output takes part in checkpoints.
+pub(crate) struct SinkCommit {
+    /// Publishes a checkpoint's pre-committed files once the checkpoint is durable.
+    pub(crate) publish: Publish,
+    /// Before the job starts: brings the output to the restored checkpoint `(id, blobs of
+    /// the sink's subtasks)` — publishes what it pre-committed (idempotently), removes what
+    /// later checkpoints or an unfinished run wrote — or, for a fresh start (`None`),
+    /// empties it.
+    pub(crate) recover: Recover,
+}
+
+/// See [`SinkCommit::recover`].
+pub(crate) type Recover = Box<dyn FnOnce(Option<(u64, Vec<Vec<u8>>)>) -> Result<()>>;
+
+/// A sink stage's publish step, with the prefix of its subtasks' metadata names.
+pub(crate) struct SinkPublisher {
+    pub(crate) prefix: String,
+    pub(crate) publish: Publish,
+}
+
+/// What the writer shares with the job.
+#[derive(Default)]
+pub(crate) struct WriterShared {
+    pub(crate) completed: Mutex<Vec<CheckpointStats>>,
+    /// An error that fails the job (too many failed checkpoints, a failed publish).
+    pub(crate) failed: Mutex<Option<Error>>,
+}
+
+/// How the writer runs.
+pub(crate) struct WriterOptions {
+    /// Complete checkpoints to keep.
+    pub(crate) retained: usize,
+    /// Consecutive failed checkpoints the job tolerates before it fails.
+    pub(crate) tolerable_failures: u32,
+    /// The checkpoint the job restored, the base of the first incremental one.
+    pub(crate) base: Option<u64>,
+    /// Metadata every checkpoint records (state declarations, key groups).
+    pub(crate) job_meta: Vec<(String, Vec<u8>)>,
+    /// Metadata of the restored checkpoint, carried on until replaced.
+    pub(crate) carried: Vec<(String, Vec<u8>)>,
+}
+
+/// The running writer.
+pub(crate) struct Writer {
+    pub(crate) tx: Sender<ToWriter>,
+    pub(crate) shared: Arc<WriterShared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts the writer thread over `store`.
+    pub(crate) fn start(
+        store: CheckpointStore,
+        options: WriterOptions,
+        sinks: Vec<SinkPublisher>,
+    ) -> Result<Writer> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(WriterShared::default());
+        let mut state = WriterState {
+            store,
+            last: options.base,
+            carried: options.carried.into_iter().collect(),
+            job_meta: options.job_meta,
+            parts: BTreeMap::new(),
+            finals: Vec::new(),
+            sinks,
+            retained: options.retained.max(1),
+            tolerable: options.tolerable_failures,
+            failures: 0,
+            shared: shared.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("flow-checkpoint".into())
+            .spawn(move || state.run(rx))
+            .map_err(|e| Error::Spawn {
+                what: "checkpoint writer",
+                source: e,
+            })?;
+        Ok(Writer {
+            tx,
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Ends the writer: with `last`, after committing that final checkpoint. Returns the
+    /// error that failed the job, if any.
+    pub(crate) fn shutdown(mut self, last: Option<u64>) -> Result<()> {
+        let _ = self.tx.send(ToWriter::Shutdown { last });
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                return Err(Error::Checkpoint("the checkpoint writer panicked".into()));
+            }
+        }
+        match self.shared.failed.lock().take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+struct WriterState {
+    store: CheckpointStore,
+    /// The last committed checkpoint (the base of the next).
+    last: Option<u64>,
+    carried: BTreeMap<String, Vec<u8>>,
+    job_meta: Vec<(String, Vec<u8>)>,
+    parts: BTreeMap<u64, Vec<Part>>,
+    /// Final parts not yet written, with the last barrier their subtask saw.
+    finals: Vec<(u64, Part)>,
+    sinks: Vec<SinkPublisher>,
+    retained: usize,
+    tolerable: u32,
+    failures: u32,
+    shared: Arc<WriterShared>,
+}
+
+impl WriterState {
+    fn run(&mut self, rx: Receiver<ToWriter>) {
+        while let Ok(msg) = rx.recv() {
+            match msg {
+                ToWriter::Part { id, part } => self.parts.entry(id).or_default().push(part),
+                ToWriter::Final { after, part } => self.finals.push((after, part)),
+                ToWriter::Complete { id, requested } => self.checkpoint(id, requested),
+                ToWriter::Shutdown { last } => {
+                    if let Some(id) = last {
+                        if self.shared.failed.lock().is_none() {
+                            self.checkpoint(id, Instant::now());
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn fail_job(&self, e: Error) {
+        let mut f = self.shared.failed.lock();
+        if f.is_none() {
+            *f = Some(e);
+        }
+    }
+
+    fn checkpoint(&mut self, id: u64, requested: Instant) {
+        if self.shared.failed.lock().is_some() {
+            return;
+        }
+        let mut parts = self.parts.remove(&id).unwrap_or_default();
+        // Parts of checkpoints before `id` that never completed (cannot happen: checkpoints
+        // complete in order) are dropped with them.
+        self.parts.retain(|&k, _| k > id);
+        let (due, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.finals).into_iter().partition(|(after, _)| *after < id);
+        self.finals = later;
+        parts.extend(due.into_iter().map(|(_, p)| p));
+        let freeze = Instant::now();
+        match self.write(id, &parts) {
+            Ok(bytes) => {
+                self.failures = 0;
+                self.last = Some(id);
+                if let Err(e) = self.publish(id, &parts) {
+                    // Output that cannot be published fails the job; the next run publishes
+                    // it on restore.
+                    self.fail_job(e);
+                    return;
+                }
+                if let Err(e) = self.store.retain(self.retained) {
+                    tracing::warn!("checkpoint {id}: removing old checkpoints failed: {e}");
+                }
+                self.shared.completed.lock().push(CheckpointStats {
+                    id,
+                    duration: requested.elapsed(),
+                    write: freeze.elapsed(),
+                    bytes,
+                });
+                tracing::info!(
+                    checkpoint = id,
+                    bytes,
+                    ms = requested.elapsed().as_millis() as u64,
+                    "checkpoint complete"
+                );
+            }
+            Err(e) => {
+                self.failures += 1;
+                tracing::warn!(
+                    "checkpoint {id} failed ({} in a row): {e}",
+                    self.failures
+                );
+                if self.failures > self.tolerable {
+                    self.fail_job(Error::Checkpoint(format!(
+                        "{} checkpoints in a row failed, the last with: {e}",
+                        self.failures
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Writes and commits checkpoint `id`; returns the bytes written.
+    fn write(&mut self, id: u64, parts: &[Part]) -> Result<u64> {
+        let mut deltas: Vec<_> = parts.iter().flat_map(|p| &p.keyed).collect();
+        deltas.sort_by(|a, b| (&a.uid, &a.name, a.range.start).cmp(&(&b.uid, &b.name, b.range.start)));
+        for p in parts {
+            for (n, b) in &p.meta {
+                // Sink pre-commits belong to this checkpoint only; they are published once.
+                if !n.starts_with("sink/") {
+                    self.carried.insert(n.clone(), b.clone());
+                }
+            }
+        }
+        let mut cw = self.store.begin_on(id, self.last)?;
+        let mut dropped: Vec<(&str, &str)> = Vec::new();
+        for d in &deltas {
+            if d.full && !dropped.contains(&(d.uid.as_str(), d.name.as_str())) {
+                cw.drop_state(&d.uid, &d.name);
+                dropped.push((&d.uid, &d.name));
+            }
+        }
+        for d in deltas {
+            let mut w = cw.state(&d.uid, &d.name);
+            for (kg, k, v) in &d.entries {
+                w.put(*kg, k, v.as_deref())?;
+            }
+            w.finish()?;
+        }
+        for (n, b) in &self.job_meta {
+            cw.put_metadata(n, b);
+        }
+        for (n, b) in &self.carried {
+            cw.put_metadata(n, b);
+        }
+        for (n, b) in parts.iter().flat_map(|p| &p.meta) {
+            if n.starts_with("sink/") {
+                cw.put_metadata(n, b);
+            }
+        }
+        let info = cw.commit()?;
+        Ok(info.bytes_written)
+    }
+
+    /// Publishes the sink files pre-committed for checkpoint `id`.
+    fn publish(&mut self, id: u64, parts: &[Part]) -> Result<()> {
+        for s in &mut self.sinks {
+            let blobs: Vec<&[u8]> = parts
+                .iter()
+                .flat_map(|p| &p.meta)
+                .filter(|(n, _)| n.starts_with(&s.prefix))
+                .map(|(_, b)| b.as_slice())
+                .collect();
+            if !blobs.is_empty() {
+                (s.publish)(id, &blobs)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How long the coordinator's clock waits at most between checks of the writer.
+pub(crate) const POLL: Duration = Duration::from_millis(50);

@@ -1,0 +1,309 @@
+//! What operators, sources and sinks write at a checkpoint barrier and read back on restore.
+//!
+//! At barrier `n` every subtask *freezes* what changed since barrier `n - 1` into a [`Part`]:
+//! the keyed state each stateful operator changed (encoded key and value, or a tombstone, per
+//! key group), operator state that is not keyed (a watermark), its source position and its
+//! sink's pre-committed files. Encoding the changed entries is the only work done on the
+//! processing thread; the part then goes to the checkpoint writer (`persist`), which writes
+//! segment files and the manifest off the hot path.
+//!
+//! State is named by the operator's uid (`.uid("..")`, or one derived from the plan) and a
+//! state name, encoded with serde (postcard), and partitioned by key group: a key's group is
+//! the one the exchange routed it by, so a restore at another parallelism hands each subtask
+//! the entries of its new key-group range without rewriting anything.
+use crate::error::{Error, Result};
+use crate::runtime::exchange::partition::stable_hash;
+use flow_state::{KeyGroupRange, RestoreView};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::hash::Hash;
+use std::sync::Arc;
+
+/// The codec of state entries; recorded with each state so that a restore by a build that
+/// encodes differently fails with a clear error instead of misreading bytes.
+pub(crate) const CODEC: &str = "postcard-1";
+
+/// Encodes `value` with the state codec, appending to `out`.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
+    let buf = std::mem::take(out);
+    *out = postcard::to_extend(value, buf)
+        .map_err(|e| Error::Checkpoint(format!("cannot encode state: {e}")))?;
+    Ok(())
+}
+
+/// Decodes a value of the state codec; `what` names the state for the error message.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &dyn Fn() -> String) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|e| {
+        Error::Checkpoint(format!(
+            "cannot decode {} as {}: {e}",
+            what(),
+            std::any::type_name::<T>()
+        ))
+    })
+}
+
+/// The changed entries of one keyed state of one subtask, sorted by (key group, key).
+pub(crate) struct KeyedDelta {
+    pub(crate) uid: String,
+    pub(crate) name: String,
+    /// The subtask's key groups.
+    pub(crate) range: KeyGroupRange,
+    /// Whether the entries are the state's complete contents in `range` (earlier segments
+    /// of the state are dropped), rather than changes since the last checkpoint.
+    pub(crate) full: bool,
+    pub(crate) entries: Vec<(u32, Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// What one subtask contributes to one checkpoint.
+#[derive(Default)]
+pub(crate) struct Part {
+    pub(crate) keyed: Vec<KeyedDelta>,
+    /// Metadata blobs by name: source positions, sink pre-commits, operator state.
+    pub(crate) meta: Vec<(String, Vec<u8>)>,
+}
+
+impl Part {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.keyed.is_empty() && self.meta.is_empty()
+    }
+}
+
+/// How an operator keeps state, as declared by [`crate::runtime::operator::Operator`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateSupport {
+    /// The operator keeps no state across records.
+    Stateless,
+    /// The operator checkpoints and restores these states.
+    Persisted(Vec<StateDecl>),
+    /// The operator keeps state that it cannot checkpoint yet: a job with checkpoints on
+    /// refuses to start rather than restore it wrongly. The text says what the state is.
+    Unsupported(&'static str),
+}
+
+/// One state an operator checkpoints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateDecl {
+    /// The state's name within its operator.
+    pub name: &'static str,
+    /// Keyed (partitioned by key group) or operator state (one value per subtask).
+    pub keyed: bool,
+    /// The Rust types of its key and value, as recorded in the checkpoint.
+    pub types: String,
+}
+
+impl StateDecl {
+    /// A keyed state of keys `K` and values `V`.
+    pub(crate) fn keyed<K, V>(name: &'static str) -> Self {
+        StateDecl {
+            name,
+            keyed: true,
+            types: format!(
+                "{} => {} ({CODEC})",
+                std::any::type_name::<K>(),
+                std::any::type_name::<V>()
+            ),
+        }
+    }
+
+    /// An operator state of values `V`.
+    pub(crate) fn operator<V>(name: &'static str) -> Self {
+        StateDecl {
+            name,
+            keyed: false,
+            types: format!("{} ({CODEC})", std::any::type_name::<V>()),
+        }
+    }
+}
+
+/// Where a subtask is, for snapshots and restores.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Position {
+    pub(crate) subtask: usize,
+    pub(crate) parallelism: usize,
+    pub(crate) max_parallelism: u32,
+}
+
+impl Position {
+    pub(crate) fn key_groups(&self) -> KeyGroupRange {
+        KeyGroupRange::for_subtask(
+            self.subtask as u32,
+            self.max_parallelism,
+            self.parallelism as u32,
+        )
+    }
+}
+
+/// The metadata name of operator state `name` of `uid`, written by `subtask`.
+pub(crate) fn operator_state_name(uid: &str, name: &str, subtask: usize) -> String {
+    format!("op/{uid}/{name}/{subtask}")
+}
+
+/// What an operator writes its state into at a barrier.
+pub struct SnapshotCx<'a> {
+    pub(crate) checkpoint: u64,
+    pub(crate) at: Position,
+    /// The uids of the stage's operators, in chain order.
+    pub(crate) uids: &'a [String],
+    /// The operator being snapshotted, an index into `uids`.
+    pub(crate) op: usize,
+    pub(crate) part: &'a mut Part,
+}
+
+impl SnapshotCx<'_> {
+    fn uid(&self) -> &str {
+        self.uids.get(self.op).map(String::as_str).unwrap_or("?")
+    }
+
+    /// The checkpoint being taken.
+    pub(crate) fn checkpoint(&self) -> u64 {
+        self.checkpoint
+    }
+
+    /// Starts the changes of keyed state `name` (`full`: its complete contents).
+    pub(crate) fn keyed(&mut self, name: &str, full: bool) -> KeyedWriter<'_> {
+        let delta = KeyedDelta {
+            uid: self.uid().to_string(),
+            name: name.to_string(),
+            range: self.at.key_groups(),
+            full,
+            entries: Vec::new(),
+        };
+        KeyedWriter {
+            max_parallelism: self.at.max_parallelism,
+            delta: Some(delta),
+            part: self.part,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Writes operator state `name`: one value per subtask.
+    pub(crate) fn operator_state<V: Serialize>(&mut self, name: &str, value: &V) -> Result<()> {
+        let mut b = Vec::new();
+        encode(value, &mut b)?;
+        let n = operator_state_name(self.uid(), name, self.at.subtask);
+        self.part.meta.push((n, b));
+        Ok(())
+    }
+}
+
+/// Collects the changed entries of one keyed state; [`KeyedWriter::finish`] sorts them into
+/// the subtask's part.
+pub(crate) struct KeyedWriter<'a> {
+    max_parallelism: u32,
+    delta: Option<KeyedDelta>,
+    part: &'a mut Part,
+    scratch: Vec<u8>,
+}
+
+impl KeyedWriter<'_> {
+    /// The key group of `key`: the one the exchange routes it by.
+    pub(crate) fn key_group<K: Hash + ?Sized>(&self, key: &K) -> u32 {
+        flow_state::key_group_of(stable_hash(key), self.max_parallelism)
+    }
+
+    /// Records `key`'s current value (`None`: deleted) under the key group of `group_key`.
+    pub(crate) fn put<G, K, V>(&mut self, group_key: &G, key: &K, value: Option<&V>) -> Result<()>
+    where
+        G: Hash + ?Sized,
+        K: Serialize + ?Sized,
+        V: Serialize + ?Sized,
+    {
+        let kg = self.key_group(group_key);
+        self.scratch.clear();
+        encode(key, &mut self.scratch)?;
+        let k = self.scratch.clone();
+        let v = match value {
+            Some(v) => {
+                self.scratch.clear();
+                encode(v, &mut self.scratch)?;
+                Some(self.scratch.clone())
+            }
+            None => None,
+        };
+        if let Some(d) = self.delta.as_mut() {
+            d.entries.push((kg, k, v));
+        }
+        Ok(())
+    }
+
+    /// Sorts the entries and adds them to the part (nothing, for an incremental state that
+    /// did not change).
+    pub(crate) fn finish(mut self) {
+        if let Some(mut d) = self.delta.take() {
+            if d.entries.is_empty() && !d.full {
+                return;
+            }
+            // Stable, so that of two writes of one key the later stays second...
+            d.entries.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+            // ...and wins.
+            d.entries.dedup_by(|later, earlier| {
+                if later.0 == earlier.0 && later.1 == earlier.1 {
+                    std::mem::swap(later, earlier);
+                    true
+                } else {
+                    false
+                }
+            });
+            self.part.keyed.push(d);
+        }
+    }
+}
+
+/// What an operator reads its state back from when a job restores a checkpoint.
+pub struct RestoreCx<'a> {
+    pub(crate) view: &'a RestoreView,
+    pub(crate) at: Position,
+    pub(crate) uids: &'a [String],
+    pub(crate) op: usize,
+}
+
+impl RestoreCx<'_> {
+    fn uid(&self) -> &str {
+        self.uids.get(self.op).map(String::as_str).unwrap_or("?")
+    }
+
+    /// The checkpoint being restored.
+    pub(crate) fn checkpoint(&self) -> u64 {
+        self.view.checkpoint_id()
+    }
+
+    /// Calls `f` with every entry of keyed state `name` in this subtask's key groups.
+    pub(crate) fn keyed<K, V>(&self, name: &str, mut f: impl FnMut(K, V)) -> Result<()>
+    where
+        K: DeserializeOwned,
+        V: DeserializeOwned,
+    {
+        let uid = self.uid();
+        if !self.view.states().any(|(u, n)| u == uid && n == name) {
+            // The state had no entry when the checkpoint was taken.
+            return Ok(());
+        }
+        let what = || format!("state `{name}` of operator `{uid}`");
+        for e in self.view.entries(uid, name, self.at.key_groups())? {
+            let k: K = decode(e.key, &what)?;
+            let v: V = decode(e.value, &what)?;
+            f(k, v);
+        }
+        Ok(())
+    }
+
+    /// The values of operator state `name` that every subtask of the checkpointed job wrote
+    /// (whatever its parallelism was), in subtask order.
+    pub(crate) fn operator_state<V: DeserializeOwned>(&self, name: &str) -> Result<Vec<V>> {
+        let prefix = format!("op/{}/{name}/", self.uid());
+        let mut found: Vec<(usize, &[u8])> = self
+            .view
+            .metadata_entries()
+            .filter_map(|(n, b)| {
+                let i = n.strip_prefix(&prefix)?.parse::<usize>().ok()?;
+                Some((i, b))
+            })
+            .collect();
+        found.sort_by_key(|f| f.0);
+        let what = || format!("operator state `{name}` of operator `{}`", self.uid());
+        found.into_iter().map(|(_, b)| decode(b, &what)).collect()
+    }
+}
+
+/// The checkpoint a job restores, shared by its subtasks.
+pub(crate) type Restore = Arc<RestoreView>;
