@@ -352,6 +352,29 @@ impl std::fmt::Debug for Word {
     }
 }
 
+/// A word is stored in checkpoints as its text.
+impl serde::Serialize for Word {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Word {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Word;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Word, E> {
+                Ok(Word::from(v))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 impl std::str::FromStr for Word {
     type Err = std::convert::Infallible;
     fn from_str(s: &str) -> Result<Word, Self::Err> {

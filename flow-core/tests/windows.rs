@@ -310,7 +310,7 @@ fn a_late_record_that_extends_a_fired_session_fires_the_merged_session() {
     let out = env
         .from_iter([("a", 0i64), ("b", 15_000), ("a", 9_000), ("b", 30_000)])
         .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
-        .key_by(|e| e.0)
+        .key_by(|e| e.0.to_string())
         .window(EventTimeSessionWindows::with_gap(Duration::from_secs(10)))
         .allowed_lateness(Duration::from_secs(60))
         .count()
@@ -319,6 +319,7 @@ fn a_late_record_that_extends_a_fired_session_fires_the_merged_session() {
     let summary = env.execute().unwrap();
     let mut got = out.take();
     got.sort();
+    let got: Vec<_> = got.iter().map(|(k, s, e, n)| (k.as_str(), *s, *e, *n)).collect();
     assert_eq!(
         got,
         vec![

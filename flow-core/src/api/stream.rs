@@ -89,6 +89,7 @@ impl<C: Chain> Stream<C> {
         let source = g.stages[slot.stage].is_source();
         let watermark_every = g.config.watermark_interval;
         let max_parallelism = g.config.max_parallelism;
+        let checkpoints = g.config.checkpoint_dir.is_some();
         // Operators' stable names: the job's uid, or one derived from the plan.
         let uids: Arc<[String]> = ops
             .iter()
@@ -107,6 +108,7 @@ impl<C: Chain> Stream<C> {
             c.open(OpenCx {
                 subtask: i,
                 parallelism: p,
+                checkpoints,
             });
             let body = StageTask {
                 name: format!("stage {} `{head}` subtask {i}", slot.stage),

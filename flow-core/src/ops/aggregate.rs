@@ -13,7 +13,9 @@ use crate::graph::{Ending, OpInfo};
 use crate::ops::Table;
 use crate::record::{Event, Timestamp, NO_TIMESTAMP};
 use crate::runtime::exchange::partition::ByPairKey;
-use crate::runtime::operator::{Chain, Downstream, Identity, Operator, Sealed, Then};
+use crate::runtime::operator::{Chain, Downstream, Identity, OpenCx, Operator, Sealed, Then};
+use crate::runtime::snapshot::{RestoreCx, SnapshotCx, StateDecl, StateSupport};
+use crate::ops::{StateKey, StateValue};
 use crate::runtime::panic::{guarded, Named, OpName};
 use crate::runtime::stage::Terminal;
 use crate::runtime::task::TaskCx;
@@ -378,12 +380,24 @@ where
 /// batch execution mode). In an unbounded job it emits the key's updated result whenever an
 /// arrival changes it (Flink's rolling aggregation), after pre-aggregation has compressed the
 /// updates of each flush.
+///
+/// With checkpoints on, it remembers which keys changed since the last checkpoint (a flag per
+/// accumulator and a list of the keys that set it), so a checkpoint encodes only those: the
+/// incremental snapshot costs what changed, not the size of the state.
 pub struct KeyedAggregate<K, V, G: Combine<V>, OF> {
     combine: G,
     out: OF,
     bounded: bool,
-    state: Table<K, G::Acc>,
+    state: Table<K, Slot<G::Acc>>,
+    /// Keys changed (or removed) since the last checkpoint, when checkpoints are on.
+    dirty: Option<Vec<K>>,
     _p: PhantomData<fn(V)>,
+}
+
+/// An accumulator and whether it changed since the last checkpoint.
+pub struct Slot<A> {
+    acc: A,
+    dirty: bool,
 }
 
 impl<K, V, G: Combine<V>, OF: Clone> Clone for KeyedAggregate<K, V, G, OF> {
@@ -393,6 +407,7 @@ impl<K, V, G: Combine<V>, OF: Clone> Clone for KeyedAggregate<K, V, G, OF> {
             out: self.out.clone(),
             bounded: self.bounded,
             state: Table::default(),
+            dirty: None,
             _p: PhantomData,
         }
     }
@@ -400,11 +415,15 @@ impl<K, V, G: Combine<V>, OF: Clone> Clone for KeyedAggregate<K, V, G, OF> {
 
 impl<K, V, G: Combine<V>, OF> Sealed for KeyedAggregate<K, V, G, OF> {}
 
+/// The name of a keyed aggregate's state in checkpoints.
+const ACC_STATE: &str = "accumulators";
+
 impl<K, V, G, R, OF> Operator<(K, V)> for KeyedAggregate<K, V, G, OF>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: StateKey,
     V: Send + 'static,
     G: Combine<V>,
+    G::Acc: StateValue,
     R: Send + 'static,
     OF: FnMut(K, G::Out) -> R + Clone + Send + 'static,
 {
@@ -413,35 +432,91 @@ where
     #[inline]
     fn on_record<D: Downstream<R>>(&mut self, (k, v): (K, V), _ts: Timestamp, down: &mut D) {
         let combine = &mut self.combine;
-        if self.bounded {
+        if self.bounded && self.dirty.is_none() {
             match self.state.entry(k) {
-                Entry::Occupied(mut o) => combine.next(o.get_mut(), v),
+                Entry::Occupied(mut o) => combine.next(&mut o.get_mut().acc, v),
                 Entry::Vacant(e) => {
-                    e.insert(combine.first(v));
+                    e.insert(Slot {
+                        acc: combine.first(v),
+                        dirty: false,
+                    });
                 }
             }
-        } else {
-            let acc = match self.state.entry(k.clone()) {
-                Entry::Occupied(o) => {
-                    let acc = o.into_mut();
-                    combine.next(acc, v);
-                    acc
+            return;
+        }
+        let slot = match self.state.entry(k.clone()) {
+            Entry::Occupied(o) => {
+                let slot = o.into_mut();
+                combine.next(&mut slot.acc, v);
+                slot
+            }
+            Entry::Vacant(e) => e.insert(Slot {
+                acc: combine.first(v),
+                dirty: false,
+            }),
+        };
+        if !self.bounded {
+            let r = combine.result(slot.acc.clone());
+            if let Some(d) = self.dirty.as_mut() {
+                if !slot.dirty {
+                    slot.dirty = true;
+                    d.push(k.clone());
                 }
-                Entry::Vacant(e) => e.insert(combine.first(v)),
-            };
-            let r = combine.result(acc.clone());
+            }
             down.emit((self.out)(k, r), NO_TIMESTAMP);
+        } else if let Some(d) = self.dirty.as_mut() {
+            if !slot.dirty {
+                slot.dirty = true;
+                d.push(k);
+            }
         }
     }
 
     fn on_event<D: Downstream<R>>(&mut self, event: Event, down: &mut D) {
         if event == Event::End && self.bounded {
-            for (k, acc) in self.state.drain() {
-                let r = self.combine.result(acc);
+            for (k, slot) in self.state.drain() {
+                if let Some(d) = self.dirty.as_mut() {
+                    // A finished aggregate has emitted everything: its state is gone.
+                    d.push(k.clone());
+                }
+                let r = self.combine.result(slot.acc);
                 down.emit((self.out)(k, r), NO_TIMESTAMP);
             }
         }
         down.event(event)
+    }
+
+    fn open(&mut self, cx: OpenCx) {
+        self.dirty = cx.checkpoints.then(Vec::new);
+    }
+
+    fn state(&self) -> StateSupport {
+        StateSupport::Persisted(vec![StateDecl::keyed::<K, G::Acc>(ACC_STATE)])
+    }
+
+    fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> Result<()> {
+        let Some(dirty) = self.dirty.as_mut() else {
+            return Ok(());
+        };
+        let mut w = cx.keyed(ACC_STATE, false);
+        for k in dirty.drain(..) {
+            match self.state.get_mut(&k) {
+                Some(slot) => {
+                    slot.dirty = false;
+                    w.put(&k, &k, Some(&slot.acc))?;
+                }
+                None => w.put(&k, &k, None::<&G::Acc>)?,
+            }
+        }
+        w.finish();
+        Ok(())
+    }
+
+    fn restore(&mut self, cx: &RestoreCx<'_>) -> Result<()> {
+        let state = &mut self.state;
+        cx.keyed(ACC_STATE, |k: K, acc: G::Acc| {
+            state.insert(k, Slot { acc, dirty: false });
+        })
     }
 }
 
@@ -462,9 +537,10 @@ fn keyed_op<K, V, G, R, OF>(
     out: OF,
 ) -> Rolling<K, V, G, OF>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: StateKey,
     V: Send + 'static,
     G: Combine<V>,
+    G::Acc: StateValue,
     R: Send + 'static,
     OF: FnMut(K, G::Out) -> R + Clone + Send + 'static,
 {
@@ -475,6 +551,7 @@ where
             out,
             bounded,
             state: Table::default(),
+            dirty: None,
             _p: PhantomData,
         },
     )
@@ -483,7 +560,7 @@ impl<C, K, KF> KeyedStream<C, KF>
 where
     C: Chain,
     KF: FnMut(&C::Out) -> K + Clone + Send + 'static,
-    K: Hash + Eq + Clone + Send + 'static,
+    K: StateKey,
 {
     /// Aggregates each key's records with an [`Aggregate`], pre-aggregating before the
     /// exchange. Emits `(key, result)`.
@@ -518,7 +595,11 @@ where
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
-    pub fn aggregate<A: Aggregate<C::Out>>(self, agg: A) -> Stream<impl Chain<Out = (K, A::Out)>> {
+    pub fn aggregate<A>(self, agg: A) -> Stream<impl Chain<Out = (K, A::Out)>>
+    where
+        A: Aggregate<C::Out>,
+        A::Acc: StateValue,
+    {
         self.aggregate_as("aggregate", agg, |k, r| (k, r))
     }
 
@@ -559,7 +640,7 @@ where
     pub fn sum<S, F>(self, f: F) -> Stream<impl Chain<Out = (K, S)>>
     where
         F: FnMut(&C::Out) -> S + Clone + Send + 'static,
-        S: std::ops::AddAssign + Clone + Send + 'static,
+        S: std::ops::AddAssign + StateValue,
     {
         let name = OpName::new("sum", Location::caller());
         self.aggregate_as("sum", Sum(Named { f, name }), |k, s| (k, s))
@@ -585,7 +666,7 @@ where
     pub fn min<V, F>(self, f: F) -> Stream<impl Chain<Out = (K, V)>>
     where
         F: FnMut(&C::Out) -> V + Clone + Send + 'static,
-        V: PartialOrd + Clone + Send + 'static,
+        V: PartialOrd + StateValue,
     {
         let name = OpName::new("min", Location::caller());
         self.aggregate_as("min", Extreme::<F, false>(Named { f, name }), |k, v| (k, v))
@@ -611,7 +692,7 @@ where
     pub fn max<V, F>(self, f: F) -> Stream<impl Chain<Out = (K, V)>>
     where
         F: FnMut(&C::Out) -> V + Clone + Send + 'static,
-        V: PartialOrd + Clone + Send + 'static,
+        V: PartialOrd + StateValue,
     {
         let name = OpName::new("max", Location::caller());
         self.aggregate_as("max", Extreme::<F, true>(Named { f, name }), |k, v| (k, v))
@@ -636,7 +717,7 @@ where
     #[track_caller]
     pub fn min_by<V, F>(self, f: F) -> Stream<impl Chain<Out = C::Out>>
     where
-        C::Out: Clone,
+        C::Out: StateValue,
         F: FnMut(&C::Out) -> V + Clone + Send + 'static,
         V: PartialOrd,
     {
@@ -663,7 +744,7 @@ where
     #[track_caller]
     pub fn max_by<V, F>(self, f: F) -> Stream<impl Chain<Out = C::Out>>
     where
-        C::Out: Clone,
+        C::Out: StateValue,
         F: FnMut(&C::Out) -> V + Clone + Send + 'static,
         V: PartialOrd,
     {
@@ -690,7 +771,7 @@ where
     #[track_caller]
     pub fn reduce<F>(self, f: F) -> Stream<impl Chain<Out = C::Out>>
     where
-        C::Out: Clone,
+        C::Out: StateValue,
         F: FnMut(C::Out, C::Out) -> C::Out + Clone + Send + 'static,
     {
         let name = OpName::new("reduce", Location::caller());
@@ -717,7 +798,7 @@ where
     #[track_caller]
     pub fn fold<A, F>(self, init: A, f: F) -> Stream<impl Chain<Out = (K, A)>>
     where
-        A: Clone + Send + 'static,
+        A: StateValue,
         F: FnMut(&mut A, C::Out) + Clone + Send + 'static,
     {
         let loc = Location::caller();
@@ -739,6 +820,7 @@ where
     fn aggregate_as<A, R, OF>(self, kind: &str, agg: A, out: OF) -> Stream<impl Chain<Out = R>>
     where
         A: Aggregate<C::Out>,
+        A::Acc: StateValue,
         R: Send + 'static,
         OF: FnMut(K, A::Out) -> R + Clone + Send + 'static,
     {
@@ -783,12 +865,7 @@ mod tests {
         OpName::new("test", Location::caller())
     }
 
-    type Counting = KeyedAggregate<
-        &'static str,
-        u64,
-        MergePartials<Count, u8>,
-        fn(&'static str, u64) -> (&'static str, u64),
-    >;
+    type Counting = KeyedAggregate<char, u64, MergePartials<Count, u8>, fn(char, u64) -> (char, u64)>;
 
     fn rolling(bounded: bool) -> Counting {
         KeyedAggregate {
@@ -796,31 +873,96 @@ mod tests {
             out: |k, n| (k, n),
             bounded,
             state: Table::default(),
+            dirty: None,
             _p: PhantomData,
         }
+    }
+
+    fn snapshot(op: &mut Counting, n: u64) -> crate::runtime::snapshot::Part {
+        let mut part = crate::runtime::snapshot::Part::default();
+        let uids = ["count".to_string()];
+        let mut cx = SnapshotCx {
+            checkpoint: n,
+            at: crate::runtime::snapshot::Position {
+                subtask: 0,
+                parallelism: 1,
+                max_parallelism: 128,
+            },
+            uids: &uids,
+            op: 0,
+            part: &mut part,
+        };
+        op.snapshot(&mut cx).unwrap();
+        part
+    }
+
+    #[test]
+    fn a_checkpoint_writes_only_the_keys_changed_since_the_last_one() {
+        let mut out = Collect::new();
+        let mut op = rolling(false);
+        op.open(OpenCx {
+            subtask: 0,
+            parallelism: 1,
+            checkpoints: true,
+        });
+        for (k, n) in [('a', 2), ('b', 1), ('a', 3)] {
+            op.on_record((k, n), NO_TIMESTAMP, &mut out);
+        }
+        let first = snapshot(&mut op, 1);
+        assert_eq!(first.keyed.len(), 1);
+        assert_eq!(first.keyed[0].entries.len(), 2, "a and b, once each");
+        op.on_record(('b', 4), NO_TIMESTAMP, &mut out);
+        let second = snapshot(&mut op, 2);
+        assert_eq!(second.keyed[0].entries.len(), 1, "only b changed");
+        let decoded: u64 = crate::runtime::snapshot::decode(
+            second.keyed[0].entries[0].2.as_deref().unwrap(),
+            &|| "b".into(),
+        )
+        .unwrap();
+        assert_eq!(decoded, 5);
+        assert!(snapshot(&mut op, 3).keyed.is_empty(), "nothing changed");
+    }
+
+    #[test]
+    fn a_finished_bounded_aggregate_deletes_its_state_in_the_final_part() {
+        let mut out = Collect::new();
+        let mut op = rolling(true);
+        op.open(OpenCx {
+            subtask: 0,
+            parallelism: 1,
+            checkpoints: true,
+        });
+        for (k, n) in [('a', 2), ('b', 1)] {
+            op.on_record((k, n), NO_TIMESTAMP, &mut out);
+        }
+        let _ = snapshot(&mut op, 1);
+        op.on_event(Event::End, &mut out);
+        let last = snapshot(&mut op, 0);
+        assert_eq!(last.keyed[0].entries.len(), 2);
+        assert!(last.keyed[0].entries.iter().all(|e| e.2.is_none()), "tombstones");
     }
 
     #[test]
     fn an_unbounded_aggregate_emits_every_update_and_a_bounded_one_only_the_end() {
         let mut out = Collect::new();
         let mut op = rolling(false);
-        for (k, n) in [("a", 2), ("b", 1), ("a", 3)] {
+        for (k, n) in [('a', 2), ('b', 1), ('a', 3)] {
             op.on_record((k, n), NO_TIMESTAMP, &mut out);
         }
         op.on_event(Event::End, &mut out);
         let got: Vec<_> = out.0.iter().map(|r| r.0).collect();
-        assert_eq!(got, vec![("a", 2), ("b", 1), ("a", 5)]);
+        assert_eq!(got, vec![('a', 2), ('b', 1), ('a', 5)]);
 
         let mut out = Collect::new();
         let mut op = rolling(true);
-        for (k, n) in [("a", 2), ("b", 1), ("a", 3)] {
+        for (k, n) in [('a', 2), ('b', 1), ('a', 3)] {
             op.on_record((k, n), NO_TIMESTAMP, &mut out);
         }
         assert!(out.0.is_empty(), "nothing before the end");
         op.on_event(Event::End, &mut out);
         let mut got: Vec<_> = out.0.iter().map(|r| r.0).collect();
         got.sort();
-        assert_eq!(got, vec![("a", 5), ("b", 1)]);
+        assert_eq!(got, vec![('a', 5), ('b', 1)]);
         assert_eq!(out.1, vec![Event::End]);
     }
 

@@ -24,5 +24,7 @@ pub mod window;
 #[cfg(test)]
 mod barrier_tests;
 
+pub use crate::runtime::snapshot::{StateKey, StateValue};
+
 /// A keyed table with flow's fast, stable hasher.
 pub(crate) type Table<K, V> = hashbrown::HashMap<K, V, rustc_hash::FxBuildHasher>;

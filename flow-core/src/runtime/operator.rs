@@ -72,6 +72,8 @@ pub struct OpenCx {
     pub subtask: usize,
     /// The number of subtasks of the stage.
     pub parallelism: usize,
+    /// Whether the job persists checkpoints: stateful operators then track what changed.
+    pub checkpoints: bool,
 }
 
 /// One fused operator of a chain, consuming records of type `In`.

@@ -19,6 +19,27 @@ use serde::Serialize;
 use std::hash::Hash;
 use std::sync::Arc;
 
+/// A key of keyed state: hashable for its key group and encodable (serde) for checkpoints.
+/// Implemented for every such type; derive `serde::Serialize` and `serde::Deserialize` for
+/// your own keys.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot key checkpointable state",
+    label = "a key must be `Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static`",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for it; for a `&'static str` key use `String` or `flow_core::text::Word`"
+)]
+pub trait StateKey: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static {}
+impl<T: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static> StateKey for T {}
+
+/// A value of keyed state (an accumulator, a window's contents): encodable (serde) for
+/// checkpoints. Implemented for every such type.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be kept in checkpointable state",
+    label = "state must be `Clone + Send + Serialize + DeserializeOwned + 'static`",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for it; `&'static str` fields cannot be restored: use `String` or `flow_core::text::Word`"
+)]
+pub trait StateValue: Clone + Send + Serialize + DeserializeOwned + 'static {}
+impl<T: Clone + Send + Serialize + DeserializeOwned + 'static> StateValue for T {}
+
 /// The codec of state entries; recorded with each state so that a restore by a build that
 /// encodes differently fails with a clear error instead of misreading bytes.
 pub(crate) const CODEC: &str = "postcard-1";
@@ -40,6 +61,56 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &dyn Fn() -> Strin
             std::any::type_name::<T>()
         ))
     })
+}
+
+/// Encodes and decodes values of type `T` with the state codec; built only where `T` has
+/// serde's traits, so operators whose types lack them still compile and say, when a job
+/// asks for checkpoints, that their state cannot be checkpointed.
+pub(crate) struct Codec<T> {
+    /// Appends the encoding of a value.
+    pub(crate) enc: fn(&T, &mut Vec<u8>) -> Result<()>,
+    /// Decodes a value from the front of the bytes; returns it with the rest.
+    pub(crate) dec: for<'a> fn(&'a [u8]) -> Result<(T, &'a [u8])>,
+}
+
+impl<T> Clone for Codec<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Codec<T> {}
+
+impl<T: Serialize + DeserializeOwned> Codec<T> {
+    /// The serde (postcard) codec of `T`.
+    pub(crate) fn serde() -> Self {
+        Codec {
+            enc: |v, out| encode(v, out),
+            dec: |b| {
+                postcard::take_from_bytes(b).map_err(|e| {
+                    Error::Checkpoint(format!(
+                        "cannot decode a {}: {e}",
+                        std::any::type_name::<T>()
+                    ))
+                })
+            },
+        }
+    }
+}
+
+impl<T> Codec<T> {
+    /// Decodes a value that fills `bytes` exactly.
+    pub(crate) fn decode_all(&self, bytes: &[u8], what: &dyn Fn() -> String) -> Result<T> {
+        let (v, rest) = (self.dec)(bytes).map_err(|e| Error::Checkpoint(format!("{}: {e}", what())))?;
+        if !rest.is_empty() {
+            return Err(Error::Checkpoint(format!(
+                "{}: {} bytes left after a {}",
+                what(),
+                rest.len(),
+                std::any::type_name::<T>()
+            )));
+        }
+        Ok(v)
+    }
 }
 
 /// The changed entries of one keyed state of one subtask, sorted by (key group, key).
@@ -226,6 +297,19 @@ impl KeyedWriter<'_> {
         Ok(())
     }
 
+    /// Records an entry already encoded, under the key group of `group_key`.
+    pub(crate) fn put_encoded<G: Hash + ?Sized>(
+        &mut self,
+        group_key: &G,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+    ) {
+        let kg = self.key_group(group_key);
+        if let Some(d) = self.delta.as_mut() {
+            d.entries.push((kg, key, value));
+        }
+    }
+
     /// Sorts the entries and adds them to the part (nothing, for an incremental state that
     /// did not change).
     pub(crate) fn finish(mut self) {
@@ -285,6 +369,28 @@ impl RestoreCx<'_> {
             f(k, v);
         }
         Ok(())
+    }
+
+    /// Calls `f` with every entry, still encoded, of keyed state `name` in this subtask's key
+    /// groups.
+    pub(crate) fn keyed_raw(
+        &self,
+        name: &str,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let uid = self.uid();
+        if !self.view.states().any(|(u, n)| u == uid && n == name) {
+            return Ok(());
+        }
+        for e in self.view.entries(uid, name, self.at.key_groups())? {
+            f(e.key, e.value)?;
+        }
+        Ok(())
+    }
+
+    /// Describes state `name` of this operator, for error messages.
+    pub(crate) fn describe(&self, name: &str) -> String {
+        format!("state `{name}` of operator `{}`", self.uid())
     }
 
     /// The values of operator state `name` that every subtask of the checkpointed job wrote

@@ -290,6 +290,10 @@ where
 {
     type Out = P::Out;
 
+    fn state(&self) -> crate::runtime::snapshot::StateSupport {
+        crate::runtime::snapshot::StateSupport::Unsupported("keyed and broadcast state of a broadcast process function")
+    }
+
     fn on_record<D: Downstream<P::Out>>(
         &mut self,
         item: Either<(K, T), B>,
@@ -519,6 +523,10 @@ where
     P: BroadcastProcessFunction<T, B>,
 {
     type Out = P::Out;
+
+    fn state(&self) -> crate::runtime::snapshot::StateSupport {
+        crate::runtime::snapshot::StateSupport::Unsupported("the broadcast state of a broadcast process function")
+    }
 
     fn on_record<D: Downstream<P::Out>>(
         &mut self,

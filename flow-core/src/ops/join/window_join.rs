@@ -2,7 +2,9 @@
 //! window, paired (Flink's window join).
 use super::connect::Either;
 use crate::api::stream::{KeyedStream, Stream};
+use crate::ops::window::functions::ProcessWindow;
 use crate::ops::window::{WindowInfo, WindowSpec, WindowedStream};
+use crate::runtime::panic::OpName;
 use crate::runtime::operator::Chain;
 use std::hash::Hash;
 
@@ -52,8 +54,8 @@ where
         let connected = self.connect(other);
         let windowed = WindowedStream::from_exchange(connected.ex, spec.into());
         let mut f = f;
-        windowed.process(
-            move |k: &K, _info: &WindowInfo, items: Vec<Either<C::Out, C2::Out>>| {
+        let name = OpName::new("window_join", std::panic::Location::caller());
+        let join = move |k: &K, _info: &WindowInfo, items: Vec<Either<C::Out, C2::Out>>| {
                 let (mut lefts, mut rights) = (Vec::new(), Vec::new());
                 for x in items {
                     match x {
@@ -68,7 +70,8 @@ where
                     }
                 }
                 out
-            },
-        )
+        };
+        // Window-join buffers are not checkpointed yet (no codec).
+        windowed.apply("window_join", ProcessWindow { f: join, name }, None)
     }
 }

@@ -296,6 +296,10 @@ where
 {
     type Out = P::Out;
 
+    fn state(&self) -> crate::runtime::snapshot::StateSupport {
+        crate::runtime::snapshot::StateSupport::Unsupported("keyed state and timers of a process function")
+    }
+
     #[inline]
     fn on_record<D: Downstream<P::Out>>(
         &mut self,

@@ -299,6 +299,10 @@ where
 {
     type Out = F::Out;
 
+    fn state(&self) -> crate::runtime::snapshot::StateSupport {
+        crate::runtime::snapshot::StateSupport::Unsupported("global-window contents and trigger state")
+    }
+
     #[inline]
     fn on_record<D: Downstream<F::Out>>(
         &mut self,

@@ -14,6 +14,7 @@ use crate::ops::Table;
 use crate::record::{Event, Timestamp, NO_TIMESTAMP};
 use crate::runtime::metrics::StageMetrics;
 use crate::runtime::operator::{Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then};
+use crate::runtime::snapshot::{encode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport};
 use hashbrown::hash_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 use std::hash::Hash;
@@ -59,7 +60,12 @@ pub struct WindowOp<K, T, F: WindowFn<K, T>> {
     /// Keys in the last window that fired: new windows' tables start at that size instead
     /// of growing through every power of two.
     typical_keys: usize,
+    /// Encodes keys and window state for checkpoints; `None`: not checkpointable.
+    codec: Option<WindowCodec<K, F::State>>,
 }
+
+/// The codecs of a window operator's keys and window state.
+pub(crate) type WindowCodec<K, S> = (Codec<K>, Codec<S>);
 
 impl<K, T, F: WindowFn<K, T>> WindowOp<K, T, F> {
     pub(crate) fn new(
@@ -85,7 +91,14 @@ impl<K, T, F: WindowFn<K, T>> WindowOp<K, T, F> {
             scratch: Vec::new(),
             out: Vec::new(),
             typical_keys: 0,
+            codec: None,
         }
+    }
+
+    /// Makes the operator's state checkpointable with `codec`.
+    pub(crate) fn with_codec(mut self, codec: Option<WindowCodec<K, F::State>>) -> Self {
+        self.codec = codec;
+        self
     }
 }
 
@@ -99,6 +112,7 @@ impl<K, T, F: WindowFn<K, T>> Clone for WindowOp<K, T, F> {
             self.late.clone(),
             self.side.clone(),
         )
+        .with_codec(self.codec)
     }
 }
 
@@ -419,6 +433,9 @@ where
     }
 }
 
+/// A session as checkpoints store it: start, end, fired, contents (for the type check).
+type StoredSession<S> = (Timestamp, Timestamp, bool, S);
+
 impl<K, T, F> Operator<(K, T)> for WindowOp<K, T, F>
 where
     K: Hash + Eq + Clone + Send + 'static,
@@ -479,6 +496,140 @@ where
         self.side.open(cx)
     }
 
+    fn state(&self) -> StateSupport {
+        let watermark = StateDecl::operator::<Timestamp>(WATERMARK);
+        match (self.spec, &self.codec) {
+            (_, None) => StateSupport::Unsupported("window contents without a codec"),
+            (WindowSpec::Count(_), _) => {
+                StateSupport::Unsupported("the contents of count windows")
+            }
+            (WindowSpec::Session(_), _) => StateSupport::Persisted(vec![
+                StateDecl::keyed::<K, Vec<StoredSession<F::State>>>(SESSIONS),
+                watermark,
+            ]),
+            _ => StateSupport::Persisted(vec![
+                StateDecl::keyed::<(K, Window), (bool, F::State)>(WINDOWS),
+                watermark,
+            ]),
+        }
+    }
+
+    /// Window contents are written whole at every checkpoint (open windows are what a
+    /// window operator holds, and most of them changed since the last checkpoint); the
+    /// segments of the previous checkpoint's contents are dropped.
+    ///
+    /// Encoding: a time window's entry has the key then the window's start and end as its
+    /// key, and a fired flag then the state as its value; a session entry has the key as its
+    /// key and the count of sessions then each session's start, end, fired flag and state.
+    fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> crate::Result<()> {
+        let Some((kc, sc)) = self.codec else {
+            return Ok(());
+        };
+        cx.operator_state(WATERMARK, &self.watermark)?;
+        match self.spec {
+            WindowSpec::Count(_) => {}
+            WindowSpec::Session(_) => {
+                let mut w = cx.keyed(SESSIONS, true);
+                for (k, sessions) in &self.sessions {
+                    let mut key = Vec::new();
+                    (kc.enc)(k, &mut key)?;
+                    let mut v = Vec::new();
+                    encode(&(sessions.len() as u64), &mut v)?;
+                    for s in sessions {
+                        encode(&(s.window.start, s.window.end, s.fired), &mut v)?;
+                        (sc.enc)(&s.state, &mut v)?;
+                    }
+                    w.put_encoded(k, key, Some(v));
+                }
+                w.finish();
+            }
+            _ => {
+                let mut w = cx.keyed(WINDOWS, true);
+                for (win, tw) in &self.time {
+                    for (k, s) in &tw.table {
+                        let mut key = Vec::new();
+                        (kc.enc)(k, &mut key)?;
+                        encode(&(win.start, win.end), &mut key)?;
+                        let mut v = vec![tw.fired as u8];
+                        (sc.enc)(s, &mut v)?;
+                        w.put_encoded(k, key, Some(v));
+                    }
+                }
+                w.finish();
+            }
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, cx: &RestoreCx<'_>) -> crate::Result<()> {
+        let Some((kc, sc)) = self.codec else {
+            return Ok(());
+        };
+        // Of the subtasks of the checkpointed job, the least advanced watermark: no window
+        // that any of them still held is past it.
+        if let Some(w) = cx.operator_state::<Timestamp>(WATERMARK)?.into_iter().min() {
+            self.watermark = self.watermark.max(w);
+        }
+        let bad = |name: &str, e: crate::Error| {
+            crate::Error::Checkpoint(format!("{}: {e}", cx.describe(name)))
+        };
+        match self.spec {
+            WindowSpec::Count(_) => {}
+            WindowSpec::Session(_) => {
+                let mut restored = Vec::new();
+                cx.keyed_raw(SESSIONS, |key, value| {
+                    let k = kc.decode_all(key, &|| cx.describe(SESSIONS))?;
+                    let (n, mut rest): (u64, _) =
+                        postcard::take_from_bytes(value).map_err(|e| bad(SESSIONS, crate::Error::Checkpoint(e.to_string())))?;
+                    let mut v = Vec::new();
+                    for _ in 0..n {
+                        let ((start, end, fired), r): ((Timestamp, Timestamp, bool), _) =
+                            postcard::take_from_bytes(rest).map_err(|e| bad(SESSIONS, crate::Error::Checkpoint(e.to_string())))?;
+                        let (state, r) = (sc.dec)(r).map_err(|e| bad(SESSIONS, e))?;
+                        v.push((Window { start, end }, fired, state));
+                        rest = r;
+                    }
+                    restored.push((k, v));
+                    Ok(())
+                })?;
+                for (k, v) in restored {
+                    for (window, fired, state) in v {
+                        let max = window.max_timestamp();
+                        self.session_checks.entry(max).or_default().push(k.clone());
+                        if self.lateness > 0 {
+                            let purge = max.saturating_add(self.lateness);
+                            self.session_checks.entry(purge).or_default().push(k.clone());
+                        }
+                        self.sessions.entry(k.clone()).or_default().push(Session {
+                            window,
+                            state,
+                            fired,
+                        });
+                    }
+                }
+            }
+            _ => {
+                let time = &mut self.time;
+                cx.keyed_raw(WINDOWS, |key, value| {
+                    let (k, rest) = (kc.dec)(key).map_err(|e| bad(WINDOWS, e))?;
+                    let ((start, end), _): ((Timestamp, Timestamp), _) = postcard::take_from_bytes(rest)
+                        .map_err(|e| bad(WINDOWS, crate::Error::Checkpoint(e.to_string())))?;
+                    let (&fired, v) = value
+                        .split_first()
+                        .ok_or_else(|| bad(WINDOWS, crate::Error::Checkpoint("empty value".into())))?;
+                    let s = sc.decode_all(v, &|| cx.describe(WINDOWS))?;
+                    let slot = time.entry(Window { start, end }).or_insert_with(|| TimeWindow {
+                        table: Table::default(),
+                        fired: fired != 0,
+                    });
+                    slot.table.insert(k, s);
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
         if self.spec.is_processing_time() {
             if let Some(end) = self.time.keys().map(|w| w.end).min() {
@@ -489,6 +640,11 @@ where
         Ok(self.late.drain(cx)? & self.side.drain(cx)?)
     }
 }
+
+/// Names of the window operator's states in checkpoints.
+const WATERMARK: &str = "watermark";
+const WINDOWS: &str = "windows";
+const SESSIONS: &str = "sessions";
 
 /// The chain of a windowed stage: the exchange's `(key, record)` pairs into the window operator.
 pub type WindowChain<K, T, F> = Then<Identity<(K, T)>, WindowOp<K, T, F>>;

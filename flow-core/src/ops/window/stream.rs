@@ -26,6 +26,9 @@ use super::functions::{
     WindowContext, WindowFn,
 };
 use super::operator::{WindowChain, WindowOp};
+use crate::ops::{StateKey, StateValue};
+use crate::runtime::snapshot::Codec;
+use super::operator::WindowCodec;
 use crate::api::exchange::{exchange_by_key, exchange_to_one, side_stream};
 use crate::api::stream::{KeyedStream, Stream};
 use crate::graph::OpInfo;
@@ -206,11 +209,13 @@ where
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
-    pub fn aggregate<A: Aggregate<T>>(
-        self,
-        agg: A,
-    ) -> Stream<WindowChain<K, T, AggregateWindow<A>>> {
-        self.apply("aggregate", AggregateWindow(agg))
+    pub fn aggregate<A>(self, agg: A) -> Stream<WindowChain<K, T, AggregateWindow<A>>>
+    where
+        K: StateKey,
+        A: Aggregate<T>,
+        A::Acc: StateValue,
+    {
+        self.apply_persisted("aggregate", AggregateWindow(agg))
     }
 
     /// Counts each window's records.
@@ -234,8 +239,11 @@ where
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
-    pub fn count(self) -> Stream<WindowChain<K, T, AggregateWindow<Count>>> {
-        self.apply("count", AggregateWindow(Count))
+    pub fn count(self) -> Stream<WindowChain<K, T, AggregateWindow<Count>>>
+    where
+        K: StateKey,
+    {
+        self.apply_persisted("count", AggregateWindow(Count))
     }
 
     /// Sums `f(record)` over each window.
@@ -262,10 +270,11 @@ where
     pub fn sum<S, F>(self, f: F) -> Stream<WindowChain<K, T, AggregateWindow<Sum<F>>>>
     where
         F: FnMut(&T) -> S + Clone + Send + 'static,
-        S: std::ops::AddAssign + Clone + Send + 'static,
+        S: std::ops::AddAssign + StateValue,
+        K: StateKey,
     {
         let name = OpName::new("sum", Location::caller());
-        self.apply("sum", AggregateWindow(Sum(Named { f, name })))
+        self.apply_persisted("sum", AggregateWindow(Sum(Named { f, name })))
     }
 
     /// The largest `f(record)` of each window.
@@ -288,10 +297,11 @@ where
     pub fn max<V, F>(self, f: F) -> Stream<WindowChain<K, T, AggregateWindow<Extreme<F, true>>>>
     where
         F: FnMut(&T) -> V + Clone + Send + 'static,
-        V: PartialOrd + Clone + Send + 'static,
+        V: PartialOrd + StateValue,
+        K: StateKey,
     {
         let name = OpName::new("max", Location::caller());
-        self.apply(
+        self.apply_persisted(
             "max",
             AggregateWindow(Extreme::<F, true>(Named { f, name })),
         )
@@ -317,10 +327,11 @@ where
     pub fn min<V, F>(self, f: F) -> Stream<WindowChain<K, T, AggregateWindow<Extreme<F, false>>>>
     where
         F: FnMut(&T) -> V + Clone + Send + 'static,
-        V: PartialOrd + Clone + Send + 'static,
+        V: PartialOrd + StateValue,
+        K: StateKey,
     {
         let name = OpName::new("min", Location::caller());
-        self.apply(
+        self.apply_persisted(
             "min",
             AggregateWindow(Extreme::<F, false>(Named { f, name })),
         )
@@ -351,9 +362,11 @@ where
     where
         F: FnMut(&T) -> V + Clone + Send + 'static,
         V: PartialOrd,
+        T: StateValue,
+        K: StateKey,
     {
         let name = OpName::new("min_by", Location::caller());
-        self.apply(
+        self.apply_persisted(
             "min_by",
             AggregateWindow(ExtremeBy::<F, false>(Named { f, name })),
         )
@@ -384,9 +397,11 @@ where
     where
         F: FnMut(&T) -> V + Clone + Send + 'static,
         V: PartialOrd,
+        T: StateValue,
+        K: StateKey,
     {
         let name = OpName::new("max_by", Location::caller());
-        self.apply(
+        self.apply_persisted(
             "max_by",
             AggregateWindow(ExtremeBy::<F, true>(Named { f, name })),
         )
@@ -414,9 +429,11 @@ where
     pub fn reduce<F>(self, f: F) -> Stream<WindowChain<K, T, AggregateWindow<Reduce<F>>>>
     where
         F: FnMut(T, T) -> T + Clone + Send + 'static,
+        T: StateValue,
+        K: StateKey,
     {
         let name = OpName::new("reduce", Location::caller());
-        self.apply("reduce", AggregateWindow(Reduce(Named { f, name })))
+        self.apply_persisted("reduce", AggregateWindow(Reduce(Named { f, name })))
     }
 
     /// Hands all records of a firing window, with its bounds and the watermark, to `f`
@@ -449,9 +466,11 @@ where
         F: FnMut(&K, &WindowInfo, Vec<T>) -> I + Clone + Send + 'static,
         I: IntoIterator,
         I::Item: Send + 'static,
+        T: StateValue,
+        K: StateKey,
     {
         let name = OpName::new("process", Location::caller());
-        self.apply("process", ProcessWindow { f, name })
+        self.apply_persisted("process", ProcessWindow { f, name })
     }
 
     /// All records of a window handed to `f` with a [`WindowContext`], through which it emits
@@ -500,9 +519,11 @@ where
             + Send
             + 'static,
         O: Send + 'static,
+        T: StateValue,
+        K: StateKey,
     {
         let name = OpName::new("process", Location::caller());
-        self.apply(
+        self.apply_persisted(
             "process",
             ProcessWindowWithContext {
                 f,
@@ -541,15 +562,35 @@ where
     ) -> Stream<WindowChain<K, T, AggregateProcessWindow<A, F>>>
     where
         A: Aggregate<T>,
+        A::Acc: StateValue,
+        K: StateKey,
         F: FnMut(&K, &WindowInfo, A::Out) -> R + Clone + Send + 'static,
         R: Send + 'static,
     {
         let name = OpName::new("process", Location::caller());
-        self.apply("aggregate_process", AggregateProcessWindow { agg, f, name })
+        self.apply_persisted("aggregate_process", AggregateProcessWindow { agg, f, name })
     }
 
+    /// [`Self::apply`] with the serde codecs of the key and the window state.
     #[track_caller]
-    fn apply<F: WindowFn<K, T>>(self, kind: &str, func: F) -> Stream<WindowChain<K, T, F>> {
+    fn apply_persisted<F>(self, kind: &str, func: F) -> Stream<WindowChain<K, T, F>>
+    where
+        K: StateKey,
+        F: WindowFn<K, T>,
+        F::State: StateValue,
+    {
+        self.apply(kind, func, Some((Codec::serde(), Codec::serde())))
+    }
+
+    /// Applies window function `func`; `codec` encodes keys and window state for checkpoints
+    /// (without it, a job with checkpoints refuses to start).
+    #[track_caller]
+    pub(crate) fn apply<F: WindowFn<K, T>>(
+        self,
+        kind: &str,
+        func: F,
+        codec: Option<WindowCodec<K, F::State>>,
+    ) -> Stream<WindowChain<K, T, F>> {
         let name = OpName::new(kind, Location::caller());
         let WindowedStream {
             ex,
@@ -570,7 +611,7 @@ where
         let side = TaggedOutputs::for_next_operator(&ex);
         ex.then(
             OpInfo::with_detail(&name, detail),
-            WindowOp::new(spec, func, lateness, metrics, late, side),
+            WindowOp::new(spec, func, lateness, metrics, late, side).with_codec(codec),
         )
     }
 }

@@ -1196,6 +1196,10 @@ where
 {
     type Out = F::Out;
 
+    fn state(&self) -> crate::runtime::snapshot::StateSupport {
+        crate::runtime::snapshot::StateSupport::Unsupported("window contents and trigger state")
+    }
+
     fn on_record<D: Downstream<F::Out>>(
         &mut self,
         (key, item): (K, T),
