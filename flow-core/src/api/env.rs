@@ -256,7 +256,7 @@ impl Env {
         }
         let mut stages = stages;
         let mut bodies = bodies;
-        let checkpointing = super::recovery::start(&config, &mut stages)?;
+        let checkpointing = super::recovery::start(&config, &mut stages, bodies.len())?;
         let coordinator = match &checkpointing {
             None => coordinator,
             Some(c) => {

@@ -25,7 +25,11 @@ fn types_name(uid: &str, name: &str) -> String {
 }
 
 /// Starts checkpointing for a job of `stages`, if `config` has a checkpoint directory.
-pub(crate) fn start(config: &Config, stages: &mut [StageInfo]) -> Result<Option<Checkpointing>> {
+pub(crate) fn start(
+    config: &Config,
+    stages: &mut [StageInfo],
+    tasks: usize,
+) -> Result<Option<Checkpointing>> {
     let Some(dir) = &config.checkpoint_dir else {
         return Ok(None);
     };
@@ -136,6 +140,7 @@ pub(crate) fn start(config: &Config, stages: &mut [StageInfo]) -> Result<Option<
             base: view.as_ref().map(|v| v.checkpoint_id()),
             job_meta,
             carried,
+            tasks,
         },
         publishers,
     )?;

@@ -85,6 +85,9 @@ pub(crate) struct WriterOptions {
     pub(crate) job_meta: Vec<(String, Vec<u8>)>,
     /// Metadata of the restored checkpoint, carried on until replaced.
     pub(crate) carried: Vec<(String, Vec<u8>)>,
+    /// The job's subtasks: a checkpoint is written once each has sent its part (or its final
+    /// part, if it finished before the barrier reached it).
+    pub(crate) tasks: usize,
 }
 
 /// The running writer.
@@ -110,6 +113,9 @@ impl Writer {
             job_meta: options.job_meta,
             parts: BTreeMap::new(),
             finals: Vec::new(),
+            finished: 0,
+            tasks: options.tasks,
+            ready: BTreeMap::new(),
             sinks,
             retained: options.retained.max(1),
             tolerable: options.tolerable_failures,
@@ -155,6 +161,13 @@ struct WriterState {
     parts: BTreeMap<u64, Vec<Part>>,
     /// Final parts not yet written, with the last barrier their subtask saw.
     finals: Vec<(u64, Part)>,
+    /// Subtasks whose final part is written.
+    finished: usize,
+    tasks: usize,
+    /// Checkpoints every sink acknowledged, with when they were requested, waiting for the
+    /// parts of subtasks that are still sending them (a subtask that ended may tell its
+    /// consumers before its final part reaches the writer).
+    ready: BTreeMap<u64, Instant>,
     sinks: Vec<SinkPublisher>,
     retained: usize,
     tolerable: u32,
@@ -168,16 +181,36 @@ impl WriterState {
             match msg {
                 ToWriter::Part { id, part } => self.parts.entry(id).or_default().push(part),
                 ToWriter::Final { after, part } => self.finals.push((after, part)),
-                ToWriter::Complete { id, requested } => self.checkpoint(id, requested),
+                ToWriter::Complete { id, requested } => {
+                    self.ready.insert(id, requested);
+                }
                 ToWriter::Shutdown { last } => {
+                    // Every subtask has ended: all parts are in.
+                    self.commit_ready();
                     if let Some(id) = last {
-                        if self.shared.failed.lock().is_none() {
-                            self.checkpoint(id, Instant::now());
+                        if self.shared.failed.lock().is_none() && self.ready.is_empty() {
+                            self.ready.insert(id, Instant::now());
+                            self.commit_ready();
                         }
                     }
                     return;
                 }
             }
+            self.commit_ready();
+        }
+    }
+
+    /// Commits the acknowledged checkpoints, in order, whose parts are all in.
+    fn commit_ready(&mut self) {
+        while let Some((&id, &requested)) = self.ready.first_key_value() {
+            let have = self.parts.get(&id).map_or(0, Vec::len)
+                + self.finished
+                + self.finals.iter().filter(|(after, _)| *after < id).count();
+            if have < self.tasks {
+                return;
+            }
+            self.ready.remove(&id);
+            self.checkpoint(id, requested);
         }
     }
 
@@ -199,6 +232,7 @@ impl WriterState {
         let (due, later): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.finals).into_iter().partition(|(after, _)| *after < id);
         self.finals = later;
+        self.finished += due.len();
         parts.extend(due.into_iter().map(|(_, p)| p));
         let freeze = Instant::now();
         match self.write(id, &parts) {

@@ -133,11 +133,6 @@ pub(crate) struct Part {
     pub(crate) meta: Vec<(String, Vec<u8>)>,
 }
 
-impl Part {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.keyed.is_empty() && self.meta.is_empty()
-    }
-}
 
 /// How an operator keeps state, as declared by [`crate::runtime::operator::Operator`].
 #[derive(Clone, Debug, PartialEq, Eq)]

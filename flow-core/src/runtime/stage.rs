@@ -193,13 +193,12 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
             }
             if self.ended {
                 if let Some(tx) = cx.checkpoints().writer() {
+                    // Sent even when empty: the writer counts every subtask's part.
                     let part = self.part(0)?;
-                    if !part.is_empty() {
-                        let _ = tx.send(ToWriter::Final {
-                            after: self.seen,
-                            part,
-                        });
-                    }
+                    let _ = tx.send(ToWriter::Final {
+                        after: self.seen,
+                        part,
+                    });
                 }
                 if let Some(sink) = self.sink {
                     cx.checkpoints().finished(sink);
