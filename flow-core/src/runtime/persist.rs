@@ -278,9 +278,17 @@ impl WriterState {
     }
 
     /// Writes and commits checkpoint `id`; returns the bytes written.
+    ///
+    /// Compaction: a state whose chain of incremental segments has reached
+    /// [`MAX_CHAIN`] segments is written whole instead (the base's live entries merged with
+    /// this checkpoint's changes, tombstones dropped), so restores never merge more than
+    /// `MAX_CHAIN` segments per state and dead entries do not pile up. This runs here, on the
+    /// writer thread, never on the processing threads.
     fn write(&mut self, id: u64, parts: &[Part]) -> Result<u64> {
         let mut deltas: Vec<_> = parts.iter().flat_map(|p| &p.keyed).collect();
-        deltas.sort_by(|a, b| (&a.uid, &a.name, a.range.start).cmp(&(&b.uid, &b.name, b.range.start)));
+        deltas.sort_by(|a, b| {
+            (&a.uid, &a.name, a.range.start).cmp(&(&b.uid, &b.name, b.range.start))
+        });
         for p in parts {
             for (n, b) in &p.meta {
                 // Sink pre-commits belong to this checkpoint only; they are published once.
@@ -289,15 +297,71 @@ impl WriterState {
                 }
             }
         }
+        // States to compact: incremental, with a long chain in the base.
+        let base_view = match self.last {
+            Some(base) if deltas.iter().any(|d| !d.full) => Some(self.store.restore_view(base)?),
+            _ => None,
+        };
+        let mut compact: Vec<(&str, &str)> = Vec::new();
+        if let Some(v) = &base_view {
+            for d in &deltas {
+                let key = (d.uid.as_str(), d.name.as_str());
+                if !d.full && !compact.contains(&key) && v.segment_count(key.0, key.1) >= MAX_CHAIN {
+                    compact.push(key);
+                }
+            }
+        }
         let mut cw = self.store.begin_on(id, self.last)?;
         let mut dropped: Vec<(&str, &str)> = Vec::new();
         for d in &deltas {
-            if d.full && !dropped.contains(&(d.uid.as_str(), d.name.as_str())) {
+            let key = (d.uid.as_str(), d.name.as_str());
+            if (d.full || compact.contains(&key)) && !dropped.contains(&key) {
                 cw.drop_state(&d.uid, &d.name);
-                dropped.push((&d.uid, &d.name));
+                dropped.push(key);
             }
         }
+        for &(uid, name) in &compact {
+            let Some(v) = &base_view else { break };
+            let all = flow_state::KeyGroupRange {
+                start: 0,
+                end: u32::MAX,
+            };
+            let mut old = v.entries(uid, name, all)?.peekable();
+            let mut new = deltas
+                .iter()
+                .filter(|d| d.uid == uid && d.name == name)
+                .flat_map(|d| d.entries.iter())
+                .peekable();
+            let mut w = cw.state(uid, name);
+            loop {
+                let take_new = match (old.peek(), new.peek()) {
+                    (None, None) => break,
+                    (Some(_), None) => false,
+                    (None, Some(_)) => true,
+                    (Some(o), Some(n)) => (n.0, n.1.as_slice()) <= (o.key_group, o.key),
+                };
+                if take_new {
+                    if let Some((kg, k, v)) = new.next() {
+                        // The change replaces the base's entry of the same key, if any.
+                        if let Some(o) = old.peek() {
+                            if (o.key_group, o.key) == (*kg, k.as_slice()) {
+                                old.next();
+                            }
+                        }
+                        if let Some(v) = v {
+                            w.put(*kg, k, Some(v))?;
+                        }
+                    }
+                } else if let Some(o) = old.next() {
+                    w.put(o.key_group, o.key, Some(o.value))?;
+                }
+            }
+            w.finish()?;
+        }
         for d in deltas {
+            if compact.contains(&(d.uid.as_str(), d.name.as_str())) {
+                continue;
+            }
             let mut w = cw.state(&d.uid, &d.name);
             for (kg, k, v) in &d.entries {
                 w.put(*kg, k, v.as_deref())?;
@@ -335,6 +399,10 @@ impl WriterState {
         Ok(())
     }
 }
+
+/// The longest chain of incremental segments a state may have before a checkpoint writes it
+/// whole (compaction).
+pub(crate) const MAX_CHAIN: usize = 8;
 
 /// How long the coordinator's clock waits at most between checks of the writer.
 pub(crate) const POLL: Duration = Duration::from_millis(50);
