@@ -209,3 +209,22 @@ proptest! {
         prop_assert_eq!(read_part_files(&dir.path().join("out")).unwrap(), want);
     }
 }
+
+#[test]
+fn a_savepoint_restores_into_another_checkpoint_directory() {
+    let n = 50_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Env::new(config(dir.path(), 2).savepoint_dir(dir.path().join("savepoints")));
+    build(&mut env, n, dir.path(), None);
+    let summary = env.execute().unwrap();
+    let savepoint = summary.savepoint.clone().expect("a savepoint at the end");
+    assert!(savepoint.starts_with(dir.path().join("savepoints")));
+    std::fs::remove_dir_all(dir.path().join("checkpoints")).unwrap();
+    // The restored job is finished: it publishes nothing twice.
+    let mut env = Env::new(
+        config(dir.path(), 3).restore(Restore::Path(savepoint)),
+    );
+    build(&mut env, n, dir.path(), None);
+    env.execute().unwrap();
+    assert_eq!(read_part_files(&dir.path().join("windows")).unwrap(), reference(n));
+}

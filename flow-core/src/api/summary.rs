@@ -48,6 +48,8 @@ pub struct JobSummary {
     pub checkpoints: Vec<crate::runtime::checkpoint::CheckpointStats>,
     /// The longest any subtask paused its processing to freeze its part of a checkpoint.
     pub snapshot_pause: Duration,
+    /// The savepoint the job wrote when it ended ([`crate::Config::savepoint_dir`]).
+    pub savepoint: Option<std::path::PathBuf>,
     /// The job's user metrics when it ended, in the order they were created.
     pub metrics: Vec<(String, crate::runtime::user_metrics::MetricValue)>,
 }
@@ -60,6 +62,7 @@ impl JobSummary {
             elapsed,
             planned_only: false,
             checkpoints: Vec::new(),
+            savepoint: None,
             snapshot_pause: Duration::from_nanos(
                 stages
                     .iter()
@@ -225,6 +228,9 @@ impl std::fmt::Display for JobSummary {
                 bytes as f64 / 1e6,
                 self.snapshot_pause.as_secs_f64() * 1e3
             )?;
+        }
+        if let Some(p) = &self.savepoint {
+            writeln!(f, "  savepoint written to {}", p.display())?;
         }
         let late = self.records_late();
         if late > 0 {

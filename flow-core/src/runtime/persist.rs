@@ -71,6 +71,8 @@ pub(crate) struct WriterShared {
     pub(crate) completed: Mutex<Vec<CheckpointStats>>,
     /// An error that fails the job (too many failed checkpoints, a failed publish).
     pub(crate) failed: Mutex<Option<Error>>,
+    /// The savepoint written at the end of the job.
+    pub(crate) savepoint: Mutex<Option<std::path::PathBuf>>,
 }
 
 /// How the writer runs.
@@ -88,6 +90,8 @@ pub(crate) struct WriterOptions {
     /// The job's subtasks: a checkpoint is written once each has sent its part (or its final
     /// part, if it finished before the barrier reached it).
     pub(crate) tasks: usize,
+    /// Where the job's last checkpoint is also written as a savepoint.
+    pub(crate) savepoint_dir: Option<std::path::PathBuf>,
 }
 
 /// The running writer.
@@ -116,6 +120,7 @@ impl Writer {
             finished: 0,
             tasks: options.tasks,
             ready: BTreeMap::new(),
+            savepoint_dir: options.savepoint_dir,
             sinks,
             retained: options.retained.max(1),
             tolerable: options.tolerable_failures,
@@ -168,6 +173,7 @@ struct WriterState {
     /// parts of subtasks that are still sending them (a subtask that ended may tell its
     /// consumers before its final part reaches the writer).
     ready: BTreeMap<u64, Instant>,
+    savepoint_dir: Option<std::path::PathBuf>,
     sinks: Vec<SinkPublisher>,
     retained: usize,
     tolerable: u32,
@@ -191,12 +197,30 @@ impl WriterState {
                         if self.shared.failed.lock().is_none() && self.ready.is_empty() {
                             self.ready.insert(id, Instant::now());
                             self.commit_ready();
+                            if self.last == Some(id) {
+                                self.savepoint(id);
+                            }
                         }
                     }
                     return;
                 }
             }
             self.commit_ready();
+        }
+    }
+
+    /// Writes checkpoint `id` as a savepoint, if the job asked for one.
+    fn savepoint(&mut self, id: u64) {
+        let Some(dir) = &self.savepoint_dir else {
+            return;
+        };
+        let dest = dir.join(format!("savepoint-{id}"));
+        match self.store.export(id, &dest) {
+            Ok(_) => *self.shared.savepoint.lock() = Some(dest),
+            Err(e) => self.fail_job(Error::Checkpoint(format!(
+                "writing savepoint {}: {e}",
+                dest.display()
+            ))),
         }
     }
 
