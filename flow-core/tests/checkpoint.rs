@@ -159,7 +159,7 @@ fn operators_that_cannot_checkpoint_refuse_to_start_with_checkpoints() {
     let mut env = Env::new(config(dir.path(), 1));
     env.generate_n(10, |i| (i % 2, i))
         .key_by(|e| e.0)
-        .window(CountWindows::tumbling(2))
+        .window(CountWindows::of(2))
         .count()
         .discard();
     let err = env.execute().unwrap_err().to_string();
