@@ -43,8 +43,8 @@ const SMALL: f64 = 1.00;
 const LARGE: f64 = 500.00;
 const ONE_MINUTE: i64 = 60_000;
 
-/// The detector's state per account.
-#[derive(Default)]
+/// The detector's state per account (serde: checkpoints persist it).
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct AccountState {
     /// Transactions not yet examined, by event time. Records of one account can arrive out
     /// of order (from different source splits); examining them only once the watermark has

@@ -35,11 +35,16 @@ pub struct CommonArgs {
     /// it, a job checkpoints only at its end)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "checkpoint_dir")]
     pub checkpoint_interval: Option<std::time::Duration>,
-    /// Resume from the latest complete checkpoint in --checkpoint-dir (or from checkpoint ID);
-    /// with none there yet, start from the beginning and say so
-    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "latest",
+    /// Resume from the latest complete checkpoint in --checkpoint-dir, from checkpoint ID of
+    /// it, or from a savepoint directory PATH; with no checkpoint yet, start from the
+    /// beginning and say so
+    #[arg(long, value_name = "ID|PATH", num_args = 0..=1, default_missing_value = "latest",
           requires = "checkpoint_dir", value_parser = parse_restore)]
     pub restore: Option<crate::Restore>,
+    /// When the job ends or is stopped (Ctrl-C), also write its last checkpoint as a
+    /// self-contained savepoint under DIR/savepoint-<id>, for `--restore DIR/savepoint-<id>`
+    #[arg(long, value_name = "DIR", requires = "checkpoint_dir")]
+    pub savepoint_dir: Option<std::path::PathBuf>,
     /// Complete checkpoints to keep in --checkpoint-dir
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub checkpoints_retained: u32,
@@ -73,9 +78,17 @@ fn parse_restore(s: &str) -> std::result::Result<crate::Restore, String> {
     if s == "latest" {
         return Ok(crate::Restore::Latest);
     }
-    s.parse::<u64>()
-        .map(crate::Restore::Checkpoint)
-        .map_err(|_| format!("`{s}` is not a checkpoint id (a number) or `latest`"))
+    if let Ok(id) = s.parse::<u64>() {
+        return Ok(crate::Restore::Checkpoint(id));
+    }
+    let path = std::path::PathBuf::from(s);
+    if path.is_dir() {
+        Ok(crate::Restore::Path(path))
+    } else {
+        Err(format!(
+            "`{s}` is not a checkpoint id, `latest`, or a savepoint directory"
+        ))
+    }
 }
 
 impl CommonArgs {
@@ -103,8 +116,11 @@ impl CommonArgs {
         if let Some(i) = self.checkpoint_interval {
             c = c.checkpoint_interval(i);
         }
-        if let Some(r) = self.restore {
-            c = c.restore(r);
+        if let Some(r) = &self.restore {
+            c = c.restore(r.clone());
+        }
+        if let Some(d) = &self.savepoint_dir {
+            c = c.savepoint_dir(d);
         }
         c
     }

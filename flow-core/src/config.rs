@@ -17,17 +17,22 @@ pub struct Config {
     pub(crate) checkpoint_dir: Option<std::path::PathBuf>,
     pub(crate) restore: Option<Restore>,
     pub(crate) checkpoints_retained: usize,
+    pub(crate) savepoint_dir: Option<std::path::PathBuf>,
     pub(crate) tolerable_checkpoint_failures: u32,
 }
 
 /// Which checkpoint a job restores ([`Config::restore`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Restore {
     /// The newest complete checkpoint in the checkpoint directory; a fresh start (said on
     /// stderr) when there is none.
     Latest,
     /// This checkpoint of the checkpoint directory.
     Checkpoint(u64),
+    /// The newest complete checkpoint of another directory, such as a savepoint written with
+    /// [`Config::savepoint_dir`]: it is copied into the (empty, or at least not holding a
+    /// checkpoint of that id) checkpoint directory first.
+    Path(std::path::PathBuf),
 }
 
 impl Default for Config {
@@ -49,6 +54,7 @@ impl Default for Config {
             checkpoint_dir: None,
             restore: None,
             checkpoints_retained: 1,
+            savepoint_dir: None,
             tolerable_checkpoint_failures: 3,
         }
     }
@@ -121,6 +127,14 @@ impl Config {
     /// Resumes from a checkpoint of [`Config::checkpoint_dir`].
     pub fn restore(mut self, from: Restore) -> Self {
         self.restore = Some(from);
+        self
+    }
+    /// When the job ends — its input is exhausted, or it was stopped (Ctrl-C, SIGTERM,
+    /// [`crate::StopHandle::stop`]) — its last checkpoint is also written to
+    /// `dir/savepoint-<id>` as a self-contained savepoint, which `Restore::Path` resumes
+    /// from, with any checkpoint directory.
+    pub fn savepoint_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.savepoint_dir = Some(dir.into());
         self
     }
     /// Complete checkpoints kept in the checkpoint directory (default 1); older ones and

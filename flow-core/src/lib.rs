@@ -169,6 +169,7 @@ pub mod __private {
     pub use crate::ops::process::keyed::{Context, KeyedProcessFunction};
     pub use crate::ops::process::state::{KeyedStateNames, ListState, MapState, ValueState};
     pub use crate::record::Timestamp;
+    pub use serde;
 }
 
 /// The lock-free protocols of the runtime, for the loom models in `tests/loom.rs`. Only in a

@@ -4,16 +4,16 @@
 use flow_core::prelude::*;
 
 /// account, timestamp, amount
-type Tx = (&'static str, i64, u32);
+type Tx = (char, i64, u32);
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Out {
     /// The account's third transaction, at its timestamp.
-    Third { account: &'static str, at: i64 },
+    Third { account: char, at: i64 },
     /// The amounts of the account's transactions up to a full 100 ms of event time, and their
     /// sum.
     Flush {
-        account: &'static str,
+        account: char,
         at: i64,
         amounts: Vec<u32>,
         sum: u32,
@@ -29,7 +29,7 @@ fn flush_time(ts: i64) -> i64 {
 /// 100 ms of event time, when [`flush`] emits them.
 #[process_fn(on_timer = flush)]
 fn batch_amounts(
-    account: &&'static str,
+    account: &char,
     tx: Tx,
     count: &mut ValueState<u32>,
     pending: &mut ListState<(i64, u32)>,
@@ -41,7 +41,7 @@ fn batch_amounts(
     *n += 1;
     if *n == 3 {
         ctx.emit(Out::Third {
-            account,
+            account: *account,
             at: ctx.timestamp(),
         });
     }
@@ -59,7 +59,7 @@ fn batch_amounts(
 
 /// Emits the amounts due at `timestamp`, keeping the later ones.
 fn flush(
-    account: &&'static str,
+    account: &char,
     timestamp: i64,
     count: &mut ValueState<u32>,
     pending: &mut ListState<(i64, u32)>,
@@ -71,7 +71,7 @@ fn flush(
     let (due, later): (Vec<_>, Vec<_>) = pending.take().into_iter().partition(|p| p.0 <= timestamp);
     pending.update(later);
     ctx.emit(Out::Flush {
-        account,
+        account: *account,
         at: timestamp,
         amounts: due.into_iter().map(|p| p.1).collect(),
         sum: sums.remove(&timestamp).unwrap(),
@@ -83,11 +83,11 @@ fn state_and_timers_of_a_generated_process_function() {
     let mut env = Env::new(Config::default().parallelism(2).batch_size(1));
     let out = env
         .from_iter([
-            ("a", 10, 50),
-            ("b", 20, 500),
-            ("a", 60, 150),
-            ("a", 120, 30),
-            ("b", 250, 70),
+            ('a', 10, 50),
+            ('b', 20, 500),
+            ('a', 60, 150),
+            ('a', 120, 30),
+            ('b', 250, 70),
         ])
         .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
         .key_by(|e| e.0)
@@ -109,13 +109,13 @@ fn state_and_timers_of_a_generated_process_function() {
         got,
         vec![
             Out::Third {
-                account: "a",
+                account: 'a',
                 at: 120
             },
-            flush("a", 99, &[50, 150]),
-            flush("a", 199, &[30]),
-            flush("b", 99, &[500]),
-            flush("b", 299, &[70]),
+            flush('a', 99, &[50, 150]),
+            flush('a', 199, &[30]),
+            flush('b', 99, &[500]),
+            flush('b', 299, &[70]),
         ]
     );
 }

@@ -256,7 +256,7 @@ impl Env {
         }
         let mut stages = stages;
         let mut bodies = bodies;
-        let checkpointing = super::recovery::start(&config, &mut stages)?;
+        let checkpointing = super::recovery::start(&config, &mut stages, bodies.len())?;
         let coordinator = match &checkpointing {
             None => coordinator,
             Some(c) => {
@@ -293,18 +293,22 @@ impl Env {
         )?;
         let mut result = shared.run_to_completion();
         drop(progress);
+        let mut savepoint = None;
         if let Some(c) = checkpointing {
             // A job that ended well takes a last checkpoint: its final positions and state.
             let last = result.is_ok().then(|| shared.last_requested() + 1);
+            let saved = c.writer.shared.clone();
             let r = c.writer.shutdown(last);
             if result.is_ok() {
                 result = r;
             }
+            savepoint = saved.savepoint.lock().take();
         }
         // The stop (if any) was for this job: the next one starts afresh.
         self.stop.0.store(false, Ordering::SeqCst);
         let mut summary = JobSummary::new(&config.name, start.elapsed(), &stages);
         summary.checkpoints = shared.completed_checkpoints();
+        summary.savepoint = savepoint;
         summary.metrics = metrics
             .iter()
             .map(|(n, m)| (n.clone(), m.value()))

@@ -25,7 +25,11 @@ fn types_name(uid: &str, name: &str) -> String {
 }
 
 /// Starts checkpointing for a job of `stages`, if `config` has a checkpoint directory.
-pub(crate) fn start(config: &Config, stages: &mut [StageInfo]) -> Result<Option<Checkpointing>> {
+pub(crate) fn start(
+    config: &Config,
+    stages: &mut [StageInfo],
+    tasks: usize,
+) -> Result<Option<Checkpointing>> {
     let Some(dir) = &config.checkpoint_dir else {
         return Ok(None);
     };
@@ -50,15 +54,21 @@ pub(crate) fn start(config: &Config, stages: &mut [StageInfo]) -> Result<Option<
             }
         }
     }
+    // A savepoint is copied into the checkpoint directory first.
+    let imported = match &config.restore {
+        Some(Restore::Path(path)) => Some(import(path, dir)?),
+        _ => None,
+    };
     let store = CheckpointStore::open(dir, Arc::new(FsStorage))?;
     let after = store.checkpoints()?.last().copied().unwrap_or(0);
-    let view = match config.restore {
+    let view = match &config.restore {
         None => None,
         Some(from) => {
             let id = match from {
+                Restore::Path(_) => imported,
                 Restore::Checkpoint(id) => {
-                    store.verify(id)?;
-                    Some(id)
+                    store.verify(*id)?;
+                    Some(*id)
                 }
                 Restore::Latest => {
                     let found = store.latest_complete()?;
@@ -136,6 +146,8 @@ pub(crate) fn start(config: &Config, stages: &mut [StageInfo]) -> Result<Option<
             base: view.as_ref().map(|v| v.checkpoint_id()),
             job_meta,
             carried,
+            tasks,
+            savepoint_dir: config.savepoint_dir.clone(),
         },
         publishers,
     )?;
@@ -192,4 +204,34 @@ fn check_fits(
         }
     }
     Ok(())
+}
+
+/// Copies the newest complete checkpoint of `from` (a savepoint) into checkpoint directory
+/// `dir`; returns its id.
+fn import(from: &std::path::Path, dir: &std::path::Path) -> Result<u64> {
+    let saved = CheckpointStore::open(from, Arc::new(FsStorage))?;
+    let found = saved.latest_complete()?;
+    for (skipped, why) in &found.skipped {
+        eprintln!(
+            "warning: checkpoint {skipped} in {} is damaged and is skipped: {why}",
+            from.display()
+        );
+    }
+    let Some(id) = found.checkpoint else {
+        return Err(Error::Checkpoint(format!(
+            "{} holds no complete checkpoint to restore",
+            from.display()
+        )));
+    };
+    let manifest = format!("checkpoint-{id:020}.manifest");
+    if dir.join(&manifest).exists() {
+        return Err(Error::Checkpoint(format!(
+            "cannot restore savepoint {}: {} already holds a checkpoint {id}; restore it into \
+             an empty --checkpoint-dir",
+            from.display(),
+            dir.display()
+        )));
+    }
+    saved.export(id, dir)?;
+    Ok(id)
 }

@@ -43,8 +43,13 @@ pub struct JobSummary {
     pub stages: Vec<StageSummary>,
     /// True when the environment only printed its plan (`--plan`).
     pub planned_only: bool,
-    /// The checkpoints whose barriers reached every sink, in order.
+    /// The checkpoints that completed (with a checkpoint directory: that are durable), in
+    /// order.
     pub checkpoints: Vec<crate::runtime::checkpoint::CheckpointStats>,
+    /// The longest any subtask paused its processing to freeze its part of a checkpoint.
+    pub snapshot_pause: Duration,
+    /// The savepoint the job wrote when it ended ([`crate::Config::savepoint_dir`]).
+    pub savepoint: Option<std::path::PathBuf>,
     /// The job's user metrics when it ended, in the order they were created.
     pub metrics: Vec<(String, crate::runtime::user_metrics::MetricValue)>,
 }
@@ -57,6 +62,14 @@ impl JobSummary {
             elapsed,
             planned_only: false,
             checkpoints: Vec::new(),
+            savepoint: None,
+            snapshot_pause: Duration::from_nanos(
+                stages
+                    .iter()
+                    .map(|s| get(&s.metrics.snapshot_max_ns))
+                    .max()
+                    .unwrap_or(0),
+            ),
             metrics: Vec::new(),
             stages: stages
                 .iter()
@@ -199,6 +212,25 @@ impl std::fmt::Display for JobSummary {
                     h.max
                 )?,
             }
+        }
+        if !self.checkpoints.is_empty() {
+            let mut d: Vec<_> = self.checkpoints.iter().map(|c| c.duration).collect();
+            d.sort();
+            let q = |p: f64| d[((d.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3;
+            let bytes: u64 = self.checkpoints.iter().map(|c| c.bytes).sum();
+            writeln!(
+                f,
+                "  {} checkpoint(s): barrier to durable p50 {:.0} ms, p99 {:.0} ms; {:.1} MB written; \
+                 longest pause to snapshot {:.2} ms",
+                d.len(),
+                q(0.5),
+                q(0.99),
+                bytes as f64 / 1e6,
+                self.snapshot_pause.as_secs_f64() * 1e3
+            )?;
+        }
+        if let Some(p) = &self.savepoint {
+            writeln!(f, "  savepoint written to {}", p.display())?;
         }
         let late = self.records_late();
         if late > 0 {

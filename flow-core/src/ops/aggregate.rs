@@ -878,11 +878,10 @@ mod tests {
         }
     }
 
-    fn snapshot(op: &mut Counting, n: u64) -> crate::runtime::snapshot::Part {
+    fn snapshot(op: &mut Counting, _n: u64) -> crate::runtime::snapshot::Part {
         let mut part = crate::runtime::snapshot::Part::default();
         let uids = ["count".to_string()];
         let mut cx = SnapshotCx {
-            checkpoint: n,
             at: crate::runtime::snapshot::Position {
                 subtask: 0,
                 parallelism: 1,

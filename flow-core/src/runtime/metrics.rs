@@ -24,6 +24,11 @@ pub struct StageMetrics {
     pub late: AtomicU64,
     /// Records a process function sent to a side output (`OutputTag`) that nobody consumes.
     pub side_dropped: AtomicU64,
+    /// Checkpoint barriers the stage's subtasks snapshotted at.
+    pub snapshots: AtomicU64,
+    /// The longest a subtask paused its processing to freeze its part of a checkpoint, in
+    /// nanoseconds.
+    pub snapshot_max_ns: AtomicU64,
 }
 
 impl StageMetrics {

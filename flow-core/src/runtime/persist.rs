@@ -71,6 +71,8 @@ pub(crate) struct WriterShared {
     pub(crate) completed: Mutex<Vec<CheckpointStats>>,
     /// An error that fails the job (too many failed checkpoints, a failed publish).
     pub(crate) failed: Mutex<Option<Error>>,
+    /// The savepoint written at the end of the job.
+    pub(crate) savepoint: Mutex<Option<std::path::PathBuf>>,
 }
 
 /// How the writer runs.
@@ -85,6 +87,11 @@ pub(crate) struct WriterOptions {
     pub(crate) job_meta: Vec<(String, Vec<u8>)>,
     /// Metadata of the restored checkpoint, carried on until replaced.
     pub(crate) carried: Vec<(String, Vec<u8>)>,
+    /// The job's subtasks: a checkpoint is written once each has sent its part (or its final
+    /// part, if it finished before the barrier reached it).
+    pub(crate) tasks: usize,
+    /// Where the job's last checkpoint is also written as a savepoint.
+    pub(crate) savepoint_dir: Option<std::path::PathBuf>,
 }
 
 /// The running writer.
@@ -110,6 +117,10 @@ impl Writer {
             job_meta: options.job_meta,
             parts: BTreeMap::new(),
             finals: Vec::new(),
+            finished: 0,
+            tasks: options.tasks,
+            ready: BTreeMap::new(),
+            savepoint_dir: options.savepoint_dir,
             sinks,
             retained: options.retained.max(1),
             tolerable: options.tolerable_failures,
@@ -155,6 +166,14 @@ struct WriterState {
     parts: BTreeMap<u64, Vec<Part>>,
     /// Final parts not yet written, with the last barrier their subtask saw.
     finals: Vec<(u64, Part)>,
+    /// Subtasks whose final part is written.
+    finished: usize,
+    tasks: usize,
+    /// Checkpoints every sink acknowledged, with when they were requested, waiting for the
+    /// parts of subtasks that are still sending them (a subtask that ended may tell its
+    /// consumers before its final part reaches the writer).
+    ready: BTreeMap<u64, Instant>,
+    savepoint_dir: Option<std::path::PathBuf>,
     sinks: Vec<SinkPublisher>,
     retained: usize,
     tolerable: u32,
@@ -168,16 +187,54 @@ impl WriterState {
             match msg {
                 ToWriter::Part { id, part } => self.parts.entry(id).or_default().push(part),
                 ToWriter::Final { after, part } => self.finals.push((after, part)),
-                ToWriter::Complete { id, requested } => self.checkpoint(id, requested),
+                ToWriter::Complete { id, requested } => {
+                    self.ready.insert(id, requested);
+                }
                 ToWriter::Shutdown { last } => {
+                    // Every subtask has ended: all parts are in.
+                    self.commit_ready();
                     if let Some(id) = last {
-                        if self.shared.failed.lock().is_none() {
-                            self.checkpoint(id, Instant::now());
+                        if self.shared.failed.lock().is_none() && self.ready.is_empty() {
+                            self.ready.insert(id, Instant::now());
+                            self.commit_ready();
+                            if self.last == Some(id) {
+                                self.savepoint(id);
+                            }
                         }
                     }
                     return;
                 }
             }
+            self.commit_ready();
+        }
+    }
+
+    /// Writes checkpoint `id` as a savepoint, if the job asked for one.
+    fn savepoint(&mut self, id: u64) {
+        let Some(dir) = &self.savepoint_dir else {
+            return;
+        };
+        let dest = dir.join(format!("savepoint-{id}"));
+        match self.store.export(id, &dest) {
+            Ok(_) => *self.shared.savepoint.lock() = Some(dest),
+            Err(e) => self.fail_job(Error::Checkpoint(format!(
+                "writing savepoint {}: {e}",
+                dest.display()
+            ))),
+        }
+    }
+
+    /// Commits the acknowledged checkpoints, in order, whose parts are all in.
+    fn commit_ready(&mut self) {
+        while let Some((&id, &requested)) = self.ready.first_key_value() {
+            let have = self.parts.get(&id).map_or(0, Vec::len)
+                + self.finished
+                + self.finals.iter().filter(|(after, _)| *after < id).count();
+            if have < self.tasks {
+                return;
+            }
+            self.ready.remove(&id);
+            self.checkpoint(id, requested);
         }
     }
 
@@ -199,6 +256,7 @@ impl WriterState {
         let (due, later): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.finals).into_iter().partition(|(after, _)| *after < id);
         self.finals = later;
+        self.finished += due.len();
         parts.extend(due.into_iter().map(|(_, p)| p));
         let freeze = Instant::now();
         match self.write(id, &parts) {
@@ -244,9 +302,17 @@ impl WriterState {
     }
 
     /// Writes and commits checkpoint `id`; returns the bytes written.
+    ///
+    /// Compaction: a state whose chain of incremental segments has reached
+    /// [`MAX_CHAIN`] segments is written whole instead (the base's live entries merged with
+    /// this checkpoint's changes, tombstones dropped), so restores never merge more than
+    /// `MAX_CHAIN` segments per state and dead entries do not pile up. This runs here, on the
+    /// writer thread, never on the processing threads.
     fn write(&mut self, id: u64, parts: &[Part]) -> Result<u64> {
         let mut deltas: Vec<_> = parts.iter().flat_map(|p| &p.keyed).collect();
-        deltas.sort_by(|a, b| (&a.uid, &a.name, a.range.start).cmp(&(&b.uid, &b.name, b.range.start)));
+        deltas.sort_by(|a, b| {
+            (&a.uid, &a.name, a.range.start).cmp(&(&b.uid, &b.name, b.range.start))
+        });
         for p in parts {
             for (n, b) in &p.meta {
                 // Sink pre-commits belong to this checkpoint only; they are published once.
@@ -255,15 +321,71 @@ impl WriterState {
                 }
             }
         }
+        // States to compact: incremental, with a long chain in the base.
+        let base_view = match self.last {
+            Some(base) if deltas.iter().any(|d| !d.full) => Some(self.store.restore_view(base)?),
+            _ => None,
+        };
+        let mut compact: Vec<(&str, &str)> = Vec::new();
+        if let Some(v) = &base_view {
+            for d in &deltas {
+                let key = (d.uid.as_str(), d.name.as_str());
+                if !d.full && !compact.contains(&key) && v.segment_count(key.0, key.1) >= MAX_CHAIN {
+                    compact.push(key);
+                }
+            }
+        }
         let mut cw = self.store.begin_on(id, self.last)?;
         let mut dropped: Vec<(&str, &str)> = Vec::new();
         for d in &deltas {
-            if d.full && !dropped.contains(&(d.uid.as_str(), d.name.as_str())) {
+            let key = (d.uid.as_str(), d.name.as_str());
+            if (d.full || compact.contains(&key)) && !dropped.contains(&key) {
                 cw.drop_state(&d.uid, &d.name);
-                dropped.push((&d.uid, &d.name));
+                dropped.push(key);
             }
         }
+        for &(uid, name) in &compact {
+            let Some(v) = &base_view else { break };
+            let all = flow_state::KeyGroupRange {
+                start: 0,
+                end: u32::MAX,
+            };
+            let mut old = v.entries(uid, name, all)?.peekable();
+            let mut new = deltas
+                .iter()
+                .filter(|d| d.uid == uid && d.name == name)
+                .flat_map(|d| d.entries.iter())
+                .peekable();
+            let mut w = cw.state(uid, name);
+            loop {
+                let take_new = match (old.peek(), new.peek()) {
+                    (None, None) => break,
+                    (Some(_), None) => false,
+                    (None, Some(_)) => true,
+                    (Some(o), Some(n)) => (n.0, n.1.as_slice()) <= (o.key_group, o.key),
+                };
+                if take_new {
+                    if let Some((kg, k, v)) = new.next() {
+                        // The change replaces the base's entry of the same key, if any.
+                        if let Some(o) = old.peek() {
+                            if (o.key_group, o.key) == (*kg, k.as_slice()) {
+                                old.next();
+                            }
+                        }
+                        if let Some(v) = v {
+                            w.put(*kg, k, Some(v))?;
+                        }
+                    }
+                } else if let Some(o) = old.next() {
+                    w.put(o.key_group, o.key, Some(o.value))?;
+                }
+            }
+            w.finish()?;
+        }
         for d in deltas {
+            if compact.contains(&(d.uid.as_str(), d.name.as_str())) {
+                continue;
+            }
             let mut w = cw.state(&d.uid, &d.name);
             for (kg, k, v) in &d.entries {
                 w.put(*kg, k, v.as_deref())?;
@@ -301,6 +423,10 @@ impl WriterState {
         Ok(())
     }
 }
+
+/// The longest chain of incremental segments a state may have before a checkpoint writes it
+/// whole (compaction).
+pub(crate) const MAX_CHAIN: usize = 8;
 
 /// How long the coordinator's clock waits at most between checks of the writer.
 pub(crate) const POLL: Duration = Duration::from_millis(50);

@@ -133,11 +133,6 @@ pub(crate) struct Part {
     pub(crate) meta: Vec<(String, Vec<u8>)>,
 }
 
-impl Part {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.keyed.is_empty() && self.meta.is_empty()
-    }
-}
 
 /// How an operator keeps state, as declared by [`crate::runtime::operator::Operator`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -211,7 +206,6 @@ pub(crate) fn operator_state_name(uid: &str, name: &str, subtask: usize) -> Stri
 
 /// What an operator writes its state into at a barrier.
 pub struct SnapshotCx<'a> {
-    pub(crate) checkpoint: u64,
     pub(crate) at: Position,
     /// The uids of the stage's operators, in chain order.
     pub(crate) uids: &'a [String],
@@ -223,11 +217,6 @@ pub struct SnapshotCx<'a> {
 impl SnapshotCx<'_> {
     fn uid(&self) -> &str {
         self.uids.get(self.op).map(String::as_str).unwrap_or("?")
-    }
-
-    /// The checkpoint being taken.
-    pub(crate) fn checkpoint(&self) -> u64 {
-        self.checkpoint
     }
 
     /// Starts the changes of keyed state `name` (`full`: its complete contents).
@@ -344,11 +333,6 @@ pub struct RestoreCx<'a> {
 impl RestoreCx<'_> {
     fn uid(&self) -> &str {
         self.uids.get(self.op).map(String::as_str).unwrap_or("?")
-    }
-
-    /// The checkpoint being restored.
-    pub(crate) fn checkpoint(&self) -> u64 {
-        self.view.checkpoint_id()
     }
 
     /// Calls `f` with every entry of keyed state `name` in this subtask's key groups.

@@ -115,8 +115,12 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
         self.chain.event(Event::Barrier(n), &mut self.terminal);
         self.seen = n;
         if let Some(tx) = cx.checkpoints().writer() {
-            let part = self.part(n)?;
+            let start = Instant::now();
+            let part = self.part()?;
             let _ = tx.send(ToWriter::Part { id: n, part });
+            let ns = start.elapsed().as_nanos() as u64;
+            self.metrics.snapshots.fetch_add(1, Ordering::Relaxed);
+            self.metrics.snapshot_max_ns.fetch_max(ns, Ordering::Relaxed);
         }
         if let Some(sink) = self.sink {
             cx.checkpoints().ack(sink, n);
@@ -124,11 +128,11 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
         Ok(())
     }
 
-    /// What this subtask contributes to checkpoint `n` (0: its final part, at its end).
-    fn part(&mut self, n: u64) -> Result<Part> {
+    /// What this subtask contributes to the checkpoint whose barrier just passed (or, at its
+    /// end, to every later one).
+    fn part(&mut self) -> Result<Part> {
         let mut part = Part::default();
         let mut scx = SnapshotCx {
-            checkpoint: n,
             at: self.at,
             uids: &self.uids,
             op: 0,
@@ -193,13 +197,12 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
             }
             if self.ended {
                 if let Some(tx) = cx.checkpoints().writer() {
-                    let part = self.part(0)?;
-                    if !part.is_empty() {
-                        let _ = tx.send(ToWriter::Final {
-                            after: self.seen,
-                            part,
-                        });
-                    }
+                    // Sent even when empty: the writer counts every subtask's part.
+                    let part = self.part()?;
+                    let _ = tx.send(ToWriter::Final {
+                        after: self.seen,
+                        part,
+                    });
                 }
                 if let Some(sink) = self.sink {
                     cx.checkpoints().finished(sink);

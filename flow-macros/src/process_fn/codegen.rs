@@ -157,7 +157,12 @@ impl ProcessFn {
             #structure
 
             #[doc = #state_doc]
-            #[derive(Default)]
+            #[derive(
+                Default,
+                ::flow_core::__private::serde::Serialize,
+                ::flow_core::__private::serde::Deserialize
+            )]
+            #[serde(crate = "::flow_core::__private::serde")]
             #vis struct #state_name {
                 #(#fields,)*
             }
@@ -310,7 +315,12 @@ mod tests {
             pub struct DetectFraud;
 
             #[doc = " Keyed state of [`DetectFraud`]: one field per state parameter of `detect_fraud`."]
-            #[derive(Default)]
+            #[derive(
+                Default,
+                ::flow_core::__private::serde::Serialize,
+                ::flow_core::__private::serde::Deserialize
+            )]
+            #[serde(crate = "::flow_core::__private::serde")]
             pub struct DetectFraudState {
                 #[doc = " The state parameter `last_small` of `detect_fraud`."]
                 pub last_small: ::flow_core::__private::ValueState<(i64, f64)>,

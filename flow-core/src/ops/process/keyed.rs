@@ -55,6 +55,10 @@ use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
 };
 use crate::runtime::panic::{OpName, PanicGuard};
+use crate::runtime::snapshot::{encode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport};
+use crate::ops::StateKey;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::hash::Hash;
 use std::panic::Location;
 
@@ -198,7 +202,19 @@ pub struct KeyedProcess<K, T, P: KeyedProcessFunction<K, T>> {
     out: Vec<P::Out>,
     new_timers: Vec<(Timestamp, bool, Domain)>,
     side: TaggedOutputs,
+    /// Encodes keys and states for checkpoints; `None`: not checkpointable.
+    codec: Option<ProcessCodec<K, P::State>>,
+    /// Keys whose state a call may have changed since the last checkpoint (checkpoints on).
+    dirty: Option<Table<K, ()>>,
 }
+
+/// The codecs of a keyed process function's keys and states.
+pub(crate) type ProcessCodec<K, S> = (Codec<K>, Codec<S>);
+
+/// Names of a keyed process function's states in checkpoints.
+const STATE: &str = "state";
+const TIMERS: &str = "timers";
+const WATERMARK: &str = "watermark";
 
 impl<K, T, P: KeyedProcessFunction<K, T>> KeyedProcess<K, T, P> {
     /// The operator, without tagged side outputs (their records are dropped and counted).
@@ -218,13 +234,22 @@ impl<K, T, P: KeyedProcessFunction<K, T>> KeyedProcess<K, T, P> {
             out: Vec::new(),
             new_timers: Vec::new(),
             side,
+            codec: None,
+            dirty: None,
         }
+    }
+
+    /// Makes the operator's state checkpointable with `codec`.
+    pub(crate) fn with_codec(mut self, codec: Option<ProcessCodec<K, P::State>>) -> Self {
+        self.codec = codec;
+        self
     }
 }
 
 impl<K, T, P: KeyedProcessFunction<K, T>> Clone for KeyedProcess<K, T, P> {
     fn clone(&self) -> Self {
         KeyedProcess::with_side_outputs(self.f.clone(), self.name.clone(), self.side.clone())
+            .with_codec(self.codec)
     }
 }
 
@@ -261,6 +286,11 @@ where
         if ctx.clear || self.f.state_is_empty(state) {
             self.states.remove(key);
         }
+        if let Some(d) = self.dirty.as_mut() {
+            if !d.contains_key(key) {
+                d.insert(key.clone(), ());
+            }
+        }
         for (t, add, domain) in self.new_timers.drain(..) {
             if add {
                 self.timers.register(key, t, domain);
@@ -296,8 +326,78 @@ where
 {
     type Out = P::Out;
 
-    fn state(&self) -> crate::runtime::snapshot::StateSupport {
-        crate::runtime::snapshot::StateSupport::Unsupported("keyed state and timers of a process function")
+    fn state(&self) -> StateSupport {
+        if self.codec.is_none() {
+            return StateSupport::Unsupported("keyed state and timers without a codec");
+        }
+        StateSupport::Persisted(vec![
+            StateDecl::keyed::<K, P::State>(STATE),
+            StateDecl::keyed::<(K, Timestamp, u8), ()>(TIMERS),
+            StateDecl::operator::<Timestamp>(WATERMARK),
+        ])
+    }
+
+    /// Keyed state is incremental (the keys a call touched since the last checkpoint, a
+    /// tombstone for a state that was cleared); timers are written whole.
+    fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> crate::Result<()> {
+        let (Some((kc, sc)), Some(dirty)) = (self.codec, self.dirty.as_mut()) else {
+            return Ok(());
+        };
+        cx.operator_state(WATERMARK, &self.watermark)?;
+        let mut w = cx.keyed(STATE, false);
+        for (k, ()) in dirty.drain() {
+            let mut key = Vec::new();
+            (kc.enc)(&k, &mut key)?;
+            let value = match self.states.get(&k) {
+                Some(s) => {
+                    let mut v = Vec::new();
+                    (sc.enc)(s, &mut v)?;
+                    Some(v)
+                }
+                None => None,
+            };
+            w.put_encoded(&k, key, value);
+        }
+        w.finish();
+        let mut w = cx.keyed(TIMERS, true);
+        for (k, t, d) in self.timers.live() {
+            let mut key = Vec::new();
+            (kc.enc)(k, &mut key)?;
+            encode(&(t, d as u8), &mut key)?;
+            w.put_encoded(k, key, Some(Vec::new()));
+        }
+        w.finish();
+        Ok(())
+    }
+
+    fn restore(&mut self, cx: &RestoreCx<'_>) -> crate::Result<()> {
+        let Some((kc, sc)) = self.codec else {
+            return Ok(());
+        };
+        if let Some(w) = cx.operator_state::<Timestamp>(WATERMARK)?.into_iter().min() {
+            self.watermark = self.watermark.max(w);
+        }
+        let states = &mut self.states;
+        cx.keyed_raw(STATE, |key, value| {
+            let k = kc.decode_all(key, &|| cx.describe(STATE))?;
+            let s = sc.decode_all(value, &|| cx.describe(STATE))?;
+            states.insert(k, s);
+            Ok(())
+        })?;
+        let timers = &mut self.timers;
+        cx.keyed_raw(TIMERS, |key, _| {
+            let bad = |e: String| crate::Error::Checkpoint(format!("{}: {e}", cx.describe(TIMERS)));
+            let (k, rest) = (kc.dec)(key).map_err(|e| bad(e.to_string()))?;
+            let ((t, d), _): ((Timestamp, u8), _) =
+                postcard::take_from_bytes(rest).map_err(|e| bad(e.to_string()))?;
+            let domain = if d == 0 {
+                Domain::EventTime
+            } else {
+                Domain::ProcessingTime
+            };
+            timers.register(&k, t, domain);
+            Ok(())
+        })
     }
 
     #[inline]
@@ -328,6 +428,7 @@ where
     }
 
     fn open(&mut self, cx: OpenCx) {
+        self.dirty = (cx.checkpoints && self.codec.is_some()).then(Table::default);
         self.side.open(cx)
     }
 
@@ -377,7 +478,9 @@ where
     #[track_caller]
     pub fn process<P>(self, f: P) -> Stream<KeyedProcessChain<K, C::Out, P>>
     where
+        K: StateKey,
         P: KeyedProcessFunction<K, C::Out>,
+        P::State: Serialize + DeserializeOwned,
     {
         let loc = Location::caller();
         let name = OpName::new("process", loc);
@@ -386,7 +489,8 @@ where
         let side = TaggedOutputs::for_next_operator(&ex);
         ex.then(
             OpInfo::new(&name),
-            KeyedProcess::with_side_outputs(f, name, side),
+            KeyedProcess::with_side_outputs(f, name, side)
+                .with_codec(Some((Codec::serde(), Codec::serde()))),
         )
     }
 
@@ -418,7 +522,8 @@ where
     #[track_caller]
     pub fn process_fn<S, O, F>(self, f: F) -> Stream<FnProcessChain<K, C::Out, F, NoTimer, S, O>>
     where
-        S: Default + Send + 'static,
+        K: StateKey,
+        S: Default + Send + Serialize + DeserializeOwned + 'static,
         O: Send + 'static,
         F: for<'c> FnMut(&K, C::Out, &mut S, &mut Context<'c, O>) + Clone + Send + 'static,
     {
@@ -462,7 +567,8 @@ where
         on_timer: G,
     ) -> Stream<FnProcessChain<K, C::Out, F, G, S, O>>
     where
-        S: Default + Send + 'static,
+        K: StateKey,
+        S: Default + Send + Serialize + DeserializeOwned + 'static,
         O: Send + 'static,
         F: for<'c> FnMut(&K, C::Out, &mut S, &mut Context<'c, O>) + Clone + Send + 'static,
         G: for<'c> FnMut(&K, Timestamp, &mut S, &mut Context<'c, O>) + Clone + Send + 'static,

@@ -7,7 +7,8 @@
 use std::hash::Hash;
 
 /// One value per key.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct ValueState<T>(Option<T>);
 
 impl<T> Default for ValueState<T> {
@@ -48,7 +49,8 @@ impl<T> ValueState<T> {
 }
 
 /// A list of values per key.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct ListState<T>(Vec<T>);
 
 impl<T> Default for ListState<T> {
@@ -142,6 +144,24 @@ impl<K: Hash + Eq, V> MapState<K, V> {
     /// Whether the map is empty.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+/// Checkpoints store a map as its entries.
+impl<K: serde::Serialize, V: serde::Serialize> serde::Serialize for MapState<K, V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter())
+    }
+}
+
+impl<'de, K, V> serde::Deserialize<'de> for MapState<K, V>
+where
+    K: serde::Deserialize<'de> + Hash + Eq,
+    V: serde::Deserialize<'de>,
+{
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let entries: Vec<(K, V)> = serde::Deserialize::deserialize(d)?;
+        Ok(MapState(entries.into_iter().collect()))
     }
 }
 

@@ -63,6 +63,11 @@ impl<K: Hash + Eq + Clone> Timers<K> {
         Some((t, keys))
     }
 
+    /// Every live timer: key, time, domain.
+    pub(crate) fn live(&self) -> impl Iterator<Item = (&K, Timestamp, Domain)> {
+        self.live.keys().map(|(k, t, d)| (k, *t, *d))
+    }
+
     /// The earliest processing-time timer.
     pub(crate) fn next_processing_time(&self) -> Option<Timestamp> {
         self.by_time[Domain::ProcessingTime as usize]

@@ -1,0 +1,230 @@
+//! Checkpoints end to end, in process: a job that fails after some checkpoints resumes from
+//! the latest one (at the same or another parallelism) and its committed part-file output
+//! equals a run without failure, row for row; a checkpoint that does not fit the job is
+//! refused with an error naming what differs. (Killed processes: `examples/tests/crash.rs`.)
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+use flow_core::io::sink::read_part_files;
+use flow_core::prelude::*;
+use proptest::prelude::*;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Event `i` of a deterministic stream: key, event time (ms), value.
+fn event(i: u64) -> (u32, i64, u64) {
+    let key = (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as u32 % 97;
+    (key, (i / 10) as i64, i % 13)
+}
+
+/// The job under test: keyed 1 s tumbling window sums and a rolling count per key, both to
+/// part files. `fail_at`: the job panics when the source reaches this index (a crash).
+fn build(env: &mut Env, n: u64, out: &Path, fail_at: Option<Arc<AtomicU64>>) {
+    let events = env
+        .generate_n(n, move |i| {
+            if let Some(f) = &fail_at {
+                if f.load(Ordering::Relaxed) == i {
+                    // Only the first run fails: the index moves out of reach.
+                    f.store(u64::MAX, Ordering::Relaxed);
+                    panic!("injected failure");
+                }
+            }
+            event(i)
+        })
+        .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous());
+    events
+        .key_by(|e| e.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+        .sum(|e| e.2)
+        .map(|w| (w.key, w.window.start, w.value))
+        .write_csv(out.join("windows"))
+        .unwrap();
+}
+
+fn config(dir: &Path, p: usize) -> Config {
+    Config::default()
+        .parallelism(p)
+        .checkpoint_dir(dir.join("checkpoints"))
+        .checkpoint_interval(Duration::from_millis(2))
+}
+
+/// The rows of a failure-free run without checkpoints.
+fn reference(n: u64) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Env::new(Config::default().parallelism(2));
+    build(&mut env, n, dir.path(), None);
+    env.execute().unwrap();
+    read_part_files(&dir.path().join("windows")).unwrap()
+}
+
+/// Runs the job with a failure at `fail_at` at parallelism `p1`, then restores at `p2`;
+/// returns the committed rows.
+fn fail_and_restore(n: u64, fail_at: u64, p1: usize, p2: usize) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let fail = Arc::new(AtomicU64::new(fail_at));
+    let mut env = Env::new(config(dir.path(), p1));
+    build(&mut env, n, dir.path(), Some(fail.clone()));
+    let first = env.execute();
+    assert!(first.is_err(), "the injected failure fails the first run");
+    // Whatever is visible now was committed by a complete checkpoint: no duplicates.
+    let visible = read_part_files(&dir.path().join("windows")).unwrap();
+    let mut dedup = visible.clone();
+    dedup.dedup();
+    assert_eq!(visible, dedup, "committed output holds no duplicate row");
+    let mut env = Env::new(config(dir.path(), p2).restore(Restore::Latest));
+    build(&mut env, n, dir.path(), Some(fail));
+    env.execute().unwrap();
+    read_part_files(&dir.path().join("windows")).unwrap()
+}
+
+#[test]
+fn a_job_with_checkpoints_writes_what_a_job_without_writes() {
+    let n = 200_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Env::new(config(dir.path(), 2));
+    build(&mut env, n, dir.path(), None);
+    let summary = env.execute().unwrap();
+    assert!(!summary.checkpoints.is_empty(), "at least the final one");
+    assert_eq!(read_part_files(&dir.path().join("windows")).unwrap(), reference(n));
+}
+
+#[test]
+fn a_failed_job_resumes_from_its_latest_checkpoint_exactly_once() {
+    let n = 400_000;
+    let want = reference(n);
+    for (fail_at, p1, p2) in [(150_000, 2, 2), (300_000, 1, 1), (250_000, 2, 3), (100_000, 3, 1)] {
+        assert_eq!(
+            fail_and_restore(n, fail_at, p1, p2),
+            want,
+            "failure at {fail_at}, parallelism {p1} then {p2}"
+        );
+    }
+}
+
+#[test]
+fn restoring_with_no_checkpoint_starts_from_the_beginning() {
+    let n = 50_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Env::new(config(dir.path(), 2).restore(Restore::Latest));
+    build(&mut env, n, dir.path(), None);
+    env.execute().unwrap();
+    assert_eq!(read_part_files(&dir.path().join("windows")).unwrap(), reference(n));
+}
+
+#[test]
+fn restoring_a_finished_job_publishes_nothing_twice() {
+    let n = 50_000;
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let mut env = Env::new(config(dir.path(), 2).restore(Restore::Latest));
+        build(&mut env, n, dir.path(), None);
+        env.execute().unwrap();
+    }
+    assert_eq!(read_part_files(&dir.path().join("windows")).unwrap(), reference(n));
+}
+
+#[test]
+fn a_checkpoint_whose_state_does_not_fit_the_job_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Env::new(config(dir.path(), 1));
+    env.generate_n(1000, |i| (i % 7, i))
+        .key_by(|e| e.0)
+        .sum(|e| e.1)
+        .uid("sums")
+        .discard();
+    env.execute().unwrap();
+    // Same uid, another accumulator type.
+    let mut env = Env::new(config(dir.path(), 1).restore(Restore::Latest));
+    env.generate_n(1000, |i| (i % 7, i as f64))
+        .key_by(|e| e.0)
+        .sum(|e| e.1)
+        .uid("sums")
+        .discard();
+    let err = env.execute().unwrap_err().to_string();
+    assert!(err.contains("`sums`") && err.contains("f64"), "{err}");
+    // Another uid: the checkpoint's state has no operator.
+    let mut env = Env::new(config(dir.path(), 1).restore(Restore::Latest));
+    env.generate_n(1000, |i| (i % 7, i))
+        .key_by(|e| e.0)
+        .sum(|e| e.1)
+        .uid("totals")
+        .discard();
+    let err = env.execute().unwrap_err().to_string();
+    assert!(err.contains("`sums`") && err.contains("does not have"), "{err}");
+}
+
+#[test]
+fn operators_that_cannot_checkpoint_refuse_to_start_with_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Env::new(config(dir.path(), 1));
+    env.generate_n(10, |i| (i % 2, i))
+        .key_by(|e| e.0)
+        .window(CountWindows::of(2))
+        .count()
+        .discard();
+    let err = env.execute().unwrap_err().to_string();
+    assert!(err.contains("count windows"), "{err}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// Rolling sums per key against a `BTreeMap`, across a failure, a restore and a rescale.
+    #[test]
+    fn rolling_sums_survive_failure_and_rescale(
+        keys in 1u64..200,
+        n in 1_000u64..60_000,
+        fail_frac in 0.05f64..0.95,
+        p1 in 1usize..4,
+        p2 in 1usize..4,
+    ) {
+        let mut model = std::collections::BTreeMap::<u64, u64>::new();
+        for i in 0..n {
+            *model.entry(i * 7919 % keys).or_default() += i;
+        }
+        let mut want: Vec<String> = model.iter().map(|(k, v)| format!("{k},{v}")).collect();
+        want.sort();
+        let dir = tempfile::tempdir().unwrap();
+        let fail = Arc::new(AtomicU64::new((n as f64 * fail_frac) as u64));
+        let job = |env: &mut Env| {
+            let f = fail.clone();
+            env.generate_n(n, move |i| {
+                    if f.load(Ordering::Relaxed) == i {
+                        f.store(u64::MAX, Ordering::Relaxed);
+                        panic!("injected failure");
+                    }
+                    (i * 7919 % keys, i)
+                })
+                .key_by(|e| e.0)
+                .sum(|e| e.1)
+                .write_csv(dir.path().join("out"))
+                .unwrap();
+        };
+        let mut env = Env::new(config(dir.path(), p1));
+        job(&mut env);
+        prop_assert!(env.execute().is_err());
+        let mut env = Env::new(config(dir.path(), p2).restore(Restore::Latest));
+        job(&mut env);
+        env.execute().unwrap();
+        prop_assert_eq!(read_part_files(&dir.path().join("out")).unwrap(), want);
+    }
+}
+
+#[test]
+fn a_savepoint_restores_into_another_checkpoint_directory() {
+    let n = 50_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Env::new(config(dir.path(), 2).savepoint_dir(dir.path().join("savepoints")));
+    build(&mut env, n, dir.path(), None);
+    let summary = env.execute().unwrap();
+    let savepoint = summary.savepoint.clone().expect("a savepoint at the end");
+    assert!(savepoint.starts_with(dir.path().join("savepoints")));
+    std::fs::remove_dir_all(dir.path().join("checkpoints")).unwrap();
+    // The restored job is finished: it publishes nothing twice.
+    let mut env = Env::new(
+        config(dir.path(), 3).restore(Restore::Path(savepoint)),
+    );
+    build(&mut env, n, dir.path(), None);
+    env.execute().unwrap();
+    assert_eq!(read_part_files(&dir.path().join("windows")).unwrap(), reference(n));
+}
