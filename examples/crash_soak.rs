@@ -173,6 +173,7 @@ fn run() -> Result<bool, String> {
             interval: ["50ms", "100ms", "200ms"][rng.below(3) as usize].into(),
             retained: 1 + rng.below(2) as u32,
             fractions: None,
+            first_kill_before: (rng.below(4) == 0).then(|| Duration::from_millis(60)),
             restore_after_end: rng.below(4) == 0,
         };
         let trial = Trial {

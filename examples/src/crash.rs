@@ -184,6 +184,9 @@ pub struct Plan {
     /// Kill times: `None` draws them from [`KillTimes::draw`]; `Some(f)` draws kill `i` as
     /// the fraction `f(i)` of the failure-free run time.
     pub fractions: Option<Vec<(f64, f64)>>,
+    /// The first kill comes before this much time, before the first checkpoint can complete
+    /// (after that, kill times follow `fractions` or [`KillTimes::draw`]).
+    pub first_kill_before: Option<Duration>,
     /// Also restore the finished job (killing that run once at a random moment, then once
     /// unkilled): its output must not change.
     pub restore_after_end: bool,
@@ -225,6 +228,8 @@ pub struct Stats {
     pub rescales: u64,
     /// Kills after which some but not all of the final rows were visible.
     pub partial_visible: u64,
+    /// Kills of a run that restored the finished job.
+    pub kills_after_end: u64,
     /// Trials that ended with the right output.
     pub trials_ok: u64,
     /// Trials that failed.
@@ -240,6 +245,7 @@ impl Stats {
         self.fresh_starts += o.fresh_starts;
         self.rescales += o.rescales;
         self.partial_visible += o.partial_visible;
+        self.kills_after_end += o.kills_after_end;
         self.trials_ok += o.trials_ok;
         self.failures += o.failures;
     }
@@ -250,13 +256,14 @@ impl std::fmt::Display for Stats {
         write!(
             f,
             "{} kills, {} restores ({} from a checkpoint, {} from the beginning, {} rescaled), \
-             {} kills with partial output visible, {} trials ok, {} failed",
+             {} kills with partial output visible, {} after the end, {} trials ok, {} failed",
             self.kills,
             self.restores,
             self.from_checkpoint,
             self.fresh_starts,
             self.rescales,
             self.partial_visible,
+            self.kills_after_end,
             self.trials_ok,
             self.failures
         )
@@ -342,13 +349,15 @@ impl Trial<'_> {
                 .or(plan.parallelism.last())
                 .copied()
                 .unwrap_or(2);
-            let kill_at = (kills < plan.kills).then(|| match &plan.fractions {
-                Some(f) => {
-                    let (lo, hi) = f.get(kills).or(f.last()).copied().unwrap_or((0.0, 1.0));
-                    rng.between(d.mul_f64(lo), d.mul_f64(hi))
-                }
-                None => KillTimes::draw(rng, d),
-            });
+            let kill_at =
+                (kills < plan.kills).then(|| match (i, plan.first_kill_before, &plan.fractions) {
+                    (0, Some(before), _) => rng.between(Duration::ZERO, before),
+                    (_, _, Some(f)) => {
+                        let (lo, hi) = f.get(kills).or(f.last()).copied().unwrap_or((0.0, 1.0));
+                        rng.between(d.mul_f64(lo), d.mul_f64(hi))
+                    }
+                    _ => KillTimes::draw(rng, d),
+                });
             let killed = self.attempt(st, plan, parallelism, i > 0, kill_at)?;
             if killed {
                 kills += 1;
@@ -361,6 +370,7 @@ impl Trial<'_> {
             let p = st.attempts.last().map_or(2, |a| a.parallelism);
             let kill_at = rng.between(Duration::ZERO, d.mul_f64(0.5));
             if self.attempt(st, plan, p, true, Some(kill_at))? {
+                st.stats.kills_after_end += 1;
                 self.check_final(st, "after a kill while restoring the finished job")?;
             }
             if self.attempt(st, plan, p, true, None)? {

@@ -10,6 +10,7 @@
 use flow_examples::crash::{seed_from_env, Expected, Job, Plan, Stats, Trial, XorShift};
 use std::ffi::OsStr;
 use std::path::Path;
+use std::time::Duration;
 
 /// Lines of the word count corpus and events of the window sum input: a few seconds of work
 /// for a debug build at parallelism 2, so that the checkpoints every 100 ms come many times.
@@ -98,9 +99,18 @@ fn kills(job: &Job, expected: &Expected, test: &str, kills: usize) -> Stats {
         interval: "100ms".into(),
         retained: 1,
         fractions: None,
+        first_kill_before: Some(Duration::from_millis(60)),
         restore_after_end: true,
     };
     trial(job, expected, dir.path(), seed, 0, &plan)
+}
+
+/// The kills landed, one before the first checkpoint (a restore that starts over) and
+/// others after checkpoints (restores that resume).
+fn covered(stats: &Stats) {
+    assert!(stats.kills >= 10, "{stats}");
+    assert!(stats.fresh_starts >= 1, "{stats}");
+    assert!(stats.from_checkpoint >= 1, "{stats}");
 }
 
 #[test]
@@ -108,7 +118,7 @@ fn word_count_survives_random_kills() {
     let dir = tempfile::tempdir().unwrap();
     let (job, expected) = word_count(dir.path());
     let stats = kills(&job, &expected, "word_count_survives_random_kills", 10);
-    assert!(stats.kills >= 10, "{stats}");
+    covered(&stats);
 }
 
 #[test]
@@ -116,7 +126,7 @@ fn window_sum_survives_random_kills() {
     let dir = tempfile::tempdir().unwrap();
     let (job, expected) = window_sum(dir.path());
     let stats = kills(&job, &expected, "window_sum_survives_random_kills", 10);
-    assert!(stats.kills >= 10, "{stats}");
+    covered(&stats);
 }
 
 /// Killed at parallelism 2, restored at 3, killed, restored at 1 and finished: keyed state
@@ -132,6 +142,7 @@ fn kills_and_restores_at_another_parallelism() {
         retained: 1,
         // After some checkpoints, and before the end.
         fractions: Some(vec![(0.3, 0.6), (0.2, 0.4)]),
+        first_kill_before: None,
         restore_after_end: false,
     };
     let mut total = Stats::default();
