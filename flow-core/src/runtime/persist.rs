@@ -199,6 +199,8 @@ impl WriterState {
         let (due, later): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.finals).into_iter().partition(|(after, _)| *after < id);
         self.finals = later;
+        let own = parts.len();
+        let due_after: Vec<u64> = due.iter().map(|(after, _)| *after).collect();
         parts.extend(due.into_iter().map(|(_, p)| p));
         let freeze = Instant::now();
         match self.write(id, &parts) {
@@ -228,6 +230,10 @@ impl WriterState {
                 );
             }
             Err(e) => {
+                // A finished subtask's final part belongs to the next checkpoint that
+                // completes: its sink's pre-commit would be lost with this one.
+                let finals = parts.split_off(own);
+                self.finals.extend(due_after.into_iter().zip(finals));
                 self.failures += 1;
                 tracing::warn!(
                     "checkpoint {id} failed ({} in a row): {e}",
