@@ -449,3 +449,33 @@ pub(crate) const MAX_CHAIN: usize = 8;
 
 /// How long the coordinator's clock waits at most between checks of the writer.
 pub(crate) const POLL: Duration = Duration::from_millis(50);
+
+/// Adds the changes of a failed checkpoint to the next one's parts: a key changed in both
+/// keeps the later value.
+fn merge_unwritten(parts: &mut Vec<Part>, earlier: Vec<KeyedDelta>) {
+    let mut extra = Part::default();
+    for old in earlier {
+        let newer = parts
+            .iter_mut()
+            .flat_map(|p| p.keyed.iter_mut())
+            .find(|d| d.uid == old.uid && d.name == old.name && d.range == old.range);
+        match newer {
+            Some(d) => {
+                let mut merged = old.entries;
+                merged.append(&mut d.entries);
+                // Stable: of two entries of a key the newer stays second, and wins.
+                merged.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+                merged.dedup_by(|later, earlier| {
+                    let same = later.0 == earlier.0 && later.1 == earlier.1;
+                    if same {
+                        std::mem::swap(later, earlier);
+                    }
+                    same
+                });
+                d.entries = merged;
+            }
+            None => extra.keyed.push(old),
+        }
+    }
+    parts.push(extra);
+}
