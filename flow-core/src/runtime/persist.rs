@@ -20,7 +20,7 @@
 //! Metadata (positions, operator state) is carried forward: a checkpoint holds the latest blob
 //! of every name, so a finished subtask's final position stays in every later checkpoint.
 use super::checkpoint::CheckpointStats;
-use super::snapshot::Part;
+use super::snapshot::{KeyedDelta, Part};
 use crate::error::{Error, Result};
 use crossbeam_channel::{Receiver, Sender};
 use flow_state::CheckpointStore;
@@ -121,6 +121,7 @@ impl Writer {
             tasks: options.tasks,
             ready: BTreeMap::new(),
             savepoint_dir: options.savepoint_dir,
+            unwritten: Vec::new(),
             sinks,
             retained: options.retained.max(1),
             tolerable: options.tolerable_failures,
@@ -174,6 +175,8 @@ struct WriterState {
     /// consumers before its final part reaches the writer).
     ready: BTreeMap<u64, Instant>,
     savepoint_dir: Option<std::path::PathBuf>,
+    /// Incremental changes of a checkpoint that failed, for the next one.
+    unwritten: Vec<KeyedDelta>,
     sinks: Vec<SinkPublisher>,
     retained: usize,
     tolerable: u32,
@@ -250,6 +253,10 @@ impl WriterState {
             return;
         }
         let mut parts = self.parts.remove(&id).unwrap_or_default();
+        if !self.unwritten.is_empty() {
+            let earlier = std::mem::take(&mut self.unwritten);
+            merge_unwritten(&mut parts, earlier);
+        }
         // Parts of checkpoints before `id` that never completed (cannot happen: checkpoints
         // complete in order) are dropped with them.
         self.parts.retain(|&k, _| k > id);
@@ -257,6 +264,8 @@ impl WriterState {
             std::mem::take(&mut self.finals).into_iter().partition(|(after, _)| *after < id);
         self.finals = later;
         self.finished += due.len();
+        let own = parts.len();
+        let due_after: Vec<u64> = due.iter().map(|(after, _)| *after).collect();
         parts.extend(due.into_iter().map(|(_, p)| p));
         let freeze = Instant::now();
         match self.write(id, &parts) {
@@ -286,6 +295,16 @@ impl WriterState {
                 );
             }
             Err(e) => {
+                // A finished subtask's final part belongs to the next checkpoint that
+                // completes: its sink's pre-commit would be lost with this one.
+                let finals = parts.split_off(own);
+                self.finished -= finals.len();
+                self.finals.extend(due_after.into_iter().zip(finals));
+                // The changes of incremental states are not written again by their operators:
+                // they go with the next checkpoint (whose own changes win).
+                for p in &mut parts {
+                    self.unwritten.extend(p.keyed.drain(..).filter(|d| !d.full));
+                }
                 self.failures += 1;
                 tracing::warn!(
                     "checkpoint {id} failed ({} in a row): {e}",
@@ -430,3 +449,33 @@ pub(crate) const MAX_CHAIN: usize = 8;
 
 /// How long the coordinator's clock waits at most between checks of the writer.
 pub(crate) const POLL: Duration = Duration::from_millis(50);
+
+/// Adds the changes of a failed checkpoint to the next one's parts: a key changed in both
+/// keeps the later value.
+fn merge_unwritten(parts: &mut Vec<Part>, earlier: Vec<KeyedDelta>) {
+    let mut extra = Part::default();
+    for old in earlier {
+        let newer = parts
+            .iter_mut()
+            .flat_map(|p| p.keyed.iter_mut())
+            .find(|d| d.uid == old.uid && d.name == old.name && d.range == old.range);
+        match newer {
+            Some(d) => {
+                let mut merged = old.entries;
+                merged.append(&mut d.entries);
+                // Stable: of two entries of a key the newer stays second, and wins.
+                merged.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+                merged.dedup_by(|later, earlier| {
+                    let same = later.0 == earlier.0 && later.1 == earlier.1;
+                    if same {
+                        std::mem::swap(later, earlier);
+                    }
+                    same
+                });
+                d.entries = merged;
+            }
+            None => extra.keyed.push(old),
+        }
+    }
+    parts.push(extra);
+}
