@@ -627,13 +627,13 @@ where
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let totals = env
     ///     .from_iter([("ann", 3), ("bob", 5), ("ann", 4)])
-    ///     .key_by(|e| e.0)
+    ///     .key_by(|e| e.0.to_string())
     ///     .sum(|e| e.1)
     ///     .collect();
     /// env.execute()?;
     /// let mut got = totals.take();
     /// got.sort();
-    /// assert_eq!(got, vec![("ann", 7), ("bob", 5)]);
+    /// assert_eq!(got, vec![("ann".to_string(), 7), ("bob".to_string(), 5)]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
@@ -653,13 +653,13 @@ where
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let lows = env
     ///     .from_iter([("oslo", -3), ("rome", 12), ("oslo", -7)])
-    ///     .key_by(|e| e.0)
+    ///     .key_by(|e| e.0.to_string())
     ///     .min(|e| e.1)
     ///     .collect();
     /// env.execute()?;
     /// let mut got = lows.take();
     /// got.sort();
-    /// assert_eq!(got, vec![("oslo", -7), ("rome", 12)]);
+    /// assert_eq!(got, vec![("oslo".to_string(), -7), ("rome".to_string(), 12)]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
@@ -679,13 +679,13 @@ where
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let highs = env
     ///     .from_iter([("oslo", -3), ("rome", 12), ("oslo", -7)])
-    ///     .key_by(|e| e.0)
+    ///     .key_by(|e| e.0.to_string())
     ///     .max(|e| e.1)
     ///     .collect();
     /// env.execute()?;
     /// let mut got = highs.take();
     /// got.sort();
-    /// assert_eq!(got, vec![("oslo", -3), ("rome", 12)]);
+    /// assert_eq!(got, vec![("oslo".to_string(), -3), ("rome".to_string(), 12)]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
@@ -705,12 +705,14 @@ where
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let cheapest = env
     ///     .from_iter([("pen", "s1", 3), ("pen", "s2", 2), ("ink", "s1", 5), ("pen", "s3", 2)])
-    ///     .key_by(|e| e.0)
+    ///     .map(|(item, shop, price)| (item.to_string(), shop.to_string(), price))
+    ///     .key_by(|e| e.0.clone())
     ///     .min_by(|e| e.2)
     ///     .collect();
     /// env.execute()?;
     /// let mut got = cheapest.take();
     /// got.sort();
+    /// let got: Vec<_> = got.iter().map(|(i, s, p)| (i.as_str(), s.as_str(), *p)).collect();
     /// assert_eq!(got, vec![("ink", "s1", 5), ("pen", "s2", 2)]); // s2 came before s3
     /// # Ok::<(), flow_core::Error>(())
     /// ```
@@ -732,12 +734,14 @@ where
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let top_bids = env
     ///     .from_iter([("lamp", "al", 10), ("lamp", "bo", 12), ("cup", "al", 7), ("lamp", "cy", 12)])
-    ///     .key_by(|e| e.0)
+    ///     .map(|(item, bidder, bid)| (item.to_string(), bidder.to_string(), bid))
+    ///     .key_by(|e| e.0.clone())
     ///     .max_by(|e| e.2)
     ///     .collect();
     /// env.execute()?;
     /// let mut got = top_bids.take();
     /// got.sort();
+    /// let got: Vec<_> = got.iter().map(|(i, b, n)| (i.as_str(), b.as_str(), *n)).collect();
     /// assert_eq!(got, vec![("cup", "al", 7), ("lamp", "bo", 12)]); // bo bid 12 before cy
     /// # Ok::<(), flow_core::Error>(())
     /// ```
@@ -758,14 +762,14 @@ where
     /// # use flow_core::prelude::*;
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let products = env
-    ///     .from_iter([("x", 2), ("y", 4), ("x", 3), ("x", 5)])
+    ///     .from_iter([('x', 2), ('y', 4), ('x', 3), ('x', 5)])
     ///     .key_by(|e| e.0)
     ///     .reduce(|a, b| (a.0, a.1 * b.1))
     ///     .collect();
     /// env.execute()?;
     /// let mut got = products.take();
     /// got.sort();
-    /// assert_eq!(got, vec![("x", 30), ("y", 4)]);
+    /// assert_eq!(got, vec![('x', 30), ('y', 4)]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
@@ -785,14 +789,14 @@ where
     /// # use flow_core::prelude::*;
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let words = env
-    ///     .from_iter([("a", "x"), ("a", "y"), ("b", "z")])
+    ///     .from_iter([('a', "x"), ('a', "y"), ('b', "z")])
     ///     .key_by(|e| e.0)
     ///     .fold(String::new(), |acc, e| acc.push_str(e.1))
     ///     .collect();
     /// env.execute()?;
     /// let mut got = words.take();
     /// got.sort();
-    /// assert_eq!(got, vec![("a", "xy".to_string()), ("b", "z".to_string())]);
+    /// assert_eq!(got, vec![('a', "xy".to_string()), ('b', "z".to_string())]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
