@@ -11,12 +11,12 @@ use crate::api::stream::{KeyedStream, Stream};
 use crate::error::Result;
 use crate::graph::{Ending, OpInfo};
 use crate::ops::Table;
+use crate::ops::{StateKey, StateValue};
 use crate::record::{Event, Timestamp, NO_TIMESTAMP};
 use crate::runtime::exchange::partition::ByPairKey;
 use crate::runtime::operator::{Chain, Downstream, Identity, OpenCx, Operator, Sealed, Then};
-use crate::runtime::snapshot::{RestoreCx, SnapshotCx, StateDecl, StateSupport};
-use crate::ops::{StateKey, StateValue};
 use crate::runtime::panic::{guarded, Named, OpName};
+use crate::runtime::snapshot::{RestoreCx, SnapshotCx, StateDecl, StateSupport};
 use crate::runtime::stage::Terminal;
 use crate::runtime::task::TaskCx;
 use hashbrown::hash_map::Entry;
@@ -869,7 +869,8 @@ mod tests {
         OpName::new("test", Location::caller())
     }
 
-    type Counting = KeyedAggregate<char, u64, MergePartials<Count, u8>, fn(char, u64) -> (char, u64)>;
+    type Counting =
+        KeyedAggregate<char, u64, MergePartials<Count, u8>, fn(char, u64) -> (char, u64)>;
 
     fn rolling(bounded: bool) -> Counting {
         KeyedAggregate {
@@ -942,7 +943,10 @@ mod tests {
         op.on_event(Event::End, &mut out);
         let last = snapshot(&mut op, 0);
         assert_eq!(last.keyed[0].entries.len(), 2);
-        assert!(last.keyed[0].entries.iter().all(|e| e.2.is_none()), "tombstones");
+        assert!(
+            last.keyed[0].entries.iter().all(|e| e.2.is_none()),
+            "tombstones"
+        );
     }
 
     #[test]

@@ -260,8 +260,9 @@ impl WriterState {
         // Parts of checkpoints before `id` that never completed (cannot happen: checkpoints
         // complete in order) are dropped with them.
         self.parts.retain(|&k, _| k > id);
-        let (due, later): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.finals).into_iter().partition(|(after, _)| *after < id);
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.finals)
+            .into_iter()
+            .partition(|(after, _)| *after < id);
         self.finals = later;
         self.finished += due.len();
         let own = parts.len();
@@ -306,10 +307,7 @@ impl WriterState {
                     self.unwritten.extend(p.keyed.drain(..).filter(|d| !d.full));
                 }
                 self.failures += 1;
-                tracing::warn!(
-                    "checkpoint {id} failed ({} in a row): {e}",
-                    self.failures
-                );
+                tracing::warn!("checkpoint {id} failed ({} in a row): {e}", self.failures);
                 if self.failures > self.tolerable {
                     self.fail_job(Error::Checkpoint(format!(
                         "{} checkpoints in a row failed, the last with: {e}",
@@ -349,7 +347,8 @@ impl WriterState {
         if let Some(v) = &base_view {
             for d in &deltas {
                 let key = (d.uid.as_str(), d.name.as_str());
-                if !d.full && !compact.contains(&key) && v.segment_count(key.0, key.1) >= MAX_CHAIN {
+                if !d.full && !compact.contains(&key) && v.segment_count(key.0, key.1) >= MAX_CHAIN
+                {
                     compact.push(key);
                 }
             }

@@ -100,7 +100,8 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
 impl<T> Codec<T> {
     /// Decodes a value that fills `bytes` exactly.
     pub(crate) fn decode_all(&self, bytes: &[u8], what: &dyn Fn() -> String) -> Result<T> {
-        let (v, rest) = (self.dec)(bytes).map_err(|e| Error::Checkpoint(format!("{}: {e}", what())))?;
+        let (v, rest) =
+            (self.dec)(bytes).map_err(|e| Error::Checkpoint(format!("{}: {e}", what())))?;
         if !rest.is_empty() {
             return Err(Error::Checkpoint(format!(
                 "{}: {} bytes left after a {}",
@@ -132,7 +133,6 @@ pub(crate) struct Part {
     /// Metadata blobs by name: source positions, sink pre-commits, operator state.
     pub(crate) meta: Vec<(String, Vec<u8>)>,
 }
-
 
 /// How an operator keeps state, as declared by [`crate::runtime::operator::Operator`].
 #[derive(Clone, Debug, PartialEq, Eq)]

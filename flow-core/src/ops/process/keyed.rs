@@ -49,6 +49,7 @@ use crate::api::exchange::exchange_by_key;
 use crate::api::stream::{KeyedStream, Stream};
 use crate::graph::OpInfo;
 use crate::ops::side_output::{OutputTag, TaggedOutputs};
+use crate::ops::StateKey;
 use crate::ops::Table;
 use crate::record::{Event, Timestamp};
 use crate::runtime::operator::{
@@ -56,7 +57,6 @@ use crate::runtime::operator::{
 };
 use crate::runtime::panic::{OpName, PanicGuard};
 use crate::runtime::snapshot::{encode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport};
-use crate::ops::StateKey;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::hash::Hash;

@@ -25,17 +25,17 @@ use super::functions::{
     AggregateProcessWindow, AggregateWindow, ProcessWindow, ProcessWindowWithContext,
     WindowContext, WindowFn,
 };
-use super::operator::{WindowChain, WindowOp};
-use crate::ops::{StateKey, StateValue};
-use crate::runtime::snapshot::Codec;
 use super::operator::WindowCodec;
+use super::operator::{WindowChain, WindowOp};
 use crate::api::exchange::{exchange_by_key, exchange_to_one, side_stream};
 use crate::api::stream::{KeyedStream, Stream};
 use crate::graph::OpInfo;
 use crate::ops::aggregate::{Aggregate, Count, Extreme, ExtremeBy, Reduce, Sum};
 use crate::ops::side_output::{SideOutput, TaggedOutputs};
+use crate::ops::{StateKey, StateValue};
 use crate::runtime::operator::{Chain, Identity};
 use crate::runtime::panic::{Named, OpName};
+use crate::runtime::snapshot::Codec;
 use std::hash::Hash;
 use std::panic::Location;
 use std::time::Duration;
