@@ -172,6 +172,12 @@ pub mod __private {
     pub use serde;
 }
 
+/// Keyed state with change tracking, as stateful operators keep it.
+pub mod state {
+    pub use crate::runtime::keyed_table::{Fold, FoldWith, KeyedTable};
+    pub use crate::runtime::snapshot::{StateKey, StateValue};
+}
+
 /// The lock-free protocols of the runtime, for the loom models in `tests/loom.rs`. Only in a
 /// build with `RUSTFLAGS="--cfg loom"` (see `runtime::sync`). Not an API.
 #[cfg(loom)]

@@ -16,6 +16,7 @@ use crate::record::{Event, Timestamp, NO_TIMESTAMP};
 use crate::runtime::exchange::partition::ByPairKey;
 use crate::runtime::operator::{Chain, Downstream, Identity, OpenCx, Operator, Sealed, Then};
 use crate::runtime::panic::{guarded, Named, OpName};
+use crate::runtime::keyed_table::{Fold, KeyedTable};
 use crate::runtime::snapshot::{RestoreCx, SnapshotCx, StateDecl, StateSupport};
 use crate::runtime::stage::Terminal;
 use crate::runtime::task::TaskCx;
@@ -381,23 +382,16 @@ where
 /// arrival changes it (Flink's rolling aggregation), after pre-aggregation has compressed the
 /// updates of each flush.
 ///
-/// With checkpoints on, it remembers which keys changed since the last checkpoint (a flag per
-/// accumulator and a list of the keys that set it), so a checkpoint encodes only those: the
-/// incremental snapshot costs what changed, not the size of the state.
+/// With checkpoints on, its [`KeyedTable`] remembers which keys changed since the last
+/// checkpoint, so a checkpoint encodes only those: the incremental snapshot costs what
+/// changed, not the size of the state.
 pub struct KeyedAggregate<K, V, G: Combine<V>, OF> {
     combine: G,
     out: OF,
     bounded: bool,
-    state: Table<K, Slot<G::Acc>>,
-    /// Keys changed (or removed) since the last checkpoint, when checkpoints are on.
-    dirty: Option<Vec<K>>,
+    /// The accumulators, tracking changes when checkpoints are on.
+    state: KeyedTable<K, G::Acc>,
     _p: PhantomData<fn(V)>,
-}
-
-/// An accumulator and whether it changed since the last checkpoint.
-pub struct Slot<A> {
-    acc: A,
-    dirty: bool,
 }
 
 impl<K, V, G: Combine<V>, OF: Clone> Clone for KeyedAggregate<K, V, G, OF> {
@@ -406,14 +400,27 @@ impl<K, V, G: Combine<V>, OF: Clone> Clone for KeyedAggregate<K, V, G, OF> {
             combine: self.combine.clone(),
             out: self.out.clone(),
             bounded: self.bounded,
-            state: Table::default(),
-            dirty: None,
+            state: KeyedTable::default(),
             _p: PhantomData,
         }
     }
 }
 
 impl<K, V, G: Combine<V>, OF> Sealed for KeyedAggregate<K, V, G, OF> {}
+
+/// A [`Combine`] as the fold of a [`KeyedTable`].
+struct ByCombine<'a, G>(&'a mut G);
+
+impl<V, G: Combine<V>> Fold<V, G::Acc> for ByCombine<'_, G> {
+    #[inline(always)]
+    fn insert(&mut self, v: V) -> G::Acc {
+        self.0.first(v)
+    }
+    #[inline(always)]
+    fn update(&mut self, acc: &mut G::Acc, v: V) {
+        self.0.next(acc, v)
+    }
+}
 
 /// The name of a keyed aggregate's state in checkpoints.
 const ACC_STATE: &str = "accumulators";
@@ -432,54 +439,21 @@ where
     #[inline]
     fn on_record<D: Downstream<R>>(&mut self, (k, v): (K, V), _ts: Timestamp, down: &mut D) {
         let combine = &mut self.combine;
-        if self.bounded && self.dirty.is_none() {
-            match self.state.entry(k) {
-                Entry::Occupied(mut o) => combine.next(&mut o.get_mut().acc, v),
-                Entry::Vacant(e) => {
-                    e.insert(Slot {
-                        acc: combine.first(v),
-                        dirty: false,
-                    });
-                }
-            }
-            return;
-        }
-        let slot = match self.state.entry(k.clone()) {
-            Entry::Occupied(o) => {
-                let slot = o.into_mut();
-                combine.next(&mut slot.acc, v);
-                slot
-            }
-            Entry::Vacant(e) => e.insert(Slot {
-                acc: combine.first(v),
-                dirty: false,
-            }),
-        };
-        if !self.bounded {
-            let r = combine.result(slot.acc.clone());
-            if let Some(d) = self.dirty.as_mut() {
-                if !slot.dirty {
-                    slot.dirty = true;
-                    d.push(k.clone());
-                }
-            }
+        if self.bounded {
+            self.state.upsert(k, v, &mut ByCombine(combine));
+        } else {
+            let acc = self.state.upsert(k.clone(), v, &mut ByCombine(combine));
+            let r = combine.result(acc.clone());
             down.emit((self.out)(k, r), NO_TIMESTAMP);
-        } else if let Some(d) = self.dirty.as_mut() {
-            if !slot.dirty {
-                slot.dirty = true;
-                d.push(k);
-            }
         }
     }
 
     fn on_event<D: Downstream<R>>(&mut self, event: Event, down: &mut D) {
         if event == Event::End && self.bounded {
-            for (k, slot) in self.state.drain() {
-                if let Some(d) = self.dirty.as_mut() {
-                    // A finished aggregate has emitted everything: its state is gone.
-                    d.push(k.clone());
-                }
-                let r = self.combine.result(slot.acc);
+            // A finished aggregate has emitted everything: its state is gone (deleted in
+            // the final checkpoint too).
+            for (k, acc) in self.state.drain() {
+                let r = self.combine.result(acc);
                 down.emit((self.out)(k, r), NO_TIMESTAMP);
             }
         }
@@ -487,7 +461,7 @@ where
     }
 
     fn open(&mut self, cx: OpenCx) {
-        self.dirty = cx.checkpoints.then(Vec::new);
+        self.state.track_changes(cx.checkpoints);
     }
 
     fn state(&self) -> StateSupport {
@@ -495,18 +469,9 @@ where
     }
 
     fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> Result<()> {
-        let Some(dirty) = self.dirty.as_mut() else {
-            return Ok(());
-        };
         let mut w = cx.keyed(ACC_STATE, false);
-        for k in dirty.drain(..) {
-            match self.state.get_mut(&k) {
-                Some(slot) => {
-                    slot.dirty = false;
-                    w.put(&k, &k, Some(&slot.acc))?;
-                }
-                None => w.put(&k, &k, None::<&G::Acc>)?,
-            }
+        for (k, acc) in self.state.take_changes() {
+            w.put(&k, &k, acc)?;
         }
         w.finish();
         Ok(())
@@ -514,9 +479,7 @@ where
 
     fn restore(&mut self, cx: &RestoreCx<'_>) -> Result<()> {
         let state = &mut self.state;
-        cx.keyed(ACC_STATE, |k: K, acc: G::Acc| {
-            state.insert(k, Slot { acc, dirty: false });
-        })
+        cx.keyed(ACC_STATE, |k: K, acc: G::Acc| state.restore(k, acc))
     }
 }
 
@@ -550,8 +513,7 @@ where
             combine,
             out,
             bounded,
-            state: Table::default(),
-            dirty: None,
+            state: KeyedTable::default(),
             _p: PhantomData,
         },
     )
@@ -877,8 +839,7 @@ mod tests {
             combine: MergePartials(Count, PhantomData),
             out: |k, n| (k, n),
             bounded,
-            state: Table::default(),
-            dirty: None,
+            state: KeyedTable::default(),
             _p: PhantomData,
         }
     }
