@@ -468,12 +468,14 @@ where
         StateSupport::Persisted(vec![StateDecl::keyed::<K, G::Acc>(ACC_STATE)])
     }
 
+    /// Freezes the changed accumulators (clones them); the writer encodes them.
     fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> Result<()> {
-        let mut w = cx.keyed(ACC_STATE, false);
-        for (k, acc) in self.state.take_changes() {
-            w.put(&k, &k, acc)?;
-        }
-        w.finish();
+        let changes: Vec<(K, Option<G::Acc>)> = self
+            .state
+            .take_changes()
+            .map(|(k, acc)| (k, acc.cloned()))
+            .collect();
+        cx.keyed_values(ACC_STATE, false, changes);
         Ok(())
     }
 
@@ -858,6 +860,10 @@ mod tests {
             part: &mut part,
         };
         op.snapshot(&mut cx).unwrap();
+        // The writer's side: encode what the operator froze.
+        for d in std::mem::take(&mut part.deferred) {
+            part.keyed.push(d().unwrap());
+        }
         part
     }
 
