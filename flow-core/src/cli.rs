@@ -66,7 +66,11 @@ pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, Strin
         "s" => n,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
-        u => return Err(format!("unknown unit `{u}` in `{s}`: use us, ms, s, m or h")),
+        u => {
+            return Err(format!(
+                "unknown unit `{u}` in `{s}`: use us, ms, s, m or h"
+            ))
+        }
     };
     if !(secs > 0.0 && secs.is_finite()) {
         return Err(format!("`{s}` must be a positive duration"));
@@ -225,7 +229,9 @@ mod tests {
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("5").unwrap_err().contains("no unit"));
-        assert!(parse_duration("5 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("5 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
         assert!(parse_duration("0s").is_err());
     }
 }

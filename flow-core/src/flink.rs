@@ -38,6 +38,10 @@
 //! | `print`, `FileSink` (row format) | `print`, `write_csv` / `write_lines` (part files made visible once complete) |
 //! | web UI at :8081, `explain()` | the per-stage summary at the end of a job, `--plan` / [`Env::plan`](crate::Env::plan) (text or JSON) |
 //! | `maxParallelism` and key groups | `--max-parallelism` / `Config::max_parallelism`; keys map to key groups as in Flink |
+//! | `enableCheckpointing(interval)`, `state.checkpoints.dir`, `state.checkpoints.num-retained` | `--checkpoint-interval`, `--checkpoint-dir`, `--checkpoints-retained` ([`Config::checkpoint_dir`](crate::Config::checkpoint_dir), ...); always exactly-once (aligned barriers) and incremental |
+//! | `flink run -s <savepoint>`, `flink stop --savepointPath` | `--restore` (latest checkpoint), `--restore ID`, `--restore PATH`; `--savepoint-dir` writes one when the job ends or is stopped with Ctrl-C |
+//! | `TwoPhaseCommitSinkFunction` / `FileSink` exactly-once | `write_csv` / `write_lines` / serde sinks with a checkpoint directory: part files published when their checkpoint is durable |
+//! | `TypeSerializer`s of state | serde (`Serialize` + `Deserialize`) on keys and state; the types are recorded and checked on restore |
 //!
 //! ## Differences in behaviour
 //! * **Watermarks come from the data**, after each batch of a source split, not from a
@@ -53,9 +57,11 @@
 //!   own, and the slowest one sets the pace for all.
 //!
 //! ## Not there yet, and why
-//! * **Checkpoints, savepoints and restore.** Barriers already travel through the dataflow
-//!   (injected at sources, aligned at exchanges), and `flow-state` holds the checkpoint
-//!   store; operators do not persist their state into it yet, so a killed job starts over.
+//! * **Checkpoints of every operator.** Rolling aggregates, time and session windows and
+//!   keyed process functions checkpoint their state; count windows, triggers, joins and
+//!   broadcast state do not yet, and a job with a checkpoint directory that uses them is
+//!   refused at start rather than restored wrongly. State larger than memory, state TTL and
+//!   unaligned checkpoints are not there yet either.
 //! * **Triggers and evictors on session and count windows, timers in broadcast process
 //!   functions, a REST API and web dashboard, Kafka, SQL**: planned; see the open issues.
 //! * **A cluster.** flow runs a job in one process; scaling out is planned on Kafka

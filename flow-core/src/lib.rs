@@ -141,7 +141,6 @@ pub mod prelude {
     pub use crate::ops::process::state::{KeyedStateNames, ListState, MapState, ValueState};
     pub use crate::ops::side_output::OutputTag;
     pub use crate::ops::split::Either;
-    pub use crate::ops::{StateKey, StateValue};
     pub use crate::ops::window::{
         ContinuousEventTimeTrigger, CountEvictor, CountTrigger, CountWindows,
         EventTimeSessionWindows, EventTimeTrigger, GlobalWindowedStream, PurgingTrigger,
@@ -150,15 +149,16 @@ pub mod prelude {
         TumblingProcessingTimeWindows, Window, WindowContext, WindowInfo, WindowTrigger, Windowed,
         WindowedStream,
     };
+    pub use crate::ops::{StateKey, StateValue};
     pub use crate::runtime::operator::Chain;
     pub use crate::text::Word;
     pub use crate::time::WatermarkStrategy;
     pub use crate::{process_fn, stream_job};
     pub use crate::{Config, Env, JobSummary, KeyedStream, ReadOptions, Restore, Stream};
-    pub use serde::{Deserialize, Serialize};
     #[cfg(feature = "cli")]
     pub use clap::{self, Args};
     pub use compact_str::CompactString;
+    pub use serde::{Deserialize, Serialize};
 }
 
 /// Paths named by the code that flow's macros generate. Not an API.
@@ -170,6 +170,12 @@ pub mod __private {
     pub use crate::ops::process::state::{KeyedStateNames, ListState, MapState, ValueState};
     pub use crate::record::Timestamp;
     pub use serde;
+}
+
+/// Keyed state with change tracking, as stateful operators keep it.
+pub mod state {
+    pub use crate::runtime::keyed_table::{Fold, FoldWith, KeyedTable};
+    pub use crate::runtime::snapshot::{StateKey, StateValue};
 }
 
 /// The lock-free protocols of the runtime, for the loom models in `tests/loom.rs`. Only in a

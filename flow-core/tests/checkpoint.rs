@@ -85,14 +85,22 @@ fn a_job_with_checkpoints_writes_what_a_job_without_writes() {
     build(&mut env, n, dir.path(), None);
     let summary = env.execute().unwrap();
     assert!(!summary.checkpoints.is_empty(), "at least the final one");
-    assert_eq!(read_part_files(&dir.path().join("windows")).unwrap(), reference(n));
+    assert_eq!(
+        read_part_files(&dir.path().join("windows")).unwrap(),
+        reference(n)
+    );
 }
 
 #[test]
 fn a_failed_job_resumes_from_its_latest_checkpoint_exactly_once() {
     let n = 400_000;
     let want = reference(n);
-    for (fail_at, p1, p2) in [(150_000, 2, 2), (300_000, 1, 1), (250_000, 2, 3), (100_000, 3, 1)] {
+    for (fail_at, p1, p2) in [
+        (150_000, 2, 2),
+        (300_000, 1, 1),
+        (250_000, 2, 3),
+        (100_000, 3, 1),
+    ] {
         assert_eq!(
             fail_and_restore(n, fail_at, p1, p2),
             want,
@@ -108,7 +116,10 @@ fn restoring_with_no_checkpoint_starts_from_the_beginning() {
     let mut env = Env::new(config(dir.path(), 2).restore(Restore::Latest));
     build(&mut env, n, dir.path(), None);
     env.execute().unwrap();
-    assert_eq!(read_part_files(&dir.path().join("windows")).unwrap(), reference(n));
+    assert_eq!(
+        read_part_files(&dir.path().join("windows")).unwrap(),
+        reference(n)
+    );
 }
 
 #[test]
@@ -120,7 +131,10 @@ fn restoring_a_finished_job_publishes_nothing_twice() {
         build(&mut env, n, dir.path(), None);
         env.execute().unwrap();
     }
-    assert_eq!(read_part_files(&dir.path().join("windows")).unwrap(), reference(n));
+    assert_eq!(
+        read_part_files(&dir.path().join("windows")).unwrap(),
+        reference(n)
+    );
 }
 
 #[test]
@@ -150,7 +164,10 @@ fn a_checkpoint_whose_state_does_not_fit_the_job_is_refused_naming_it() {
         .uid("totals")
         .discard();
     let err = env.execute().unwrap_err().to_string();
-    assert!(err.contains("`sums`") && err.contains("does not have"), "{err}");
+    assert!(
+        err.contains("`sums`") && err.contains("does not have"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -221,10 +238,11 @@ fn a_savepoint_restores_into_another_checkpoint_directory() {
     assert!(savepoint.starts_with(dir.path().join("savepoints")));
     std::fs::remove_dir_all(dir.path().join("checkpoints")).unwrap();
     // The restored job is finished: it publishes nothing twice.
-    let mut env = Env::new(
-        config(dir.path(), 3).restore(Restore::Path(savepoint)),
-    );
+    let mut env = Env::new(config(dir.path(), 3).restore(Restore::Path(savepoint)));
     build(&mut env, n, dir.path(), None);
     env.execute().unwrap();
-    assert_eq!(read_part_files(&dir.path().join("windows")).unwrap(), reference(n));
+    assert_eq!(
+        read_part_files(&dir.path().join("windows")).unwrap(),
+        reference(n)
+    );
 }

@@ -319,7 +319,10 @@ fn a_late_record_that_extends_a_fired_session_fires_the_merged_session() {
     let summary = env.execute().unwrap();
     let mut got = out.take();
     got.sort();
-    let got: Vec<_> = got.iter().map(|(k, s, e, n)| (k.as_str(), *s, *e, *n)).collect();
+    let got: Vec<_> = got
+        .iter()
+        .map(|(k, s, e, n)| (k.as_str(), *s, *e, *n))
+        .collect();
     assert_eq!(
         got,
         vec![

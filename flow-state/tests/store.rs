@@ -211,7 +211,8 @@ fn an_exported_checkpoint_is_a_self_contained_store() {
     for id in 1..=3u64 {
         let mut cw = store.begin(id).unwrap();
         let mut w = cw.state("op", "s");
-        w.put(id as u32, format!("k{id}").as_bytes(), Some(b"v")).unwrap();
+        w.put(id as u32, format!("k{id}").as_bytes(), Some(b"v"))
+            .unwrap();
         w.finish().unwrap();
         cw.put_metadata("pos", &id.to_le_bytes());
         cw.commit().unwrap();
@@ -226,7 +227,11 @@ fn an_exported_checkpoint_is_a_self_contained_store() {
     assert_eq!(saved.latest_complete().unwrap().checkpoint, Some(3));
     let view = saved.restore_view(3).unwrap();
     let all = flow_state::KeyGroupRange { start: 0, end: 128 };
-    let keys: Vec<Vec<u8>> = view.entries("op", "s", all).unwrap().map(|e| e.key.to_vec()).collect();
+    let keys: Vec<Vec<u8>> = view
+        .entries("op", "s", all)
+        .unwrap()
+        .map(|e| e.key.to_vec())
+        .collect();
     assert_eq!(keys, vec![b"k1".to_vec(), b"k2".to_vec(), b"k3".to_vec()]);
     assert_eq!(view.metadata("pos"), Some(&3u64.to_le_bytes()[..]));
 }

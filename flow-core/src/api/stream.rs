@@ -170,7 +170,7 @@ impl<C: Chain> Stream<C> {
     /// ```
     /// # use flow_core::prelude::*;
     /// let mut env = Env::new(Config::default().parallelism(2));
-    /// env.from_iter([("a", 1)]).key_by(|e| e.0).sum(|e| e.1).uid("totals").discard();
+    /// env.from_iter([('a', 1)]).key_by(|e| e.0).sum(|e| e.1).uid("totals").discard();
     /// assert_eq!(env.plan().stages[1].operators[0].uid, "totals");
     /// # Ok::<(), flow_core::Error>(())
     /// ```
@@ -195,11 +195,11 @@ impl<C: Chain> Stream<C> {
     /// ```
     /// # use flow_core::prelude::*;
     /// let mut env = Env::new(Config::default().parallelism(2));
-    /// let sums = env.from_iter([("a", 1), ("b", 2), ("a", 3)]).key_by(|e| e.0).sum(|e| e.1).collect();
+    /// let sums = env.from_iter([('a', 1), ('b', 2), ('a', 3)]).key_by(|e| e.0).sum(|e| e.1).collect();
     /// env.execute()?;
     /// let mut got = sums.take();
     /// got.sort();
-    /// assert_eq!(got, vec![("a", 4), ("b", 2)]);
+    /// assert_eq!(got, vec![('a', 4), ('b', 2)]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]

@@ -11,12 +11,13 @@ use crate::api::stream::{KeyedStream, Stream};
 use crate::error::Result;
 use crate::graph::{Ending, OpInfo};
 use crate::ops::Table;
+use crate::ops::{StateKey, StateValue};
 use crate::record::{Event, Timestamp, NO_TIMESTAMP};
 use crate::runtime::exchange::partition::ByPairKey;
 use crate::runtime::operator::{Chain, Downstream, Identity, OpenCx, Operator, Sealed, Then};
-use crate::runtime::snapshot::{RestoreCx, SnapshotCx, StateDecl, StateSupport};
-use crate::ops::{StateKey, StateValue};
 use crate::runtime::panic::{guarded, Named, OpName};
+use crate::runtime::keyed_table::{Fold, KeyedTable};
+use crate::runtime::snapshot::{RestoreCx, SnapshotCx, StateDecl, StateSupport};
 use crate::runtime::stage::Terminal;
 use crate::runtime::task::TaskCx;
 use hashbrown::hash_map::Entry;
@@ -381,23 +382,16 @@ where
 /// arrival changes it (Flink's rolling aggregation), after pre-aggregation has compressed the
 /// updates of each flush.
 ///
-/// With checkpoints on, it remembers which keys changed since the last checkpoint (a flag per
-/// accumulator and a list of the keys that set it), so a checkpoint encodes only those: the
-/// incremental snapshot costs what changed, not the size of the state.
+/// With checkpoints on, its [`KeyedTable`] remembers which keys changed since the last
+/// checkpoint, so a checkpoint encodes only those: the incremental snapshot costs what
+/// changed, not the size of the state.
 pub struct KeyedAggregate<K, V, G: Combine<V>, OF> {
     combine: G,
     out: OF,
     bounded: bool,
-    state: Table<K, Slot<G::Acc>>,
-    /// Keys changed (or removed) since the last checkpoint, when checkpoints are on.
-    dirty: Option<Vec<K>>,
+    /// The accumulators, tracking changes when checkpoints are on.
+    state: KeyedTable<K, G::Acc>,
     _p: PhantomData<fn(V)>,
-}
-
-/// An accumulator and whether it changed since the last checkpoint.
-pub struct Slot<A> {
-    acc: A,
-    dirty: bool,
 }
 
 impl<K, V, G: Combine<V>, OF: Clone> Clone for KeyedAggregate<K, V, G, OF> {
@@ -406,14 +400,27 @@ impl<K, V, G: Combine<V>, OF: Clone> Clone for KeyedAggregate<K, V, G, OF> {
             combine: self.combine.clone(),
             out: self.out.clone(),
             bounded: self.bounded,
-            state: Table::default(),
-            dirty: None,
+            state: KeyedTable::default(),
             _p: PhantomData,
         }
     }
 }
 
 impl<K, V, G: Combine<V>, OF> Sealed for KeyedAggregate<K, V, G, OF> {}
+
+/// A [`Combine`] as the fold of a [`KeyedTable`].
+struct ByCombine<'a, G>(&'a mut G);
+
+impl<V, G: Combine<V>> Fold<V, G::Acc> for ByCombine<'_, G> {
+    #[inline(always)]
+    fn insert(&mut self, v: V) -> G::Acc {
+        self.0.first(v)
+    }
+    #[inline(always)]
+    fn update(&mut self, acc: &mut G::Acc, v: V) {
+        self.0.next(acc, v)
+    }
+}
 
 /// The name of a keyed aggregate's state in checkpoints.
 const ACC_STATE: &str = "accumulators";
@@ -432,54 +439,21 @@ where
     #[inline]
     fn on_record<D: Downstream<R>>(&mut self, (k, v): (K, V), _ts: Timestamp, down: &mut D) {
         let combine = &mut self.combine;
-        if self.bounded && self.dirty.is_none() {
-            match self.state.entry(k) {
-                Entry::Occupied(mut o) => combine.next(&mut o.get_mut().acc, v),
-                Entry::Vacant(e) => {
-                    e.insert(Slot {
-                        acc: combine.first(v),
-                        dirty: false,
-                    });
-                }
-            }
-            return;
-        }
-        let slot = match self.state.entry(k.clone()) {
-            Entry::Occupied(o) => {
-                let slot = o.into_mut();
-                combine.next(&mut slot.acc, v);
-                slot
-            }
-            Entry::Vacant(e) => e.insert(Slot {
-                acc: combine.first(v),
-                dirty: false,
-            }),
-        };
-        if !self.bounded {
-            let r = combine.result(slot.acc.clone());
-            if let Some(d) = self.dirty.as_mut() {
-                if !slot.dirty {
-                    slot.dirty = true;
-                    d.push(k.clone());
-                }
-            }
+        if self.bounded {
+            self.state.upsert(k, v, &mut ByCombine(combine));
+        } else {
+            let acc = self.state.upsert(k.clone(), v, &mut ByCombine(combine));
+            let r = combine.result(acc.clone());
             down.emit((self.out)(k, r), NO_TIMESTAMP);
-        } else if let Some(d) = self.dirty.as_mut() {
-            if !slot.dirty {
-                slot.dirty = true;
-                d.push(k);
-            }
         }
     }
 
     fn on_event<D: Downstream<R>>(&mut self, event: Event, down: &mut D) {
         if event == Event::End && self.bounded {
-            for (k, slot) in self.state.drain() {
-                if let Some(d) = self.dirty.as_mut() {
-                    // A finished aggregate has emitted everything: its state is gone.
-                    d.push(k.clone());
-                }
-                let r = self.combine.result(slot.acc);
+            // A finished aggregate has emitted everything: its state is gone (deleted in
+            // the final checkpoint too).
+            for (k, acc) in self.state.drain() {
+                let r = self.combine.result(acc);
                 down.emit((self.out)(k, r), NO_TIMESTAMP);
             }
         }
@@ -487,36 +461,27 @@ where
     }
 
     fn open(&mut self, cx: OpenCx) {
-        self.dirty = cx.checkpoints.then(Vec::new);
+        self.state.track_changes(cx.checkpoints);
     }
 
     fn state(&self) -> StateSupport {
         StateSupport::Persisted(vec![StateDecl::keyed::<K, G::Acc>(ACC_STATE)])
     }
 
+    /// Freezes the changed accumulators (clones them); the writer encodes them.
     fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> Result<()> {
-        let Some(dirty) = self.dirty.as_mut() else {
-            return Ok(());
-        };
-        let mut w = cx.keyed(ACC_STATE, false);
-        for k in dirty.drain(..) {
-            match self.state.get_mut(&k) {
-                Some(slot) => {
-                    slot.dirty = false;
-                    w.put(&k, &k, Some(&slot.acc))?;
-                }
-                None => w.put(&k, &k, None::<&G::Acc>)?,
-            }
-        }
-        w.finish();
+        let changes: Vec<(K, Option<G::Acc>)> = self
+            .state
+            .take_changes()
+            .map(|(k, acc)| (k, acc.cloned()))
+            .collect();
+        cx.keyed_values(ACC_STATE, false, changes);
         Ok(())
     }
 
     fn restore(&mut self, cx: &RestoreCx<'_>) -> Result<()> {
         let state = &mut self.state;
-        cx.keyed(ACC_STATE, |k: K, acc: G::Acc| {
-            state.insert(k, Slot { acc, dirty: false });
-        })
+        cx.keyed(ACC_STATE, |k: K, acc: G::Acc| state.restore(k, acc))
     }
 }
 
@@ -550,8 +515,7 @@ where
             combine,
             out,
             bounded,
-            state: Table::default(),
-            dirty: None,
+            state: KeyedTable::default(),
             _p: PhantomData,
         },
     )
@@ -627,13 +591,13 @@ where
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let totals = env
     ///     .from_iter([("ann", 3), ("bob", 5), ("ann", 4)])
-    ///     .key_by(|e| e.0)
+    ///     .key_by(|e| e.0.to_string())
     ///     .sum(|e| e.1)
     ///     .collect();
     /// env.execute()?;
     /// let mut got = totals.take();
     /// got.sort();
-    /// assert_eq!(got, vec![("ann", 7), ("bob", 5)]);
+    /// assert_eq!(got, vec![("ann".to_string(), 7), ("bob".to_string(), 5)]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
@@ -653,13 +617,13 @@ where
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let lows = env
     ///     .from_iter([("oslo", -3), ("rome", 12), ("oslo", -7)])
-    ///     .key_by(|e| e.0)
+    ///     .key_by(|e| e.0.to_string())
     ///     .min(|e| e.1)
     ///     .collect();
     /// env.execute()?;
     /// let mut got = lows.take();
     /// got.sort();
-    /// assert_eq!(got, vec![("oslo", -7), ("rome", 12)]);
+    /// assert_eq!(got, vec![("oslo".to_string(), -7), ("rome".to_string(), 12)]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
@@ -679,13 +643,13 @@ where
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let highs = env
     ///     .from_iter([("oslo", -3), ("rome", 12), ("oslo", -7)])
-    ///     .key_by(|e| e.0)
+    ///     .key_by(|e| e.0.to_string())
     ///     .max(|e| e.1)
     ///     .collect();
     /// env.execute()?;
     /// let mut got = highs.take();
     /// got.sort();
-    /// assert_eq!(got, vec![("oslo", -3), ("rome", 12)]);
+    /// assert_eq!(got, vec![("oslo".to_string(), -3), ("rome".to_string(), 12)]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
@@ -705,12 +669,14 @@ where
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let cheapest = env
     ///     .from_iter([("pen", "s1", 3), ("pen", "s2", 2), ("ink", "s1", 5), ("pen", "s3", 2)])
-    ///     .key_by(|e| e.0)
+    ///     .map(|(item, shop, price)| (item.to_string(), shop.to_string(), price))
+    ///     .key_by(|e| e.0.clone())
     ///     .min_by(|e| e.2)
     ///     .collect();
     /// env.execute()?;
     /// let mut got = cheapest.take();
     /// got.sort();
+    /// let got: Vec<_> = got.iter().map(|(i, s, p)| (i.as_str(), s.as_str(), *p)).collect();
     /// assert_eq!(got, vec![("ink", "s1", 5), ("pen", "s2", 2)]); // s2 came before s3
     /// # Ok::<(), flow_core::Error>(())
     /// ```
@@ -732,12 +698,14 @@ where
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let top_bids = env
     ///     .from_iter([("lamp", "al", 10), ("lamp", "bo", 12), ("cup", "al", 7), ("lamp", "cy", 12)])
-    ///     .key_by(|e| e.0)
+    ///     .map(|(item, bidder, bid)| (item.to_string(), bidder.to_string(), bid))
+    ///     .key_by(|e| e.0.clone())
     ///     .max_by(|e| e.2)
     ///     .collect();
     /// env.execute()?;
     /// let mut got = top_bids.take();
     /// got.sort();
+    /// let got: Vec<_> = got.iter().map(|(i, b, n)| (i.as_str(), b.as_str(), *n)).collect();
     /// assert_eq!(got, vec![("cup", "al", 7), ("lamp", "bo", 12)]); // bo bid 12 before cy
     /// # Ok::<(), flow_core::Error>(())
     /// ```
@@ -758,14 +726,14 @@ where
     /// # use flow_core::prelude::*;
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let products = env
-    ///     .from_iter([("x", 2), ("y", 4), ("x", 3), ("x", 5)])
+    ///     .from_iter([('x', 2), ('y', 4), ('x', 3), ('x', 5)])
     ///     .key_by(|e| e.0)
     ///     .reduce(|a, b| (a.0, a.1 * b.1))
     ///     .collect();
     /// env.execute()?;
     /// let mut got = products.take();
     /// got.sort();
-    /// assert_eq!(got, vec![("x", 30), ("y", 4)]);
+    /// assert_eq!(got, vec![('x', 30), ('y', 4)]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
@@ -785,14 +753,14 @@ where
     /// # use flow_core::prelude::*;
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let words = env
-    ///     .from_iter([("a", "x"), ("a", "y"), ("b", "z")])
+    ///     .from_iter([('a', "x"), ('a', "y"), ('b', "z")])
     ///     .key_by(|e| e.0)
     ///     .fold(String::new(), |acc, e| acc.push_str(e.1))
     ///     .collect();
     /// env.execute()?;
     /// let mut got = words.take();
     /// got.sort();
-    /// assert_eq!(got, vec![("a", "xy".to_string()), ("b", "z".to_string())]);
+    /// assert_eq!(got, vec![('a', "xy".to_string()), ('b', "z".to_string())]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
@@ -865,15 +833,15 @@ mod tests {
         OpName::new("test", Location::caller())
     }
 
-    type Counting = KeyedAggregate<char, u64, MergePartials<Count, u8>, fn(char, u64) -> (char, u64)>;
+    type Counting =
+        KeyedAggregate<char, u64, MergePartials<Count, u8>, fn(char, u64) -> (char, u64)>;
 
     fn rolling(bounded: bool) -> Counting {
         KeyedAggregate {
             combine: MergePartials(Count, PhantomData),
             out: |k, n| (k, n),
             bounded,
-            state: Table::default(),
-            dirty: None,
+            state: KeyedTable::default(),
             _p: PhantomData,
         }
     }
@@ -892,6 +860,10 @@ mod tests {
             part: &mut part,
         };
         op.snapshot(&mut cx).unwrap();
+        // The writer's side: encode what the operator froze.
+        for d in std::mem::take(&mut part.deferred) {
+            part.keyed.push(d().unwrap());
+        }
         part
     }
 
@@ -938,7 +910,10 @@ mod tests {
         op.on_event(Event::End, &mut out);
         let last = snapshot(&mut op, 0);
         assert_eq!(last.keyed[0].entries.len(), 2);
-        assert!(last.keyed[0].entries.iter().all(|e| e.2.is_none()), "tombstones");
+        assert!(
+            last.keyed[0].entries.iter().all(|e| e.2.is_none()),
+            "tombstones"
+        );
     }
 
     #[test]

@@ -12,8 +12,8 @@
 use super::persist::{ToWriter, WriterShared};
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A completed checkpoint.

@@ -18,6 +18,7 @@ pub(crate) mod exchange;
 pub mod metrics;
 pub mod operator;
 pub(crate) mod panic;
+pub(crate) mod keyed_table;
 pub(crate) mod persist;
 pub(crate) mod progress;
 pub mod snapshot;

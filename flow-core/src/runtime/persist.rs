@@ -253,6 +253,10 @@ impl WriterState {
             return;
         }
         let mut parts = self.parts.remove(&id).unwrap_or_default();
+        if let Err(e) = encode_deferred(&mut parts) {
+            self.fail_job(e);
+            return;
+        }
         if !self.unwritten.is_empty() {
             let earlier = std::mem::take(&mut self.unwritten);
             merge_unwritten(&mut parts, earlier);
@@ -260,13 +264,18 @@ impl WriterState {
         // Parts of checkpoints before `id` that never completed (cannot happen: checkpoints
         // complete in order) are dropped with them.
         self.parts.retain(|&k, _| k > id);
-        let (due, later): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.finals).into_iter().partition(|(after, _)| *after < id);
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.finals)
+            .into_iter()
+            .partition(|(after, _)| *after < id);
         self.finals = later;
         self.finished += due.len();
         let own = parts.len();
         let due_after: Vec<u64> = due.iter().map(|(after, _)| *after).collect();
         parts.extend(due.into_iter().map(|(_, p)| p));
+        if let Err(e) = encode_deferred(&mut parts) {
+            self.fail_job(e);
+            return;
+        }
         let freeze = Instant::now();
         match self.write(id, &parts) {
             Ok(bytes) => {
@@ -306,10 +315,7 @@ impl WriterState {
                     self.unwritten.extend(p.keyed.drain(..).filter(|d| !d.full));
                 }
                 self.failures += 1;
-                tracing::warn!(
-                    "checkpoint {id} failed ({} in a row): {e}",
-                    self.failures
-                );
+                tracing::warn!("checkpoint {id} failed ({} in a row): {e}", self.failures);
                 if self.failures > self.tolerable {
                     self.fail_job(Error::Checkpoint(format!(
                         "{} checkpoints in a row failed, the last with: {e}",
@@ -349,7 +355,8 @@ impl WriterState {
         if let Some(v) = &base_view {
             for d in &deltas {
                 let key = (d.uid.as_str(), d.name.as_str());
-                if !d.full && !compact.contains(&key) && v.segment_count(key.0, key.1) >= MAX_CHAIN {
+                if !d.full && !compact.contains(&key) && v.segment_count(key.0, key.1) >= MAX_CHAIN
+                {
                     compact.push(key);
                 }
             }
@@ -443,9 +450,9 @@ impl WriterState {
     }
 }
 
-/// The longest chain of incremental segments a state may have before a checkpoint writes it
-/// whole (compaction).
-pub(crate) const MAX_CHAIN: usize = 8;
+/// The longest chain of incremental segments (per subtask's key-group range) a state may have
+/// before a checkpoint writes it whole (compaction).
+pub(crate) const MAX_CHAIN: usize = 16;
 
 /// How long the coordinator's clock waits at most between checks of the writer.
 pub(crate) const POLL: Duration = Duration::from_millis(50);
@@ -464,7 +471,7 @@ fn merge_unwritten(parts: &mut Vec<Part>, earlier: Vec<KeyedDelta>) {
                 let mut merged = old.entries;
                 merged.append(&mut d.entries);
                 // Stable: of two entries of a key the newer stays second, and wins.
-                merged.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+                merged.sort_by(|a, b| super::snapshot::entry_order(a.0, &a.1, b.0, &b.1));
                 merged.dedup_by(|later, earlier| {
                     let same = later.0 == earlier.0 && later.1 == earlier.1;
                     if same {
@@ -478,4 +485,14 @@ fn merge_unwritten(parts: &mut Vec<Part>, earlier: Vec<KeyedDelta>) {
         }
     }
     parts.push(extra);
+}
+
+/// Encodes the changes that subtasks froze as typed values (on the writer thread).
+fn encode_deferred(parts: &mut [Part]) -> Result<()> {
+    for p in parts {
+        for d in std::mem::take(&mut p.deferred) {
+            p.keyed.push(d()?);
+        }
+    }
+    Ok(())
 }

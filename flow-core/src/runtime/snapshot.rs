@@ -100,7 +100,8 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
 impl<T> Codec<T> {
     /// Decodes a value that fills `bytes` exactly.
     pub(crate) fn decode_all(&self, bytes: &[u8], what: &dyn Fn() -> String) -> Result<T> {
-        let (v, rest) = (self.dec)(bytes).map_err(|e| Error::Checkpoint(format!("{}: {e}", what())))?;
+        let (v, rest) =
+            (self.dec)(bytes).map_err(|e| Error::Checkpoint(format!("{}: {e}", what())))?;
         if !rest.is_empty() {
             return Err(Error::Checkpoint(format!(
                 "{}: {} bytes left after a {}",
@@ -125,14 +126,35 @@ pub(crate) struct KeyedDelta {
     pub(crate) entries: Vec<(u32, Vec<u8>, Option<Vec<u8>>)>,
 }
 
+/// Changes of a keyed state frozen as typed values, to be encoded by the checkpoint writer
+/// (off the processing thread).
+pub(crate) type Deferred = Box<dyn FnOnce() -> Result<KeyedDelta> + Send>;
+
+/// The order of entries in a segment: by key group, then key bytes. Compares the first eight
+/// key bytes as one integer before calling `memcmp` (most keys differ there), which halves the
+/// cost of sorting a large checkpoint.
+#[inline]
+pub(crate) fn entry_order(ga: u32, a: &[u8], gb: u32, b: &[u8]) -> std::cmp::Ordering {
+    fn prefix(k: &[u8]) -> u64 {
+        let mut p = [0u8; 8];
+        let n = k.len().min(8);
+        p[..n].copy_from_slice(&k[..n]);
+        u64::from_be_bytes(p)
+    }
+    ga.cmp(&gb)
+        .then_with(|| prefix(a).cmp(&prefix(b)))
+        .then_with(|| a.cmp(b))
+}
+
 /// What one subtask contributes to one checkpoint.
 #[derive(Default)]
 pub(crate) struct Part {
     pub(crate) keyed: Vec<KeyedDelta>,
+    /// Keyed changes still to be encoded.
+    pub(crate) deferred: Vec<Deferred>,
     /// Metadata blobs by name: source positions, sink pre-commits, operator state.
     pub(crate) meta: Vec<(String, Vec<u8>)>,
 }
-
 
 /// How an operator keeps state, as declared by [`crate::runtime::operator::Operator`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -236,6 +258,43 @@ impl SnapshotCx<'_> {
         }
     }
 
+    /// Records the changes of keyed state `name` as typed values (`None`: deleted): the
+    /// processing thread only freezes them (moves or clones); the checkpoint writer encodes
+    /// and sorts them.
+    pub(crate) fn keyed_values<K, V>(&mut self, name: &str, full: bool, entries: Vec<(K, Option<V>)>)
+    where
+        K: Hash + Serialize + Send + 'static,
+        V: Serialize + Send + 'static,
+    {
+        if entries.is_empty() && !full {
+            return;
+        }
+        let uid = self.uid().to_string();
+        let name = name.to_string();
+        let range = self.at.key_groups();
+        let max_parallelism = self.at.max_parallelism;
+        self.part.deferred.push(Box::new(move || {
+            let mut part = Part::default();
+            let mut w = KeyedWriter {
+                max_parallelism,
+                delta: Some(KeyedDelta {
+                    uid,
+                    name,
+                    range,
+                    full,
+                    entries: Vec::with_capacity(entries.len()),
+                }),
+                part: &mut part,
+                scratch: Vec::new(),
+            };
+            for (k, v) in &entries {
+                w.put(k, k, v.as_ref())?;
+            }
+            w.finish();
+            part.keyed.pop().ok_or_else(|| Error::Checkpoint("an empty delta".into()))
+        }));
+    }
+
     /// Writes operator state `name`: one value per subtask.
     pub(crate) fn operator_state<V: Serialize>(&mut self, name: &str, value: &V) -> Result<()> {
         let mut b = Vec::new();
@@ -307,7 +366,7 @@ impl KeyedWriter<'_> {
                 return;
             }
             // Stable, so that of two writes of one key the later stays second...
-            d.entries.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+            d.entries.sort_by(|a, b| entry_order(a.0, &a.1, b.0, &b.1));
             // ...and wins.
             d.entries.dedup_by(|later, earlier| {
                 if later.0 == earlier.0 && later.1 == earlier.1 {

@@ -120,7 +120,9 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
             let _ = tx.send(ToWriter::Part { id: n, part });
             let ns = start.elapsed().as_nanos() as u64;
             self.metrics.snapshots.fetch_add(1, Ordering::Relaxed);
-            self.metrics.snapshot_max_ns.fetch_max(ns, Ordering::Relaxed);
+            self.metrics
+                .snapshot_max_ns
+                .fetch_max(ns, Ordering::Relaxed);
         }
         if let Some(sink) = self.sink {
             cx.checkpoints().ack(sink, n);

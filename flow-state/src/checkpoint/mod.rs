@@ -325,12 +325,16 @@ impl CheckpointStore {
             let bytes = storage.read(&from).map_err(io_err("read", &from))?;
             copy(&seg.name, &bytes)?;
         }
-        storage.sync_dir(dest).map_err(io_err("sync directory", dest))?;
+        storage
+            .sync_dir(dest)
+            .map_err(io_err("sync directory", dest))?;
         let name = manifest_name(id);
         let from = self.dir.join(&name);
         let bytes = storage.read(&from).map_err(io_err("read", &from))?;
         copy(&name, &bytes)?;
-        storage.sync_dir(dest).map_err(io_err("sync directory", dest))?;
+        storage
+            .sync_dir(dest)
+            .map_err(io_err("sync directory", dest))?;
         Ok(dest.join(name))
     }
 

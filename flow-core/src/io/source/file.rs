@@ -1,4 +1,8 @@
 //! Files read in parallel chunks: `read_lines` and `read_csv`.
+//!
+//! With checkpoints, a job restored from a checkpoint reads exactly the records the
+//! checkpoint had not read, at any parallelism.
+use super::position::{decode_blob, encode_blob, union_of, Cursor, Progress, Resume, Todo};
 use super::{OnBadRecord, ReadOptions};
 use crate::api::env::Env;
 use crate::api::stream::Stream;
@@ -16,7 +20,18 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// The kind byte of a file reader's position blob.
+///
+/// A reader's position is the set of chunks it emitted (see `super::position`): a reader
+/// reads whole chunks, each as one batch, so at a barrier it has emitted every chunk it took
+/// (except one it holds back while it waits for the quote parity of the chunks before it,
+/// which it has not emitted and does not record). Blob header: the file's length and the
+/// chunk size, both `u64`; the marks are the chunks with an odd number of `"` bytes (CSV
+/// only), so that a restored reader knows whether a chunk starts inside quotes without
+/// reading the chunks before it again.
+const KIND: u8 = b'f';
 
 /// A file cut into chunks of `chunk` bytes. Readers take the next chunk in file order, so the
 /// parallel readers advance through the file together (which keeps event time aligned across
@@ -30,6 +45,7 @@ pub(crate) struct FileChunks {
     pub(crate) path: PathBuf,
     pub(crate) len: u64,
     pub(crate) chunk: u64,
+    /// The next chunk to hand out; after a restore, its position among the chunks not read.
     pub(crate) next: AtomicU64,
     /// The chunk each reader took last (`u64::MAX` once it ended).
     pub(crate) at: Vec<AtomicU64>,
@@ -37,6 +53,10 @@ pub(crate) struct FileChunks {
     pub(crate) waiting: Mutex<Vec<TaskId>>,
     /// For CSV: which chunks start inside a quoted field.
     pub(crate) quotes: Option<QuoteParity>,
+    /// The chunks the readers emitted, for checkpoints.
+    pub(crate) progress: Progress,
+    /// After a restore: the chunks the checkpoint had not read yet.
+    pub(crate) resume: OnceLock<Resume>,
 }
 
 /// Whether each chunk of a CSV file starts inside a quoted field, so that a reader can find
@@ -69,6 +89,13 @@ impl QuoteParity {
             before: zeros(),
             folded: Mutex::new((0, false)),
             waiting: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Records the parity of chunk `i`'s quotes, read before a restore: nobody waits yet.
+    fn preset(&self, i: u64, odd: bool) {
+        if let Some(c) = usize::try_from(i).ok().and_then(|i| self.counts.get(i)) {
+            c.store(1 + odd as u8, Ordering::Release);
         }
     }
 
@@ -121,6 +148,20 @@ impl QuoteParity {
 pub(crate) const MAX_AHEAD: u64 = 4;
 
 impl FileChunks {
+    /// The number of chunks.
+    fn n_chunks(&self) -> u64 {
+        self.len.div_ceil(self.chunk)
+    }
+
+    /// The chunk handed out at position `k` of `next`: `k` itself, or after a restore the
+    /// `k`-th chunk not read yet. Past the last chunk, a chunk past the end of the file.
+    fn chunk_at(&self, k: u64) -> u64 {
+        match self.resume.get() {
+            None => k,
+            Some(r) => r.todo.nth(k).unwrap_or_else(|| self.n_chunks()),
+        }
+    }
+
     /// Whether reader `me` may take chunk `c` now.
     fn may_take(&self, me: usize, c: u64) -> bool {
         let min = self
@@ -174,6 +215,8 @@ impl FileChunks {
             next: AtomicU64::new(0),
             at: (0..readers.max(1)).map(|_| AtomicU64::new(0)).collect(),
             waiting: Mutex::new(Vec::new()),
+            progress: Progress::new(readers),
+            resume: OnceLock::new(),
         })
     }
 }
@@ -202,6 +245,9 @@ pub(crate) type ParseLine<T> =
 
 /// Turns the fields of one CSV record into a record: `Err` is a bad record.
 pub(crate) type ParseFields<T> = Box<dyn FnMut(&[&str]) -> std::result::Result<T, String> + Send>;
+
+/// The parsers of a file source: the line parser, and the CSV framing for CSV files.
+pub(crate) type Parsers<T> = (ParseLine<T>, Option<CsvFraming<T>>);
 
 /// What a CSV reader keeps between records: csv-core's parser and its output buffers.
 pub(crate) struct CsvFraming<T> {
@@ -236,13 +282,66 @@ pub(crate) struct LineReader<T> {
     pub(crate) counted: (u64, u64),
     /// For CSV: the quote-aware parser (records may span lines inside quoted fields).
     pub(crate) csv: Option<CsvFraming<T>>,
-    /// A chunk read and counted whose quote parity is not known yet: `(index, start, end)`.
-    pub(crate) pending: Option<(u64, u64, u64)>,
+    /// A chunk read and counted whose quote parity is not known yet.
+    pub(crate) pending: Option<Taken>,
     /// The file's first record is a header: the reader of chunk 0 skips it.
     pub(crate) skip_header: bool,
+    /// The chunks this reader emitted, for checkpoints.
+    pub(crate) cursor: Cursor,
+}
+
+/// A chunk a reader took: its index, its bytes `[start, end)`, and (CSV) whether it holds an
+/// odd number of quotes.
+#[derive(Clone, Copy)]
+pub(crate) struct Taken {
+    i: u64,
+    start: u64,
+    end: u64,
+    odd: bool,
+}
+
+/// The parsers of `read_csv`.
+fn csv_parser<T: FromCsv + Send + 'static>() -> Parsers<T> {
+    let mut scratch = Vec::new();
+    let lines: ParseLine<T> = Box::new(move |l: &str| {
+        if l.is_empty() {
+            return Ok(None);
+        }
+        crate::io::csv::parse_row(l, &mut scratch).map(Some)
+    });
+    let fields: ParseFields<T> = Box::new(|f: &[&str]| T::from_fields(f));
+    (lines, Some(CsvFraming::new(fields)))
 }
 
 impl<T> LineReader<T> {
+    /// Reader `index` of `chunks`, parsing with `parser` (the line parser, and the CSV framing
+    /// for CSV files).
+    pub(crate) fn new(
+        chunks: Arc<FileChunks>,
+        index: usize,
+        parser: Parsers<T>,
+        options: ReadOptions,
+        metrics: Arc<StageMetrics>,
+        name: OpName,
+    ) -> Self {
+        let (parse, csv) = parser;
+        LineReader {
+            cursor: chunks.progress.cursor(index),
+            chunks,
+            index,
+            file: None,
+            buf: Vec::new(),
+            parse,
+            csv,
+            pending: None,
+            on_bad: options.on_bad_record,
+            metrics,
+            name,
+            counted: (0, 0),
+            skip_header: options.header,
+        }
+    }
+
     /// Reads bytes `[from, to)` and then on to the end of the line that holds byte `to - 1`.
     fn read_chunk(&mut self, from: u64, to: u64) -> Result<()> {
         let path = &self.chunks.path;
@@ -316,17 +415,17 @@ enum BadLine {
 impl<T: Send> LineReader<T> {
     /// Takes the next chunk and reads it: `Ok(None)` when the reader has to wait for a slower
     /// one, `Ok(Some(None))` at the end of the file.
-    fn take_chunk(&mut self, cx: &TaskCx<'_>) -> Result<Option<Option<(u64, u64, u64)>>> {
+    fn take_chunk(&mut self, cx: &TaskCx<'_>) -> Result<Option<Option<Taken>>> {
         let c = self.chunks.clone();
         let me = self.index.min(c.at.len() - 1);
-        if !c.may_take(me, c.next.load(Ordering::SeqCst)) {
+        if !c.may_take(me, c.chunk_at(c.next.load(Ordering::SeqCst))) {
             c.waiting.lock().push(cx.id);
             // Check again after registering, so a reader that moved meanwhile is not missed.
-            if !c.may_take(me, c.next.load(Ordering::SeqCst)) {
+            if !c.may_take(me, c.chunk_at(c.next.load(Ordering::SeqCst))) {
                 return Ok(None);
             }
         }
-        let i = c.next.fetch_add(1, Ordering::SeqCst);
+        let i = c.chunk_at(c.next.fetch_add(1, Ordering::SeqCst));
         let start = i.saturating_mul(c.chunk);
         if start >= c.len {
             c.moved(me, u64::MAX, cx);
@@ -335,14 +434,15 @@ impl<T: Send> LineReader<T> {
         c.moved(me, i, cx);
         let end = (start + c.chunk).min(c.len);
         self.read_chunk(start.saturating_sub(1), end)?;
+        let mut odd = false;
         if let Some(q) = &c.quotes {
             // Publish before waiting for anything (see `QuoteParity`).
             let own = &self.buf[(start - start.saturating_sub(1)) as usize
                 ..(end - start.saturating_sub(1)) as usize];
-            let odd = memchr::memchr_iter(b'"', own).count() % 2 == 1;
+            odd = memchr::memchr_iter(b'"', own).count() % 2 == 1;
             q.publish(i as usize, odd, cx);
         }
-        Ok(Some(Some((i, start, end))))
+        Ok(Some(Some(Taken { i, start, end, odd })))
     }
 
     /// Parses the lines of the chunk `[start, end)` in `self.buf` (which begins at `start - 1`):
@@ -547,21 +647,26 @@ impl<T: Send> LineReader<T> {
 impl<T: Send> Input<T> for LineReader<T> {
     fn poll(&mut self, cx: &TaskCx<'_>, out: &mut Batch<T>) -> Result<Poll> {
         if cx.stop_requested() {
+            self.cursor.ended = true;
             return Ok(Poll::End);
         }
-        let (i, start, end) = match self.pending.take() {
+        let taken = match self.pending.take() {
             Some(p) => p,
             None => match self.take_chunk(cx)? {
                 None => return Ok(Poll::Pending),
-                Some(None) => return Ok(Poll::End),
+                Some(None) => {
+                    self.cursor.ended = true;
+                    return Ok(Poll::End);
+                }
                 Some(Some(p)) => p,
             },
         };
+        let Taken { i, start, end, .. } = taken;
         match &self.chunks.quotes {
             None => self.parse_lines(start, out)?,
             Some(q) => {
                 let Some(odd) = q.odd_before_or_wait(i as usize, cx.id) else {
-                    self.pending = Some((i, start, end));
+                    self.pending = Some(taken);
                     return Ok(Poll::Pending);
                 };
                 // Without quotes anywhere near, every line break ends a record: the line path.
@@ -573,10 +678,89 @@ impl<T: Send> Input<T> for LineReader<T> {
                 }
             }
         }
+        if cx.checkpoints().writer().is_some() {
+            // Emitted: the records go downstream before the next barrier.
+            self.chunks
+                .progress
+                .record(&mut self.cursor, i, i + 1, taken.odd);
+        }
         self.metrics
             .bytes_read
             .fetch_add(end - start, Ordering::Relaxed);
         Ok(Poll::Data)
+    }
+
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>> {
+        let c = &self.chunks;
+        let done = c.progress.snapshot(&mut self.cursor);
+        Ok(Some(encode_blob(KIND, &(c.len, c.chunk), &done)?))
+    }
+
+    fn restore(&mut self, positions: &[&[u8]]) -> Result<()> {
+        let c = self.chunks.clone();
+        let path = c.path.display();
+        let source = format!("{}({path})", self.name.kind());
+        let done = union_of(positions, |blob| {
+            let ((len, chunk), done): ((u64, u64), _) = decode_blob(KIND, blob, &source)?;
+            if len != c.len {
+                return Err(Error::Checkpoint(format!(
+                    "{source}: input changed since the checkpoint: {path} is {} bytes long, \
+                     the checkpoint read {len} bytes",
+                    c.len
+                )));
+            }
+            if chunk != c.chunk {
+                return Err(Error::Checkpoint(format!(
+                    "{source}: the checkpoint read {path} in chunks of {chunk} bytes, this \
+                     job reads chunks of {} bytes: restore with the same chunk size",
+                    c.chunk
+                )));
+            }
+            Ok(done)
+        })?;
+        if done.set.end() > c.n_chunks() || done.marks.end() > done.set.end() {
+            return Err(Error::Checkpoint(format!(
+                "{source}: the checkpoint's position names chunks past the end of {path}"
+            )));
+        }
+        // Every subtask restores the same positions: the first one installs them.
+        let resume = c.resume.get_or_init(|| {
+            if let Some(q) = &c.quotes {
+                // The chunks read before are not read again: their parities come from the
+                // checkpoint.
+                for &(s, e) in done.set.ranges() {
+                    for i in s..e {
+                        q.preset(i, false);
+                    }
+                }
+                for &(s, e) in done.marks.ranges() {
+                    for i in s..e {
+                        q.preset(i, true);
+                    }
+                }
+            }
+            let read: u64 = done
+                .set
+                .ranges()
+                .iter()
+                .map(|&(s, e)| {
+                    let to = e.saturating_mul(c.chunk).min(c.len);
+                    to.saturating_sub(s.saturating_mul(c.chunk))
+                })
+                .sum();
+            // The progress line counts what this run reads.
+            self.metrics
+                .bytes_total
+                .store(c.len.saturating_sub(read), Ordering::Relaxed);
+            let done = Arc::new(done);
+            c.progress.install(done.clone());
+            Resume {
+                todo: Todo::new(&done.set, c.n_chunks()),
+                done,
+            }
+        });
+        self.cursor.set_base(resume.done.clone());
+        Ok(())
     }
 }
 
@@ -585,6 +769,11 @@ impl Env {
     ///
     /// Fails when the file cannot be opened; a line that is not UTF-8 fails the job with an
     /// error naming the file and line.
+    ///
+    /// With checkpoints, a job restored from a checkpoint reads exactly the lines that the
+    /// checkpoint had not read, at any parallelism. The file must not change in between: a
+    /// file of another length (or another [`Config::chunk_bytes`](crate::Config::chunk_bytes))
+    /// fails the restore. The same holds for every file source.
     ///
     /// ```
     /// # use flow_core::prelude::*;
@@ -658,17 +847,7 @@ impl Env {
         path: impl AsRef<Path>,
         options: ReadOptions,
     ) -> Result<Stream<Identity<T>>> {
-        self.read_parsed(path.as_ref(), "read_csv", options, true, || {
-            let mut scratch = Vec::new();
-            let lines: ParseLine<T> = Box::new(move |l: &str| {
-                if l.is_empty() {
-                    return Ok(None);
-                }
-                crate::io::csv::parse_row(l, &mut scratch).map(Some)
-            });
-            let fields: ParseFields<T> = Box::new(|f: &[&str]| T::from_fields(f));
-            (lines, Some(CsvFraming::new(fields)))
-        })
+        self.read_parsed(path.as_ref(), "read_csv", options, true, csv_parser::<T>)
     }
 
     #[track_caller]
@@ -678,7 +857,7 @@ impl Env {
         kind: &str,
         options: ReadOptions,
         csv: bool,
-        parser: impl Fn() -> (ParseLine<T>, Option<CsvFraming<T>>) + 'static,
+        parser: impl Fn() -> Parsers<T> + 'static,
     ) -> Result<Stream<Identity<T>>> {
         let cfg = self.config();
         // A job that only prints its plan does not touch its inputs.
@@ -692,22 +871,181 @@ impl Env {
         Ok(
             self.source(cfg.parallelism, desc, true, move |index, metrics| {
                 metrics.bytes_total.store(total, Ordering::Relaxed);
-                let (parse, csv) = parser();
-                Box::new(LineReader {
-                    chunks: chunks.clone(),
+                Box::new(LineReader::new(
+                    chunks.clone(),
                     index,
-                    file: None,
-                    buf: Vec::new(),
-                    parse,
-                    csv,
-                    pending: None,
-                    on_bad: options.on_bad_record,
-                    metrics: metrics.clone(),
-                    name: name.clone(),
-                    counted: (0, 0),
-                    skip_header: options.header,
-                }) as Box<dyn Input<T>>
+                    parser(),
+                    options,
+                    metrics.clone(),
+                    name.clone(),
+                )) as Box<dyn Input<T>>
             }),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::source::position::sim;
+
+    type Make<T> = Box<dyn FnMut(usize) -> Vec<Box<dyn Input<T>>>>;
+
+    fn readers<T: Send + 'static>(
+        path: &Path,
+        chunk: u64,
+        csv: bool,
+        header: bool,
+        parser: fn() -> Parsers<T>,
+    ) -> Make<T> {
+        let path = path.to_path_buf();
+        Box::new(move |p| {
+            let chunks = FileChunks::open(&path, chunk, p, csv).unwrap();
+            let options = ReadOptions {
+                header,
+                ..ReadOptions::default()
+            };
+            (0..p)
+                .map(|i| {
+                    let name = OpName::new("read_lines", std::panic::Location::caller());
+                    let r =
+                        LineReader::new(chunks.clone(), i, parser(), options, Arc::default(), name);
+                    Box::new(r) as Box<dyn Input<T>>
+                })
+                .collect()
+        })
+    }
+
+    fn line_parser() -> Parsers<String> {
+        (Box::new(|l: &str| Ok(Some(l.to_owned()))), None)
+    }
+
+    const RUNS: [&[usize]; 6] = [
+        &[1, 2],
+        &[2, 3],
+        &[3, 1],
+        &[2, 2],
+        &[1, 2, 3, 1],
+        &[3, 2, 1],
+    ];
+
+    #[test]
+    fn a_restored_line_reader_reads_the_rest_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lines.txt");
+        let lines: Vec<String> = (0..300)
+            .map(|i| format!("line {i}{}", "x".repeat(i % 23)))
+            .collect();
+        std::fs::write(&path, lines.join("\n")).unwrap(); // no final line break
+        let mut expect = lines.clone();
+        expect.sort();
+        for chunk in [16, 100] {
+            for runs in RUNS {
+                for seed in 0..8 {
+                    for c in [1, 3] {
+                        let make = readers(&path, chunk, false, false, line_parser);
+                        let mut got = sim::chain(make, runs, seed, c);
+                        got.sort();
+                        assert_eq!(got, expect, "chunk {chunk} runs {runs:?} seed {seed} c {c}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_restored_line_reader_skips_the_header_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lines.txt");
+        let mut text = String::from("header\n");
+        for i in 0..100 {
+            text += &format!("row {i}\n");
+        }
+        std::fs::write(&path, &text).unwrap();
+        let mut expect: Vec<String> = (0..100).map(|i| format!("row {i}")).collect();
+        expect.sort();
+        for runs in RUNS {
+            for seed in 0..8 {
+                let make = readers(&path, 24, false, true, line_parser);
+                let mut got = sim::chain(make, runs, seed, 2);
+                got.sort();
+                assert_eq!(got, expect, "runs {runs:?} seed {seed}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_restored_csv_reader_reads_the_rest_exactly_once() {
+        // Quoted fields with line breaks, commas and quotes, some longer than a chunk, so
+        // that chunks start inside quotes; blank lines; a header.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.csv");
+        let mut text = String::from("name,n\n");
+        let mut expect = Vec::new();
+        for i in 0..200u64 {
+            let name = match i % 7 {
+                0 => format!("multi\nline, {i}\n{}", "long ".repeat(i as usize % 13)),
+                3 => format!("say \"{i}\"\nagain"),
+                5 => format!("plain{i}"),
+                _ => format!("p{i}"),
+            };
+            if name.contains(['\n', ',', '"']) {
+                text += &format!("\"{}\",{i}\n", name.replace('"', "\"\""));
+            } else {
+                text += &format!("{name},{i}\n");
+            }
+            if i % 17 == 0 {
+                text += "\n";
+            }
+            expect.push((name, i));
+        }
+        std::fs::write(&path, &text).unwrap();
+        expect.sort();
+        for chunk in [16, 50] {
+            for runs in RUNS {
+                for seed in 0..5 {
+                    for c in [1, 3] {
+                        let make = readers(&path, chunk, true, true, csv_parser::<(String, u64)>);
+                        let mut got = sim::chain(make, runs, seed, c);
+                        got.sort();
+                        assert_eq!(got, expect, "chunk {chunk} runs {runs:?} seed {seed} c {c}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_finished_file_restores_as_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lines.txt");
+        std::fs::write(&path, "a\nb\nc\nd\ne\n").unwrap();
+        let mut make = readers(&path, 3, false, false, line_parser);
+        let r = sim::run(make(2), None, 1, Some(1_000_000));
+        assert_eq!(r.kept.len(), 5);
+        let again = sim::run(make(3), Some(&r.blobs), 2, None);
+        assert!(again.kept.is_empty());
+    }
+
+    #[test]
+    fn a_changed_file_does_not_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lines.txt");
+        std::fs::write(&path, "a\nb\nc\nd\ne\n").unwrap();
+        let r = sim::run(
+            readers(&path, 3, false, false, line_parser)(2),
+            None,
+            1,
+            Some(1),
+        );
+        let positions: Vec<&[u8]> = r.blobs.values().map(Vec::as_slice).collect();
+        let mut other = readers(&path, 4, false, false, line_parser)(1);
+        let e = other[0].restore(&positions).unwrap_err();
+        assert!(e.to_string().contains("chunks of 3 bytes"), "{e}");
+        std::fs::write(&path, "a\nb\nc\nd\ne\nf\n").unwrap();
+        let mut other = readers(&path, 3, false, false, line_parser)(1);
+        let e = other[0].restore(&positions).unwrap_err().to_string();
+        assert!(e.contains("input changed since the checkpoint"), "{e}");
+        assert!(e.contains("lines.txt"), "{e}");
     }
 }

@@ -4,6 +4,7 @@
 pub mod file;
 pub mod generator;
 pub mod iter;
+pub(crate) mod position;
 pub mod rows;
 pub mod socket;
 

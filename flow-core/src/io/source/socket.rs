@@ -1,6 +1,6 @@
 //! `socket_lines`: lines of text from a TCP server, read on a thread of its own. A socket
-//! cannot be replayed: a job that reads one cannot be restored from a checkpoint to the same
-//! input.
+//! cannot be replayed: it records no position in checkpoints, and a job restored from a
+//! checkpoint reads what the new connection sends.
 use crate::api::env::Env;
 use crate::api::stream::Stream;
 use crate::error::{Error, Result};
@@ -128,12 +128,20 @@ impl Input<String> for SocketInput {
             }
         }
     }
+
+    /// No position: what a server sent cannot be asked for again.
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
 }
 
 impl Env {
     /// Lines of text from a TCP server at `address` (`host:port`), as Flink's
     /// `socketTextStream`. Unbounded: it ends when the server closes the connection or the job
     /// is stopped. Non-parallel.
+    ///
+    /// A socket cannot be replayed: with checkpoints, a restored job reads what the new
+    /// connection sends (what the old one sent after the checkpoint is not read again).
     ///
     /// ```
     /// # use flow_core::prelude::*;

@@ -291,7 +291,9 @@ where
     type Out = P::Out;
 
     fn state(&self) -> crate::runtime::snapshot::StateSupport {
-        crate::runtime::snapshot::StateSupport::Unsupported("keyed and broadcast state of a broadcast process function")
+        crate::runtime::snapshot::StateSupport::Unsupported(
+            "keyed and broadcast state of a broadcast process function",
+        )
     }
 
     fn on_record<D: Downstream<P::Out>>(
@@ -525,7 +527,9 @@ where
     type Out = P::Out;
 
     fn state(&self) -> crate::runtime::snapshot::StateSupport {
-        crate::runtime::snapshot::StateSupport::Unsupported("the broadcast state of a broadcast process function")
+        crate::runtime::snapshot::StateSupport::Unsupported(
+            "the broadcast state of a broadcast process function",
+        )
     }
 
     fn on_record<D: Downstream<P::Out>>(

@@ -4,8 +4,8 @@ use super::connect::Either;
 use crate::api::stream::{KeyedStream, Stream};
 use crate::ops::window::functions::ProcessWindow;
 use crate::ops::window::{WindowInfo, WindowSpec, WindowedStream};
-use crate::runtime::panic::OpName;
 use crate::runtime::operator::Chain;
+use crate::runtime::panic::OpName;
 use std::hash::Hash;
 
 impl<C, K, KF> KeyedStream<C, KF>
@@ -56,20 +56,20 @@ where
         let mut f = f;
         let name = OpName::new("window_join", std::panic::Location::caller());
         let join = move |k: &K, _info: &WindowInfo, items: Vec<Either<C::Out, C2::Out>>| {
-                let (mut lefts, mut rights) = (Vec::new(), Vec::new());
-                for x in items {
-                    match x {
-                        Either::Left(a) => lefts.push(a),
-                        Either::Right(b) => rights.push(b),
-                    }
+            let (mut lefts, mut rights) = (Vec::new(), Vec::new());
+            for x in items {
+                match x {
+                    Either::Left(a) => lefts.push(a),
+                    Either::Right(b) => rights.push(b),
                 }
-                let mut out = Vec::with_capacity(lefts.len() * rights.len());
-                for a in &lefts {
-                    for b in &rights {
-                        out.push(f(k, a, b));
-                    }
+            }
+            let mut out = Vec::with_capacity(lefts.len() * rights.len());
+            for a in &lefts {
+                for b in &rights {
+                    out.push(f(k, a, b));
                 }
-                out
+            }
+            out
         };
         // Window-join buffers are not checkpointed yet (no codec).
         windowed.apply("window_join", ProcessWindow { f: join, name }, None)

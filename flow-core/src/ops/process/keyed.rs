@@ -49,14 +49,14 @@ use crate::api::exchange::exchange_by_key;
 use crate::api::stream::{KeyedStream, Stream};
 use crate::graph::OpInfo;
 use crate::ops::side_output::{OutputTag, TaggedOutputs};
-use crate::ops::Table;
+use crate::ops::StateKey;
 use crate::record::{Event, Timestamp};
 use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
 };
+use crate::runtime::keyed_table::KeyedTable;
 use crate::runtime::panic::{OpName, PanicGuard};
 use crate::runtime::snapshot::{encode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport};
-use crate::ops::StateKey;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::hash::Hash;
@@ -196,7 +196,7 @@ impl<O> Context<'_, O> {
 pub struct KeyedProcess<K, T, P: KeyedProcessFunction<K, T>> {
     f: P,
     name: OpName,
-    states: Table<K, P::State>,
+    states: KeyedTable<K, P::State>,
     timers: Timers<K>,
     watermark: Timestamp,
     out: Vec<P::Out>,
@@ -204,8 +204,6 @@ pub struct KeyedProcess<K, T, P: KeyedProcessFunction<K, T>> {
     side: TaggedOutputs,
     /// Encodes keys and states for checkpoints; `None`: not checkpointable.
     codec: Option<ProcessCodec<K, P::State>>,
-    /// Keys whose state a call may have changed since the last checkpoint (checkpoints on).
-    dirty: Option<Table<K, ()>>,
 }
 
 /// The codecs of a keyed process function's keys and states.
@@ -228,14 +226,13 @@ impl<K, T, P: KeyedProcessFunction<K, T>> KeyedProcess<K, T, P> {
         KeyedProcess {
             f,
             name,
-            states: Table::default(),
+            states: KeyedTable::default(),
             timers: Timers::default(),
             watermark: Timestamp::MIN,
             out: Vec::new(),
             new_timers: Vec::new(),
             side,
             codec: None,
-            dirty: None,
         }
     }
 
@@ -270,7 +267,8 @@ where
         down: &mut D,
         call: impl FnOnce(&mut P, &mut P::State, &mut Context<'_, P::Out>),
     ) {
-        let state = self.states.entry(key.clone()).or_default();
+        // A call may change the state: the key counts as changed (checkpoints on).
+        let state = self.states.get_or_insert_with(key.clone(), Default::default);
         let mut ctx = Context {
             timestamp: ts,
             watermark: self.watermark,
@@ -285,11 +283,6 @@ where
         std::mem::forget(guard);
         if ctx.clear || self.f.state_is_empty(state) {
             self.states.remove(key);
-        }
-        if let Some(d) = self.dirty.as_mut() {
-            if !d.contains_key(key) {
-                d.insert(key.clone(), ());
-            }
         }
         for (t, add, domain) in self.new_timers.drain(..) {
             if add {
@@ -340,15 +333,15 @@ where
     /// Keyed state is incremental (the keys a call touched since the last checkpoint, a
     /// tombstone for a state that was cleared); timers are written whole.
     fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> crate::Result<()> {
-        let (Some((kc, sc)), Some(dirty)) = (self.codec, self.dirty.as_mut()) else {
+        let Some((kc, sc)) = self.codec else {
             return Ok(());
         };
         cx.operator_state(WATERMARK, &self.watermark)?;
         let mut w = cx.keyed(STATE, false);
-        for (k, ()) in dirty.drain() {
+        for (k, state) in self.states.take_changes() {
             let mut key = Vec::new();
             (kc.enc)(&k, &mut key)?;
-            let value = match self.states.get(&k) {
+            let value = match state {
                 Some(s) => {
                     let mut v = Vec::new();
                     (sc.enc)(s, &mut v)?;
@@ -381,7 +374,7 @@ where
         cx.keyed_raw(STATE, |key, value| {
             let k = kc.decode_all(key, &|| cx.describe(STATE))?;
             let s = sc.decode_all(value, &|| cx.describe(STATE))?;
-            states.insert(k, s);
+            states.restore(k, s);
             Ok(())
         })?;
         let timers = &mut self.timers;
@@ -428,7 +421,8 @@ where
     }
 
     fn open(&mut self, cx: OpenCx) {
-        self.dirty = (cx.checkpoints && self.codec.is_some()).then(Table::default);
+        self.states
+            .track_changes(cx.checkpoints && self.codec.is_some());
         self.side.open(cx)
     }
 

@@ -300,7 +300,9 @@ where
     type Out = F::Out;
 
     fn state(&self) -> crate::runtime::snapshot::StateSupport {
-        crate::runtime::snapshot::StateSupport::Unsupported("global-window contents and trigger state")
+        crate::runtime::snapshot::StateSupport::Unsupported(
+            "global-window contents and trigger state",
+        )
     }
 
     #[inline]

@@ -500,9 +500,7 @@ where
         let watermark = StateDecl::operator::<Timestamp>(WATERMARK);
         match (self.spec, &self.codec) {
             (_, None) => StateSupport::Unsupported("window contents without a codec"),
-            (WindowSpec::Count(_), _) => {
-                StateSupport::Unsupported("the contents of count windows")
-            }
+            (WindowSpec::Count(_), _) => StateSupport::Unsupported("the contents of count windows"),
             (WindowSpec::Session(_), _) => StateSupport::Persisted(vec![
                 StateDecl::keyed::<K, Vec<StoredSession<F::State>>>(SESSIONS),
                 watermark,
@@ -579,12 +577,14 @@ where
                 let mut restored = Vec::new();
                 cx.keyed_raw(SESSIONS, |key, value| {
                     let k = kc.decode_all(key, &|| cx.describe(SESSIONS))?;
-                    let (n, mut rest): (u64, _) =
-                        postcard::take_from_bytes(value).map_err(|e| bad(SESSIONS, crate::Error::Checkpoint(e.to_string())))?;
+                    let (n, mut rest): (u64, _) = postcard::take_from_bytes(value)
+                        .map_err(|e| bad(SESSIONS, crate::Error::Checkpoint(e.to_string())))?;
                     let mut v = Vec::new();
                     for _ in 0..n {
                         let ((start, end, fired), r): ((Timestamp, Timestamp, bool), _) =
-                            postcard::take_from_bytes(rest).map_err(|e| bad(SESSIONS, crate::Error::Checkpoint(e.to_string())))?;
+                            postcard::take_from_bytes(rest).map_err(|e| {
+                                bad(SESSIONS, crate::Error::Checkpoint(e.to_string()))
+                            })?;
                         let (state, r) = (sc.dec)(r).map_err(|e| bad(SESSIONS, e))?;
                         v.push((Window { start, end }, fired, state));
                         rest = r;
@@ -598,7 +598,10 @@ where
                         self.session_checks.entry(max).or_default().push(k.clone());
                         if self.lateness > 0 {
                             let purge = max.saturating_add(self.lateness);
-                            self.session_checks.entry(purge).or_default().push(k.clone());
+                            self.session_checks
+                                .entry(purge)
+                                .or_default()
+                                .push(k.clone());
                         }
                         self.sessions.entry(k.clone()).or_default().push(Session {
                             window,
@@ -612,16 +615,19 @@ where
                 let time = &mut self.time;
                 cx.keyed_raw(WINDOWS, |key, value| {
                     let (k, rest) = (kc.dec)(key).map_err(|e| bad(WINDOWS, e))?;
-                    let ((start, end), _): ((Timestamp, Timestamp), _) = postcard::take_from_bytes(rest)
-                        .map_err(|e| bad(WINDOWS, crate::Error::Checkpoint(e.to_string())))?;
-                    let (&fired, v) = value
-                        .split_first()
-                        .ok_or_else(|| bad(WINDOWS, crate::Error::Checkpoint("empty value".into())))?;
+                    let ((start, end), _): ((Timestamp, Timestamp), _) =
+                        postcard::take_from_bytes(rest)
+                            .map_err(|e| bad(WINDOWS, crate::Error::Checkpoint(e.to_string())))?;
+                    let (&fired, v) = value.split_first().ok_or_else(|| {
+                        bad(WINDOWS, crate::Error::Checkpoint("empty value".into()))
+                    })?;
                     let s = sc.decode_all(v, &|| cx.describe(WINDOWS))?;
-                    let slot = time.entry(Window { start, end }).or_insert_with(|| TimeWindow {
-                        table: Table::default(),
-                        fired: fired != 0,
-                    });
+                    let slot = time
+                        .entry(Window { start, end })
+                        .or_insert_with(|| TimeWindow {
+                            table: Table::default(),
+                            fired: fired != 0,
+                        });
                     slot.table.insert(k, s);
                     Ok(())
                 })?;

@@ -7,7 +7,7 @@
 //!
 //! let mut env = Env::new(Config::default().parallelism(2));
 //! let sums = env
-//!     .from_iter([("a", 1_000, 1), ("a", 1_500, 2), ("b", 1_200, 5), ("a", 2_100, 7)])
+//!     .from_iter([('a', 1_000, 1), ('a', 1_500, 2), ('b', 1_200, 5), ('a', 2_100, 7)])
 //!     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
 //!     .key_by(|e| e.0)
 //!     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
@@ -17,7 +17,7 @@
 //! env.execute()?;
 //! let mut got = sums.take();
 //! got.sort();
-//! assert_eq!(got, [("a", 1_000, 3), ("a", 2_000, 7), ("b", 1_000, 5)]);
+//! assert_eq!(got, [('a', 1_000, 3), ('a', 2_000, 7), ('b', 1_000, 5)]);
 //! # Ok::<(), flow_core::Error>(())
 //! ```
 use super::assigners::{WindowInfo, WindowSpec};
@@ -25,17 +25,17 @@ use super::functions::{
     AggregateProcessWindow, AggregateWindow, ProcessWindow, ProcessWindowWithContext,
     WindowContext, WindowFn,
 };
-use super::operator::{WindowChain, WindowOp};
-use crate::ops::{StateKey, StateValue};
-use crate::runtime::snapshot::Codec;
 use super::operator::WindowCodec;
+use super::operator::{WindowChain, WindowOp};
 use crate::api::exchange::{exchange_by_key, exchange_to_one, side_stream};
 use crate::api::stream::{KeyedStream, Stream};
 use crate::graph::OpInfo;
 use crate::ops::aggregate::{Aggregate, Count, Extreme, ExtremeBy, Reduce, Sum};
 use crate::ops::side_output::{SideOutput, TaggedOutputs};
+use crate::ops::{StateKey, StateValue};
 use crate::runtime::operator::{Chain, Identity};
 use crate::runtime::panic::{Named, OpName};
+use crate::runtime::snapshot::Codec;
 use std::hash::Hash;
 use std::panic::Location;
 use std::time::Duration;
@@ -99,14 +99,14 @@ where
     /// # use flow_core::prelude::*;
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let sums = env
-    ///     .from_iter([("a", 1), ("b", 2), ("a", 3), ("a", 5)])
+    ///     .from_iter([('a', 1), ('b', 2), ('a', 3), ('a', 5)])
     ///     .key_by(|e| e.0)
     ///     .window(CountWindows::of(2)) // every 2 records of a key: no timestamps needed
     ///     .sum(|e| e.1)
     ///     .map(|w| (w.key, w.value))
     ///     .collect();
     /// env.execute()?;
-    /// assert_eq!(sums.take(), vec![("a", 4)]); // partial count windows never fire
+    /// assert_eq!(sums.take(), vec![('a', 4)]); // partial count windows never fire
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
@@ -195,7 +195,7 @@ where
     /// use flow_core::ops::aggregate::Count;
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let counts = env
-    ///     .from_iter([("a", 100), ("a", 700), ("b", 800), ("a", 1_300)])
+    ///     .from_iter([('a', 100), ('a', 700), ('b', 800), ('a', 1_300)])
     ///     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
     ///     .key_by(|e| e.0)
     ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
@@ -205,7 +205,7 @@ where
     /// env.execute()?;
     /// let mut got = counts.take();
     /// got.sort();
-    /// assert_eq!(got, vec![("a", 0, 2), ("a", 1_000, 1), ("b", 0, 1)]);
+    /// assert_eq!(got, vec![('a', 0, 2), ('a', 1_000, 1), ('b', 0, 1)]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
@@ -225,7 +225,7 @@ where
     /// # use std::time::Duration;
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let sessions = env
-    ///     .from_iter([("u", 0), ("u", 500), ("u", 3_000)])
+    ///     .from_iter([('u', 0), ('u', 500), ('u', 3_000)])
     ///     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
     ///     .key_by(|e| e.0)
     ///     .window(EventTimeSessionWindows::with_gap(Duration::from_secs(1)))
@@ -255,7 +255,7 @@ where
     /// let sums = env
     ///     .from_iter([(500, 1), (1_500, 10)])
     ///     .assign_timestamps(|e| e.0, WatermarkStrategy::monotonous())
-    ///     .key_by(|_| "all")
+    ///     .key_by(|_| 0)
     ///     .window(SlidingEventTimeWindows::of(Duration::from_secs(2), Duration::from_secs(1)))
     ///     .sum(|e| e.1)
     ///     .map(|w| (w.window.start, w.value))
@@ -344,14 +344,14 @@ where
     /// # use flow_core::prelude::*;
     /// let mut env = Env::new(Config::default().parallelism(1));
     /// let cheapest = env
-    ///     .from_iter([("a", 3), ("b", 1), ("c", 1), ("d", 5)])
+    ///     .from_iter([('a', 3), ('b', 1), ('c', 1), ('d', 5)])
     ///     .key_by(|_| 0)
     ///     .window(CountWindows::of(2))
     ///     .min_by(|r| r.1)
     ///     .map(|w| w.value.0)
     ///     .collect();
     /// env.execute()?;
-    /// assert_eq!(cheapest.take(), vec!["b", "c"]);
+    /// assert_eq!(cheapest.take(), vec!['b', 'c']);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
@@ -379,14 +379,14 @@ where
     /// # use flow_core::prelude::*;
     /// let mut env = Env::new(Config::default().parallelism(1));
     /// let top = env
-    ///     .from_iter([("a", 3), ("b", 3), ("c", 1), ("d", 5)])
+    ///     .from_iter([('a', 3), ('b', 3), ('c', 1), ('d', 5)])
     ///     .key_by(|_| 0)
     ///     .window(CountWindows::of(2))
     ///     .max_by(|r| r.1)
     ///     .map(|w| w.value.0)
     ///     .collect();
     /// env.execute()?;
-    /// assert_eq!(top.take(), vec!["a", "d"]);
+    /// assert_eq!(top.take(), vec!['a', 'd']);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
@@ -413,7 +413,7 @@ where
     /// # use flow_core::prelude::*;
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let products = env
-    ///     .from_iter([("x", 2), ("y", 4), ("x", 3), ("y", 5)])
+    ///     .from_iter([('x', 2), ('y', 4), ('x', 3), ('y', 5)])
     ///     .key_by(|e| e.0)
     ///     .window(CountWindows::of(2))
     ///     .reduce(|a, b| (a.0, a.1 * b.1))
@@ -422,7 +422,7 @@ where
     /// env.execute()?;
     /// let mut got = products.take();
     /// got.sort();
-    /// assert_eq!(got, vec![("x", 6), ("y", 20)]);
+    /// assert_eq!(got, vec![('x', 6), ('y', 20)]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
@@ -444,7 +444,7 @@ where
     /// # use std::time::Duration;
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let letters = env
-    ///     .from_iter([("a", 100, 'x'), ("a", 300, 'y'), ("b", 200, 'z'), ("a", 1_100, 'w')])
+    ///     .from_iter([('a', 100, 'x'), ('a', 300, 'y'), ('b', 200, 'z'), ('a', 1_100, 'w')])
     ///     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
     ///     .key_by(|e| e.0)
     ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
@@ -457,7 +457,7 @@ where
     /// let mut got = letters.take();
     /// got.sort();
     /// let got: Vec<_> = got.iter().map(|(k, t, s)| (*k, *t, s.as_str())).collect();
-    /// assert_eq!(got, [("a", 0, "xy"), ("a", 1_000, "w"), ("b", 0, "z")]);
+    /// assert_eq!(got, [('a', 0, "xy"), ('a', 1_000, "w"), ('b', 0, "z")]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
@@ -481,17 +481,17 @@ where
     /// ```
     /// # use flow_core::prelude::*;
     /// # use std::time::Duration;
-    /// let sparse = OutputTag::<(&str, i64)>::new("sparse");
+    /// let sparse = OutputTag::<(char, i64)>::new("sparse");
     /// let tag = sparse.clone();
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let busy = env
-    ///     .from_iter([("a", 100), ("a", 300), ("b", 200), ("a", 1_100)])
+    ///     .from_iter([('a', 100), ('a', 300), ('b', 200), ('a', 1_100)])
     ///     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
     ///     .key_by(|e| e.0)
     ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
     ///     .process_with_context(
-    ///         move |key: &&str, info: &WindowInfo, items: Vec<(&str, i64)>,
-    ///               ctx: &mut WindowContext<'_, (&str, i64, usize)>| {
+    ///         move |key: &char, info: &WindowInfo, items: Vec<(char, i64)>,
+    ///               ctx: &mut WindowContext<'_, (char, i64, usize)>| {
     ///             if items.len() > 1 {
     ///                 ctx.emit((*key, info.window.start, items.len()));
     ///             } else {
@@ -504,8 +504,8 @@ where
     /// env.execute()?;
     /// let mut s = sparse.take();
     /// s.sort();
-    /// assert_eq!(busy.take(), [("a", 0, 2)]);
-    /// assert_eq!(s, [("a", 1_000), ("b", 0)]);
+    /// assert_eq!(busy.take(), [('a', 0, 2)]);
+    /// assert_eq!(s, [('a', 1_000), ('b', 0)]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
@@ -542,7 +542,7 @@ where
     /// use flow_core::ops::aggregate::Count;
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let lines = env
-    ///     .from_iter([("a", 100), ("a", 900), ("b", 1_500)])
+    ///     .from_iter([('a', 100), ('a', 900), ('b', 1_500)])
     ///     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
     ///     .key_by(|e| e.0)
     ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
