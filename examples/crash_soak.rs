@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: crash_soak [--kills N] [--seed S] [--jobs word_count,window_sum] \
-                     [--corpus-mb MB] [--events N] [--dir DIR] [--stop-on-failure]";
+                     [--corpus-mb MB] [--events N] [--dir DIR] [--stop-on-failure] [--verbose]";
 
 struct Options {
     kills: u64,
@@ -25,6 +25,7 @@ struct Options {
     events: u64,
     dir: Option<PathBuf>,
     stop_on_failure: bool,
+    verbose: bool,
 }
 
 fn parse() -> Result<Options, String> {
@@ -40,6 +41,7 @@ fn parse() -> Result<Options, String> {
         },
         dir: None,
         stop_on_failure: false,
+        verbose: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -49,6 +51,10 @@ fn parse() -> Result<Options, String> {
         };
         if flag == "--stop-on-failure" {
             o.stop_on_failure = true;
+            continue;
+        }
+        if flag == "--verbose" || flag == "-v" {
+            o.verbose = true;
             continue;
         }
         if flag == "--help" || flag == "-h" {
@@ -172,7 +178,7 @@ fn run() -> Result<bool, String> {
             parallelism: (0..10).map(|_| 1 + rng.below(3) as u32).collect(),
             interval: ["50ms", "100ms", "200ms"][rng.below(3) as usize].into(),
             retained: 1 + rng.below(2) as u32,
-            fractions: None,
+            schedule: Vec::new(),
             first_kill_before: (rng.below(4) == 0).then(|| Duration::from_millis(60)),
             restore_after_end: rng.below(4) == 0,
         };
@@ -182,6 +188,7 @@ fn run() -> Result<bool, String> {
             dir: base.join(format!("trial-{index:05}")),
             seed: o.seed,
             index,
+            verbose: o.verbose,
         };
         match trial.run(&mut rng, &plan) {
             Ok(stats) => {

@@ -181,11 +181,10 @@ pub struct Plan {
     pub interval: String,
     /// `--checkpoints-retained`.
     pub retained: u32,
-    /// Kill times: `None` draws them from [`KillTimes::draw`]; `Some(f)` draws kill `i` as
-    /// the fraction `f(i)` of the failure-free run time.
-    pub fractions: Option<Vec<(f64, f64)>>,
+    /// The kills, in order (the last one repeats); empty: each is drawn by [`Kill::draw`].
+    pub schedule: Vec<Kill>,
     /// The first kill comes before this much time, before the first checkpoint can complete
-    /// (after that, kill times follow `fractions` or [`KillTimes::draw`]).
+    /// (after that, kills follow `schedule` or [`Kill::draw`]).
     pub first_kill_before: Option<Duration>,
     /// Also restore the finished job (killing that run once at a random moment, then once
     /// unkilled): its output must not change.
@@ -199,8 +198,8 @@ pub struct Attempt {
     pub parallelism: u32,
     /// Whether it ran with `--restore`.
     pub restore: bool,
-    /// The kill time asked for, if any.
-    pub kill_at: Option<Duration>,
+    /// The kill asked for, if any.
+    pub kill: Option<Kill>,
     /// How the run ended: `killed`, `exit 0`, ...
     pub outcome: String,
     /// The checkpoint it restored, if it said so.
@@ -226,6 +225,9 @@ pub struct Stats {
     pub fresh_starts: u64,
     /// Restores at another parallelism than the run before.
     pub rescales: u64,
+    /// Restores of a checkpoint written at another parallelism: keyed state and source
+    /// positions redistributed.
+    pub rescaled_state: u64,
     /// Kills after which some but not all of the final rows were visible.
     pub partial_visible: u64,
     /// Kills of a run that restored the finished job.
@@ -244,6 +246,7 @@ impl Stats {
         self.from_checkpoint += o.from_checkpoint;
         self.fresh_starts += o.fresh_starts;
         self.rescales += o.rescales;
+        self.rescaled_state += o.rescaled_state;
         self.partial_visible += o.partial_visible;
         self.kills_after_end += o.kills_after_end;
         self.trials_ok += o.trials_ok;
@@ -255,13 +258,15 @@ impl std::fmt::Display for Stats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} kills, {} restores ({} from a checkpoint, {} from the beginning, {} rescaled), \
+            "{} kills, {} restores ({} from a checkpoint, {} from the beginning, {} at another parallelism, {} of state \
+             written at another parallelism), \
              {} kills with partial output visible, {} after the end, {} trials ok, {} failed",
             self.kills,
             self.restores,
             self.from_checkpoint,
             self.fresh_starts,
             self.rescales,
+            self.rescaled_state,
             self.partial_visible,
             self.kills_after_end,
             self.trials_ok,
@@ -270,18 +275,78 @@ impl std::fmt::Display for Stats {
     }
 }
 
-/// Kill times, as fractions of the failure-free run time `d`: some before the first
-/// checkpoint can complete, most anywhere in the run, some around its end (the final
-/// checkpoint and the publish of all output).
-pub struct KillTimes;
+/// When to kill a run.
+#[derive(Clone, Copy, Debug)]
+pub enum Kill {
+    /// This long after the start.
+    At(Duration),
+    /// As soon as the `nth` (from 1) new file of this kind is seen in the checkpoint or
+    /// output directory (polled every 0.2-1 ms).
+    On(Watch, u32),
+}
 
-impl KillTimes {
-    /// A kill time for a run whose failure-free run took `d`.
-    pub fn draw(rng: &mut XorShift, d: Duration) -> Duration {
+/// Files whose appearance a kill waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watch {
+    /// A new segment (or any `.tmp` file) in the checkpoint directory: a checkpoint is being
+    /// written, its manifest not yet committed.
+    CheckpointWrite,
+    /// A new manifest: a checkpoint just became durable, its output is about to be published.
+    Manifest,
+    /// A new pending (pre-committed) file in the output directory: the sink's pre-commit at a
+    /// barrier, its checkpoint not yet durable.
+    Pending,
+    /// A new visible part file: a publish is under way (more renames may follow).
+    Published,
+}
+
+impl Watch {
+    fn matches(self, name: &str) -> bool {
+        match self {
+            Watch::CheckpointWrite => name.starts_with("segment-") || name.ends_with(".tmp"),
+            Watch::Manifest => name.starts_with("checkpoint-") && name.ends_with(".manifest"),
+            Watch::Pending => name.ends_with(".pending"),
+            Watch::Published => !name.starts_with('.') && !name.starts_with('_'),
+        }
+    }
+
+    fn in_output(self) -> bool {
+        matches!(self, Watch::Pending | Watch::Published)
+    }
+}
+
+impl std::fmt::Display for Kill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kill::At(d) => write!(f, "at {:.3} s", d.as_secs_f64()),
+            Kill::On(w, n) => {
+                let what = match w {
+                    Watch::CheckpointWrite => "checkpoint file written",
+                    Watch::Manifest => "manifest committed",
+                    Watch::Pending => "pending part file",
+                    Watch::Published => "part file published",
+                };
+                write!(f, "on {what} #{n}")
+            }
+        }
+    }
+}
+
+impl Kill {
+    /// A kill for a run whose failure-free run took `d`: some before the first checkpoint
+    /// can complete, many at any time of the run, some around its end (the final checkpoint
+    /// and the publish of all output), and some the moment a checkpoint is being written, has
+    /// just committed, a sink has pre-committed, or a publish has begun.
+    pub fn draw(rng: &mut XorShift, d: Duration) -> Kill {
+        let nth = 1 + rng.below(3) as u32;
         match rng.below(20) {
-            0..=2 => rng.between(Duration::ZERO, Duration::from_millis(80)),
-            3..=14 => rng.between(Duration::ZERO, d),
-            _ => rng.between(d.mul_f64(0.7), d.mul_f64(1.3)),
+            0..=1 => Kill::At(rng.between(Duration::ZERO, Duration::from_millis(80))),
+            2..=9 => Kill::At(rng.between(Duration::ZERO, d)),
+            10..=11 => Kill::At(rng.between(d.mul_f64(0.7), d.mul_f64(1.3))),
+            12..=13 => Kill::On(Watch::CheckpointWrite, nth),
+            14..=15 => Kill::On(Watch::Manifest, nth),
+            16..=17 => Kill::On(Watch::Pending, nth),
+            _ => Kill::On(Watch::Published, 1),
         }
     }
 }
@@ -299,6 +364,8 @@ pub struct Trial<'a> {
     pub seed: u64,
     /// Which trial of the run this is, named in failures.
     pub index: u64,
+    /// Print every run of the trial to stderr.
+    pub verbose: bool,
 }
 
 struct RunState {
@@ -318,6 +385,15 @@ impl Trial<'_> {
         match self.run_inner(rng, plan, &mut st) {
             Ok(()) => {
                 st.stats.trials_ok += 1;
+                if self.verbose {
+                    eprintln!(
+                        "{} trial {} (the failure-free run took {:.3} s):\n{}",
+                        self.job.name,
+                        self.index,
+                        self.expected.took.as_secs_f64(),
+                        history(&st.attempts)
+                    );
+                }
                 Ok(st.stats)
             }
             Err(e) => Err(self.report(plan, &st, &e)),
@@ -349,16 +425,15 @@ impl Trial<'_> {
                 .or(plan.parallelism.last())
                 .copied()
                 .unwrap_or(2);
-            let kill_at =
-                (kills < plan.kills).then(|| match (i, plan.first_kill_before, &plan.fractions) {
-                    (0, Some(before), _) => rng.between(Duration::ZERO, before),
-                    (_, _, Some(f)) => {
-                        let (lo, hi) = f.get(kills).or(f.last()).copied().unwrap_or((0.0, 1.0));
-                        rng.between(d.mul_f64(lo), d.mul_f64(hi))
-                    }
-                    _ => KillTimes::draw(rng, d),
-                });
-            let killed = self.attempt(st, plan, parallelism, i > 0, kill_at)?;
+            let kill = (kills < plan.kills).then(|| {
+                let scheduled = plan.schedule.get(kills).or(plan.schedule.last());
+                match (i, plan.first_kill_before, scheduled) {
+                    (0, Some(before), _) => Kill::At(rng.between(Duration::ZERO, before)),
+                    (_, _, Some(k)) => *k,
+                    _ => Kill::draw(rng, d),
+                }
+            });
+            let killed = self.attempt(st, plan, parallelism, i > 0, kill)?;
             if killed {
                 kills += 1;
             } else {
@@ -368,8 +443,9 @@ impl Trial<'_> {
         self.check_final(st, "after the run that ended on its own")?;
         if plan.restore_after_end {
             let p = st.attempts.last().map_or(2, |a| a.parallelism);
-            let kill_at = rng.between(Duration::ZERO, d.mul_f64(0.5));
-            if self.attempt(st, plan, p, true, Some(kill_at))? {
+            // Restoring a finished job takes a few tens of milliseconds.
+            let kill = Kill::At(rng.between(Duration::from_millis(5), Duration::from_millis(60)));
+            if self.attempt(st, plan, p, true, Some(kill))? {
                 st.stats.kills_after_end += 1;
                 self.check_final(st, "after a kill while restoring the finished job")?;
             }
@@ -381,7 +457,7 @@ impl Trial<'_> {
         Ok(())
     }
 
-    /// Runs the job once, killing it at `kill_at` if it still runs; checks the visible
+    /// Runs the job once, killing it as `kill` says if it still runs; checks the visible
     /// output. Returns whether the kill landed.
     fn attempt(
         &self,
@@ -389,7 +465,7 @@ impl Trial<'_> {
         plan: &Plan,
         parallelism: u32,
         restore: bool,
-        kill_at: Option<Duration>,
+        kill: Option<Kill>,
     ) -> Result<bool, String> {
         let n = st.attempts.len();
         let log = self.dir.join(format!("attempt-{n:03}.log"));
@@ -421,7 +497,7 @@ impl Trial<'_> {
         let child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.job.exe.display()))?;
-        let (status, killed) = self.supervise(child, start, kill_at)?;
+        let (status, killed) = self.supervise(child, start, kill)?;
         let ran = start.elapsed();
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let restored = text.lines().find_map(|l| {
@@ -430,6 +506,18 @@ impl Trial<'_> {
                 .and_then(|id| id.parse().ok())
         });
         let fresh = text.contains("no complete checkpoint");
+        if let (Some(c), Some(prev)) = (restored, st.attempts.last()) {
+            // The checkpoint restored is the previous run's if it is newer than the one that
+            // run started from (when known).
+            let base = if !prev.restore || prev.fresh {
+                Some(0)
+            } else {
+                prev.restored
+            };
+            if base.is_some_and(|b| c > b) && prev.parallelism != parallelism {
+                st.stats.rescaled_state += 1;
+            }
+        }
         if restore {
             if restored.is_some() {
                 st.stats.from_checkpoint += 1;
@@ -446,7 +534,7 @@ impl Trial<'_> {
         st.attempts.push(Attempt {
             parallelism,
             restore,
-            kill_at,
+            kill,
             outcome,
             restored,
             fresh,
@@ -468,15 +556,26 @@ impl Trial<'_> {
         Ok(killed)
     }
 
-    /// Waits for the child, killing it at `kill_at`; a run that takes far longer than the
+    /// Waits for the child, killing it as `kill` says; a run that takes far longer than the
     /// failure-free one is a hang. Returns its status and whether the kill ended it.
     fn supervise(
         &self,
         mut child: Child,
         start: Instant,
-        kill_at: Option<Duration>,
+        kill: Option<Kill>,
     ) -> Result<(ExitStatus, bool), String> {
         let hang = (self.expected.took * 20).max(Duration::from_secs(30));
+        // For a kill on files: the names present at the start, and how many new ones came.
+        let watched = match kill {
+            Some(Kill::On(w, _)) if w.in_output() => Some((w, self.output())),
+            Some(Kill::On(w, _)) => Some((w, self.checkpoints())),
+            _ => None,
+        };
+        let mut known: BTreeSet<OsString> = match &watched {
+            Some((_, dir)) => names(dir),
+            None => BTreeSet::new(),
+        };
+        let mut seen = 0u32;
         loop {
             match child.try_wait() {
                 Ok(Some(status)) => return Ok((status, false)),
@@ -484,14 +583,25 @@ impl Trial<'_> {
                 Err(e) => return Err(format!("waiting for the job: {e}")),
             }
             let now = start.elapsed();
-            if let Some(at) = kill_at {
-                if now >= at {
-                    let _ = child.kill(); // SIGKILL; fails only if it has already exited
-                    let status = child
-                        .wait()
-                        .map_err(|e| format!("waiting for the job: {e}"))?;
-                    return Ok((status, was_killed(&status)));
+            let fire = match (kill, &watched) {
+                (Some(Kill::At(at)), _) => now >= at,
+                (Some(Kill::On(_, nth)), Some((w, dir))) => {
+                    for n in names(dir) {
+                        if w.matches(&n.to_string_lossy()) && !known.contains(&n) {
+                            seen += 1;
+                        }
+                        known.insert(n);
+                    }
+                    seen >= nth
                 }
+                _ => false,
+            };
+            if fire {
+                let _ = child.kill(); // SIGKILL; fails only if it has already exited
+                let status = child
+                    .wait()
+                    .map_err(|e| format!("waiting for the job: {e}"))?;
+                return Ok((status, was_killed(&status)));
             }
             if now >= hang {
                 let _ = child.kill();
@@ -502,8 +612,12 @@ impl Trial<'_> {
                     self.expected.took.as_secs_f64()
                 ));
             }
-            let next = kill_at.map_or(Duration::from_millis(5), |at| at.saturating_sub(now));
-            std::thread::sleep(next.clamp(Duration::from_micros(200), Duration::from_millis(5)));
+            let next = match kill {
+                Some(Kill::At(at)) => at.saturating_sub(now).min(Duration::from_millis(5)),
+                Some(Kill::On(..)) => Duration::from_millis(1),
+                None => Duration::from_millis(5),
+            };
+            std::thread::sleep(next.max(Duration::from_micros(200)));
         }
     }
 
@@ -599,26 +713,7 @@ impl Trial<'_> {
             self.job.args,
             self.expected.took.as_secs_f64()
         );
-        for (i, a) in st.attempts.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "  {i:>3}: -p {}{} kill at {} -> {} after {:.3} s{}{}, {} rows visible",
-                a.parallelism,
-                if a.restore { " --restore" } else { "" },
-                a.kill_at
-                    .map_or("-".to_string(), |k| format!("{:.3} s", k.as_secs_f64())),
-                a.outcome,
-                a.ran.as_secs_f64(),
-                a.restored
-                    .map_or(String::new(), |c| format!(", restored checkpoint {c}")),
-                if a.fresh {
-                    ", no checkpoint: fresh start"
-                } else {
-                    ""
-                },
-                a.visible
-            );
-        }
+        s.push_str(&history(&st.attempts));
         if let Some(n) = st.attempts.len().checked_sub(1) {
             let log = self.dir.join(format!("attempt-{n:03}.log"));
             let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -627,6 +722,38 @@ impl Trial<'_> {
         let _ = write!(s, "\ntrial directory: {}", self.dir.display());
         s
     }
+}
+
+/// One line per run: parallelism, kill time, outcome, checkpoint restored, rows visible.
+fn history(attempts: &[Attempt]) -> String {
+    let mut s = String::new();
+    for (i, a) in attempts.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "  {i:>3}: -p {}{} kill {} -> {} after {:.3} s{}{}, {} rows visible",
+            a.parallelism,
+            if a.restore { " --restore" } else { "" },
+            a.kill.map_or("-".to_string(), |k| k.to_string()),
+            a.outcome,
+            a.ran.as_secs_f64(),
+            a.restored
+                .map_or(String::new(), |c| format!(", restored checkpoint {c}")),
+            if a.fresh {
+                ", no checkpoint: fresh start"
+            } else {
+                ""
+            },
+            a.visible
+        );
+    }
+    s
+}
+
+/// The names in a directory (none if it does not exist).
+fn names(dir: &Path) -> BTreeSet<OsString> {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default()
 }
 
 fn was_killed(status: &ExitStatus) -> bool {

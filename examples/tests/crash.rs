@@ -7,15 +7,17 @@
 //! A longer soak: `cargo build --release --examples && target/release/examples/crash_soak
 //! --kills 1000`.
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
-use flow_examples::crash::{seed_from_env, Expected, Job, Plan, Stats, Trial, XorShift};
+use flow_examples::crash::{
+    seed_from_env, Expected, Job, Kill, Plan, Stats, Trial, Watch, XorShift,
+};
 use std::ffi::OsStr;
 use std::path::Path;
 use std::time::Duration;
 
 /// Lines of the word count corpus and events of the window sum input: a few seconds of work
 /// for a debug build at parallelism 2, so that the checkpoints every 100 ms come many times.
-const CORPUS_BYTES: u64 = 1_500_000;
-const EVENTS: u64 = 120_000;
+const CORPUS_BYTES: u64 = 6_000_000;
+const EVENTS: u64 = 300_000;
 
 fn seed(test: &str) -> u64 {
     let s = seed_from_env("FLOW_CRASH_SEED");
@@ -80,6 +82,7 @@ fn trial(job: &Job, expected: &Expected, dir: &Path, seed: u64, index: u64, plan
         dir: dir.join(format!("trial-{index}")),
         seed,
         index,
+        verbose: std::env::var_os("FLOW_CRASH_VERBOSE").is_some(),
     };
     match t.run(&mut rng, plan) {
         Ok(stats) => {
@@ -90,19 +93,28 @@ fn trial(job: &Job, expected: &Expected, dir: &Path, seed: u64, index: u64, plan
     }
 }
 
-fn kills(job: &Job, expected: &Expected, test: &str, kills: usize) -> Stats {
+/// Trials (fresh directories) until `kills` kills have landed.
+fn kills(job: &Job, expected: &Expected, test: &str, kills: u64) -> Stats {
     let dir = tempfile::tempdir().unwrap();
     let seed = seed(test);
     let plan = Plan {
-        kills,
+        kills: kills as usize,
         parallelism: vec![2],
         interval: "100ms".into(),
         retained: 1,
-        fractions: None,
+        schedule: Vec::new(),
         first_kill_before: Some(Duration::from_millis(60)),
         restore_after_end: true,
     };
-    trial(job, expected, dir.path(), seed, 0, &plan)
+    let mut total = Stats::default();
+    for index in 0.. {
+        total.add(&trial(job, expected, dir.path(), seed, index, &plan));
+        if total.kills >= kills || index == 20 {
+            break;
+        }
+    }
+    eprintln!("{}: {total}", job.name);
+    total
 }
 
 /// The kills landed, one before the first checkpoint (a restore that starts over) and
@@ -135,13 +147,19 @@ fn window_sum_survives_random_kills() {
 fn kills_and_restores_at_another_parallelism() {
     let dir = tempfile::tempdir().unwrap();
     let seed = seed("kills_and_restores_at_another_parallelism");
+    let mut rng = XorShift::new(seed);
     let plan = Plan {
         kills: 2,
         parallelism: vec![2, 3, 1],
         interval: "100ms".into(),
         retained: 1,
-        // After some checkpoints, and before the end.
-        fractions: Some(vec![(0.3, 0.6), (0.2, 0.4)]),
+        // Each run is killed once it has committed a checkpoint (a few at parallelism 2, one
+        // at 3), just before that checkpoint's output is published: every restore resumes
+        // from state written at another parallelism.
+        schedule: vec![
+            Kill::On(Watch::Manifest, 2 + rng.below(3) as u32),
+            Kill::On(Watch::Manifest, 1 + rng.below(2) as u32),
+        ],
         first_kill_before: None,
         restore_after_end: false,
     };
@@ -153,5 +171,7 @@ fn kills_and_restores_at_another_parallelism() {
         let stats = trial(&job, &expected, &sub, seed, i as u64, &plan);
         total.add(&stats);
     }
-    assert!(total.rescales >= 2, "{total}");
+    eprintln!("rescaled: {total}");
+    assert!(total.rescales >= 4, "{total}");
+    assert!(total.rescaled_state >= 4, "{total}");
 }
