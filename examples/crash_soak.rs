@@ -33,7 +33,7 @@ fn parse() -> Result<Options, String> {
         kills: 1000,
         seed: seed_from_env("FLOW_CRASH_SEED"),
         jobs: vec!["word_count".into(), "window_sum".into()],
-        corpus_mb: if cfg!(debug_assertions) { 4.0 } else { 40.0 },
+        corpus_mb: if cfg!(debug_assertions) { 4.0 } else { 60.0 },
         events: if cfg!(debug_assertions) {
             200_000
         } else {

@@ -129,7 +129,7 @@ fn covered(stats: &Stats) {
 fn word_count_survives_random_kills() {
     let dir = tempfile::tempdir().unwrap();
     let (job, expected) = word_count(dir.path());
-    let stats = kills(&job, &expected, "word_count_survives_random_kills", 10);
+    let stats = kills(&job, &expected, "word_count_survives_random_kills", 12);
     covered(&stats);
 }
 
@@ -137,7 +137,7 @@ fn word_count_survives_random_kills() {
 fn window_sum_survives_random_kills() {
     let dir = tempfile::tempdir().unwrap();
     let (job, expected) = window_sum(dir.path());
-    let stats = kills(&job, &expected, "window_sum_survives_random_kills", 10);
+    let stats = kills(&job, &expected, "window_sum_survives_random_kills", 12);
     covered(&stats);
 }
 
