@@ -57,6 +57,9 @@ fn reference(n: u64) -> Vec<String> {
     read_part_files(&dir.path().join("windows")).unwrap()
 }
 
+/// Failed runs that had completed a checkpoint before failing.
+static RESTORED: AtomicU64 = AtomicU64::new(0);
+
 /// Runs the job with a failure at `fail_at` at parallelism `p1`, then restores at `p2`;
 /// returns the committed rows.
 fn fail_and_restore(n: u64, fail_at: u64, p1: usize, p2: usize) -> Vec<String> {
@@ -71,6 +74,14 @@ fn fail_and_restore(n: u64, fail_at: u64, p1: usize, p2: usize) -> Vec<String> {
     let mut dedup = visible.clone();
     dedup.dedup();
     assert_eq!(visible, dedup, "committed output holds no duplicate row");
+    let checkpoints = std::fs::read_dir(dir.path().join("checkpoints"))
+        .unwrap()
+        .filter(|e| {
+            let e = e.as_ref().unwrap();
+            e.file_name().to_string_lossy().ends_with(".manifest")
+        })
+        .count();
+    RESTORED.fetch_add((checkpoints > 0) as u64, Ordering::Relaxed);
     let mut env = Env::new(config(dir.path(), p2).restore(Restore::Latest));
     build(&mut env, n, dir.path(), Some(fail));
     env.execute().unwrap();
@@ -107,6 +118,10 @@ fn a_failed_job_resumes_from_its_latest_checkpoint_exactly_once() {
             "failure at {fail_at}, parallelism {p1} then {p2}"
         );
     }
+    assert!(
+        RESTORED.load(Ordering::Relaxed) >= 2,
+        "most failed runs had a checkpoint to restore"
+    );
 }
 
 #[test]

@@ -248,7 +248,11 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// The keys changed since the last call, each with its current value (`None`: deleted),
     /// and clears the changes. Empty when changes are not tracked.
     pub fn take_changes(&mut self) -> impl Iterator<Item = (K, Option<&V>)> + '_ {
-        let keys = self.changed.as_mut().map(std::mem::take).unwrap_or_default();
+        let keys = self
+            .changed
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
         let map = &mut self.map;
         // First clear the flags, then hand out shared references.
         for k in &keys {
@@ -289,10 +293,17 @@ mod tests {
         c.sort();
         assert_eq!(c, vec![(1, None), (3, Some(7))]);
         t.restore(9, 9);
-        assert_eq!(t.take_changes().count(), 0, "restored entries are not changes");
+        assert_eq!(
+            t.take_changes().count(),
+            0,
+            "restored entries are not changes"
+        );
         let drained: Vec<_> = t.drain().collect();
         assert_eq!(drained.len(), 3);
-        assert!(t.take_changes().all(|(_, v)| v.is_none()), "drained keys are deletions");
+        assert!(
+            t.take_changes().all(|(_, v)| v.is_none()),
+            "drained keys are deletions"
+        );
     }
 
     #[test]

@@ -261,8 +261,12 @@ impl SnapshotCx<'_> {
     /// Records the changes of keyed state `name` as typed values (`None`: deleted): the
     /// processing thread only freezes them (moves or clones); the checkpoint writer encodes
     /// and sorts them.
-    pub(crate) fn keyed_values<K, V>(&mut self, name: &str, full: bool, entries: Vec<(K, Option<V>)>)
-    where
+    pub(crate) fn keyed_values<K, V>(
+        &mut self,
+        name: &str,
+        full: bool,
+        entries: Vec<(K, Option<V>)>,
+    ) where
         K: Hash + Serialize + Send + 'static,
         V: Serialize + Send + 'static,
     {
@@ -291,7 +295,9 @@ impl SnapshotCx<'_> {
                 w.put(k, k, v.as_ref())?;
             }
             w.finish();
-            part.keyed.pop().ok_or_else(|| Error::Checkpoint("an empty delta".into()))
+            part.keyed
+                .pop()
+                .ok_or_else(|| Error::Checkpoint("an empty delta".into()))
         }));
     }
 

@@ -51,10 +51,10 @@ use crate::graph::OpInfo;
 use crate::ops::side_output::{OutputTag, TaggedOutputs};
 use crate::ops::StateKey;
 use crate::record::{Event, Timestamp};
+use crate::runtime::keyed_table::KeyedTable;
 use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
 };
-use crate::runtime::keyed_table::KeyedTable;
 use crate::runtime::panic::{OpName, PanicGuard};
 use crate::runtime::snapshot::{encode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport};
 use serde::de::DeserializeOwned;
@@ -268,7 +268,9 @@ where
         call: impl FnOnce(&mut P, &mut P::State, &mut Context<'_, P::Out>),
     ) {
         // A call may change the state: the key counts as changed (checkpoints on).
-        let state = self.states.get_or_insert_with(key.clone(), Default::default);
+        let state = self
+            .states
+            .get_or_insert_with(key.clone(), Default::default);
         let mut ctx = Context {
             timestamp: ts,
             watermark: self.watermark,
