@@ -63,6 +63,9 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &dyn Fn() -> Strin
     })
 }
 
+/// Decodes a value from the front of some bytes; returns it with the rest.
+pub(crate) type Decode<T> = for<'a> fn(&'a [u8]) -> Result<(T, &'a [u8])>;
+
 /// Encodes and decodes values of type `T` with the state codec; built only where `T` has
 /// serde's traits, so operators whose types lack them still compile and say, when a job
 /// asks for checkpoints, that their state cannot be checkpointed.
@@ -70,7 +73,7 @@ pub(crate) struct Codec<T> {
     /// Appends the encoding of a value.
     pub(crate) enc: fn(&T, &mut Vec<u8>) -> Result<()>,
     /// Decodes a value from the front of the bytes; returns it with the rest.
-    pub(crate) dec: for<'a> fn(&'a [u8]) -> Result<(T, &'a [u8])>,
+    pub(crate) dec: Decode<T>,
 }
 
 impl<T> Clone for Codec<T> {
