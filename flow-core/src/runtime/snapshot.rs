@@ -261,6 +261,11 @@ impl SnapshotCx<'_> {
         }
     }
 
+    /// The key groups of this subtask.
+    pub(crate) fn key_groups(&self) -> KeyGroupRange {
+        self.at.key_groups()
+    }
+
     /// Records the changes of keyed state `name` as typed values (`None`: deleted): the
     /// processing thread only freezes them (moves or clones); the checkpoint writer encodes
     /// and sorts them.
@@ -403,8 +408,14 @@ impl RestoreCx<'_> {
         self.uids.get(self.op).map(String::as_str).unwrap_or("?")
     }
 
-    /// Calls `f` with every entry of keyed state `name` in this subtask's key groups.
-    pub(crate) fn keyed<K, V>(&self, name: &str, mut f: impl FnMut(K, V)) -> Result<()>
+    /// Calls `f` with every entry of keyed state `name` in this subtask's key groups whose
+    /// key group passes `keep`.
+    pub(crate) fn keyed_where<K, V>(
+        &self,
+        name: &str,
+        keep: impl Fn(u32) -> bool,
+        mut f: impl FnMut(K, V),
+    ) -> Result<()>
     where
         K: DeserializeOwned,
         V: DeserializeOwned,
@@ -416,6 +427,9 @@ impl RestoreCx<'_> {
         }
         let what = || format!("state `{name}` of operator `{uid}`");
         for e in self.view.entries(uid, name, self.at.key_groups())? {
+            if !keep(e.key_group) {
+                continue;
+            }
             let k: K = decode(e.key, &what)?;
             let v: V = decode(e.value, &what)?;
             f(k, v);
