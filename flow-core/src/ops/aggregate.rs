@@ -933,7 +933,10 @@ mod tests {
         let _ = snapshot(&mut op, 1);
         op.on_event(Event::End, &mut out);
         let last = snapshot(&mut op, 0);
-        assert!(last.keyed.is_empty(), "no tombstones: the finished range says it all");
+        assert!(
+            last.keyed.is_empty(),
+            "no tombstones: the finished range says it all"
+        );
         assert!(
             last.meta
                 .iter()
