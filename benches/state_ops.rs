@@ -132,7 +132,11 @@ fn map_state(c: &mut Criterion) {
             for _ in 0..OPS {
                 next += 1;
                 let k = key(next, n);
-                *base.entry(k).or_default().entry((next % 8) as u32).or_insert(0) += 1;
+                *base
+                    .entry(k)
+                    .or_default()
+                    .entry((next % 8) as u32)
+                    .or_insert(0) += 1;
             }
         })
     });

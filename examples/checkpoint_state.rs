@@ -33,7 +33,11 @@ fn checkpoint_state(env: &mut Env, args: CheckpointArgs) -> flow_core::Result<()
     let total = keys + args.updates;
     env.generate_n(total, move |i| {
         // Spread keys over the key space; hot keys are every (keys / hot)-th one.
-        let k = if i < keys { i } else { (i % hot) * (keys / hot) };
+        let k = if i < keys {
+            i
+        } else {
+            (i % hot) * (keys / hot)
+        };
         (k.wrapping_mul(0x9E37_79B9_7F4A_7C15), 1u64)
     })
     .key_by(|e| e.0)
@@ -48,7 +52,11 @@ fn checkpoint_state(env: &mut Env, args: CheckpointArgs) -> flow_core::Result<()
     let cps = &summary.checkpoints;
     let mut ms: Vec<f64> = cps.iter().map(|c| c.duration.as_secs_f64() * 1e3).collect();
     ms.sort_by(f64::total_cmp);
-    let q = |p: f64| ms.get(((ms.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(0.0);
+    let q = |p: f64| {
+        ms.get(((ms.len().max(1) - 1) as f64 * p).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
     // Each entry of a (u64 key, u64 sum) state: the key and value encoded (varints, ~10 + ~2
     // bytes) plus 12 bytes of segment framing.
     let live_estimate = keys * 24;
@@ -73,6 +81,9 @@ fn checkpoint_state(env: &mut Env, args: CheckpointArgs) -> flow_core::Result<()
             c.write.as_secs_f64() * 1e3
         );
     }
-    println!("live state, estimated: {:.1} MB", live_estimate as f64 / 1e6);
+    println!(
+        "live state, estimated: {:.1} MB",
+        live_estimate as f64 / 1e6
+    );
     Ok(())
 }

@@ -57,6 +57,9 @@ fn reference(n: u64) -> Vec<String> {
     read_part_files(&dir.path().join("windows")).unwrap()
 }
 
+/// Failed runs that had completed a checkpoint before failing.
+static RESTORED: AtomicU64 = AtomicU64::new(0);
+
 /// Runs the job with a failure at `fail_at` at parallelism `p1`, then restores at `p2`;
 /// returns the committed rows.
 fn fail_and_restore(n: u64, fail_at: u64, p1: usize, p2: usize) -> Vec<String> {
@@ -71,6 +74,14 @@ fn fail_and_restore(n: u64, fail_at: u64, p1: usize, p2: usize) -> Vec<String> {
     let mut dedup = visible.clone();
     dedup.dedup();
     assert_eq!(visible, dedup, "committed output holds no duplicate row");
+    let checkpoints = std::fs::read_dir(dir.path().join("checkpoints"))
+        .unwrap()
+        .filter(|e| {
+            let e = e.as_ref().unwrap();
+            e.file_name().to_string_lossy().ends_with(".manifest")
+        })
+        .count();
+    RESTORED.fetch_add((checkpoints > 0) as u64, Ordering::Relaxed);
     let mut env = Env::new(config(dir.path(), p2).restore(Restore::Latest));
     build(&mut env, n, dir.path(), Some(fail));
     env.execute().unwrap();
@@ -107,6 +118,10 @@ fn a_failed_job_resumes_from_its_latest_checkpoint_exactly_once() {
             "failure at {fail_at}, parallelism {p1} then {p2}"
         );
     }
+    assert!(
+        RESTORED.load(Ordering::Relaxed) >= 2,
+        "most failed runs had a checkpoint to restore"
+    );
 }
 
 #[test]
@@ -245,4 +260,141 @@ fn a_savepoint_restores_into_another_checkpoint_directory() {
         read_part_files(&dir.path().join("windows")).unwrap(),
         reference(n)
     );
+}
+
+/// Per key and 100 ms span of event time: how many records, how many distinct values (map
+/// state) and the largest value (value state), emitted when the span's event-time timer fires.
+#[process_fn(on_timer = report)]
+fn track(
+    _key: &u64,
+    (_, ts, v): (u64, i64, u64),
+    spans: &mut MapState<i64, (u64, u64)>,
+    values: &mut MapState<(i64, u64), ()>,
+    records: &mut ValueState<u64>,
+    ctx: &mut Context<'_, (u64, i64, u64, usize, u64)>,
+) {
+    let end = ts / 100 * 100 + 99;
+    match spans.get_mut(&end) {
+        Some(s) => {
+            s.0 += 1;
+            s.1 = s.1.max(v);
+        }
+        None => {
+            spans.put(end, (1, v));
+        }
+    }
+    values.put((end, v), ());
+    *records.get_or_insert_with(|| 0) += 1;
+    ctx.register_event_time_timer(end);
+}
+
+fn report(
+    key: &u64,
+    at: i64,
+    spans: &mut MapState<i64, (u64, u64)>,
+    values: &mut MapState<(i64, u64), ()>,
+    _records: &mut ValueState<u64>,
+    ctx: &mut Context<'_, (u64, i64, u64, usize, u64)>,
+) {
+    let (count, max) = spans.remove(&at).unwrap_or((0, 0));
+    let distinct = values.iter().filter(|((end, _), _)| *end == at).count();
+    values.retain(|(end, _), _| *end != at);
+    ctx.emit((*key, at, count, distinct, max));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    /// Time windows, sessions and a process function's value, map and timer state against
+    /// models, across a failure, a restore and a rescale.
+    #[test]
+    fn windows_and_process_state_survive_failure_and_rescale(
+        keys in 1u64..50,
+        n in 2_000u64..20_000,
+        fail_frac in 0.05f64..0.95,
+        p1 in 1usize..4,
+        p2 in 1usize..4,
+    ) {
+        // Event i: key, time i (monotonous per split), value.
+        let ev = move |i: u64| (i * 31 % keys, i as i64, i % 7);
+        let mut windows = std::collections::BTreeMap::<(u64, i64), u64>::new();
+        let mut spans = std::collections::BTreeMap::<(u64, i64), (u64, std::collections::BTreeSet<u64>, u64)>::new();
+        let mut by_key = std::collections::BTreeMap::<u64, Vec<i64>>::new();
+        for i in 0..n {
+            let (k, t, v) = ev(i);
+            *windows.entry((k, t / 250 * 250)).or_default() += v;
+            let s = spans.entry((k, t / 100 * 100 + 99)).or_default();
+            s.0 += 1;
+            s.1.insert(v);
+            s.2 = s.2.max(v);
+            by_key.entry(k).or_default().push(t);
+        }
+        let mut want_w: Vec<String> =
+            windows.iter().map(|((k, s), v)| format!("{k},{s},{v}")).collect();
+        want_w.sort();
+        let mut want_p: Vec<String> = spans
+            .iter()
+            .map(|((k, at), (c, d, l))| format!("{k},{at},{c},{},{l}", d.len()))
+            .collect();
+        want_p.sort();
+        // Sessions with a gap of 40 ms: per key, runs of times less than 40 apart.
+        let mut want_s = Vec::new();
+        for (k, ts) in &by_key {
+            let mut start = ts[0];
+            let mut prev = ts[0];
+            let mut count = 0u64;
+            for &t in ts {
+                if t - prev >= 40 {
+                    want_s.push(format!("{k},{start},{count}"));
+                    start = t;
+                    count = 0;
+                }
+                count += 1;
+                prev = t;
+            }
+            want_s.push(format!("{k},{start},{count}"));
+        }
+        want_s.sort();
+
+        let dir = tempfile::tempdir().unwrap();
+        let fail = Arc::new(AtomicU64::new((n as f64 * fail_frac) as u64));
+        let job = |env: &mut Env| {
+            let f = fail.clone();
+            let [a, b, c] = env
+                .generate_n(n, move |i| {
+                    if f.load(Ordering::Relaxed) == i {
+                        f.store(u64::MAX, Ordering::Relaxed);
+                        panic!("injected failure");
+                    }
+                    ev(i)
+                })
+                .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+                .fan_out();
+            a.key_by(|e| e.0)
+                .window(TumblingEventTimeWindows::of(Duration::from_millis(250)))
+                .sum(|e| e.2)
+                .map(|w| (w.key, w.window.start, w.value))
+                .write_csv(dir.path().join("windows"))
+                .unwrap();
+            b.key_by(|e| e.0)
+                .process(Track)
+                .write_csv(dir.path().join("process"))
+                .unwrap();
+            c.key_by(|e| e.0)
+                .window(EventTimeSessionWindows::with_gap(Duration::from_millis(40)))
+                .count()
+                .map(|w| (w.key, w.window.start, w.value))
+                .write_csv(dir.path().join("sessions"))
+                .unwrap();
+        };
+        let mut env = Env::new(config(dir.path(), p1).batch_size(64));
+        job(&mut env);
+        prop_assert!(env.execute().is_err());
+        let mut env = Env::new(config(dir.path(), p2).batch_size(64).restore(Restore::Latest));
+        job(&mut env);
+        env.execute().unwrap();
+        prop_assert_eq!(read_part_files(&dir.path().join("windows")).unwrap(), want_w);
+        prop_assert_eq!(read_part_files(&dir.path().join("process")).unwrap(), want_p);
+        prop_assert_eq!(read_part_files(&dir.path().join("sessions")).unwrap(), want_s);
+    }
 }

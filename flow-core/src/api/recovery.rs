@@ -133,7 +133,10 @@ pub(crate) fn start(
         .as_ref()
         .map(|v| {
             v.metadata_entries()
-                .filter(|(n, _)| n.starts_with("source/") || n.starts_with("op/"))
+                // Positions only: every subtask of this run writes its operator state at its
+                // first checkpoint, and the old run's (of subtasks this run may not have)
+                // must not outlive the restore.
+                .filter(|(n, _)| n.starts_with("source/"))
                 .map(|(n, b)| (n.to_string(), b.to_vec()))
                 .collect()
         })

@@ -14,9 +14,9 @@ use crate::ops::Table;
 use crate::ops::{StateKey, StateValue};
 use crate::record::{Event, Timestamp, NO_TIMESTAMP};
 use crate::runtime::exchange::partition::ByPairKey;
+use crate::runtime::keyed_table::{Fold, KeyedTable};
 use crate::runtime::operator::{Chain, Downstream, Identity, OpenCx, Operator, Sealed, Then};
 use crate::runtime::panic::{guarded, Named, OpName};
-use crate::runtime::keyed_table::{Fold, KeyedTable};
 use crate::runtime::snapshot::{RestoreCx, SnapshotCx, StateDecl, StateSupport};
 use crate::runtime::stage::Terminal;
 use crate::runtime::task::TaskCx;
@@ -391,6 +391,8 @@ pub struct KeyedAggregate<K, V, G: Combine<V>, OF> {
     bounded: bool,
     /// The accumulators, tracking changes when checkpoints are on.
     state: KeyedTable<K, G::Acc>,
+    /// A bounded aggregate that has emitted its results at the end of input.
+    finished: bool,
     _p: PhantomData<fn(V)>,
 }
 
@@ -401,6 +403,7 @@ impl<K, V, G: Combine<V>, OF: Clone> Clone for KeyedAggregate<K, V, G, OF> {
             out: self.out.clone(),
             bounded: self.bounded,
             state: KeyedTable::default(),
+            finished: false,
             _p: PhantomData,
         }
     }
@@ -424,6 +427,8 @@ impl<V, G: Combine<V>> Fold<V, G::Acc> for ByCombine<'_, G> {
 
 /// The name of a keyed aggregate's state in checkpoints.
 const ACC_STATE: &str = "accumulators";
+/// Operator state: the key groups of a subtask that finished (bounded input), if it did.
+const FINISHED: &str = "finished";
 
 impl<K, V, G, R, OF> Operator<(K, V)> for KeyedAggregate<K, V, G, OF>
 where
@@ -450,8 +455,11 @@ where
 
     fn on_event<D: Downstream<R>>(&mut self, event: Event, down: &mut D) {
         if event == Event::End && self.bounded {
-            // A finished aggregate has emitted everything: its state is gone (deleted in
-            // the final checkpoint too).
+            // A finished aggregate has emitted everything. Its final checkpoint says so for
+            // its key groups (`FINISHED`) instead of deleting every key, and a restore skips
+            // their entries.
+            self.finished = true;
+            self.state.track_changes(false);
             for (k, acc) in self.state.drain() {
                 let r = self.combine.result(acc);
                 down.emit((self.out)(k, r), NO_TIMESTAMP);
@@ -465,11 +473,19 @@ where
     }
 
     fn state(&self) -> StateSupport {
-        StateSupport::Persisted(vec![StateDecl::keyed::<K, G::Acc>(ACC_STATE)])
+        StateSupport::Persisted(vec![
+            StateDecl::keyed::<K, G::Acc>(ACC_STATE),
+            StateDecl::operator::<Option<(u32, u32)>>(FINISHED),
+        ])
     }
 
     /// Freezes the changed accumulators (clones them); the writer encodes them.
     fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> Result<()> {
+        let done = self.finished.then(|| {
+            let r = cx.key_groups();
+            (r.start, r.end)
+        });
+        cx.operator_state(FINISHED, &done)?;
         let changes: Vec<(K, Option<G::Acc>)> = self
             .state
             .take_changes()
@@ -480,8 +496,14 @@ where
     }
 
     fn restore(&mut self, cx: &RestoreCx<'_>) -> Result<()> {
+        let finished: Vec<(u32, u32)> = cx
+            .operator_state::<Option<(u32, u32)>>(FINISHED)?
+            .into_iter()
+            .flatten()
+            .collect();
+        let live = |kg: u32| !finished.iter().any(|&(s, e)| (s..e).contains(&kg));
         let state = &mut self.state;
-        cx.keyed(ACC_STATE, |k: K, acc: G::Acc| state.restore(k, acc))
+        cx.keyed_where(ACC_STATE, live, |k: K, acc: G::Acc| state.restore(k, acc))
     }
 }
 
@@ -516,6 +538,7 @@ where
             out,
             bounded,
             state: KeyedTable::default(),
+            finished: false,
             _p: PhantomData,
         },
     )
@@ -842,6 +865,7 @@ mod tests {
             out: |k, n| (k, n),
             bounded,
             state: KeyedTable::default(),
+            finished: false,
             _p: PhantomData,
         }
     }
@@ -895,7 +919,7 @@ mod tests {
     }
 
     #[test]
-    fn a_finished_bounded_aggregate_deletes_its_state_in_the_final_part() {
+    fn a_finished_bounded_aggregate_says_so_in_its_final_part() {
         let mut out = Collect::new();
         let mut op = rolling(true);
         op.open(OpenCx {
@@ -909,10 +933,15 @@ mod tests {
         let _ = snapshot(&mut op, 1);
         op.on_event(Event::End, &mut out);
         let last = snapshot(&mut op, 0);
-        assert_eq!(last.keyed[0].entries.len(), 2);
         assert!(
-            last.keyed[0].entries.iter().all(|e| e.2.is_none()),
-            "tombstones"
+            last.keyed.is_empty(),
+            "no tombstones: the finished range says it all"
+        );
+        assert!(
+            last.meta
+                .iter()
+                .any(|(n, b)| n.ends_with("/finished/0") && b.len() > 1),
+            "the finished key groups are recorded"
         );
     }
 

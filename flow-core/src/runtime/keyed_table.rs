@@ -49,6 +49,32 @@ struct Slot<V> {
     dirty: bool,
 }
 
+/// Marks an existing entry changed (once per checkpoint), when changes are tracked.
+#[inline]
+fn touch_entry<K: Clone, V, S: std::hash::BuildHasher>(
+    changed: &mut Option<Vec<K>>,
+    o: &mut hashbrown::hash_map::OccupiedEntry<'_, K, Slot<V>, S>,
+) {
+    if let Some(c) = changed.as_mut() {
+        if !o.get().dirty {
+            o.get_mut().dirty = true;
+            c.push(o.key().clone());
+        }
+    }
+}
+
+/// Records a new key as changed; returns its changed flag.
+#[inline]
+fn record_new<K: Clone>(changed: &mut Option<Vec<K>>, key: &K) -> bool {
+    match changed.as_mut() {
+        Some(c) => {
+            c.push(key.clone());
+            true
+        }
+        None => false,
+    }
+}
+
 /// Keyed state of one subtask with change tracking for incremental checkpoints.
 pub struct KeyedTable<K, V> {
     map: Map<K, V>,
@@ -123,22 +149,11 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     pub fn get_or_insert_with(&mut self, key: K, f: impl FnOnce() -> V) -> &mut V {
         match self.map.entry(key) {
             Entry::Occupied(mut o) => {
-                if let Some(c) = self.changed.as_mut() {
-                    if !o.get().dirty {
-                        o.get_mut().dirty = true;
-                        c.push(o.key().clone());
-                    }
-                }
+                touch_entry(&mut self.changed, &mut o);
                 &mut o.into_mut().value
             }
             Entry::Vacant(v) => {
-                let dirty = match self.changed.as_mut() {
-                    Some(c) => {
-                        c.push(v.key().clone());
-                        true
-                    }
-                    None => false,
-                };
+                let dirty = record_new(&mut self.changed, v.key());
                 &mut v.insert(Slot { value: f(), dirty }).value
             }
         }
@@ -150,24 +165,13 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     pub fn upsert<T, F: Fold<T, V>>(&mut self, key: K, item: T, f: &mut F) -> &mut V {
         match self.map.entry(key) {
             Entry::Occupied(mut o) => {
-                if let Some(c) = self.changed.as_mut() {
-                    if !o.get().dirty {
-                        o.get_mut().dirty = true;
-                        c.push(o.key().clone());
-                    }
-                }
+                touch_entry(&mut self.changed, &mut o);
                 let slot = o.into_mut();
                 f.update(&mut slot.value, item);
                 &mut slot.value
             }
             Entry::Vacant(v) => {
-                let dirty = match self.changed.as_mut() {
-                    Some(c) => {
-                        c.push(v.key().clone());
-                        true
-                    }
-                    None => false,
-                };
+                let dirty = record_new(&mut self.changed, v.key());
                 &mut v
                     .insert(Slot {
                         value: f.insert(item),
@@ -183,22 +187,11 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         match self.map.entry(key) {
             Entry::Occupied(mut o) => {
-                if let Some(c) = self.changed.as_mut() {
-                    if !o.get().dirty {
-                        o.get_mut().dirty = true;
-                        c.push(o.key().clone());
-                    }
-                }
+                touch_entry(&mut self.changed, &mut o);
                 Some(std::mem::replace(&mut o.get_mut().value, value))
             }
             Entry::Vacant(v) => {
-                let dirty = match self.changed.as_mut() {
-                    Some(c) => {
-                        c.push(v.key().clone());
-                        true
-                    }
-                    None => false,
-                };
+                let dirty = record_new(&mut self.changed, v.key());
                 v.insert(Slot { value, dirty });
                 None
             }
@@ -248,7 +241,11 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// The keys changed since the last call, each with its current value (`None`: deleted),
     /// and clears the changes. Empty when changes are not tracked.
     pub fn take_changes(&mut self) -> impl Iterator<Item = (K, Option<&V>)> + '_ {
-        let keys = self.changed.as_mut().map(std::mem::take).unwrap_or_default();
+        let keys = self
+            .changed
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
         let map = &mut self.map;
         // First clear the flags, then hand out shared references.
         for k in &keys {
@@ -289,10 +286,17 @@ mod tests {
         c.sort();
         assert_eq!(c, vec![(1, None), (3, Some(7))]);
         t.restore(9, 9);
-        assert_eq!(t.take_changes().count(), 0, "restored entries are not changes");
+        assert_eq!(
+            t.take_changes().count(),
+            0,
+            "restored entries are not changes"
+        );
         let drained: Vec<_> = t.drain().collect();
         assert_eq!(drained.len(), 3);
-        assert!(t.take_changes().all(|(_, v)| v.is_none()), "drained keys are deletions");
+        assert!(
+            t.take_changes().all(|(_, v)| v.is_none()),
+            "drained keys are deletions"
+        );
     }
 
     #[test]

@@ -15,10 +15,10 @@
 //! Nothing here imports the API (`api`), the operators (`ops`) or the connectors (`io`).
 pub mod checkpoint;
 pub(crate) mod exchange;
+pub(crate) mod keyed_table;
 pub mod metrics;
 pub mod operator;
 pub(crate) mod panic;
-pub(crate) mod keyed_table;
 pub(crate) mod persist;
 pub(crate) mod progress;
 pub mod snapshot;

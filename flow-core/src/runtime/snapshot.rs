@@ -63,6 +63,9 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &dyn Fn() -> Strin
     })
 }
 
+/// Decodes a value from the front of some bytes; returns it with the rest.
+pub(crate) type Decode<T> = for<'a> fn(&'a [u8]) -> Result<(T, &'a [u8])>;
+
 /// Encodes and decodes values of type `T` with the state codec; built only where `T` has
 /// serde's traits, so operators whose types lack them still compile and say, when a job
 /// asks for checkpoints, that their state cannot be checkpointed.
@@ -70,7 +73,7 @@ pub(crate) struct Codec<T> {
     /// Appends the encoding of a value.
     pub(crate) enc: fn(&T, &mut Vec<u8>) -> Result<()>,
     /// Decodes a value from the front of the bytes; returns it with the rest.
-    pub(crate) dec: for<'a> fn(&'a [u8]) -> Result<(T, &'a [u8])>,
+    pub(crate) dec: Decode<T>,
 }
 
 impl<T> Clone for Codec<T> {
@@ -258,11 +261,20 @@ impl SnapshotCx<'_> {
         }
     }
 
+    /// The key groups of this subtask.
+    pub(crate) fn key_groups(&self) -> KeyGroupRange {
+        self.at.key_groups()
+    }
+
     /// Records the changes of keyed state `name` as typed values (`None`: deleted): the
     /// processing thread only freezes them (moves or clones); the checkpoint writer encodes
     /// and sorts them.
-    pub(crate) fn keyed_values<K, V>(&mut self, name: &str, full: bool, entries: Vec<(K, Option<V>)>)
-    where
+    pub(crate) fn keyed_values<K, V>(
+        &mut self,
+        name: &str,
+        full: bool,
+        entries: Vec<(K, Option<V>)>,
+    ) where
         K: Hash + Serialize + Send + 'static,
         V: Serialize + Send + 'static,
     {
@@ -291,7 +303,9 @@ impl SnapshotCx<'_> {
                 w.put(k, k, v.as_ref())?;
             }
             w.finish();
-            part.keyed.pop().ok_or_else(|| Error::Checkpoint("an empty delta".into()))
+            part.keyed
+                .pop()
+                .ok_or_else(|| Error::Checkpoint("an empty delta".into()))
         }));
     }
 
@@ -394,8 +408,14 @@ impl RestoreCx<'_> {
         self.uids.get(self.op).map(String::as_str).unwrap_or("?")
     }
 
-    /// Calls `f` with every entry of keyed state `name` in this subtask's key groups.
-    pub(crate) fn keyed<K, V>(&self, name: &str, mut f: impl FnMut(K, V)) -> Result<()>
+    /// Calls `f` with every entry of keyed state `name` in this subtask's key groups whose
+    /// key group passes `keep`.
+    pub(crate) fn keyed_where<K, V>(
+        &self,
+        name: &str,
+        keep: impl Fn(u32) -> bool,
+        mut f: impl FnMut(K, V),
+    ) -> Result<()>
     where
         K: DeserializeOwned,
         V: DeserializeOwned,
@@ -407,6 +427,9 @@ impl RestoreCx<'_> {
         }
         let what = || format!("state `{name}` of operator `{uid}`");
         for e in self.view.entries(uid, name, self.at.key_groups())? {
+            if !keep(e.key_group) {
+                continue;
+            }
             let k: K = decode(e.key, &what)?;
             let v: V = decode(e.value, &what)?;
             f(k, v);

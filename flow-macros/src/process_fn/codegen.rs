@@ -419,7 +419,12 @@ mod tests {
             }
 
             #[doc = " Keyed state of [`Dedup`]: one field per state parameter of `dedup`."]
-            #[derive(Default)]
+            #[derive(
+                Default,
+                ::flow_core::__private::serde::Serialize,
+                ::flow_core::__private::serde::Deserialize
+            )]
+            #[serde(crate = "::flow_core::__private::serde")]
             pub(crate) struct DedupState {
                 #[doc = " The state parameter `seen` of `dedup`."]
                 pub(crate) seen: ::flow_core::__private::ValueState<i64>,
@@ -506,7 +511,12 @@ mod tests {
         );
         let expected: syn::File = syn::parse_quote! {
             #[doc = " Keyed state of [`Pass`]: one field per state parameter of `pass`."]
-            #[derive(Default)]
+            #[derive(
+                Default,
+                ::flow_core::__private::serde::Serialize,
+                ::flow_core::__private::serde::Deserialize
+            )]
+            #[serde(crate = "::flow_core::__private::serde")]
             struct PassState {}
 
             impl ::flow_core::__private::KeyedStateNames for PassState {

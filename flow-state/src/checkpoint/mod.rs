@@ -318,7 +318,7 @@ impl CheckpointStore {
         };
         for seg in m.states.values().flatten() {
             // A final name is only ever given to a complete, synced file.
-            if present.iter().any(|n| *n == seg.name) {
+            if present.contains(&seg.name) {
                 continue;
             }
             let from = self.dir.join(&seg.name);

@@ -13,17 +13,17 @@
 //! /// Emits each key's running total whenever a second passes without a record.
 //! #[derive(Clone)]
 //! struct QuietTotals;
-//! impl KeyedProcessFunction<&'static str, (&'static str, i64, u32)> for QuietTotals {
+//! impl KeyedProcessFunction<char, (char, i64, u32)> for QuietTotals {
 //!     type State = (u32, i64); // (total, pending timer)
-//!     type Out = (&'static str, u32);
-//!     fn process_element(&mut self, _k: &&'static str, e: (&'static str, i64, u32),
+//!     type Out = (char, u32);
+//!     fn process_element(&mut self, _k: &char, e: (char, i64, u32),
 //!                        st: &mut (u32, i64), ctx: &mut Context<'_, Self::Out>) {
 //!         st.0 += e.2;
 //!         ctx.delete_event_time_timer(st.1);
 //!         st.1 = e.1 + 1000;
 //!         ctx.register_event_time_timer(st.1);
 //!     }
-//!     fn on_timer(&mut self, k: &&'static str, _ts: i64, st: &mut (u32, i64),
+//!     fn on_timer(&mut self, k: &char, _ts: i64, st: &mut (u32, i64),
 //!                 ctx: &mut Context<'_, Self::Out>) {
 //!         ctx.emit((*k, st.0));
 //!     }
@@ -32,7 +32,7 @@
 //! // One record per batch, so a watermark follows every record.
 //! let mut env = Env::new(Config::default().parallelism(2).batch_size(1));
 //! let out = env
-//!     .from_iter([("a", 0, 1), ("a", 500, 2), ("b", 3_000, 4), ("a", 3_100, 5)])
+//!     .from_iter([('a', 0, 1), ('a', 500, 2), ('b', 3_000, 4), ('a', 3_100, 5)])
 //!     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
 //!     .key_by(|e| e.0)
 //!     .process(QuietTotals)
@@ -41,7 +41,7 @@
 //! let mut got = out.take();
 //! got.sort();
 //! // the watermark 2999 after b's record fires a's timer at 1500; the end fires the rest
-//! assert_eq!(got, vec![("a", 3), ("a", 8), ("b", 4)]);
+//! assert_eq!(got, vec![('a', 3), ('a', 8), ('b', 4)]);
 //! # Ok::<(), flow_core::Error>(())
 //! ```
 use super::timers::{Domain, Timers};
@@ -51,10 +51,10 @@ use crate::graph::OpInfo;
 use crate::ops::side_output::{OutputTag, TaggedOutputs};
 use crate::ops::StateKey;
 use crate::record::{Event, Timestamp};
+use crate::runtime::keyed_table::KeyedTable;
 use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
 };
-use crate::runtime::keyed_table::KeyedTable;
 use crate::runtime::panic::{OpName, PanicGuard};
 use crate::runtime::snapshot::{encode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport};
 use serde::de::DeserializeOwned;
@@ -268,7 +268,9 @@ where
         call: impl FnOnce(&mut P, &mut P::State, &mut Context<'_, P::Out>),
     ) {
         // A call may change the state: the key counts as changed (checkpoints on).
-        let state = self.states.get_or_insert_with(key.clone(), Default::default);
+        let state = self
+            .states
+            .get_or_insert_with(key.clone(), Default::default);
         let mut ctx = Context {
             timestamp: ts,
             watermark: self.watermark,
@@ -531,7 +533,7 @@ where
     /// let mut env = Env::new(Config::default().parallelism(1).batch_size(1));
     /// // Per key, the records counted until a timer a second after its first record fires.
     /// let out = env
-    ///     .from_iter([("a", 0i64), ("a", 500), ("b", 700), ("a", 1_500), ("b", 3_000)])
+    ///     .from_iter([('a', 0i64), ('a', 500), ('b', 700), ('a', 1_500), ('b', 3_000)])
     ///     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
     ///     .key_by(|e| e.0)
     ///     .process_fn_with_timer(
@@ -551,7 +553,7 @@ where
     /// let mut got = out.take();
     /// got.sort();
     /// // a's timer (at 999) fires on the watermark after a@1500, which it already counted.
-    /// assert_eq!(got, vec![("a", 3), ("b", 2)]);
+    /// assert_eq!(got, vec![('a', 3), ('b', 2)]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]

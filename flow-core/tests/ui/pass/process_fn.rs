@@ -27,10 +27,10 @@ fn emit_sum(
     ctx.emit((*key, total.take().unwrap_or_default()));
 }
 
-/// Elided lifetimes in the key and record types; named like a parameter of the
-/// generated methods.
+/// An elided lifetime in the record type (keys are owned: checkpoints store them);
+/// named like a parameter of the generated methods.
 #[process_fn]
-fn item(key: &&str, item: (&str, u32), ctx: &mut Context<'_, u32>) {
+fn item(key: &String, item: (&str, u32), ctx: &mut Context<'_, u32>) {
     if *key == item.0 {
         ctx.emit(item.1);
     }
@@ -56,7 +56,7 @@ fn main() {
     let mut env = Env::new(Config::default());
     let out = env
         .from_iter([("a", 1u32), ("b", 2)])
-        .key_by(|e| e.0)
+        .key_by(|e| e.0.to_string())
         .process(Item)
         .collect();
     env.execute().expect("the job runs");
