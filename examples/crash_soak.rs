@@ -37,7 +37,7 @@ fn parse() -> Result<Options, String> {
         events: if cfg!(debug_assertions) {
             200_000
         } else {
-            2_000_000
+            1_000_000
         },
         dir: None,
         stop_on_failure: false,

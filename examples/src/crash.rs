@@ -441,8 +441,9 @@ impl Trial<'_> {
         self.check_final(st, "after the run that ended on its own")?;
         if plan.restore_after_end {
             let p = st.attempts.last().map_or(2, |a| a.parallelism);
-            // Restoring a finished job takes a few tens of milliseconds.
-            let kill = Kill::At(rng.between(Duration::from_millis(5), Duration::from_millis(60)));
+            // Restoring a finished job takes milliseconds (a few in a release build).
+            let within = (d / 30).clamp(Duration::from_millis(4), Duration::from_millis(60));
+            let kill = Kill::At(rng.between(Duration::from_millis(1), within));
             if self.attempt(st, plan, p, true, Some(kill))? {
                 st.stats.kills_after_end += 1;
                 self.check_final(st, "after a kill while restoring the finished job")?;
