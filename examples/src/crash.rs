@@ -694,8 +694,8 @@ impl Trial<'_> {
 
     fn report(&self, plan: &Plan, st: &RunState, e: &str) -> String {
         let mut s = format!(
-            "crash trial failed: job {}, seed {} (reproduce with FLOW_CRASH_SEED={}), trial {}, \
-             --checkpoint-interval {} --checkpoints-retained {}, kills planned {}\n{e}\n\
+            "crash trial failed: job {}, seed {} (FLOW_CRASH_SEED={} repeats the kill \
+             schedule), trial {}, --checkpoint-interval {} --checkpoints-retained {}, kills planned {}\n{e}\n\
              args: {:?}\nattempts (the failure-free run took {:.3} s):\n",
             self.job.name,
             self.seed,

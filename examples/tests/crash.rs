@@ -3,7 +3,9 @@
 //! own; the committed output must equal a failure-free run's, and no reader may ever see a row
 //! twice or a row that is not in the final output. See `flow_examples::crash`.
 //!
-//! The seed of the kill times is random and printed; `FLOW_CRASH_SEED=N` repeats a run.
+//! The seed of the kill schedule is random and printed; `FLOW_CRASH_SEED=N` repeats the
+//! schedule (the kill times and file triggers; where a timed kill lands in the job still
+//! depends on the machine). `FLOW_CRASH_VERBOSE=1` prints every run of every trial.
 //! A longer soak: `cargo build --release --examples && target/release/examples/crash_soak
 //! --kills 1000`.
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
@@ -14,8 +16,8 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::time::Duration;
 
-/// Lines of the word count corpus and events of the window sum input: a few seconds of work
-/// for a debug build at parallelism 2, so that the checkpoints every 100 ms come many times.
+/// The word count corpus and the window sum events: about a second of work each for a debug
+/// build at parallelism 2, so that a run takes several checkpoints, 100 ms apart.
 const CORPUS_BYTES: u64 = 6_000_000;
 const EVENTS: u64 = 300_000;
 
