@@ -10,6 +10,8 @@ use flow_core::text::Word;
 use std::io::Write;
 use std::path::Path;
 
+pub mod crash;
+
 /// Lowercase form of a word byte, or 0 for a byte that separates words (anything outside
 /// `[A-Za-z0-9_]`).
 pub const WORD_BYTE: [u8; 256] = {
