@@ -16,19 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A completed checkpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CheckpointStats {
-    /// The checkpoint's id (1, 2, ...).
-    pub id: u64,
-    /// From the coordinator's request to the checkpoint being durable (to the last sink's
-    /// acknowledgement when nothing is persisted).
-    pub duration: Duration,
-    /// Of which writing the segments and the manifest (zero when nothing is persisted).
-    pub write: Duration,
-    /// Bytes written: new segments and the manifest.
-    pub bytes: u64,
-}
+pub use super::snapshot::CheckpointStats;
 
 /// The job's checkpoint coordinator.
 pub(crate) struct Coordinator {

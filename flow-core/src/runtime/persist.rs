@@ -19,8 +19,7 @@
 //!
 //! Metadata (positions, operator state) is carried forward: a checkpoint holds the latest blob
 //! of every name, so a finished subtask's final position stays in every later checkpoint.
-use super::checkpoint::CheckpointStats;
-use super::snapshot::{KeyedDelta, Part};
+use super::snapshot::{CheckpointStats, KeyedDelta, Part};
 use crate::error::{Error, Result};
 use crossbeam_channel::{Receiver, Sender};
 use flow_state::CheckpointStore;

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::hash::Hash;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A key of keyed state: hashable for its key group and encodable (serde) for checkpoints.
 /// Implemented for every such type; derive `serde::Serialize` and `serde::Deserialize` for
@@ -39,6 +40,20 @@ impl<T: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static> State
 )]
 pub trait StateValue: Clone + Send + Serialize + DeserializeOwned + 'static {}
 impl<T: Clone + Send + Serialize + DeserializeOwned + 'static> StateValue for T {}
+
+/// A completed checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// The checkpoint's id (1, 2, ...).
+    pub id: u64,
+    /// From the coordinator's request to the checkpoint being durable (to the last sink's
+    /// acknowledgement when nothing is persisted).
+    pub duration: Duration,
+    /// Of which writing the segments and the manifest (zero when nothing is persisted).
+    pub write: Duration,
+    /// Bytes written: new segments and the manifest.
+    pub bytes: u64,
+}
 
 /// The codec of state entries; recorded with each state so that a restore by a build that
 /// encodes differently fails with a clear error instead of misreading bytes.
