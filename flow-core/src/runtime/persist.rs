@@ -327,10 +327,11 @@ impl WriterState {
 
     /// Writes and commits checkpoint `id`; returns the bytes written.
     ///
-    /// Compaction: a state whose chain of incremental segments has reached
-    /// [`MAX_CHAIN`] segments is written whole instead (the base's live entries merged with
-    /// this checkpoint's changes, tombstones dropped), so restores never merge more than
-    /// `MAX_CHAIN` segments per state and dead entries do not pile up. This runs here, on the
+    /// Compaction: a state whose segments written since its last whole write add up to more
+    /// than half of that write, or whose chain reaches [`MAX_CHAIN`] segments per subtask
+    /// range, is written whole instead (the base's live entries merged with this
+    /// checkpoint's changes, tombstones dropped): the directory stays within about 1.5x the
+    /// live state and restores merge a bounded number of segments. This runs here, on the
     /// writer thread, never on the processing threads.
     fn write(&mut self, id: u64, parts: &[Part]) -> Result<u64> {
         let mut deltas: Vec<_> = parts.iter().flat_map(|p| &p.keyed).collect();
@@ -354,8 +355,23 @@ impl WriterState {
         if let Some(v) = &base_view {
             for d in &deltas {
                 let key = (d.uid.as_str(), d.name.as_str());
-                if !d.full && !compact.contains(&key) && v.segment_count(key.0, key.1) >= MAX_CHAIN
-                {
+                if d.full || compact.contains(&key) {
+                    continue;
+                }
+                // Compact when the changes written since the state was last written whole
+                // outweigh half of it (the directory stays within about 1.5x the live state),
+                // or when a restore would merge too many segments.
+                // The oldest segments are the state's last whole write; the rest, changes.
+                let sizes = v.segment_sizes(key.0, key.1);
+                let first = sizes.first().map_or(0, |s| s.0);
+                let whole: u64 = sizes.iter().filter(|s| s.0 == first).map(|s| s.1).sum();
+                let rest: u64 = sizes.iter().filter(|s| s.0 != first).map(|s| s.1).sum();
+                let ranges = deltas
+                    .iter()
+                    .filter(|e| e.uid == d.uid && e.name == d.name)
+                    .count()
+                    .max(1);
+                if rest * 2 > whole.max(4096) || sizes.len() >= MAX_CHAIN * ranges {
                     compact.push(key);
                 }
             }
@@ -451,7 +467,7 @@ impl WriterState {
 
 /// The longest chain of incremental segments (per subtask's key-group range) a state may have
 /// before a checkpoint writes it whole (compaction).
-pub(crate) const MAX_CHAIN: usize = 16;
+pub(crate) const MAX_CHAIN: usize = 64;
 
 /// How long the coordinator's clock waits at most between checks of the writer.
 pub(crate) const POLL: Duration = Duration::from_millis(50);
