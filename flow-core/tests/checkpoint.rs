@@ -505,3 +505,94 @@ fn a_damaged_latest_checkpoint_is_skipped_and_the_output_stays_exactly_once() {
         "the failed runs had checkpoints to fall back on"
     );
 }
+
+/// Counts each key's records on both inputs; a timer reports them at the end of input.
+#[derive(Clone)]
+struct CountBoth;
+
+impl KeyedCoProcessFunction<u64, (u64, u64), (u64, u64)> for CountBoth {
+    type State = (u64, u64, bool);
+    type Out = (u64, u64, u64);
+    fn process_left(
+        &mut self,
+        _: &u64,
+        _: (u64, u64),
+        st: &mut Self::State,
+        ctx: &mut Context<'_, Self::Out>,
+    ) {
+        st.0 += 1;
+        if !st.2 {
+            st.2 = true;
+            ctx.register_event_time_timer(0);
+        }
+    }
+    fn process_right(
+        &mut self,
+        _: &u64,
+        _: (u64, u64),
+        st: &mut Self::State,
+        ctx: &mut Context<'_, Self::Out>,
+    ) {
+        st.1 += 1;
+        if !st.2 {
+            st.2 = true;
+            ctx.register_event_time_timer(0);
+        }
+    }
+    fn on_timer(
+        &mut self,
+        k: &u64,
+        _: i64,
+        st: &mut Self::State,
+        ctx: &mut Context<'_, Self::Out>,
+    ) {
+        ctx.emit((*k, st.0, st.1));
+    }
+}
+
+#[test]
+fn co_process_state_and_timers_survive_failure_and_rescale() {
+    let (n, m, keys) = (300_000u64, 200_000u64, 500u64);
+    let mut want: Vec<String> = (0..keys)
+        .map(|k| {
+            let l = (0..n).filter(|i| i % keys == k).count();
+            let r = (0..m).filter(|j| j * 7 % keys == k).count();
+            format!("{k},{l},{r}")
+        })
+        .collect();
+    want.sort();
+    for (p1, p2) in [(2, 3), (3, 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let fail = Arc::new(AtomicU64::new(n * 2 / 3));
+        let job = |env: &mut Env| {
+            let f = fail.clone();
+            let left = env
+                .generate_n(n, move |i| {
+                    if f.load(Ordering::Relaxed) == i {
+                        f.store(u64::MAX, Ordering::Relaxed);
+                        panic!("injected failure");
+                    }
+                    (i % keys, i)
+                })
+                .key_by(|e| e.0);
+            let right = env
+                .generate_n(m, move |j| (j * 7 % keys, j))
+                .key_by(|e| e.0);
+            left.connect(right)
+                .process(CountBoth)
+                .write_csv(dir.path().join("out"))
+                .unwrap();
+        };
+        let mut env = Env::new(config(dir.path(), p1));
+        job(&mut env);
+        assert!(env.execute().is_err());
+        let mut env = Env::new(config(dir.path(), p2).restore(Restore::Latest));
+        job(&mut env);
+        env.execute().unwrap();
+        assert_eq!(
+            read_part_files(&dir.path().join("out")).unwrap(),
+            want,
+            "parallelism {p1} then {p2}"
+        );
+    }
+}

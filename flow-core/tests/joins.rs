@@ -92,7 +92,7 @@ proptest! {
 #[derive(Clone)]
 struct Blocklist;
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct WordState {
     blocked_from: Option<i64>,
     pending: Vec<i64>,

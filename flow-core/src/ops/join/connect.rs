@@ -180,27 +180,27 @@ where
     /// # /// Holds back each key's words until the second input enables the key.
     /// # #[derive(Clone)]
     /// # struct Gate;
-    /// # impl KeyedCoProcessFunction<u8, (u8, &'static str), u8> for Gate {
-    /// #     type State = (bool, Vec<&'static str>); // (enabled, held back)
-    /// #     type Out = &'static str;
-    /// #     fn process_left(&mut self, _: &u8, w: (u8, &'static str), st: &mut Self::State,
-    /// #                     ctx: &mut Context<'_, &'static str>) {
+    /// # impl KeyedCoProcessFunction<u8, (u8, char), u8> for Gate {
+    /// #     type State = (bool, Vec<char>); // (enabled, held back)
+    /// #     type Out = char;
+    /// #     fn process_left(&mut self, _: &u8, w: (u8, char), st: &mut Self::State,
+    /// #                     ctx: &mut Context<'_, char>) {
     /// #         if st.0 { ctx.emit(w.1) } else { st.1.push(w.1) }
     /// #     }
     /// #     fn process_right(&mut self, _: &u8, _: u8, st: &mut Self::State,
-    /// #                      ctx: &mut Context<'_, &'static str>) {
+    /// #                      ctx: &mut Context<'_, char>) {
     /// #         st.0 = true;
     /// #         st.1.drain(..).for_each(|w| ctx.emit(w));
     /// #     }
     /// # }
     /// let mut env = Env::new(Config::default().parallelism(2));
-    /// let words = env.from_iter([(1, "a"), (2, "b"), (1, "c")]).key_by(|w| w.0);
+    /// let words = env.from_iter([(1, 'a'), (2, 'b'), (1, 'c')]).key_by(|w| w.0);
     /// let enable = env.from_iter([1u8]).key_by(|k| *k);
     /// let out = words.connect(enable).process(Gate).collect();
     /// env.execute()?;
     /// let mut got = out.take();
     /// got.sort();
-    /// assert_eq!(got, vec!["a", "c"]); // key 2 was never enabled
+    /// assert_eq!(got, vec!['a', 'c']); // key 2 was never enabled
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
@@ -269,44 +269,59 @@ where
     /// /// Holds back each key's words until the second input enables the key.
     /// #[derive(Clone)]
     /// struct Gate;
-    /// impl KeyedCoProcessFunction<u8, (u8, &'static str), u8> for Gate {
-    ///     type State = (bool, Vec<&'static str>); // (enabled, held back)
-    ///     type Out = &'static str;
-    ///     fn process_left(&mut self, _: &u8, w: (u8, &'static str), st: &mut Self::State,
-    ///                     ctx: &mut Context<'_, &'static str>) {
+    /// impl KeyedCoProcessFunction<u8, (u8, char), u8> for Gate {
+    ///     type State = (bool, Vec<char>); // (enabled, held back)
+    ///     type Out = char;
+    ///     fn process_left(&mut self, _: &u8, w: (u8, char), st: &mut Self::State,
+    ///                     ctx: &mut Context<'_, char>) {
     ///         if st.0 { ctx.emit(w.1) } else { st.1.push(w.1) }
     ///     }
     ///     fn process_right(&mut self, _: &u8, _: u8, st: &mut Self::State,
-    ///                      ctx: &mut Context<'_, &'static str>) {
+    ///                      ctx: &mut Context<'_, char>) {
     ///         st.0 = true;
     ///         st.1.drain(..).for_each(|w| ctx.emit(w));
     ///     }
     /// }
     ///
     /// let mut env = Env::new(Config::default().parallelism(2));
-    /// let words = env.from_iter([(1, "a"), (2, "b"), (1, "c")]).key_by(|w| w.0);
+    /// let words = env.from_iter([(1, 'a'), (2, 'b'), (1, 'c')]).key_by(|w| w.0);
     /// let enable = env.from_iter([1u8]).key_by(|k| *k);
     /// let out = words.connect(enable).process(Gate).collect();
     /// env.execute()?;
     /// let mut got = out.take();
     /// got.sort();
-    /// assert_eq!(got, vec!["a", "c"]); // key 2 was never enabled
+    /// assert_eq!(got, vec!['a', 'c']); // key 2 was never enabled
     /// # Ok::<(), flow_core::Error>(())
     /// ```
+    ///
+    /// With checkpoints, the function's per-key state and timers are checkpointed like a
+    /// keyed process function's: keys and state need serde's traits.
     #[track_caller]
-    pub fn process<P: KeyedCoProcessFunction<K, A, B>>(
-        self,
-        f: P,
-    ) -> Stream<impl Chain<Out = P::Out>> {
-        self.process_named("co_process", None, f)
+    pub fn process<P>(self, f: P) -> Stream<impl Chain<Out = P::Out>>
+    where
+        K: crate::ops::StateKey,
+        P: KeyedCoProcessFunction<K, A, B>,
+        P::State: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        self.process_named(
+            "co_process",
+            None,
+            f,
+            Some((
+                crate::runtime::snapshot::Codec::serde(),
+                crate::runtime::snapshot::Codec::serde(),
+            )),
+        )
     }
 
+    /// Runs `f` as operator `kind`; `codec` makes its state checkpointable.
     #[track_caller]
     pub(crate) fn process_named<P: KeyedCoProcessFunction<K, A, B>>(
         self,
         kind: &str,
         detail: Option<String>,
         f: P,
+        codec: Option<crate::ops::process::keyed::ProcessCodec<K, P::State>>,
     ) -> Stream<impl Chain<Out = P::Out>> {
         let name = OpName::new(kind, Location::caller());
         let info = match detail {
@@ -316,7 +331,8 @@ where
         let side = TaggedOutputs::for_next_operator(&self.ex);
         self.ex.then(
             info,
-            KeyedProcess::with_side_outputs(CoProcess(f, PhantomData), name, side),
+            KeyedProcess::with_side_outputs(CoProcess(f, PhantomData), name, side)
+                .with_codec(codec),
         )
     }
 }

@@ -116,6 +116,8 @@ where
                 f: Named { f, name },
                 _p: PhantomData,
             },
+            // Buffers of records: not checkpointed yet.
+            None,
         )
     }
 }
