@@ -346,23 +346,20 @@ impl WriterState {
                 }
             }
         }
-        // States to compact: incremental, with a long chain in the base.
-        let base_view = match self.last {
-            Some(base) if deltas.iter().any(|d| !d.full) => Some(self.store.restore_view(base)?),
-            _ => None,
-        };
+        // States to compact, decided from the base's manifest alone: compact when the changes
+        // written since the state was last written whole outweigh half of it (the directory
+        // stays within about 1.5x the live state), or when a restore would merge too many
+        // segments. The oldest segments are the state's last whole write; the rest, changes.
         let mut compact: Vec<(&str, &str)> = Vec::new();
-        if let Some(v) = &base_view {
+        if let Some(base) = self.last {
+            let mut checked: Vec<(&str, &str)> = Vec::new();
             for d in &deltas {
                 let key = (d.uid.as_str(), d.name.as_str());
-                if d.full || compact.contains(&key) {
+                if d.full || checked.contains(&key) {
                     continue;
                 }
-                // Compact when the changes written since the state was last written whole
-                // outweigh half of it (the directory stays within about 1.5x the live state),
-                // or when a restore would merge too many segments.
-                // The oldest segments are the state's last whole write; the rest, changes.
-                let sizes = v.segment_sizes(key.0, key.1);
+                checked.push(key);
+                let sizes = self.store.segment_sizes(base, key.0, key.1)?;
                 let first = sizes.first().map_or(0, |s| s.0);
                 let whole: u64 = sizes.iter().filter(|s| s.0 == first).map(|s| s.1).sum();
                 let rest: u64 = sizes.iter().filter(|s| s.0 != first).map(|s| s.1).sum();
@@ -376,6 +373,11 @@ impl WriterState {
                 }
             }
         }
+        // The base's segments are opened (mapped, verified) only to compact.
+        let base_view = match (self.last, compact.is_empty()) {
+            (Some(base), false) => Some(self.store.restore_view(base)?),
+            _ => None,
+        };
         let mut cw = self.store.begin_on(id, self.last)?;
         let mut dropped: Vec<(&str, &str)> = Vec::new();
         for d in &deltas {

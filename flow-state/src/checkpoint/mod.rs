@@ -292,6 +292,30 @@ impl CheckpointStore {
         })
     }
 
+    /// The segment files of state `name` of operator `uid` in checkpoint `id`, oldest first,
+    /// as (checkpoint that wrote the file, its size in bytes): read from the manifest alone,
+    /// without opening the segments (e.g. to decide on compaction).
+    pub fn segment_sizes(&self, id: u64, uid: &str, name: &str) -> Result<Vec<(u64, u64)>> {
+        let m = self.read_manifest(id)?;
+        Ok(m.states
+            .get(&(uid.to_owned(), name.to_owned()))
+            .map(|segs| {
+                segs.iter()
+                    .map(|s| {
+                        // `segment-<id:020>-<seq:06>.seg`
+                        let written = s
+                            .name
+                            .strip_prefix("segment-")
+                            .and_then(|r| r.get(..20))
+                            .and_then(|d| d.parse().ok())
+                            .unwrap_or(0);
+                        (written, s.len)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// Copies complete checkpoint `id` — its manifest and every segment it lists — into
     /// directory `dest`, as a self-contained checkpoint another store can open and restore
     /// (a savepoint). Segments first (each to a `.tmp` name, fsynced, renamed), a directory

@@ -66,28 +66,6 @@ impl RestoreView {
         self.segments.get(&key(uid, name)).map_or(0, Vec::len)
     }
 
-    /// The state's segment files, oldest first, as (checkpoint that wrote it, size in bytes).
-    pub fn segment_sizes(&self, uid: &str, name: &str) -> Vec<(u64, u64)> {
-        self.manifest
-            .states
-            .get(&key(uid, name))
-            .map(|segs| {
-                segs.iter()
-                    .map(|s| {
-                        // `segment-<id:020>-<seq:06>.seg`
-                        let id = s
-                            .name
-                            .strip_prefix("segment-")
-                            .and_then(|r| r.get(..20))
-                            .and_then(|d| d.parse().ok())
-                            .unwrap_or(0);
-                        (id, s.len)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     fn state(&self, uid: &str, name: &str) -> Result<&[Arc<Segment>]> {
         self.segments
             .get(&key(uid, name))
