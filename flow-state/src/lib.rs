@@ -47,6 +47,7 @@
 mod checkpoint;
 mod error;
 pub mod sim;
+pub mod spill;
 pub mod storage;
 mod sys;
 

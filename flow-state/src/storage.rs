@@ -32,6 +32,16 @@ impl ReadOnlyBytes {
     pub fn is_mapped(&self) -> bool {
         matches!(self.inner, Inner::Mapped(_))
     }
+
+    /// Returns the pages of a memory map that this process touched to the page cache, so they
+    /// no longer count in its resident set (reading them again faults them back in). Nothing
+    /// for bytes held in memory.
+    pub fn release_pages(&self) -> io::Result<()> {
+        match &self.inner {
+            Inner::Mapped(m) => crate::sys::release_pages(m),
+            Inner::Owned(_) => Ok(()),
+        }
+    }
 }
 
 impl Deref for ReadOnlyBytes {

@@ -38,3 +38,14 @@ pub(crate) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
         Err(err)
     }
 }
+
+/// Drops the pages of `map` from this process's page tables (`madvise(MADV_DONTNEED)`): the
+/// process's resident set shrinks by what it had touched, the page cache keeps the data, and the
+/// next read of a page faults it in again from the (immutable) file.
+pub(crate) fn release_pages(map: &memmap2::Mmap) -> io::Result<()> {
+    // SAFETY: `MADV_DONTNEED` is unsafe in memmap2 because, on a private *writable* mapping, it
+    // discards modifications, which would change memory under existing references. This map is
+    // read-only and backed by an immutable file (see `map_immutable`), so a page dropped here
+    // reads back with exactly the same bytes: no reference observes a change.
+    unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) }
+}
