@@ -48,6 +48,15 @@ pub struct CommonArgs {
     /// Complete checkpoints to keep in --checkpoint-dir
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub checkpoints_retained: u32,
+    /// Memory budget of keyed state (rolling aggregates, keyed process functions), e.g.
+    /// `512MB`, `2GB`; the coldest entries beyond it move to memory-mapped files in
+    /// --state-dir [default: half of the machine's memory]
+    #[arg(long, value_name = "SIZE", value_parser = crate::runtime::state_memory::parse_bytes)]
+    pub state_memory: Option<u64>,
+    /// Directory for keyed state beyond --state-memory (locked by one job; emptied at start)
+    /// [default: a temporary directory, removed at the end]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// Parses `200ms`, `5s`, `2m`, `1h` (a number and a unit; `us`, `ms`, `s`, `m`, `h`).
@@ -125,6 +134,12 @@ impl CommonArgs {
         }
         if let Some(d) = &self.savepoint_dir {
             c = c.savepoint_dir(d);
+        }
+        if let Some(m) = self.state_memory {
+            c = c.state_memory(m);
+        }
+        if let Some(d) = &self.state_dir {
+            c = c.state_dir(d);
         }
         c
     }

@@ -19,6 +19,8 @@ pub struct Config {
     pub(crate) checkpoints_retained: usize,
     pub(crate) savepoint_dir: Option<std::path::PathBuf>,
     pub(crate) tolerable_checkpoint_failures: u32,
+    pub(crate) state_memory: Option<u64>,
+    pub(crate) state_dir: Option<std::path::PathBuf>,
 }
 
 /// Which checkpoint a job restores ([`Config::restore`]).
@@ -56,6 +58,8 @@ impl Default for Config {
             checkpoints_retained: 1,
             savepoint_dir: None,
             tolerable_checkpoint_failures: 3,
+            state_memory: None,
+            state_dir: None,
         }
     }
 }
@@ -141,6 +145,23 @@ impl Config {
     /// every file only they use are removed after each checkpoint.
     pub fn checkpoints_retained(mut self, n: usize) -> Self {
         self.checkpoints_retained = n.max(1);
+        self
+    }
+    /// The memory budget of the job's keyed state, in bytes (default: half of the machine's
+    /// memory). Keyed tables whose keys and values have serde codecs — rolling aggregates and
+    /// keyed process functions — keep the hot part of their state within an equal share of
+    /// it each; their coldest entries move to immutable, checksummed run files in
+    /// [`Config::state_dir`], read back through memory maps. Window contents, timers and join
+    /// buffers stay in memory.
+    pub fn state_memory(mut self, bytes: u64) -> Self {
+        self.state_memory = Some(bytes);
+        self
+    }
+    /// Where keyed state that does not fit [`Config::state_memory`] goes (default: a new
+    /// directory under the system's temporary directory, removed when the job ends). The
+    /// directory is locked by one process; runs left by a killed process are removed.
+    pub fn state_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
         self
     }
     /// Failed checkpoints in a row (an `fsync` error, a full disk) the job survives (default

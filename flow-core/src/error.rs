@@ -80,6 +80,10 @@ pub enum Error {
     /// the operators and states involved).
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// Keyed state beyond the memory budget could not be written to or read from its spill
+    /// directory (the message names the file and the state).
+    #[error("spilled state: {0}")]
+    Spill(String),
     /// The runtime could not start a thread it needs (the operating system refused).
     #[error("cannot start the {what} thread: {source}")]
     Spawn {

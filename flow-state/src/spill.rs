@@ -22,8 +22,9 @@
 //! use flow_state::spill::{SpillDir, merge};
 //!
 //! let dir = SpillDir::temporary().unwrap();
-//! let old = dir.write_run([(1, &b"a"[..], Some(&b"1"[..])), (5, b"b", Some(b"2"))]).unwrap();
-//! let new = dir.write_run([(5, &b"b"[..], None), (7, b"c", Some(b"3"))]).unwrap();
+//! let e = |h: u64, k: &'static [u8], v: Option<&'static [u8]>| (h, k, v);
+//! let old = dir.write_run([e(1, b"a", Some(b"1")), e(5, b"b", Some(b"2"))]).unwrap();
+//! let new = dir.write_run([e(5, b"b", None), e(7, b"c", Some(b"3"))]).unwrap();
 //! assert_eq!(old.get(1, |k| k == b"a").unwrap(), Some(Some(&b"1"[..])));
 //! assert_eq!(new.get(5, |k| k == b"b").unwrap(), Some(None), "a tombstone");
 //! assert_eq!(new.get(2, |_| true).unwrap(), None, "absent");
@@ -44,8 +45,8 @@ use std::sync::Arc;
 const MAGIC: &[u8; 8] = b"FLOWRUN\0";
 /// `value_len` of a tombstone.
 const TOMBSTONE: u32 = u32::MAX;
-/// A block is cut after the record that takes it past this size.
-const BLOCK_BYTES: usize = 4096;
+/// A block of a run is cut after the record that takes it past this many bytes.
+pub const BLOCK_BYTES: usize = 4096;
 /// `hash u64 | key_len u32 | value_len u32`.
 const RECORD_HEADER: usize = 16;
 
@@ -140,9 +141,20 @@ impl SpillDir {
         self: &Arc<Self>,
         entries: impl IntoIterator<Item = (u64, &'a [u8], Option<&'a [u8]>)>,
     ) -> Result<Run> {
+        let entries = entries.into_iter();
+        let expected = entries.size_hint().0;
+        self.write_run_sized(expected, entries)
+    }
+
+    /// [`SpillDir::write_run`] of about `expected` entries (sizes the run's Bloom filter).
+    fn write_run_sized<'a>(
+        self: &Arc<Self>,
+        expected: usize,
+        entries: impl Iterator<Item = (u64, &'a [u8], Option<&'a [u8]>)>,
+    ) -> Result<Run> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.join(format!("run-{n:012}.run"));
-        let mut w = RunWriter::create(&path)?;
+        let mut w = RunWriter::create(&path, expected)?;
         for (hash, key, value) in entries {
             if let Err(e) = w.push(hash, key, value) {
                 drop(w);
@@ -150,7 +162,7 @@ impl SpillDir {
                 return Err(e);
             }
         }
-        let (blocks, entries, tombstones) = match w.finish() {
+        let (blocks, entries, tombstones, bloom) = match w.finish() {
             Ok(r) => r,
             Err(e) => {
                 let _ = fs::remove_file(&path);
@@ -177,6 +189,7 @@ impl SpillDir {
             blocks,
             entries,
             tombstones,
+            bloom,
             _dir: Arc::clone(self),
         })
     }
@@ -187,6 +200,59 @@ impl Drop for SpillDir {
         if self.remove {
             let _ = fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// A blocked Bloom filter over the hashes of a run's keys: about 10 bits per key, every probe
+/// of a key in one 512-bit block (one cache line), about 1% false positives. A lookup of a key
+/// that no run holds — every new key of a spilling table — then costs a few bit tests per run
+/// instead of a block scan.
+struct Bloom {
+    blocks: Vec<[u64; 8]>,
+}
+
+impl Bloom {
+    const PROBES: u32 = 7;
+
+    fn new(expected: usize) -> Self {
+        let n = (expected.max(1) * 10).div_ceil(512);
+        Bloom {
+            blocks: vec![[0; 8]; n],
+        }
+    }
+
+    /// The block of `hash` and the bits that choose its probes.
+    fn block_of(&self, hash: u64) -> (usize, u64) {
+        let h = crate::mix64(hash);
+        let i = ((u128::from(h) * self.blocks.len() as u128) >> 64) as usize;
+        (i, crate::mix64(h ^ 0x9E37_79B9_7F4A_7C15))
+    }
+
+    fn insert(&mut self, hash: u64) {
+        let (i, mut bits) = self.block_of(hash);
+        let b = &mut self.blocks[i];
+        for _ in 0..Self::PROBES {
+            let bit = (bits & 511) as usize;
+            b[bit / 64] |= 1 << (bit % 64);
+            bits >>= 9;
+        }
+    }
+
+    fn may_contain(&self, hash: u64) -> bool {
+        let (i, mut bits) = self.block_of(hash);
+        let b = &self.blocks[i];
+        for _ in 0..Self::PROBES {
+            let bit = (bits & 511) as usize;
+            if b[bit / 64] & (1 << (bit % 64)) == 0 {
+                return false;
+            }
+            bits >>= 9;
+        }
+        true
+    }
+
+    fn bytes(&self) -> usize {
+        self.blocks.len() * 64
     }
 }
 
@@ -215,10 +281,11 @@ struct RunWriter<'p> {
     last: Option<(u64, Vec<u8>)>,
     entries: u64,
     tombstones: u64,
+    bloom: Bloom,
 }
 
 impl<'p> RunWriter<'p> {
-    fn create(path: &'p Path) -> Result<Self> {
+    fn create(path: &'p Path, expected: usize) -> Result<Self> {
         let f = File::create(path).map_err(io_err("create", path))?;
         let mut out = BufWriter::with_capacity(1 << 16, f);
         out.write_all(MAGIC).map_err(io_err("write", path))?;
@@ -232,6 +299,7 @@ impl<'p> RunWriter<'p> {
             last: None,
             entries: 0,
             tombstones: 0,
+            bloom: Bloom::new(expected),
         })
     }
 
@@ -259,6 +327,7 @@ impl<'p> RunWriter<'p> {
         if self.block.is_empty() {
             self.block_first = hash;
         }
+        self.bloom.insert(hash);
         self.block.extend_from_slice(&hash.to_le_bytes());
         self.block.extend_from_slice(&klen.to_le_bytes());
         self.block.extend_from_slice(&vlen.to_le_bytes());
@@ -302,10 +371,14 @@ impl<'p> RunWriter<'p> {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<(Vec<Block>, u64, u64)> {
+    fn finish(mut self) -> Result<(Vec<Block>, u64, u64, Bloom)> {
         self.cut()?;
         self.out.flush().map_err(io_err("write", self.path))?;
-        Ok((self.blocks, self.entries, self.tombstones))
+        if self.entries > 0 && self.bloom.bytes() * 8 < self.entries as usize * 5 {
+            // Far more entries than expected: a filter this full would say yes to everything.
+            self.bloom = Bloom { blocks: Vec::new() };
+        }
+        Ok((self.blocks, self.entries, self.tombstones, self.bloom))
     }
 }
 
@@ -328,6 +401,8 @@ pub struct Run {
     blocks: Vec<Block>,
     entries: u64,
     tombstones: u64,
+    /// Empty: no filter (every lookup scans).
+    bloom: Bloom,
     _dir: Arc<SpillDir>,
 }
 
@@ -426,6 +501,9 @@ impl Run {
         hash: u64,
         mut is_key: impl FnMut(&[u8]) -> bool,
     ) -> Result<Option<Option<&[u8]>>> {
+        if !self.bloom.blocks.is_empty() && !self.bloom.may_contain(hash) {
+            return Ok(None);
+        }
         // Entries of `hash` start in the last block whose first hash is below it, or later.
         let p = self.blocks.partition_point(|b| b.first_hash < hash);
         for i in p.saturating_sub(1)..self.blocks.len() {
@@ -455,6 +533,7 @@ impl Run {
             block: 0,
             bytes: &[],
             pos: 0,
+            released: 0,
         }
     }
 
@@ -472,7 +551,12 @@ pub struct RunIter<'a> {
     block: usize,
     bytes: &'a [u8],
     pos: usize,
+    /// The file offset up to which pages were released (a scan keeps its resident set small).
+    released: usize,
 }
+
+/// A scan returns the pages it has passed every this many bytes.
+const RELEASE_EVERY: usize = 1 << 20;
 
 impl<'a> Iterator for RunIter<'a> {
     type Item = Result<RunEntry<'a>>;
@@ -481,6 +565,18 @@ impl<'a> Iterator for RunIter<'a> {
         while self.pos >= self.bytes.len() {
             if self.block >= self.run.blocks.len() {
                 return None;
+            }
+            let offset = self.run.blocks[self.block].offset as usize;
+            if offset - self.released >= RELEASE_EVERY {
+                if let Err(e) = self
+                    .run
+                    .bytes
+                    .release_range(self.released, offset - self.released)
+                {
+                    self.block = self.run.blocks.len();
+                    return Some(Err(io_err("madvise", &self.run.path)(e)));
+                }
+                self.released = offset;
             }
             match self.run.block(self.block) {
                 Ok(b) => self.bytes = b,
@@ -568,7 +664,8 @@ pub fn merge(dir: &Arc<SpillDir>, runs: &[&Run], keep_tombstones: bool) -> Resul
             }
         }
     });
-    let run = dir.write_run(entries)?;
+    let expected = runs.iter().map(|r| r.len() as usize).sum();
+    let run = dir.write_run_sized(expected, entries)?;
     match err {
         Some(e) => Err(e),
         None => Ok(run),
@@ -603,6 +700,19 @@ mod tests {
             run.get(7, |x| x == b"key-000021").unwrap(),
             Some(Some(&b"key-000021"[..]))
         );
+    }
+
+    #[test]
+    fn the_bloom_filter_has_no_false_negatives_and_few_false_positives() {
+        let mut b = Bloom::new(100_000);
+        for i in 0..100_000u64 {
+            b.insert(i.wrapping_mul(0x9E37_79B9));
+        }
+        assert!((0..100_000u64).all(|i| b.may_contain(i.wrapping_mul(0x9E37_79B9))));
+        let fp = (0..100_000u64)
+            .filter(|i| b.may_contain(i.wrapping_mul(0x9E37_79B9) + 1))
+            .count();
+        assert!(fp < 2_500, "{fp} false positives in 100,000");
     }
 
     #[test]
@@ -647,6 +757,7 @@ mod tests {
                 }],
                 entries: 1,
                 tombstones: 0,
+                bloom: Bloom { blocks: Vec::new() },
                 _dir: Arc::clone(&dir),
             };
             let e = damaged.get(1, |_| true).unwrap_err();

@@ -42,6 +42,14 @@ impl ReadOnlyBytes {
             Inner::Owned(_) => Ok(()),
         }
     }
+
+    /// [`ReadOnlyBytes::release_pages`] for the whole pages within `offset..offset + len`.
+    pub fn release_range(&self, offset: usize, len: usize) -> io::Result<()> {
+        match &self.inner {
+            Inner::Mapped(m) => crate::sys::release_range(m, offset, len),
+            Inner::Owned(_) => Ok(()),
+        }
+    }
 }
 
 impl Deref for ReadOnlyBytes {

@@ -49,3 +49,18 @@ pub(crate) fn release_pages(map: &memmap2::Mmap) -> io::Result<()> {
     // reads back with exactly the same bytes: no reference observes a change.
     unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) }
 }
+
+/// [`release_pages`] for the bytes `offset..offset + len` of `map` only (whole pages within).
+pub(crate) fn release_range(map: &memmap2::Mmap, offset: usize, len: usize) -> io::Result<()> {
+    // Whole pages only: the kernel requires a page-aligned start.
+    const PAGE: usize = 4096;
+    let start = offset.div_ceil(PAGE) * PAGE;
+    let end = ((offset + len) / PAGE * PAGE).min(map.len() / PAGE * PAGE);
+    if end <= start {
+        return Ok(());
+    }
+    // SAFETY: as in `release_pages`: the map is read-only and backed by an immutable file, so
+    // dropping these pages cannot change any byte a reference observes; the range lies within
+    // the map (clamped above).
+    unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) }
+}

@@ -193,6 +193,7 @@ impl Env {
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     pub fn execute(&mut self) -> Result<JobSummary> {
+        let state_memory = self.g.borrow_mut().state_memory();
         let (config, bodies, stages, prepare, coordinator, sources, metrics) = {
             let mut g = self.g.borrow_mut();
             if let Some(e) = g.deferred_error.take() {
@@ -309,6 +310,7 @@ impl Env {
         let mut summary = JobSummary::new(&config.name, start.elapsed(), &stages);
         summary.checkpoints = shared.completed_checkpoints();
         summary.savepoint = savepoint;
+        summary.state_spill = state_memory.totals();
         summary.metrics = metrics
             .iter()
             .map(|(n, m)| (n.clone(), m.value()))

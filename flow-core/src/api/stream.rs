@@ -90,6 +90,7 @@ impl<C: Chain> Stream<C> {
         let watermark_every = g.config.watermark_interval;
         let max_parallelism = g.config.max_parallelism;
         let checkpoints = g.config.checkpoint_dir.is_some();
+        let memory = g.state_memory();
         // Operators' stable names: the job's uid, or one derived from the plan.
         let uids: Arc<[String]> = ops
             .iter()
@@ -109,6 +110,7 @@ impl<C: Chain> Stream<C> {
                 subtask: i,
                 parallelism: p,
                 checkpoints,
+                memory: Some(memory.clone()),
             });
             let body = StageTask {
                 name: format!("stage {} `{head}` subtask {i}", slot.stage),

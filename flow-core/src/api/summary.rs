@@ -52,6 +52,8 @@ pub struct JobSummary {
     pub savepoint: Option<std::path::PathBuf>,
     /// The job's user metrics when it ended, in the order they were created.
     pub metrics: Vec<(String, crate::runtime::user_metrics::MetricValue)>,
+    /// What keyed state moved beyond the memory budget ([`crate::Config::state_memory`]).
+    pub state_spill: crate::runtime::state_memory::SpillTotals,
 }
 
 impl JobSummary {
@@ -71,6 +73,7 @@ impl JobSummary {
                     .unwrap_or(0),
             ),
             metrics: Vec::new(),
+            state_spill: Default::default(),
             stages: stages
                 .iter()
                 .map(|s| {
@@ -227,6 +230,18 @@ impl std::fmt::Display for JobSummary {
                 q(0.99),
                 bytes as f64 / 1e6,
                 self.snapshot_pause.as_secs_f64() * 1e3
+            )?;
+        }
+        let sp = &self.state_spill;
+        if sp.evicted > 0 {
+            writeln!(
+                f,
+                "  keyed state beyond its {:.0} MB budget: {} entries spilled, {} read back, \
+                 spill files peaked at {:.1} MB",
+                sp.budget as f64 / (1 << 20) as f64,
+                sp.evicted,
+                sp.loaded,
+                sp.peak_run_bytes as f64 / 1e6
             )?;
         }
         if let Some(p) = &self.savepoint {

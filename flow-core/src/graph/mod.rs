@@ -9,6 +9,7 @@ use crate::runtime::panic::OpName;
 use crate::runtime::persist::SinkCommit;
 use crate::runtime::snapshot::StateSupport;
 use crate::runtime::stage::MakeInput;
+use crate::runtime::state_memory::StateMemory;
 use crate::runtime::task::TaskBody;
 use crate::runtime::user_metrics::UserMetric;
 use plan::{Partitioning, Plan, PlanEdge, PlanOperator, PlanStage};
@@ -121,6 +122,8 @@ pub(crate) struct Graph {
     /// the operators' registries of consumed tags (type-erased; `ops::side_output` knows the
     /// type).
     pub(crate) side_tags: HashMap<(usize, usize), Box<dyn Any>>,
+    /// The keyed-state memory budget, made on first use.
+    memory: Option<Arc<StateMemory>>,
 }
 
 pub(crate) type GraphRef = Rc<RefCell<Graph>>;
@@ -161,7 +164,20 @@ impl Graph {
             sink_subtasks: 0,
             user_metrics: Vec::new(),
             side_tags: HashMap::new(),
+            memory: None,
         }
+    }
+
+    /// The job's keyed-state memory budget ([`Config::state_memory`]).
+    pub(crate) fn state_memory(&mut self) -> Arc<StateMemory> {
+        let c = &self.config;
+        Arc::clone(self.memory.get_or_insert_with(|| {
+            StateMemory::new(
+                c.state_memory
+                    .unwrap_or_else(crate::runtime::state_memory::default_budget),
+                c.state_dir.clone(),
+            )
+        }))
     }
 
     /// Reserves a stage of `parallelism` subtasks reading `head` through `inputs`.
@@ -219,6 +235,8 @@ impl Graph {
         self.sink_subtasks = 0;
         self.user_metrics.clear();
         self.side_tags.clear();
+        // The next job gets a budget (and spill directory) of its own.
+        self.memory = None;
     }
 
     /// The typed plan of the graph built so far.

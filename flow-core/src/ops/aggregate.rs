@@ -15,9 +15,11 @@ use crate::ops::{StateKey, StateValue};
 use crate::record::{Event, Timestamp, NO_TIMESTAMP};
 use crate::runtime::exchange::partition::ByPairKey;
 use crate::runtime::keyed_table::{Fold, KeyedTable};
-use crate::runtime::operator::{Chain, Downstream, Identity, OpenCx, Operator, Sealed, Then};
+use crate::runtime::operator::{
+    Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
+};
 use crate::runtime::panic::{guarded, Named, OpName};
-use crate::runtime::snapshot::{RestoreCx, SnapshotCx, StateDecl, StateSupport};
+use crate::runtime::snapshot::{Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport};
 use crate::runtime::stage::Terminal;
 use crate::runtime::task::TaskCx;
 use hashbrown::hash_map::Entry;
@@ -460,9 +462,13 @@ where
             // their entries.
             self.finished = true;
             self.state.track_changes(false);
-            for (k, acc) in self.state.drain() {
-                let r = self.combine.result(acc);
-                down.emit((self.out)(k, r), NO_TIMESTAMP);
+            let (combine, out) = (&mut self.combine, &mut self.out);
+            if let Err(e) = self
+                .state
+                .drain_into(|k, acc| down.emit(out(k, combine.result(acc)), NO_TIMESTAMP))
+            {
+                // Spilled state could not be read back: the job fails at the next drain.
+                self.state.record_failure(&e);
             }
         }
         down.event(event)
@@ -470,6 +476,14 @@ where
 
     fn open(&mut self, cx: OpenCx) {
         self.state.track_changes(cx.checkpoints);
+        if let Some(m) = cx.memory {
+            self.state.spill_within(m, Codec::serde(), Codec::serde());
+        }
+    }
+
+    fn drain(&mut self, _cx: &DrainCx<'_, '_>) -> Result<bool> {
+        self.state.check()?;
+        Ok(true)
     }
 
     fn state(&self) -> StateSupport {
@@ -486,11 +500,7 @@ where
             (r.start, r.end)
         });
         cx.operator_state(FINISHED, &done)?;
-        let changes: Vec<(K, Option<G::Acc>)> = self
-            .state
-            .take_changes()
-            .map(|(k, acc)| (k, acc.cloned()))
-            .collect();
+        let changes: Vec<(K, Option<G::Acc>)> = self.state.take_changes_owned()?;
         cx.keyed_values(ACC_STATE, false, changes);
         Ok(())
     }
@@ -899,6 +909,7 @@ mod tests {
             subtask: 0,
             parallelism: 1,
             checkpoints: true,
+            memory: None,
         });
         for (k, n) in [('a', 2), ('b', 1), ('a', 3)] {
             op.on_record((k, n), NO_TIMESTAMP, &mut out);
@@ -926,6 +937,7 @@ mod tests {
             subtask: 0,
             parallelism: 1,
             checkpoints: true,
+            memory: None,
         });
         for (k, n) in [('a', 2), ('b', 1)] {
             op.on_record((k, n), NO_TIMESTAMP, &mut out);

@@ -6,6 +6,15 @@
 //! value costs what a hash-map lookup costs; the first change of a key after a checkpoint
 //! costs one key clone more. Without checkpoints it is off and the table is a plain map.
 //!
+//! A table whose keys and values have a codec can also hold more state than memory: it keeps
+//! within its share of the job's budget ([`crate::Config::state_memory`]) by moving its coldest
+//! entries — those not touched since the last eviction pass (a CLOCK sweep) — into immutable,
+//! block-checksummed run files ([`flow_state::spill`]), read back through memory maps when a
+//! key comes back. A lookup that misses in memory asks the runs newest first; runs are merged
+//! as they pile up (size-tiered, so each entry is rewritten a logarithmic number of times).
+//! A changed entry that was evicted stays a change: the next checkpoint reads its value back
+//! from the run, still encoded.
+//!
 //! ```
 //! use flow_core::state::KeyedTable;
 //!
@@ -13,13 +22,18 @@
 //! *counts.get_or_insert_with("flink".to_string(), || 0) += 1;
 //! *counts.get_or_insert_with("flow".to_string(), || 0) += 2;
 //! assert_eq!(counts.get("flow"), Some(&2));
-//! let changed: Vec<_> = counts.take_changes().collect();
+//! let changed = counts.take_changes().unwrap();
 //! assert_eq!(changed.len(), 2);
-//! assert_eq!(counts.take_changes().count(), 0, "nothing changed since");
+//! assert_eq!(counts.take_changes().unwrap().len(), 0, "nothing changed since");
 //! ```
+use crate::error::{Error, Result};
+use crate::runtime::snapshot::Codec;
+use crate::runtime::state_memory::StateMemory;
+use flow_state::spill::{self, Run, SpillDir};
 use hashbrown::hash_map::Entry;
 use std::borrow::Borrow;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
 
 type Map<K, V> = hashbrown::HashMap<K, Slot<V>, rustc_hash::FxBuildHasher>;
 
@@ -43,10 +57,37 @@ impl<T, V, I: FnMut(T) -> V, U: FnMut(&mut V, T)> Fold<T, V> for FoldWith<I, U> 
     }
 }
 
-/// A value and whether it changed since the last checkpoint.
+/// A value, whether it changed since the last checkpoint, and whether it was used since the
+/// last eviction pass.
 struct Slot<V> {
     value: V,
     dirty: bool,
+    hot: bool,
+}
+
+/// A changed key's value, as [`KeyedTable::take_changes`] gives it.
+pub enum Change<'a, V> {
+    /// The value, in memory.
+    Value(&'a V),
+    /// The value, still encoded with the table's codec: it was evicted to a spill run.
+    Encoded(Vec<u8>),
+    /// The key was deleted.
+    Deleted,
+}
+
+/// What a table moved out of memory so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpillStats {
+    /// Eviction passes.
+    pub evictions: u64,
+    /// Entries written to runs by evictions.
+    pub evicted: u64,
+    /// Entries read back into memory.
+    pub loaded: u64,
+    /// Runs now.
+    pub runs: usize,
+    /// Bytes of the runs now.
+    pub run_bytes: u64,
 }
 
 /// Marks an existing entry changed (once per checkpoint), when changes are tracked.
@@ -55,9 +96,11 @@ fn touch_entry<K: Clone, V, S: std::hash::BuildHasher>(
     changed: &mut Option<Vec<K>>,
     o: &mut hashbrown::hash_map::OccupiedEntry<'_, K, Slot<V>, S>,
 ) {
+    let slot = o.get_mut();
+    slot.hot = true;
     if let Some(c) = changed.as_mut() {
-        if !o.get().dirty {
-            o.get_mut().dirty = true;
+        if !slot.dirty {
+            slot.dirty = true;
             c.push(o.key().clone());
         }
     }
@@ -75,12 +118,44 @@ fn record_new<K: Clone>(changed: &mut Option<Vec<K>>, key: &K) -> bool {
     }
 }
 
-/// Keyed state of one subtask with change tracking for incremental checkpoints.
+/// The cold tier of a table: its runs and what it needs to write and read them.
+struct Spill<K, V> {
+    memory: Arc<StateMemory>,
+    keys: Codec<K>,
+    values: Codec<V>,
+    dir: Option<Arc<SpillDir>>,
+    /// Oldest first.
+    runs: Vec<Run>,
+    /// Keys deleted in memory that a run may still hold; written as tombstones by the next
+    /// eviction.
+    tombstones: hashbrown::HashSet<K, rustc_hash::FxBuildHasher>,
+    /// Estimated heap bytes per entry (of keys and values), sampled at each check.
+    heap: usize,
+    /// Bytes of run blocks read since the maps' pages were last released.
+    touched: usize,
+    /// The first I/O or decoding error; the owner fails the job with it.
+    failure: Option<String>,
+    stats: SpillStats,
+}
+
+/// Release mapped run pages after this many bytes of reads, so they do not accumulate in the
+/// resident set.
+const RELEASE_AFTER: usize = 16 << 20;
+/// The in-memory part is checked against the budget first at this many entries.
+const FIRST_CHECK: usize = 4096;
+
+/// Keyed state of one subtask with change tracking for incremental checkpoints and, when it
+/// has codecs, a memory budget beyond which its coldest entries are spilled to disk.
 pub struct KeyedTable<K, V> {
     map: Map<K, V>,
     /// Keys changed (or removed) since the last [`KeyedTable::take_changes`]; `None` when
     /// changes are not tracked.
     changed: Option<Vec<K>>,
+    /// At this many entries in memory the budget is checked again (`usize::MAX`: never).
+    limit: usize,
+    /// Whether a run may hold keys that are not in memory.
+    cold: bool,
+    spill: Option<Box<Spill<K, V>>>,
 }
 
 impl<K, V> Default for KeyedTable<K, V> {
@@ -88,8 +163,37 @@ impl<K, V> Default for KeyedTable<K, V> {
         KeyedTable {
             map: Map::default(),
             changed: None,
+            limit: usize::MAX,
+            cold: false,
+            spill: None,
         }
     }
+}
+
+impl<K, V> Drop for KeyedTable<K, V> {
+    fn drop(&mut self) {
+        if let Some(s) = &self.spill {
+            s.memory.unregister();
+        }
+    }
+}
+
+/// The largest number of entries whose bucket array — also while it grows, when the old and
+/// the new one are both allocated — and heap data fit in `share` bytes.
+fn entries_within(share: usize, slot: usize, heap: usize) -> usize {
+    let heap = heap.max(1);
+    let mut buckets = (share / slot.max(1)).max(16).next_power_of_two();
+    while buckets > 16 {
+        let fit = (buckets / 8 * 7).min(share.saturating_sub(buckets * slot) / heap);
+        // The array grew to `buckets` at half its load, with the old one still allocated.
+        let grow_at = buckets / 16 * 7;
+        let peak = buckets / 2 * 3 * slot + grow_at * heap;
+        if peak <= share && fit >= grow_at {
+            return fit;
+        }
+        buckets /= 2;
+    }
+    16
 }
 
 impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
@@ -100,10 +204,9 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
 
     /// A table that tracks changes for incremental checkpoints.
     pub fn tracking() -> Self {
-        KeyedTable {
-            map: Map::default(),
-            changed: Some(Vec::new()),
-        }
+        let mut t = Self::default();
+        t.changed = Some(Vec::new());
+        t
     }
 
     /// Turns change tracking on or off.
@@ -111,30 +214,114 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         self.changed = on.then(Vec::new);
     }
 
-    /// The number of keys.
+    /// Keeps the in-memory part within a share of `memory`'s budget, spilling the coldest
+    /// entries, encoded with `keys` and `values`, beyond it.
+    pub(crate) fn spill_within(
+        &mut self,
+        memory: Arc<StateMemory>,
+        keys: Codec<K>,
+        values: Codec<V>,
+    ) {
+        if let Some(old) = &self.spill {
+            old.memory.unregister();
+        }
+        memory.register();
+        let slot = std::mem::size_of::<(K, Slot<V>)>() + 1;
+        let share = usize::try_from(memory.share()).unwrap_or(usize::MAX);
+        self.limit = entries_within(share, slot, 1).min(FIRST_CHECK);
+        self.spill = Some(Box::new(Spill {
+            memory,
+            keys,
+            values,
+            dir: None,
+            runs: Vec::new(),
+            tombstones: Default::default(),
+            heap: 0,
+            touched: 0,
+            failure: None,
+            stats: SpillStats::default(),
+        }));
+    }
+
+    /// The number of keys in memory (the table's size unless it spilled).
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
-    /// Whether the table is empty.
+    /// Whether no key is in memory and none was spilled.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.is_empty() && !self.cold
     }
 
-    /// The value of `key`.
+    /// What the table moved out of memory so far.
+    pub fn spill_stats(&self) -> SpillStats {
+        self.spill
+            .as_ref()
+            .map_or_else(SpillStats::default, |s| SpillStats {
+                runs: s.runs.len(),
+                run_bytes: s.runs.iter().map(Run::file_bytes).sum(),
+                ..s.stats
+            })
+    }
+
+    /// Records a failure of the spilled state that surfaced elsewhere (see
+    /// [`KeyedTable::check`]).
+    pub(crate) fn record_failure(&mut self, e: &Error) {
+        if let Some(s) = self.spill.as_mut() {
+            s.failure.get_or_insert(e.to_string());
+        }
+    }
+
+    /// Fails if spilling or reading spilled state failed since the table was made (the job
+    /// must stop: the state in memory may be missing entries).
+    pub fn check(&self) -> Result<()> {
+        match self.spill.as_ref().and_then(|s| s.failure.as_ref()) {
+            Some(f) => Err(Error::Spill(f.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// The value of `key`, read back into memory if it was spilled.
     #[inline]
-    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    pub fn get<Q>(&mut self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.map.get(key).map(|s| &s.value)
+        if self.cold && !self.map.contains_key(key) {
+            let (k, v) = self.load(key)?;
+            self.make_room_for_one();
+            self.map.insert(
+                k,
+                Slot {
+                    value: v,
+                    dirty: false,
+                    hot: true,
+                },
+            );
+        }
+        let slot = self.map.get_mut(key)?;
+        slot.hot = true;
+        Some(&slot.value)
     }
 
     /// The value of `key`, to change: the key counts as changed.
     #[inline]
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        if self.cold && !self.map.contains_key(key) {
+            let (k, v) = self.load(key)?;
+            self.make_room_for_one();
+            self.map.insert(
+                k,
+                Slot {
+                    value: v,
+                    dirty: false,
+                    hot: true,
+                },
+            );
+        }
         let slot = self.map.get_mut(key)?;
+        slot.hot = true;
         if let Some(c) = self.changed.as_mut() {
             if !slot.dirty {
                 slot.dirty = true;
@@ -144,9 +331,47 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         Some(&mut slot.value)
     }
 
+    /// Whether a new key must take the slow path: the budget must be checked, or a run may
+    /// hold it.
+    #[inline(always)]
+    fn slow_insert(&self, key: &K) -> bool {
+        (self.cold || self.map.len() >= self.limit) && !self.map.contains_key(key)
+    }
+
+    /// Inserts a key that is not in memory, after making room and reading back its spilled
+    /// value: `make` turns that value (if any) into the new one.
+    #[cold]
+    fn insert_slow(&mut self, key: K, make: impl FnOnce(Option<V>) -> V) -> &mut V {
+        self.make_room_for_one();
+        let deleted = self
+            .spill
+            .as_mut()
+            .is_some_and(|s| s.tombstones.remove(&key));
+        let old = if self.cold && !deleted {
+            self.load(&key).map(|(_, v)| v)
+        } else {
+            None
+        };
+        let dirty = record_new(&mut self.changed, &key);
+        let value = make(old);
+        &mut self
+            .map
+            .entry(key)
+            .insert(Slot {
+                value,
+                dirty,
+                hot: true,
+            })
+            .into_mut()
+            .value
+    }
+
     /// The value of `key`, inserting `f()` first if absent: the key counts as changed.
     #[inline]
     pub fn get_or_insert_with(&mut self, key: K, f: impl FnOnce() -> V) -> &mut V {
+        if self.slow_insert(&key) {
+            return self.insert_slow(key, |old| old.unwrap_or_else(f));
+        }
         match self.map.entry(key) {
             Entry::Occupied(mut o) => {
                 touch_entry(&mut self.changed, &mut o);
@@ -154,7 +379,13 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             }
             Entry::Vacant(v) => {
                 let dirty = record_new(&mut self.changed, v.key());
-                &mut v.insert(Slot { value: f(), dirty }).value
+                &mut v
+                    .insert(Slot {
+                        value: f(),
+                        dirty,
+                        hot: true,
+                    })
+                    .value
             }
         }
     }
@@ -163,6 +394,15 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// `f.insert` creates it. The key counts as changed. Returns the value.
     #[inline]
     pub fn upsert<T, F: Fold<T, V>>(&mut self, key: K, item: T, f: &mut F) -> &mut V {
+        if self.slow_insert(&key) {
+            return self.insert_slow(key, |old| match old {
+                Some(mut v) => {
+                    f.update(&mut v, item);
+                    v
+                }
+                None => f.insert(item),
+            });
+        }
         match self.map.entry(key) {
             Entry::Occupied(mut o) => {
                 touch_entry(&mut self.changed, &mut o);
@@ -176,6 +416,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
                     .insert(Slot {
                         value: f.insert(item),
                         dirty,
+                        hot: true,
                     })
                     .value
             }
@@ -185,6 +426,14 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// Sets the value of `key`: the key counts as changed. Returns the old value.
     #[inline]
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        if self.slow_insert(&key) {
+            let mut old = None;
+            self.insert_slow(key, |o| {
+                old = o;
+                value
+            });
+            return old;
+        }
         match self.map.entry(key) {
             Entry::Occupied(mut o) => {
                 touch_entry(&mut self.changed, &mut o);
@@ -192,7 +441,11 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             }
             Entry::Vacant(v) => {
                 let dirty = record_new(&mut self.changed, v.key());
-                v.insert(Slot { value, dirty });
+                v.insert(Slot {
+                    value,
+                    dirty,
+                    hot: true,
+                });
                 None
             }
         }
@@ -200,70 +453,423 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
 
     /// Removes `key`: the key counts as changed (deleted). Returns its value.
     pub fn remove(&mut self, key: &K) -> Option<V> {
-        let slot = self.map.remove(key)?;
-        if let Some(c) = self.changed.as_mut() {
-            if !slot.dirty {
+        let in_memory = self.map.remove(key);
+        let mut was_dirty = false;
+        let old = match in_memory {
+            Some(slot) => {
+                was_dirty = slot.dirty;
+                Some(slot.value)
+            }
+            None if self.cold => self.load(key).map(|(_, v)| v),
+            None => None,
+        };
+        if self.cold {
+            if let Some(s) = self.spill.as_mut() {
+                // A run may hold it: shadow it.
+                s.tombstones.insert(key.clone());
+            }
+        }
+        if old.is_some() && !was_dirty {
+            if let Some(c) = self.changed.as_mut() {
                 c.push(key.clone());
             }
         }
-        Some(slot.value)
+        old
     }
 
     /// Loads an entry from a checkpoint: not a change.
     pub fn restore(&mut self, key: K, value: V) {
+        if self.map.len() >= self.limit {
+            self.make_room_for_one();
+        }
         self.map.insert(
             key,
             Slot {
                 value,
                 dirty: false,
+                hot: false,
             },
         );
     }
 
-    /// Every entry, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.map.iter().map(|(k, s)| (k, &s.value))
+    /// Calls `f` with every entry, in no particular order (spilled ones are read back, not
+    /// loaded into memory).
+    pub fn for_each(&mut self, mut f: impl FnMut(&K, &V)) -> Result<()> {
+        self.for_each_spilled(|k, v| f(&k, &v))?;
+        for (k, s) in &self.map {
+            f(k, &s.value);
+        }
+        Ok(())
     }
 
-    /// Removes and returns every entry: all keys count as changed (deleted).
-    pub fn drain(&mut self) -> impl Iterator<Item = (K, V)> + '_ {
-        let changed = &mut self.changed;
-        self.map.drain().map(move |(k, s)| {
+    /// Calls `f` with every spilled entry that memory does not shadow.
+    fn for_each_spilled(&mut self, mut f: impl FnMut(K, V)) -> Result<()> {
+        if !self.cold {
+            return Ok(());
+        }
+        let Some(s) = self.spill.as_ref() else {
+            return Ok(());
+        };
+        let runs: Vec<&Run> = s.runs.iter().collect();
+        let what = || "a spilled key".to_string();
+        for e in spill::merged(&runs)? {
+            let e = e?;
+            let Some(vb) = e.value else { continue };
+            let k = s.keys.decode_all(e.key, &what)?;
+            if self.map.contains_key(&k) || s.tombstones.contains(&k) {
+                continue;
+            }
+            let v = s.values.decode_all(vb, &what)?;
+            f(k, v);
+        }
+        for r in &s.runs {
+            r.release_pages()?;
+        }
+        Ok(())
+    }
+
+    /// Removes every entry, giving each to `f`: all keys count as changed (deleted).
+    pub fn drain_into(&mut self, mut f: impl FnMut(K, V)) -> Result<()> {
+        let mut changed = self.changed.take();
+        self.for_each_spilled(|k, v| {
+            if let Some(c) = changed.as_mut() {
+                c.push(k.clone());
+            }
+            f(k, v)
+        })?;
+        for (k, s) in self.map.drain() {
             if let Some(c) = changed.as_mut() {
                 if !s.dirty {
                     c.push(k.clone());
                 }
             }
-            (k, s.value)
-        })
+            f(k, s.value);
+        }
+        self.changed = changed;
+        if let Some(s) = self.spill.as_mut() {
+            let before = s.runs.iter().map(Run::file_bytes).sum();
+            s.memory.note_runs(0, before, 0);
+            s.runs.clear();
+            s.tombstones.clear();
+        }
+        self.cold = false;
+        Ok(())
     }
 
-    /// The keys changed since the last call, each with its current value (`None`: deleted),
-    /// and clears the changes. Empty when changes are not tracked.
-    pub fn take_changes(&mut self) -> impl Iterator<Item = (K, Option<&V>)> + '_ {
+    /// The keys changed since the last call, each with its current value, and clears the
+    /// changes. Empty when changes are not tracked.
+    pub fn take_changes(&mut self) -> Result<Vec<(K, Change<'_, V>)>> {
         let keys = self
             .changed
             .as_mut()
             .map(std::mem::take)
             .unwrap_or_default();
-        let map = &mut self.map;
         // First clear the flags, then hand out shared references.
         for k in &keys {
-            if let Some(s) = map.get_mut(k) {
+            if let Some(s) = self.map.get_mut(k) {
                 s.dirty = false;
             }
         }
-        let map = &*map;
-        keys.into_iter().map(move |k| {
-            let v = map.get(&k).map(|s| &s.value);
-            (k, v)
-        })
+        let map = &self.map;
+        let hasher = map.hasher();
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let c = match map.get(&k) {
+                Some(s) => Change::Value(&s.value),
+                None => match self.spill.as_ref().filter(|_| self.cold) {
+                    Some(s) if !s.tombstones.contains(&k) => {
+                        match find(s, hasher.hash_one(&k), &k)? {
+                            Some((_, Some(v))) => Change::Encoded(v.to_vec()),
+                            _ => Change::Deleted,
+                        }
+                    }
+                    _ => Change::Deleted,
+                },
+            };
+            out.push((k, c));
+        }
+        Ok(out)
+    }
+
+    /// [`KeyedTable::take_changes`] with every value owned (spilled ones decoded).
+    pub fn take_changes_owned(&mut self) -> Result<Vec<(K, Option<V>)>>
+    where
+        V: Clone,
+    {
+        let values = self.spill.as_ref().map(|s| s.values);
+        let what = || "a spilled value".to_string();
+        self.take_changes()?
+            .into_iter()
+            .map(|(k, c)| {
+                let v = match c {
+                    Change::Value(v) => Some(v.clone()),
+                    Change::Encoded(b) => match values {
+                        Some(codec) => Some(codec.decode_all(&b, &what)?),
+                        None => None,
+                    },
+                    Change::Deleted => None,
+                };
+                Ok((k, v))
+            })
+            .collect()
+    }
+
+    /// Reads `key`'s spilled value back (not into memory). Records a failure and answers
+    /// `None` if the runs cannot be read.
+    fn load<Q>(&mut self, key: &Q) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.map.hasher().hash_one(key);
+        let s = self.spill.as_mut()?;
+        if s.tombstones.contains(key) {
+            return None;
+        }
+        let r = find(s, hash, key).and_then(|found| match found {
+            Some((k, Some(vb))) => {
+                let v = s.values.decode_all(vb, &|| "a spilled value".to_string())?;
+                Ok(Some((k, v)))
+            }
+            _ => Ok(None),
+        });
+        s.touched += 2 * flow_state::spill::BLOCK_BYTES;
+        if s.touched > RELEASE_AFTER {
+            s.touched = 0;
+            for run in &s.runs {
+                if let Err(e) = run.release_pages() {
+                    s.failure.get_or_insert(e.to_string());
+                }
+            }
+        }
+        match r {
+            Ok(Some(kv)) => {
+                s.stats.loaded += 1;
+                s.memory.note_loaded(1);
+                Some(kv)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                s.failure.get_or_insert(e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Evicts entries if the in-memory part is at its budget, so one more fits.
+    fn make_room_for_one(&mut self) {
+        if self.map.len() < self.limit {
+            return;
+        }
+        let Some(s) = self.spill.as_mut() else {
+            self.limit = usize::MAX;
+            return;
+        };
+        if s.failure.is_some() {
+            // Spilling failed: keep everything in memory; the job fails at its next check.
+            self.limit = usize::MAX;
+            return;
+        }
+        // Estimate the heap bytes of an entry from a sample of encoded entries.
+        let mut sample = Vec::new();
+        let (mut n, mut bytes) = (0usize, 0usize);
+        for (k, slot) in self.map.iter().take(64) {
+            sample.clear();
+            if (s.keys.enc)(k, &mut sample).is_ok()
+                && (s.values.enc)(&slot.value, &mut sample).is_ok()
+            {
+                n += 1;
+                bytes += sample.len();
+            }
+        }
+        if let Some(avg) = bytes.checked_div(n) {
+            // An allocation costs its bytes and about a word of allocator bookkeeping.
+            s.heap = avg + 8;
+        }
+        let slot = std::mem::size_of::<(K, Slot<V>)>() + 1;
+        let share = usize::try_from(s.memory.share()).unwrap_or(usize::MAX);
+        let fit = entries_within(share, slot, s.heap);
+        let len = self.map.len();
+        if len < fit {
+            // Check again when the table has doubled (the estimate may change as it grows).
+            self.limit = fit.min(len.saturating_mul(2).max(FIRST_CHECK));
+            return;
+        }
+        // Evict down to 7/8 of what fits, so an eviction pass writes a sizeable run.
+        let keep = fit - fit / 8;
+        self.evict(len - keep);
+        self.limit = fit;
+    }
+
+    /// Moves `count` of the coldest entries to a new run.
+    fn evict(&mut self, count: usize) {
+        let Some(s) = self.spill.as_mut() else { return };
+        let dir = match &s.dir {
+            Some(d) => Arc::clone(d),
+            None => match s.memory.spill_dir() {
+                Ok(d) => {
+                    s.dir = Some(Arc::clone(&d));
+                    d
+                }
+                Err(e) => {
+                    s.failure.get_or_insert(e.to_string());
+                    self.limit = usize::MAX;
+                    return;
+                }
+            },
+        };
+        // CLOCK: entries used since the last pass get a second chance.
+        let mut taken = 0;
+        let mut out: Vec<(K, Slot<V>)> = self
+            .map
+            .extract_if(|_, slot| {
+                if taken >= count {
+                    return false;
+                }
+                if slot.hot {
+                    slot.hot = false;
+                    false
+                } else {
+                    taken += 1;
+                    true
+                }
+            })
+            .collect();
+        if out.len() < count {
+            let more = count - out.len();
+            let mut n = 0;
+            out.extend(self.map.extract_if(|_, _| {
+                n += 1;
+                n <= more
+            }));
+        }
+        // Encode into one buffer: (hash, key start, key end, value end or none).
+        let hasher = self.map.hasher();
+        let mut buf = Vec::new();
+        let mut recs: Vec<(u64, usize, usize, Option<usize>)> =
+            Vec::with_capacity(out.len() + s.tombstones.len());
+        let mut failed = None;
+        for (k, slot) in &out {
+            let start = buf.len();
+            let r = (s.keys.enc)(k, &mut buf).and_then(|_| {
+                let kend = buf.len();
+                (s.values.enc)(&slot.value, &mut buf).map(|_| kend)
+            });
+            match r {
+                Ok(kend) => recs.push((hasher.hash_one(k), start, kend, Some(buf.len()))),
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        for k in &s.tombstones {
+            let start = buf.len();
+            if let Err(e) = (s.keys.enc)(k, &mut buf) {
+                failed = Some(e.to_string());
+                break;
+            }
+            recs.push((hasher.hash_one(k), start, buf.len(), None));
+        }
+        let written = match failed {
+            Some(e) => Err(e),
+            None => {
+                recs.sort_unstable_by(|a, b| {
+                    a.0.cmp(&b.0)
+                        .then_with(|| buf[a.1..a.2].cmp(&buf[b.1..b.2]))
+                });
+                dir.write_run(
+                    recs.iter()
+                        .map(|&(h, ks, ke, ve)| (h, &buf[ks..ke], ve.map(|ve| &buf[ke..ve]))),
+                )
+                .map_err(|e| e.to_string())
+            }
+        };
+        match written {
+            Ok(run) => {
+                let before: u64 = s.runs.iter().map(Run::file_bytes).sum();
+                s.tombstones.clear();
+                s.stats.evictions += 1;
+                s.stats.evicted += out.len() as u64;
+                s.runs.push(run);
+                self.cold = true;
+                if let Err(e) = compact(&dir, &mut s.runs) {
+                    s.failure.get_or_insert(e.to_string());
+                }
+                let after = s.runs.iter().map(Run::file_bytes).sum();
+                s.memory.note_runs(out.len() as u64, before, after);
+            }
+            Err(e) => {
+                // Nothing is lost: the entries go back into memory, and the job fails.
+                s.failure.get_or_insert(e);
+                self.map.extend(out);
+                self.limit = usize::MAX;
+            }
+        }
+    }
+}
+
+/// A spilled entry found: its decoded key and its encoded value (`None`: a tombstone).
+type Found<'r, K> = Option<(K, Option<&'r [u8]>)>;
+
+/// Finds the newest spilled entry of `key` (hash `hash`) in `s`'s runs: the decoded key and
+/// the encoded value (`None`: a tombstone).
+fn find<'r, K, V, Q>(s: &'r Spill<K, V>, hash: u64, key: &Q) -> Result<Found<'r, K>>
+where
+    K: Borrow<Q>,
+    Q: Eq + ?Sized,
+{
+    for run in s.runs.iter().rev() {
+        let mut found = None;
+        let hit = run.get(hash, |kb| match s.keys.decode_all(kb, &|| String::new()) {
+            Ok(k) if k.borrow() == key => {
+                found = Some(k);
+                true
+            }
+            _ => false,
+        })?;
+        if let (Some(v), Some(k)) = (hit, found) {
+            return Ok(Some((k, v)));
+        }
+    }
+    Ok(None)
+}
+
+/// Merges the newest runs while the one before is at most twice as large (size-tiered: an
+/// entry is rewritten a logarithmic number of times), and all of them beyond eight runs.
+fn compact(dir: &Arc<SpillDir>, runs: &mut Vec<Run>) -> Result<()> {
+    loop {
+        let n = runs.len();
+        let merge_from = if n > 8 {
+            0
+        } else if n >= 2 && runs[n - 2].file_bytes() <= 2 * runs[n - 1].file_bytes() {
+            n - 2
+        } else {
+            return Ok(());
+        };
+        let merged = {
+            let inputs: Vec<&Run> = runs[merge_from..].iter().collect();
+            // Deletions only matter while an older run may hold the key.
+            spill::merge(dir, &inputs, merge_from > 0)?
+        };
+        runs.truncate(merge_from);
+        merged.release_pages()?;
+        runs.push(merged);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn owned(t: &mut KeyedTable<u32, u32>) -> Vec<(u32, Option<u32>)> {
+        let mut c = t.take_changes_owned().unwrap();
+        c.sort();
+        c.dedup();
+        c
+    }
 
     #[test]
     fn changes_are_each_key_once_with_its_current_value_or_a_deletion() {
@@ -273,28 +879,28 @@ mod tests {
         t.upsert(2, 5, &mut add);
         t.upsert(2, 5, &mut add);
         *t.get_or_insert_with(3, || 0) += 1;
-        let mut c: Vec<_> = t.take_changes().map(|(k, v)| (k, v.copied())).collect();
-        c.sort();
-        assert_eq!(c, vec![(1, Some(10)), (2, Some(10)), (3, Some(1))]);
+        assert_eq!(
+            owned(&mut t),
+            vec![(1, Some(10)), (2, Some(10)), (3, Some(1))]
+        );
         assert_eq!(t.get(&2), Some(&10), "reading is no change");
-        assert_eq!(t.take_changes().count(), 0);
+        assert_eq!(t.take_changes().unwrap().len(), 0);
         t.remove(&1);
         if let Some(v) = t.get_mut(&3) {
             *v = 7;
         }
-        let mut c: Vec<_> = t.take_changes().map(|(k, v)| (k, v.copied())).collect();
-        c.sort();
-        assert_eq!(c, vec![(1, None), (3, Some(7))]);
+        assert_eq!(owned(&mut t), vec![(1, None), (3, Some(7))]);
         t.restore(9, 9);
         assert_eq!(
-            t.take_changes().count(),
+            t.take_changes().unwrap().len(),
             0,
             "restored entries are not changes"
         );
-        let drained: Vec<_> = t.drain().collect();
+        let mut drained = Vec::new();
+        t.drain_into(|k, v| drained.push((k, v))).unwrap();
         assert_eq!(drained.len(), 3);
         assert!(
-            t.take_changes().all(|(_, v)| v.is_none()),
+            owned(&mut t).iter().all(|(_, v)| v.is_none()),
             "drained keys are deletions"
         );
     }
@@ -304,6 +910,115 @@ mod tests {
         let mut t: KeyedTable<u32, u32> = KeyedTable::new();
         t.insert(1, 1);
         t.remove(&1);
-        assert_eq!(t.take_changes().count(), 0);
+        assert_eq!(t.take_changes().unwrap().len(), 0);
+    }
+
+    fn spilling(budget: u64) -> KeyedTable<u32, u32> {
+        let mut t = KeyedTable::tracking();
+        let memory = StateMemory::new(budget, None);
+        t.spill_within(memory, Codec::serde(), Codec::serde());
+        t
+    }
+
+    #[test]
+    fn a_table_beyond_its_budget_spills_and_reads_back_every_key() {
+        // 1 MiB (the smallest budget) holds far fewer than 200,000 entries.
+        const N: u32 = 60_000;
+        let mut t = spilling(256 << 10);
+        let mut add = FoldWith(|x| x, |v: &mut u32, x| *v += x);
+        for round in 0..3u32 {
+            for k in 0..N {
+                t.upsert(k, k % 7 + round, &mut add);
+            }
+        }
+        t.check().unwrap();
+        let stats = t.spill_stats();
+        assert!(stats.evicted > 0 && stats.runs > 0, "{stats:?}");
+        assert!(t.len() < N as usize / 2, "{} entries in memory", t.len());
+        for k in (0..N).step_by(997) {
+            assert_eq!(t.get(&k), Some(&(3 * (k % 7) + 3)), "key {k}");
+        }
+        for k in 0..1000u32 {
+            t.remove(&k);
+        }
+        let mut all = BTreeMap::new();
+        t.for_each(|k, v| {
+            assert!(all.insert(*k, *v).is_none(), "key {k} given twice");
+        })
+        .unwrap();
+        assert_eq!(all.len(), N as usize - 1000);
+        assert!(all.iter().all(|(k, v)| *v == 3 * (k % 7) + 3));
+        let changes = owned(&mut t);
+        assert_eq!(
+            changes.len(),
+            N as usize,
+            "every key changed once since tracking began"
+        );
+        assert_eq!(changes.iter().filter(|c| c.1.is_none()).count(), 1000);
+        let mut n = 0;
+        t.drain_into(|_, _| n += 1).unwrap();
+        assert_eq!(n, N - 1000);
+        assert!(t.is_empty());
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add(u16, u32),
+        Remove(u16),
+        Get(u16),
+        Checkpoint,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0..3000u16, 0..100u32).prop_map(|(k, v)| Op::Add(k, v)),
+            1 => (0..3000u16).prop_map(Op::Remove),
+            2 => (0..3000u16).prop_map(Op::Get),
+            1 => Just(Op::Checkpoint),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// A spilling table (budget far below its size) behaves as a `BTreeMap`, and its
+        /// changes, applied to a model of the last checkpoint, give the model.
+        #[test]
+        fn a_spilling_table_matches_a_map(ops in proptest::collection::vec(op(), 1..6000)) {
+            let mut t = spilling(1);
+            let mut add = FoldWith(|x| x, |v: &mut u32, x| *v += x);
+            let mut model: BTreeMap<u32, u32> = BTreeMap::new();
+            let mut checkpoint: BTreeMap<u32, u32> = BTreeMap::new();
+            for op in ops {
+                match op {
+                    Op::Add(k, v) => {
+                        let got = *t.upsert(u32::from(k), v, &mut add);
+                        let m = model.entry(u32::from(k)).or_insert(0);
+                        *m += v;
+                        prop_assert_eq!(got, *m);
+                    }
+                    Op::Remove(k) => {
+                        prop_assert_eq!(t.remove(&u32::from(k)), model.remove(&u32::from(k)));
+                    }
+                    Op::Get(k) => {
+                        prop_assert_eq!(t.get(&u32::from(k)).copied(), model.get(&u32::from(k)).copied());
+                    }
+                    Op::Checkpoint => {
+                        for (k, v) in t.take_changes_owned().unwrap() {
+                            match v {
+                                Some(v) => checkpoint.insert(k, v),
+                                None => checkpoint.remove(&k),
+                            };
+                        }
+                        prop_assert_eq!(&checkpoint, &model);
+                    }
+                }
+            }
+            t.check().unwrap();
+            prop_assert!(model.len() < 200 || t.spill_stats().evicted > 0, "{:?}", t.spill_stats());
+            let mut all = BTreeMap::new();
+            t.for_each(|k, v| { all.insert(*k, *v); }).unwrap();
+            prop_assert_eq!(all, model);
+        }
     }
 }

@@ -10,6 +10,7 @@
 //! - `timer`: the job's wall-clock wake-ups; `panic`: naming the operator that panicked.
 //! - [`snapshot`] and `persist`: what subtasks write at checkpoint barriers, and the writer
 //!   that makes checkpoints durable and restores them (with `flow-state`).
+//! - `state_memory`: the keyed-state memory budget and the spill directory of cold entries.
 //! - [`metrics`] and `progress`: per-stage counters and the progress line.
 //!
 //! Nothing here imports the API (`api`), the operators (`ops`) or the connectors (`io`).
@@ -23,6 +24,7 @@ pub(crate) mod persist;
 pub(crate) mod progress;
 pub mod snapshot;
 pub(crate) mod stage;
+pub(crate) mod state_memory;
 pub(crate) mod sync;
 pub(crate) mod task;
 // `pub` items only so that a loom build can re-export them for its model (`crate::__loom`).

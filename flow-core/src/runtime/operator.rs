@@ -66,7 +66,7 @@ impl<'a, 'b> DrainCx<'a, 'b> {
 }
 
 /// Where a subtask sits in its stage, handed to [`Operator::open`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct OpenCx {
     /// This subtask's index, `0..parallelism`.
     pub subtask: usize,
@@ -74,6 +74,8 @@ pub struct OpenCx {
     pub parallelism: usize,
     /// Whether the job persists checkpoints: stateful operators then track what changed.
     pub checkpoints: bool,
+    /// The job's keyed-state memory budget, which keyed tables that can spill keep within.
+    pub(crate) memory: Option<std::sync::Arc<super::state_memory::StateMemory>>,
 }
 
 /// One fused operator of a chain, consuming records of type `In`.
@@ -256,7 +258,7 @@ impl<C: Chain, O: Operator<C::Out>> Chain for Then<C, O> {
         )
     }
     fn open(&mut self, cx: OpenCx) {
-        self.inner.open(cx);
+        self.inner.open(cx.clone());
         self.op.open(cx);
     }
     fn drain(&mut self, cx: &DrainCx<'_, '_>) -> Result<bool> {

@@ -51,7 +51,7 @@ use crate::graph::OpInfo;
 use crate::ops::side_output::{OutputTag, TaggedOutputs};
 use crate::ops::StateKey;
 use crate::record::{Event, Timestamp};
-use crate::runtime::keyed_table::KeyedTable;
+use crate::runtime::keyed_table::{Change, KeyedTable};
 use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
 };
@@ -340,16 +340,18 @@ where
         };
         cx.operator_state(WATERMARK, &self.watermark)?;
         let mut w = cx.keyed(STATE, false);
-        for (k, state) in self.states.take_changes() {
+        for (k, state) in self.states.take_changes()? {
             let mut key = Vec::new();
             (kc.enc)(&k, &mut key)?;
             let value = match state {
-                Some(s) => {
+                Change::Value(s) => {
                     let mut v = Vec::new();
                     (sc.enc)(s, &mut v)?;
                     Some(v)
                 }
-                None => None,
+                // Spilled with the same codec.
+                Change::Encoded(v) => Some(v),
+                Change::Deleted => None,
             };
             w.put_encoded(&k, key, value);
         }
@@ -425,10 +427,14 @@ where
     fn open(&mut self, cx: OpenCx) {
         self.states
             .track_changes(cx.checkpoints && self.codec.is_some());
+        if let (Some(m), Some((kc, sc))) = (cx.memory.clone(), self.codec) {
+            self.states.spill_within(m, kc, sc);
+        }
         self.side.open(cx)
     }
 
     fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
+        self.states.check()?;
         if let Some(t) = self.timers.next_processing_time() {
             let wait = t.saturating_sub(crate::time::now_ms()).max(0) as u64;
             cx.wake_at(std::time::Instant::now() + std::time::Duration::from_millis(wait));

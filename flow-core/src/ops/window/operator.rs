@@ -492,7 +492,7 @@ where
     }
 
     fn open(&mut self, cx: OpenCx) {
-        self.late.open(cx);
+        self.late.open(cx.clone());
         self.side.open(cx)
     }
 

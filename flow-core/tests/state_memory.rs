@@ -1,0 +1,114 @@
+//! Keyed state larger than its memory budget, end to end: a rolling aggregate over far more
+//! keys than fit in `Config::state_memory` spills its coldest entries to disk and still gives
+//! every key's right result — without checkpoints, and with checkpoints across a failure and
+//! a restore at another parallelism (changed entries that were spilled are read back into the
+//! checkpoint, still encoded).
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+use flow_core::io::sink::read_part_files;
+use flow_core::prelude::*;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const KEYS: u64 = 120_000;
+
+/// Rolling counts and sums over `KEYS` string keys (skewed: low keys are hot), written as
+/// the final value per key once the bounded input ends. `fail_at`: the source panics there.
+fn build(env: &mut Env, n: u64, out: &Path, fail_at: Option<Arc<AtomicU64>>) {
+    env.generate_n(n, move |i| {
+        if let Some(f) = &fail_at {
+            if f.load(Ordering::Relaxed) == i {
+                f.store(u64::MAX, Ordering::Relaxed);
+                panic!("injected failure");
+            }
+        }
+        let r = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20;
+        // Half the events on 1% of the keys, the rest spread over all of them.
+        let k = if r % 2 == 0 {
+            r % (KEYS / 100)
+        } else {
+            r % KEYS
+        };
+        (format!("key-{k}"), i % 7)
+    })
+    .key_by(|e| e.0.clone())
+    .sum(|e| e.1)
+    .map(|(k, v)| format!("{k},{v}"))
+    .write_lines(out.join("sums"))
+    .unwrap();
+}
+
+fn reference(n: u64) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Env::new(Config::default().parallelism(2));
+    build(&mut env, n, dir.path(), None);
+    env.execute().unwrap();
+    read_part_files(&dir.path().join("sums")).unwrap()
+}
+
+#[test]
+fn a_job_beyond_its_state_budget_spills_and_gives_the_same_results() {
+    let n = 400_000;
+    let dir = tempfile::tempdir().unwrap();
+    let spill = dir.path().join("spill");
+    let mut env = Env::new(
+        Config::default()
+            .parallelism(2)
+            .state_memory(1 << 20)
+            .state_dir(&spill),
+    );
+    build(&mut env, n, dir.path(), None);
+    let summary = env.execute().unwrap();
+    let s = summary.state_spill;
+    assert!(
+        s.evicted > 10_000,
+        "the state did not fit its budget: {s:?}"
+    );
+    assert!(s.loaded > 0, "spilled keys came back: {s:?}");
+    assert!(summary.to_string().contains("entries spilled"), "{summary}");
+    assert_eq!(
+        read_part_files(&dir.path().join("sums")).unwrap(),
+        reference(n)
+    );
+    let left = std::fs::read_dir(&spill)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".run")
+        })
+        .count();
+    assert_eq!(left, 0, "the job removes its spill runs");
+}
+
+#[test]
+fn spilled_state_survives_a_failure_and_a_rescale_exactly_once() {
+    let n = 400_000;
+    let want = reference(n);
+    for (fail_at, p1, p2) in [(250_000, 2, 3), (300_000, 3, 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = |p: usize| {
+            Config::default()
+                .parallelism(p)
+                .state_memory(1 << 20)
+                .checkpoint_dir(dir.path().join("checkpoints"))
+                .checkpoint_interval(Duration::from_millis(5))
+        };
+        let fail = Arc::new(AtomicU64::new(fail_at));
+        let mut env = Env::new(config(p1));
+        build(&mut env, n, dir.path(), Some(fail.clone()));
+        assert!(env.execute().is_err(), "the injected failure fails the run");
+        let mut env = Env::new(config(p2).restore(Restore::Latest));
+        build(&mut env, n, dir.path(), Some(fail));
+        let summary = env.execute().unwrap();
+        assert!(summary.state_spill.evicted > 0, "{:?}", summary.state_spill);
+        assert_eq!(
+            read_part_files(&dir.path().join("sums")).unwrap(),
+            want,
+            "failure at {fail_at}, parallelism {p1} then {p2}"
+        );
+    }
+}
