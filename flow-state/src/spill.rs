@@ -494,6 +494,12 @@ impl Run {
         Ok((RunEntry { hash, key, value }, next))
     }
 
+    /// Whether the run may hold a key of hash `hash` (its Bloom filter says so): if not,
+    /// [`Run::get`] reads nothing.
+    pub fn may_contain(&self, hash: u64) -> bool {
+        self.bloom.blocks.is_empty() || self.bloom.may_contain(hash)
+    }
+
     /// The entry of the key with hash `hash` for which `is_key` says yes: `Some(Some(value))`,
     /// `Some(None)` for a tombstone, `None` if the run does not hold the key.
     pub fn get(
@@ -501,7 +507,7 @@ impl Run {
         hash: u64,
         mut is_key: impl FnMut(&[u8]) -> bool,
     ) -> Result<Option<Option<&[u8]>>> {
-        if !self.bloom.blocks.is_empty() && !self.bloom.may_contain(hash) {
+        if !self.may_contain(hash) {
             return Ok(None);
         }
         // Entries of `hash` start in the last block whose first hash is below it, or later.
@@ -713,6 +719,51 @@ mod tests {
             .filter(|i| b.may_contain(i.wrapping_mul(0x9E37_79B9) + 1))
             .count();
         assert!(fp < 2_500, "{fp} false positives in 100,000");
+    }
+
+    /// This process's resident file-backed memory, in bytes (Linux).
+    fn rss_file() -> Option<u64> {
+        let s = fs::read_to_string("/proc/self/status").ok()?;
+        let line = s.lines().find(|l| l.starts_with("RssFile:"))?;
+        Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    }
+
+    #[test]
+    fn scans_and_merges_return_the_pages_they_pass() {
+        let dir = SpillDir::temporary().unwrap();
+        let value = vec![7u8; 1000];
+        let keys: Vec<[u8; 8]> = (0..64_000u64).map(|i| i.to_be_bytes()).collect();
+        let a = dir
+            .write_run(
+                keys.iter()
+                    .enumerate()
+                    .map(|(i, k)| (i as u64 * 2, &k[..], Some(&value[..]))),
+            )
+            .unwrap();
+        let b = dir
+            .write_run(
+                keys.iter()
+                    .enumerate()
+                    .map(|(i, k)| (i as u64 * 2 + 1, &k[..], Some(&value[..]))),
+            )
+            .unwrap();
+        let Some(before) = rss_file() else { return };
+        let mut peak = 0;
+        let mut n = 0;
+        for e in merged(&[&a, &b]).unwrap() {
+            e.unwrap();
+            n += 1;
+            if n % 4096 == 0 {
+                peak = peak.max(rss_file().unwrap_or(0).saturating_sub(before));
+            }
+        }
+        assert_eq!(n, 128_000);
+        // 2 x 64 MB of runs scanned; what stays mapped is bounded by the release step.
+        assert!(
+            peak < 16 << 20,
+            "{} MB of run pages stayed resident",
+            peak >> 20
+        );
     }
 
     #[test]

@@ -633,7 +633,8 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             }
             _ => Ok(None),
         });
-        s.touched += 2 * flow_state::spill::BLOCK_BYTES;
+        // A page fault maps the pages around it too (the kernel's fault-around, 64 KiB).
+        s.touched += s.runs.iter().filter(|r| r.may_contain(hash)).count() * (64 << 10);
         if s.touched > RELEASE_AFTER {
             s.touched = 0;
             for run in &s.runs {
