@@ -658,11 +658,22 @@ impl<'a> Iterator for Merged<'a> {
 /// false (the merge covers every run of the table, so nothing older is left to shadow),
 /// deletions are dropped.
 pub fn merge(dir: &Arc<SpillDir>, runs: &[&Run], keep_tombstones: bool) -> Result<Run> {
+    merge_filtered(dir, runs, keep_tombstones, |_| true)
+}
+
+/// [`merge`], dropping the (newest) entries for which `keep` says no — say, expired ones.
+pub fn merge_filtered(
+    dir: &Arc<SpillDir>,
+    runs: &[&Run],
+    keep_tombstones: bool,
+    mut keep: impl FnMut(&RunEntry<'_>) -> bool,
+) -> Result<Run> {
     let mut err = None;
     let mut it = merged(runs)?;
     let entries = std::iter::from_fn(|| loop {
         match it.next()? {
             Ok(e) if e.value.is_none() && !keep_tombstones => continue,
+            Ok(e) if !keep(&e) => continue,
             Ok(e) => return Some((e.hash, e.key, e.value)),
             Err(e) => {
                 err = Some(e);

@@ -99,6 +99,22 @@ impl<C: Chain> Stream<C> {
             .collect();
         let mut states = Vec::new();
         chain.states(&mut states);
+        let mut capable = Vec::new();
+        chain.ttl_capable(&mut capable);
+        for (i, op) in ops.iter().enumerate() {
+            if op.state_ttl.is_some() && !capable.get(i).copied().unwrap_or(false) {
+                let e = crate::Error::Config(format!(
+                    "state_ttl on `{}`, which keeps no keyed state that can expire (rolling \
+                     aggregates and keyed process functions can)",
+                    op.name.as_str()
+                ));
+                g.deferred_error.get_or_insert(e);
+            }
+        }
+        let ttls: Option<Arc<[Option<std::time::Duration>]>> = ops
+            .iter()
+            .any(|o| o.state_ttl.is_some())
+            .then(|| ops.iter().map(|o| o.state_ttl).collect());
         let first_sink = g.sink_subtasks;
         let is_sink = matches!(terminal, Ending::Sink(_));
         if is_sink {
@@ -111,6 +127,8 @@ impl<C: Chain> Stream<C> {
                 parallelism: p,
                 checkpoints,
                 memory: Some(memory.clone()),
+                ttls: ttls.clone(),
+                op: 0,
             });
             let body = StageTask {
                 name: format!("stage {} `{head}` subtask {i}", slot.stage),
@@ -183,6 +201,41 @@ impl<C: Chain> Stream<C> {
                 let e = crate::Error::Config(format!(
                     "uid `{}` set on the stream created at {} before any operator",
                     uid.into(),
+                    self.g.borrow().stages[self.input.slot.stage].created_at
+                ));
+                self.g.borrow_mut().deferred_error.get_or_insert(e);
+            }
+        }
+        self
+    }
+
+    /// Expires the keyed state of the operator before it (a rolling aggregate or a keyed
+    /// process function) for keys not written for `ttl` of processing time — Flink's state
+    /// TTL with `OnCreateAndWrite` updates and `NeverReturnExpired` visibility. An expired key
+    /// reads as absent and its next record starts afresh; expired entries are removed from
+    /// memory in the background of processing (and from spilled state when it is read or
+    /// merged) and deleted from the next checkpoint. Resolution 100 ms.
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// # use std::time::Duration;
+    /// let mut env = Env::new(Config::default().parallelism(1));
+    /// let sums = env
+    ///     .from_iter([('a', 1), ('a', 2)])
+    ///     .key_by(|e| e.0)
+    ///     .sum(|e| e.1)
+    ///     .state_ttl(Duration::from_secs(3600))
+    ///     .collect();
+    /// env.execute()?;
+    /// assert_eq!(sums.take(), vec![('a', 3)]);
+    /// # Ok::<(), flow_core::Error>(())
+    /// ```
+    pub fn state_ttl(mut self, ttl: std::time::Duration) -> Self {
+        match self.ops.last_mut() {
+            Some(op) => op.state_ttl = Some(ttl),
+            None => {
+                let e = crate::Error::Config(format!(
+                    "state_ttl set on the stream created at {} before any operator",
                     self.g.borrow().stages[self.input.slot.stage].created_at
                 ));
                 self.g.borrow_mut().deferred_error.get_or_insert(e);

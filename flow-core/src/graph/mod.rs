@@ -30,6 +30,8 @@ pub(crate) struct OpInfo {
     pub(crate) label: Option<String>,
     /// The stable name the job gave it (`.uid(..)`).
     pub(crate) uid: Option<String>,
+    /// The time-to-live of its keyed state (`.state_ttl(..)`).
+    pub(crate) state_ttl: Option<std::time::Duration>,
 }
 
 impl OpInfo {
@@ -39,6 +41,7 @@ impl OpInfo {
             detail: None,
             label: None,
             uid: None,
+            state_ttl: None,
         }
     }
     /// The operator's stable name: the uid the job gave it, or one derived from its place in

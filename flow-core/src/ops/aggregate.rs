@@ -476,12 +476,18 @@ where
 
     fn open(&mut self, cx: OpenCx) {
         self.state.track_changes(cx.checkpoints);
+        self.state.set_ttl(cx.state_ttl());
         if let Some(m) = cx.memory {
             self.state.spill_within(m, Codec::serde(), Codec::serde());
         }
     }
 
+    fn supports_ttl(&self) -> bool {
+        true
+    }
+
     fn drain(&mut self, _cx: &DrainCx<'_, '_>) -> Result<bool> {
+        self.state.expire();
         self.state.check()?;
         Ok(true)
     }
@@ -910,6 +916,8 @@ mod tests {
             parallelism: 1,
             checkpoints: true,
             memory: None,
+            ttls: None,
+            op: 0,
         });
         for (k, n) in [('a', 2), ('b', 1), ('a', 3)] {
             op.on_record((k, n), NO_TIMESTAMP, &mut out);
@@ -938,6 +946,8 @@ mod tests {
             parallelism: 1,
             checkpoints: true,
             memory: None,
+            ttls: None,
+            op: 0,
         });
         for (k, n) in [('a', 2), ('b', 1)] {
             op.on_record((k, n), NO_TIMESTAMP, &mut out);
@@ -979,6 +989,39 @@ mod tests {
         got.sort();
         assert_eq!(got, vec![('a', 5), ('b', 1)]);
         assert_eq!(out.1, vec![Event::End]);
+    }
+
+    #[test]
+    fn a_rolling_aggregate_with_a_ttl_restarts_expired_keys() {
+        let mut out = Collect::new();
+        let mut op = rolling(false);
+        op.open(OpenCx {
+            subtask: 0,
+            parallelism: 1,
+            checkpoints: true,
+            memory: None,
+            ttls: Some(vec![Some(std::time::Duration::from_millis(300))].into()),
+            op: 0,
+        });
+        assert!(Operator::<(char, u64)>::supports_ttl(&op));
+        op.on_record(('a', 2), NO_TIMESTAMP, &mut out);
+        op.on_record(('a', 3), NO_TIMESTAMP, &mut out);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        op.on_record(('a', 4), NO_TIMESTAMP, &mut out);
+        let got: Vec<_> = out.0.iter().map(|r| r.0).collect();
+        assert_eq!(
+            got,
+            vec![('a', 2), ('a', 5), ('a', 4)],
+            "'a' expired, then restarted"
+        );
+        // The expired value was replaced in place: the checkpoint holds the new one.
+        let part = snapshot(&mut op, 1);
+        let v: u64 = crate::runtime::snapshot::decode(
+            part.keyed[0].entries[0].2.as_deref().unwrap(),
+            &|| "a".into(),
+        )
+        .unwrap();
+        assert_eq!(v, 4);
     }
 
     /// A terminal that keeps the pairs it is given.

@@ -63,6 +63,41 @@ struct Slot<V> {
     value: V,
     dirty: bool,
     hot: bool,
+    /// When the value was last written, in [`TICK`]s since the table's epoch (with a TTL).
+    stamp: u32,
+}
+
+/// The resolution of state TTL timestamps: 100 ms (a `u32` of them spans 13 years).
+const TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A state time-to-live in processing time ([`KeyedTable::set_ttl`]).
+struct Ttl {
+    /// Entries written longer than this many ticks ago are expired.
+    ticks: u32,
+    epoch: std::time::Instant,
+    /// When expired entries were last swept out of memory.
+    last_sweep: u32,
+}
+
+/// Ticks since `epoch`.
+#[inline]
+fn ticks_since(epoch: std::time::Instant) -> u32 {
+    (epoch.elapsed().as_millis() / TICK.as_millis()) as u32
+}
+
+/// Whether a value written at `stamp` is expired at `now` under `ttl`.
+#[inline(always)]
+fn expired(ttl: &Option<Ttl>, stamp: u32, now: u32) -> bool {
+    ttl.as_ref()
+        .is_some_and(|t| now.wrapping_sub(stamp) > t.ticks)
+}
+
+/// Splits the write stamp off a spilled value (tables with a TTL write one first).
+fn split_stamp(with_ttl: bool, bytes: &[u8]) -> (u32, &[u8]) {
+    match bytes.split_first_chunk::<4>() {
+        Some((stamp, rest)) if with_ttl => (u32::from_le_bytes(*stamp), rest),
+        _ => (0, bytes),
+    }
 }
 
 /// A changed key's value, as [`KeyedTable::take_changes`] gives it.
@@ -156,6 +191,8 @@ pub struct KeyedTable<K, V> {
     /// Whether a run may hold keys that are not in memory.
     cold: bool,
     spill: Option<Box<Spill<K, V>>>,
+    /// Expiry of entries not written for a while.
+    ttl: Option<Ttl>,
 }
 
 impl<K, V> Default for KeyedTable<K, V> {
@@ -166,6 +203,7 @@ impl<K, V> Default for KeyedTable<K, V> {
             limit: usize::MAX,
             cold: false,
             spill: None,
+            ttl: None,
         }
     }
 }
@@ -243,6 +281,86 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         }));
     }
 
+    /// Expires entries not written for longer than `ttl` (processing time; Flink's state TTL
+    /// with `OnCreateAndWrite` updates and `NeverReturnExpired` visibility): an expired entry
+    /// reads as absent, a write to it starts afresh, and expired entries are removed — in
+    /// memory by [`KeyedTable::expire`], on disk when read or merged — as deletions, which the
+    /// next checkpoint records. Resolution 100 ms. Entries loaded by a restore count as
+    /// written at the restore. `None` turns expiry off.
+    pub fn set_ttl(&mut self, ttl: Option<std::time::Duration>) {
+        self.ttl = ttl.map(|d| Ttl {
+            ticks: u32::try_from(d.as_millis() / TICK.as_millis())
+                .unwrap_or(u32::MAX / 2)
+                .min(u32::MAX / 2),
+            epoch: std::time::Instant::now(),
+            last_sweep: 0,
+        });
+    }
+
+    /// The time now, in ticks (0 without a TTL: no clock is read).
+    #[inline(always)]
+    fn now(&self) -> u32 {
+        match &self.ttl {
+            Some(t) => ticks_since(t.epoch),
+            None => 0,
+        }
+    }
+
+    /// Removes the expired entries from memory (at most every quarter of the TTL; cheap to
+    /// call often). Returns how many it removed.
+    pub fn expire(&mut self) -> usize {
+        let Some(t) = self.ttl.as_mut() else { return 0 };
+        let now = ticks_since(t.epoch);
+        if now.wrapping_sub(t.last_sweep) < (t.ticks / 4).max(1) {
+            return 0;
+        }
+        t.last_sweep = now;
+        let ticks = t.ticks;
+        let mut n = 0;
+        let changed = &mut self.changed;
+        let tombstones = self
+            .spill
+            .as_mut()
+            .filter(|_| self.cold)
+            .map(|s| &mut s.tombstones);
+        let mut tombstones = tombstones;
+        for (k, slot) in self
+            .map
+            .extract_if(|_, s| now.wrapping_sub(s.stamp) > ticks)
+        {
+            n += 1;
+            if let Some(c) = changed.as_mut() {
+                if !slot.dirty {
+                    c.push(k.clone());
+                }
+            }
+            if let Some(t) = tombstones.as_mut() {
+                t.insert(k);
+            }
+        }
+        n
+    }
+
+    /// Removes `key`'s expired entry from memory, as a deletion.
+    fn drop_expired<Q>(&mut self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if let Some((k, slot)) = self.map.remove_entry(key) {
+            if let Some(c) = self.changed.as_mut() {
+                if !slot.dirty {
+                    c.push(k.clone());
+                }
+            }
+            if self.cold {
+                if let Some(s) = self.spill.as_mut() {
+                    s.tombstones.insert(k);
+                }
+            }
+        }
+    }
+
     /// The number of keys in memory (the table's size unless it spilled).
     pub fn len(&self) -> usize {
         self.map.len()
@@ -289,7 +407,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         if self.cold && !self.map.contains_key(key) {
-            let (k, v) = self.load(key)?;
+            let (k, v, stamp) = self.load(key)?;
             self.make_room_for_one();
             self.map.insert(
                 k,
@@ -297,8 +415,17 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
                     value: v,
                     dirty: false,
                     hot: true,
+                    stamp,
                 },
             );
+        }
+        if self.ttl.is_some() {
+            let now = self.now();
+            let stamp = self.map.get(key)?.stamp;
+            if expired(&self.ttl, stamp, now) {
+                self.drop_expired(key);
+                return None;
+            }
         }
         let slot = self.map.get_mut(key)?;
         slot.hot = true;
@@ -309,7 +436,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     #[inline]
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         if self.cold && !self.map.contains_key(key) {
-            let (k, v) = self.load(key)?;
+            let (k, v, stamp) = self.load(key)?;
             self.make_room_for_one();
             self.map.insert(
                 k,
@@ -317,11 +444,18 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
                     value: v,
                     dirty: false,
                     hot: true,
+                    stamp,
                 },
             );
         }
+        let now = self.now();
+        if self.ttl.is_some() && expired(&self.ttl, self.map.get(key)?.stamp, now) {
+            self.drop_expired(key);
+            return None;
+        }
         let slot = self.map.get_mut(key)?;
         slot.hot = true;
+        slot.stamp = now;
         if let Some(c) = self.changed.as_mut() {
             if !slot.dirty {
                 slot.dirty = true;
@@ -348,12 +482,13 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             .as_mut()
             .is_some_and(|s| s.tombstones.remove(&key));
         let old = if self.cold && !deleted {
-            self.load(&key).map(|(_, v)| v)
+            self.load(&key).map(|(_, v, _)| v)
         } else {
             None
         };
         let dirty = record_new(&mut self.changed, &key);
         let value = make(old);
+        let stamp = self.now();
         &mut self
             .map
             .entry(key)
@@ -361,6 +496,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
                 value,
                 dirty,
                 hot: true,
+                stamp,
             })
             .into_mut()
             .value
@@ -372,10 +508,17 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         if self.slow_insert(&key) {
             return self.insert_slow(key, |old| old.unwrap_or_else(f));
         }
+        let now = self.now();
         match self.map.entry(key) {
             Entry::Occupied(mut o) => {
+                let stale = expired(&self.ttl, o.get().stamp, now);
                 touch_entry(&mut self.changed, &mut o);
-                &mut o.into_mut().value
+                let slot = o.into_mut();
+                if stale {
+                    slot.value = f();
+                }
+                slot.stamp = now;
+                &mut slot.value
             }
             Entry::Vacant(v) => {
                 let dirty = record_new(&mut self.changed, v.key());
@@ -384,6 +527,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
                         value: f(),
                         dirty,
                         hot: true,
+                        stamp: now,
                     })
                     .value
             }
@@ -403,11 +547,18 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
                 None => f.insert(item),
             });
         }
+        let now = self.now();
         match self.map.entry(key) {
             Entry::Occupied(mut o) => {
+                let stale = expired(&self.ttl, o.get().stamp, now);
                 touch_entry(&mut self.changed, &mut o);
                 let slot = o.into_mut();
-                f.update(&mut slot.value, item);
+                if stale {
+                    slot.value = f.insert(item);
+                } else {
+                    f.update(&mut slot.value, item);
+                }
+                slot.stamp = now;
                 &mut slot.value
             }
             Entry::Vacant(v) => {
@@ -417,6 +568,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
                         value: f.insert(item),
                         dirty,
                         hot: true,
+                        stamp: now,
                     })
                     .value
             }
@@ -434,10 +586,15 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             });
             return old;
         }
+        let now = self.now();
         match self.map.entry(key) {
             Entry::Occupied(mut o) => {
+                let stale = expired(&self.ttl, o.get().stamp, now);
                 touch_entry(&mut self.changed, &mut o);
-                Some(std::mem::replace(&mut o.get_mut().value, value))
+                let slot = o.into_mut();
+                slot.stamp = now;
+                let old = std::mem::replace(&mut slot.value, value);
+                (!stale).then_some(old)
             }
             Entry::Vacant(v) => {
                 let dirty = record_new(&mut self.changed, v.key());
@@ -445,23 +602,28 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
                     value,
                     dirty,
                     hot: true,
+                    stamp: now,
                 });
                 None
             }
         }
     }
 
-    /// Removes `key`: the key counts as changed (deleted). Returns its value.
+    /// Removes `key`: the key counts as changed (deleted). Returns its value (`None` if it
+    /// was absent or expired).
     pub fn remove(&mut self, key: &K) -> Option<V> {
-        let in_memory = self.map.remove(key);
-        let mut was_dirty = false;
-        let old = match in_memory {
-            Some(slot) => {
-                was_dirty = slot.dirty;
-                Some(slot.value)
+        let now = self.now();
+        let (existed, was_dirty, old) = match self.map.remove(key) {
+            Some(slot) => (
+                true,
+                slot.dirty,
+                (!expired(&self.ttl, slot.stamp, now)).then_some(slot.value),
+            ),
+            None if self.cold => {
+                let old = self.load(key).map(|(_, v, _)| v);
+                (old.is_some(), false, old)
             }
-            None if self.cold => self.load(key).map(|(_, v)| v),
-            None => None,
+            None => (false, false, None),
         };
         if self.cold {
             if let Some(s) = self.spill.as_mut() {
@@ -469,7 +631,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
                 s.tombstones.insert(key.clone());
             }
         }
-        if old.is_some() && !was_dirty {
+        if existed && !was_dirty {
             if let Some(c) = self.changed.as_mut() {
                 c.push(key.clone());
             }
@@ -482,12 +644,14 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         if self.map.len() >= self.limit {
             self.make_room_for_one();
         }
+        let stamp = self.now();
         self.map.insert(
             key,
             Slot {
                 value,
                 dirty: false,
                 hot: false,
+                stamp,
             },
         );
     }
@@ -496,8 +660,11 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// loaded into memory).
     pub fn for_each(&mut self, mut f: impl FnMut(&K, &V)) -> Result<()> {
         self.for_each_spilled(|k, v| f(&k, &v))?;
+        let now = self.now();
         for (k, s) in &self.map {
-            f(k, &s.value);
+            if !expired(&self.ttl, s.stamp, now) {
+                f(k, &s.value);
+            }
         }
         Ok(())
     }
@@ -512,9 +679,14 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         };
         let runs: Vec<&Run> = s.runs.iter().collect();
         let what = || "a spilled key".to_string();
+        let now = self.now();
         for e in spill::merged(&runs)? {
             let e = e?;
             let Some(vb) = e.value else { continue };
+            let (stamp, vb) = split_stamp(self.ttl.is_some(), vb);
+            if expired(&self.ttl, stamp, now) {
+                continue;
+            }
             let k = s.keys.decode_all(e.key, &what)?;
             if self.map.contains_key(&k) || s.tombstones.contains(&k) {
                 continue;
@@ -537,13 +709,16 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             }
             f(k, v)
         })?;
+        let now = self.now();
         for (k, s) in self.map.drain() {
             if let Some(c) = changed.as_mut() {
                 if !s.dirty {
                     c.push(k.clone());
                 }
             }
-            f(k, s.value);
+            if !expired(&self.ttl, s.stamp, now) {
+                f(k, s.value);
+            }
         }
         self.changed = changed;
         if let Some(s) = self.spill.as_mut() {
@@ -572,14 +747,24 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         }
         let map = &self.map;
         let hasher = map.hasher();
+        let now = self.now();
+        let ttl = &self.ttl;
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
             let c = match map.get(&k) {
-                Some(s) => Change::Value(&s.value),
+                Some(s) if !expired(ttl, s.stamp, now) => Change::Value(&s.value),
+                Some(_) => Change::Deleted,
                 None => match self.spill.as_ref().filter(|_| self.cold) {
                     Some(s) if !s.tombstones.contains(&k) => {
                         match find(s, hasher.hash_one(&k), &k)? {
-                            Some((_, Some(v))) => Change::Encoded(v.to_vec()),
+                            Some((_, Some(v))) => {
+                                let (stamp, v) = split_stamp(ttl.is_some(), v);
+                                if expired(ttl, stamp, now) {
+                                    Change::Deleted
+                                } else {
+                                    Change::Encoded(v.to_vec())
+                                }
+                            }
                             _ => Change::Deleted,
                         }
                     }
@@ -616,20 +801,26 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
 
     /// Reads `key`'s spilled value back (not into memory). Records a failure and answers
     /// `None` if the runs cannot be read.
-    fn load<Q>(&mut self, key: &Q) -> Option<(K, V)>
+    fn load<Q>(&mut self, key: &Q) -> Option<(K, V, u32)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.map.hasher().hash_one(key);
+        let now = self.now();
+        let ttl = &self.ttl;
         let s = self.spill.as_mut()?;
         if s.tombstones.contains(key) {
             return None;
         }
         let r = find(s, hash, key).and_then(|found| match found {
             Some((k, Some(vb))) => {
+                let (stamp, vb) = split_stamp(ttl.is_some(), vb);
+                if expired(ttl, stamp, now) {
+                    return Ok(None);
+                }
                 let v = s.values.decode_all(vb, &|| "a spilled value".to_string())?;
-                Ok(Some((k, v)))
+                Ok(Some((k, v, stamp)))
             }
             _ => Ok(None),
         });
@@ -704,6 +895,9 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
 
     /// Moves `count` of the coldest entries to a new run.
     fn evict(&mut self, count: usize) {
+        let with_ttl = self.ttl.is_some();
+        let now = self.now();
+        let ttl_ticks = self.ttl.as_ref().map(|t| t.ticks);
         let Some(s) = self.spill.as_mut() else { return };
         let dir = match &s.dir {
             Some(d) => Arc::clone(d),
@@ -754,6 +948,9 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             let start = buf.len();
             let r = (s.keys.enc)(k, &mut buf).and_then(|_| {
                 let kend = buf.len();
+                if with_ttl {
+                    buf.extend_from_slice(&slot.stamp.to_le_bytes());
+                }
                 (s.values.enc)(&slot.value, &mut buf).map(|_| kend)
             });
             match r {
@@ -794,7 +991,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
                 s.stats.evicted += out.len() as u64;
                 s.runs.push(run);
                 self.cold = true;
-                if let Err(e) = compact(&dir, &mut s.runs) {
+                if let Err(e) = compact(&dir, &mut s.runs, now, ttl_ticks) {
                     s.failure.get_or_insert(e.to_string());
                 }
                 let after = s.runs.iter().map(Run::file_bytes).sum();
@@ -838,7 +1035,10 @@ where
 
 /// Merges the newest runs while the one before is at most twice as large (size-tiered: an
 /// entry is rewritten a logarithmic number of times), and all of them beyond eight runs.
-fn compact(dir: &Arc<SpillDir>, runs: &mut Vec<Run>) -> Result<()> {
+///
+/// With a TTL (`ttl` ticks at `now`), expired entries are dropped on the way: an older
+/// version of the key in an older run is older still, so expired too.
+fn compact(dir: &Arc<SpillDir>, runs: &mut Vec<Run>, now: u32, ttl: Option<u32>) -> Result<()> {
     loop {
         let n = runs.len();
         let merge_from = if n > 8 {
@@ -851,7 +1051,10 @@ fn compact(dir: &Arc<SpillDir>, runs: &mut Vec<Run>) -> Result<()> {
         let merged = {
             let inputs: Vec<&Run> = runs[merge_from..].iter().collect();
             // Deletions only matter while an older run may hold the key.
-            spill::merge(dir, &inputs, merge_from > 0)?
+            spill::merge_filtered(dir, &inputs, merge_from > 0, |e| match (ttl, e.value) {
+                (Some(ticks), Some(v)) => now.wrapping_sub(split_stamp(true, v).0) <= ticks,
+                _ => true,
+            })?
         };
         runs.truncate(merge_from);
         merged.release_pages()?;
@@ -962,6 +1165,47 @@ mod tests {
         assert!(t.is_empty());
     }
 
+    #[test]
+    fn entries_not_written_within_the_ttl_expire_in_memory_and_on_disk() {
+        let mut t = spilling(1);
+        t.set_ttl(Some(std::time::Duration::from_millis(1500)));
+        let mut add = FoldWith(|x| x, |v: &mut u32, x| *v += x);
+        for k in 0..2000u32 {
+            t.upsert(k, 1, &mut add);
+        }
+        assert!(t.spill_stats().evicted > 0, "{:?}", t.spill_stats());
+        assert_eq!(t.take_changes().unwrap().len(), 2000);
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        // Written again: fresh for another TTL.
+        for k in 0..10u32 {
+            t.upsert(k, 1, &mut add);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        assert_eq!(t.get(&1), Some(&2), "rewritten within the TTL");
+        assert_eq!(t.get(&1500), None, "expired (in memory or spilled)");
+        assert_eq!(
+            *t.upsert(1500, 5, &mut add),
+            5,
+            "an expired value starts afresh"
+        );
+        t.expire();
+        let mut live = BTreeMap::new();
+        t.for_each(|k, v| {
+            live.insert(*k, *v);
+        })
+        .unwrap();
+        assert_eq!(live.len(), 11, "{live:?}");
+        // The checkpoint deletes the expired keys the sweep removed from memory, and writes
+        // no expired value.
+        let changes = owned(&mut t);
+        let deleted = changes.iter().filter(|c| c.1.is_none()).count();
+        assert!(deleted >= 1, "{deleted} deletions");
+        assert!(changes
+            .iter()
+            .filter(|c| c.1.is_some())
+            .all(|c| c.0 < 10 || c.0 == 1500));
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Add(u16, u32),
@@ -1021,5 +1265,31 @@ mod tests {
             t.for_each(|k, v| { all.insert(*k, *v); }).unwrap();
             prop_assert_eq!(all, model);
         }
+    }
+}
+#[cfg(test)]
+mod ttl_tests {
+    use super::*;
+
+    #[test]
+    fn a_key_written_again_after_its_ttl_starts_afresh_and_a_stale_one_is_not_drained() {
+        let mut t: KeyedTable<char, u64> = KeyedTable::new();
+        t.set_ttl(Some(std::time::Duration::from_millis(700)));
+        let mut add = FoldWith(|x| x, |v: &mut u64, x| *v += x);
+        for _ in 0..5 {
+            t.upsert('a', 1, &mut add);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        for _ in 0..3 {
+            t.upsert('a', 1, &mut add);
+        }
+        for _ in 0..2 {
+            t.upsert('b', 1, &mut add);
+        }
+        t.expire();
+        let mut out = vec![];
+        t.drain_into(|k, v| out.push((k, v))).unwrap();
+        out.sort();
+        assert_eq!(out, vec![('a', 3), ('b', 2)]);
     }
 }

@@ -76,6 +76,19 @@ pub struct OpenCx {
     pub checkpoints: bool,
     /// The job's keyed-state memory budget, which keyed tables that can spill keep within.
     pub(crate) memory: Option<std::sync::Arc<super::state_memory::StateMemory>>,
+    /// The state TTL of each operator of the chain ([`crate::Stream::state_ttl`]).
+    pub(crate) ttls: Option<std::sync::Arc<[Option<std::time::Duration>]>>,
+    /// The position of the operator being opened in its chain.
+    pub(crate) op: usize,
+}
+
+impl OpenCx {
+    /// The state TTL the job set on the operator being opened.
+    pub(crate) fn state_ttl(&self) -> Option<std::time::Duration> {
+        self.ttls
+            .as_ref()
+            .and_then(|t| t.get(self.op).copied().flatten())
+    }
 }
 
 /// One fused operator of a chain, consuming records of type `In`.
@@ -117,6 +130,12 @@ pub trait Operator<In>: Sealed + Clone + Send + 'static {
         StateSupport::Stateless
     }
 
+    /// Whether the operator's keyed state expires after a [`crate::Stream::state_ttl`].
+    #[doc(hidden)]
+    fn supports_ttl(&self) -> bool {
+        false
+    }
+
     /// Writes what changed in the operator's state since the last checkpoint. Called when
     /// checkpoint barrier `cx.checkpoint()` has passed through the whole chain, so the state
     /// reflects exactly the records before the barrier.
@@ -149,9 +168,15 @@ pub trait Chain: Sealed + Clone + Send + 'static {
     fn open(&mut self, cx: OpenCx);
     /// Drains every operator's side outputs; `false` while some output waits for room.
     fn drain(&mut self, cx: &DrainCx<'_, '_>) -> Result<bool>;
+    /// The number of operators in the chain.
+    #[doc(hidden)]
+    const OPS: usize;
     /// The state of every operator, in chain order.
     #[doc(hidden)]
     fn states(&self, out: &mut Vec<StateSupport>);
+    /// Whether each operator supports a state TTL, in chain order.
+    #[doc(hidden)]
+    fn ttl_capable(&self, out: &mut Vec<bool>);
     /// Snapshots every operator's state (`cx.op` counts the operators).
     #[doc(hidden)]
     fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> Result<()>;
@@ -188,11 +213,13 @@ impl<T: Send + 'static> Chain for Identity<T> {
     fn event<D: Downstream<T>>(&mut self, event: Event, down: &mut D) {
         down.event(event)
     }
+    const OPS: usize = 0;
     fn open(&mut self, _cx: OpenCx) {}
     fn drain(&mut self, _cx: &DrainCx<'_, '_>) -> Result<bool> {
         Ok(true)
     }
     fn states(&self, _out: &mut Vec<StateSupport>) {}
+    fn ttl_capable(&self, _out: &mut Vec<bool>) {}
     fn snapshot(&mut self, _cx: &mut SnapshotCx<'_>) -> Result<()> {
         Ok(())
     }
@@ -257,9 +284,12 @@ impl<C: Chain, O: Operator<C::Out>> Chain for Then<C, O> {
             },
         )
     }
+    const OPS: usize = C::OPS + 1;
     fn open(&mut self, cx: OpenCx) {
-        self.inner.open(cx.clone());
-        self.op.open(cx);
+        let mut own = cx.clone();
+        own.op = C::OPS;
+        self.inner.open(cx);
+        self.op.open(own);
     }
     fn drain(&mut self, cx: &DrainCx<'_, '_>) -> Result<bool> {
         let inner = self.inner.drain(cx)?;
@@ -269,6 +299,10 @@ impl<C: Chain, O: Operator<C::Out>> Chain for Then<C, O> {
     fn states(&self, out: &mut Vec<StateSupport>) {
         self.inner.states(out);
         out.push(self.op.state());
+    }
+    fn ttl_capable(&self, out: &mut Vec<bool>) {
+        self.inner.ttl_capable(out);
+        out.push(self.op.supports_ttl());
     }
     fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> Result<()> {
         self.inner.snapshot(cx)?;

@@ -427,13 +427,19 @@ where
     fn open(&mut self, cx: OpenCx) {
         self.states
             .track_changes(cx.checkpoints && self.codec.is_some());
+        self.states.set_ttl(cx.state_ttl());
         if let (Some(m), Some((kc, sc))) = (cx.memory.clone(), self.codec) {
             self.states.spill_within(m, kc, sc);
         }
         self.side.open(cx)
     }
 
+    fn supports_ttl(&self) -> bool {
+        true
+    }
+
     fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
+        self.states.expire();
         self.states.check()?;
         if let Some(t) = self.timers.next_processing_time() {
             let wait = t.saturating_sub(crate::time::now_ms()).max(0) as u64;
