@@ -153,15 +153,63 @@ pub(crate) type Deferred = Box<dyn FnOnce() -> Result<KeyedDelta> + Send>;
 /// cost of sorting a large checkpoint.
 #[inline]
 pub(crate) fn entry_order(ga: u32, a: &[u8], gb: u32, b: &[u8]) -> std::cmp::Ordering {
-    fn prefix(k: &[u8]) -> u64 {
-        let mut p = [0u8; 8];
-        let n = k.len().min(8);
-        p[..n].copy_from_slice(&k[..n]);
-        u64::from_be_bytes(p)
-    }
     ga.cmp(&gb)
-        .then_with(|| prefix(a).cmp(&prefix(b)))
+        .then_with(|| key_prefix(a).cmp(&key_prefix(b)))
         .then_with(|| a.cmp(b))
+}
+
+/// The first eight bytes of a key as a big-endian integer (zero-padded): ordering keys by it
+/// first, then bytewise, is the bytewise order.
+#[inline]
+fn key_prefix(k: &[u8]) -> u64 {
+    let mut p = [0u8; 8];
+    let n = k.len().min(8);
+    p[..n].copy_from_slice(&k[..n]);
+    u64::from_be_bytes(p)
+}
+
+/// Sorts entries by (key group, key) and keeps, of several writes of one key, the last.
+///
+/// Sorts 4-byte indices rather than the entries themselves (an entry is a key group and two
+/// vectors, 56 bytes): moving indices is what makes sorting a large checkpoint cheap.
+fn sorted_last_wins(
+    mut entries: Vec<(u32, Vec<u8>, Option<Vec<u8>>)>,
+) -> Vec<(u32, Vec<u8>, Option<Vec<u8>>)> {
+    let Ok(n) = u32::try_from(entries.len()) else {
+        // Over 4 billion entries: the slow way.
+        entries.sort_by(|a, b| entry_order(a.0, &a.1, b.0, &b.1));
+        entries.reverse();
+        entries.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+        entries.reverse();
+        return entries;
+    };
+    // (key group, first eight key bytes, index): most comparisons end within the tuple,
+    // without touching the entries (which `entry_order` orders the same way).
+    let mut idx: Vec<(u32, u64, u32)> = (0..n)
+        .map(|i| {
+            let e = &entries[i as usize];
+            (e.0, key_prefix(&e.1), i)
+        })
+        .collect();
+    idx.sort_unstable_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then_with(|| entries[a.2 as usize].1.cmp(&entries[b.2 as usize].1))
+            .then(a.2.cmp(&b.2))
+    });
+    let mut out = Vec::with_capacity(entries.len());
+    for (j, &(_, _, i)) in idx.iter().enumerate() {
+        let e = &entries[i as usize];
+        if let Some(&(_, _, next)) = idx.get(j + 1) {
+            let f = &entries[next as usize];
+            if e.0 == f.0 && e.1 == f.1 {
+                // A later write of the same key follows.
+                continue;
+            }
+        }
+        out.push(std::mem::take(&mut entries[i as usize]));
+    }
+    out
 }
 
 /// What one subtask contributes to one checkpoint.
@@ -394,17 +442,7 @@ impl KeyedWriter<'_> {
             if d.entries.is_empty() && !d.full {
                 return;
             }
-            // Stable, so that of two writes of one key the later stays second...
-            d.entries.sort_by(|a, b| entry_order(a.0, &a.1, b.0, &b.1));
-            // ...and wins.
-            d.entries.dedup_by(|later, earlier| {
-                if later.0 == earlier.0 && later.1 == earlier.1 {
-                    std::mem::swap(later, earlier);
-                    true
-                } else {
-                    false
-                }
-            });
+            d.entries = sorted_last_wins(std::mem::take(&mut d.entries));
             self.part.keyed.push(d);
         }
     }
@@ -494,3 +532,24 @@ impl RestoreCx<'_> {
 
 /// The checkpoint a job restores, shared by its subtasks.
 pub(crate) type Restore = Arc<RestoreView>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn of_several_writes_of_a_key_the_last_wins_and_entries_come_sorted() {
+        let e = |kg: u32, k: &[u8], v: u8| (kg, k.to_vec(), Some(vec![v]));
+        let got = sorted_last_wins(vec![
+            e(2, b"b", 1),
+            e(1, b"z", 2),
+            e(2, b"a", 3),
+            e(2, b"b", 4),
+            (1, b"z".to_vec(), None),
+        ]);
+        assert_eq!(
+            got,
+            vec![(1, b"z".to_vec(), None), e(2, b"a", 3), e(2, b"b", 4)]
+        );
+    }
+}
