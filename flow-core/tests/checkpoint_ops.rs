@@ -1,0 +1,206 @@
+//! Checkpoints of the operators beyond time windows and process functions: count windows,
+//! window joins and interval joins. Each job fails partway with checkpoints on, is restored
+//! from its latest checkpoint (at the same or another parallelism), and its committed
+//! part-file output must equal a failure-free run's, row for row.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+use flow_core::io::sink::read_part_files;
+use flow_core::prelude::*;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Frequent watermarks keep the joins' buffers (written whole at every checkpoint) small.
+fn plain(p: usize) -> Config {
+    Config::default().parallelism(p).watermark_interval(64)
+}
+
+fn config(dir: &Path, p: usize) -> Config {
+    plain(p)
+        .checkpoint_dir(dir.join("checkpoints"))
+        .checkpoint_interval(Duration::from_millis(20))
+}
+
+/// Where a run fails: at the first record from index `at` on once a checkpoint of `dir` is
+/// complete (so that there is one to restore).
+#[derive(Clone)]
+struct Failure {
+    at: Arc<AtomicU64>,
+    dir: std::path::PathBuf,
+}
+
+/// `f`, except that it panics (once) as `fail` says: an injected crash.
+fn failing<T>(
+    fail: Option<Failure>,
+    f: impl Fn(u64) -> T + Clone + Send + 'static,
+) -> impl FnMut(u64) -> T + Clone + Send + 'static {
+    move |i| {
+        if let Some(fail) = &fail {
+            if i >= fail.at.load(Ordering::Relaxed) && checkpoints(&fail.dir) > 0 {
+                // Only the first run fails: the index moves out of reach.
+                fail.at.store(u64::MAX, Ordering::Relaxed);
+                panic!("injected failure");
+            }
+        }
+        f(i)
+    }
+}
+
+/// How many checkpoints a directory holds.
+fn checkpoints(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("checkpoints"))
+        .map(|d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".manifest"))
+            })
+            .count()
+        })
+        .unwrap_or(0)
+}
+
+/// A job under test: builds into `env` at (keyed) parallelism `p`, writing part files under
+/// `out`, its source failing as `fail` says (if at all).
+type Job = dyn Fn(&mut Env, &Path, Option<Failure>, usize);
+
+/// Runs `job` without failure and without checkpoints, then failing from index `fail_at` on at
+/// parallelism `p1` and restored at `p2`, for each `(p1, p2)`; compares the part files of
+/// each of `outputs`. `source_parallelism`: the job's default parallelism, when its sources
+/// must keep one (the keyed operators then take `p` from the job).
+fn assert_restores_exactly(
+    job: &Job,
+    outputs: &[&str],
+    fail_at: u64,
+    source_parallelism: Option<usize>,
+    runs: &[(usize, usize)],
+) {
+    let reference = tempfile::tempdir().unwrap();
+    let mut env = Env::new(plain(source_parallelism.unwrap_or(2)));
+    job(&mut env, reference.path(), None, 2);
+    env.execute().unwrap();
+    let want: Vec<Vec<String>> = outputs
+        .iter()
+        .map(|o| read_part_files(&reference.path().join(o)).unwrap())
+        .collect();
+    assert!(
+        want.iter().all(|w| !w.is_empty()),
+        "the reference run writes something"
+    );
+    for &(p1, p2) in runs {
+        let dir = tempfile::tempdir().unwrap();
+        let fail = Failure {
+            at: Arc::new(AtomicU64::new(fail_at)),
+            dir: dir.path().to_path_buf(),
+        };
+        let mut env = Env::new(config(dir.path(), source_parallelism.unwrap_or(p1)));
+        job(&mut env, dir.path(), Some(fail.clone()), p1);
+        assert!(env.execute().is_err(), "the injected failure fails the run");
+        assert!(
+            checkpoints(dir.path()) > 0,
+            "a checkpoint completed before the failure (parallelism {p1})"
+        );
+        let cfg = config(dir.path(), source_parallelism.unwrap_or(p2)).restore(Restore::Latest);
+        let mut env = Env::new(cfg);
+        job(&mut env, dir.path(), Some(fail), p2);
+        env.execute().unwrap();
+        for (o, w) in outputs.iter().zip(&want) {
+            assert_eq!(
+                &read_part_files(&dir.path().join(o)).unwrap(),
+                w,
+                "output `{o}`, parallelism {p1} then {p2}"
+            );
+        }
+    }
+}
+
+/// Event `i`: key, value. Keys repeat irregularly.
+fn keyed(i: u64) -> (u64, u64) {
+    ((i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % 61, i)
+}
+
+#[test]
+fn count_windows_survive_failure_and_rescale() {
+    // One source subtask, so that each key's records arrive in the same order in every
+    // run (count windows depend on it); the windows run at the parallelism under test.
+    let n = 60_000;
+    let job = move |env: &mut Env, out: &Path, fail: Option<Failure>, p: usize| {
+        let [a, b] = env.generate_n(n, failing(fail, keyed)).fan_out();
+        // Tumbling: sums of each key's consecutive 7 records.
+        a.key_by(|e| e.0)
+            .parallelism(p)
+            .window(CountWindows::of(7))
+            .sum(|e| e.1)
+            .map(|w| (w.key, w.value))
+            .write_csv(out.join("tumbling"))
+            .unwrap();
+        // Sliding: every 3 records of a key, its last 5 (records kept in the state).
+        b.key_by(|e| e.0)
+            .parallelism(p)
+            .window(CountWindows::sliding(5, 3))
+            .process(|k, _, items| {
+                let first = items.first().map_or(0, |e| e.1);
+                let sum: u64 = items.iter().map(|e| e.1).sum();
+                [(*k, first, items.len(), sum)]
+            })
+            .write_csv(out.join("sliding"))
+            .unwrap();
+    };
+    assert_restores_exactly(
+        &job,
+        &["tumbling", "sliding"],
+        n / 2,
+        Some(1),
+        &[(2, 3), (3, 1), (2, 2)],
+    );
+}
+
+/// Left event `i`: key, time (ms), index.
+fn left(i: u64) -> (u64, i64, u64) {
+    (i % 100, (i / 20) as i64, i)
+}
+
+/// Right event `j`: key, time (ms), index.
+fn right(j: u64) -> (u64, i64, u64) {
+    (j * 7 % 100, (j / 20) as i64, j)
+}
+
+#[test]
+fn window_joins_survive_failure_and_rescale() {
+    let (n, m) = (100_000u64, 100_000u64);
+    let job = move |env: &mut Env, out: &Path, fail: Option<Failure>, p: usize| {
+        let l = env
+            .generate_n(n, failing(fail, left))
+            .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+            .key_by(|e| e.0)
+            .parallelism(p);
+        let r = env
+            .generate_n(m, right)
+            .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+            .key_by(|e| e.0);
+        let window = TumblingEventTimeWindows::of(Duration::from_millis(10));
+        l.window_join(r, window, |k, a, b| (*k, a.2, b.2))
+            .write_csv(out.join("pairs"))
+            .unwrap();
+    };
+    assert_restores_exactly(&job, &["pairs"], n / 2, None, &[(2, 3), (3, 1)]);
+}
+
+#[test]
+fn interval_joins_survive_failure_and_rescale() {
+    let (n, m) = (100_000u64, 100_000u64);
+    let job = move |env: &mut Env, out: &Path, fail: Option<Failure>, p: usize| {
+        let l = env
+            .generate_n(n, failing(fail, left))
+            .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+            .key_by(|e| e.0)
+            .parallelism(p);
+        let r = env
+            .generate_n(m, right)
+            .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+            .key_by(|e| e.0);
+        l.interval_join_signed(r, -4, 6, |k, a, b| (*k, a.2, b.2))
+            .write_csv(out.join("pairs"))
+            .unwrap();
+    };
+    assert_restores_exactly(&job, &["pairs"], n / 2, None, &[(2, 3), (3, 1)]);
+}
