@@ -74,13 +74,14 @@ fn assert_restores_exactly(
     source_parallelism: Option<usize>,
     runs: &[(usize, usize)],
 ) {
+    let read = |d: &Path| read_part_files(d).unwrap();
     let reference = tempfile::tempdir().unwrap();
     let mut env = Env::new(plain(source_parallelism.unwrap_or(2)));
     job(&mut env, reference.path(), None, 2);
     env.execute().unwrap();
     let want: Vec<Vec<String>> = outputs
         .iter()
-        .map(|o| read_part_files(&reference.path().join(o)).unwrap())
+        .map(|o| read(&reference.path().join(o)))
         .collect();
     assert!(
         want.iter().all(|w| !w.is_empty()),
@@ -104,8 +105,26 @@ fn assert_restores_exactly(
         job(&mut env, dir.path(), Some(fail), p2);
         env.execute().unwrap();
         for (o, w) in outputs.iter().zip(&want) {
+            let got = read(&dir.path().join(o));
+            if &got != w {
+                let missing: Vec<_> = w
+                    .iter()
+                    .filter(|r| got.binary_search(r).is_err())
+                    .take(5)
+                    .collect();
+                let extra: Vec<_> = got
+                    .iter()
+                    .filter(|r| w.binary_search(r).is_err())
+                    .take(5)
+                    .collect();
+                eprintln!(
+                    "{o}: got {} want {}, missing {missing:?} extra {extra:?}",
+                    got.len(),
+                    w.len()
+                );
+            }
             assert_eq!(
-                &read_part_files(&dir.path().join(o)).unwrap(),
+                &read(&dir.path().join(o)),
                 w,
                 "output `{o}`, parallelism {p1} then {p2}"
             );
@@ -187,7 +206,7 @@ fn window_joins_survive_failure_and_rescale() {
 
 #[test]
 fn interval_joins_survive_failure_and_rescale() {
-    let (n, m) = (100_000u64, 100_000u64);
+    let (n, m) = (60_000u64, 60_000u64);
     let job = move |env: &mut Env, out: &Path, fail: Option<Failure>, p: usize| {
         let l = env
             .generate_n(n, failing(fail, left))
@@ -203,4 +222,42 @@ fn interval_joins_survive_failure_and_rescale() {
             .unwrap();
     };
     assert_restores_exactly(&job, &["pairs"], n / 2, None, &[(2, 3), (3, 1)]);
+}
+
+/// Fires and purges a key's global window at each record whose value is a multiple of 11,
+/// fires what is left at the end.
+#[derive(Clone)]
+struct OnEleven;
+
+impl Trigger<(u64, u64)> for OnEleven {
+    fn on_element(&mut self, item: &(u64, u64), _: i64, _: u64) -> TriggerResult {
+        if item.1.is_multiple_of(11) {
+            TriggerResult::FireAndPurge
+        } else {
+            TriggerResult::Continue
+        }
+    }
+    fn on_end(&mut self, _count: u64) -> TriggerResult {
+        TriggerResult::Fire
+    }
+}
+
+#[test]
+fn global_windows_survive_failure_and_rescale() {
+    // One source subtask: each key's records arrive in the same order in every run.
+    let n = 60_000;
+    let job = move |env: &mut Env, out: &Path, fail: Option<Failure>, p: usize| {
+        env.generate_n(n, failing(fail, keyed))
+            .key_by(|e| e.0)
+            .parallelism(p)
+            .global_window(OnEleven)
+            .process(|k, _, items| {
+                let first = items.first().map_or(0, |e| e.1);
+                let sum: u64 = items.iter().map(|e| e.1).sum();
+                [(*k, first, items.len(), sum)]
+            })
+            .write_csv(out.join("global"))
+            .unwrap();
+    };
+    assert_restores_exactly(&job, &["global"], n / 2, Some(1), &[(2, 3), (3, 1)]);
 }
