@@ -58,9 +58,9 @@
 //!
 //! ## Not there yet, and why
 //! * **Checkpoints of every operator.** Rolling aggregates, time, session, count and global
-//!   windows, interval and window joins, keyed process and co-process functions checkpoint
-//!   their state; triggers and evictors on time windows, sliding count windows of records
-//!   without serde's traits, and broadcast state do not yet, and a job with a checkpoint
+//!   windows, interval and window joins, broadcast state, keyed process and co-process
+//!   functions checkpoint their state; triggers and evictors on time windows and sliding
+//!   count windows of records without serde's traits do not yet, and a job with a checkpoint
 //!   directory that uses them is refused at start rather than restored wrongly. State larger than memory, state TTL and
 //!   unaligned checkpoints are not there yet either.
 //! * **Triggers and evictors on session and count windows, timers in broadcast process

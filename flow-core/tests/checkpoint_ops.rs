@@ -74,7 +74,35 @@ fn assert_restores_exactly(
     source_parallelism: Option<usize>,
     runs: &[(usize, usize)],
 ) {
-    let read = |d: &Path| read_part_files(d).unwrap();
+    check_restores(job, outputs, fail_at, source_parallelism, runs, false)
+}
+
+/// [`assert_restores_exactly`] for jobs whose sources keep one subtask, comparing each
+/// output's distinct rows.
+fn assert_restores_exactly_as_sets(
+    job: &Job,
+    outputs: &[&str],
+    fail_at: u64,
+    runs: &[(usize, usize)],
+) {
+    check_restores(job, outputs, fail_at, Some(1), runs, true)
+}
+
+fn check_restores(
+    job: &Job,
+    outputs: &[&str],
+    fail_at: u64,
+    source_parallelism: Option<usize>,
+    runs: &[(usize, usize)],
+    sets: bool,
+) {
+    let read = |d: &Path| {
+        let mut rows = read_part_files(d).unwrap();
+        if sets {
+            rows.dedup();
+        }
+        rows
+    };
     let reference = tempfile::tempdir().unwrap();
     let mut env = Env::new(plain(source_parallelism.unwrap_or(2)));
     job(&mut env, reference.path(), None, 2);
@@ -178,14 +206,15 @@ fn left(i: u64) -> (u64, i64, u64) {
     (i % 100, (i / 20) as i64, i)
 }
 
-/// Right event `j`: key, time (ms), index.
+/// Right event `j`: key, time (ms), index. The right input is twice as long as the left:
+/// it is still running when the left one fails (a checkpoint needs every source running).
 fn right(j: u64) -> (u64, i64, u64) {
     (j * 7 % 100, (j / 20) as i64, j)
 }
 
 #[test]
 fn window_joins_survive_failure_and_rescale() {
-    let (n, m) = (100_000u64, 100_000u64);
+    let (n, m) = (60_000u64, 120_000u64);
     let job = move |env: &mut Env, out: &Path, fail: Option<Failure>, p: usize| {
         let l = env
             .generate_n(n, failing(fail, left))
@@ -206,7 +235,7 @@ fn window_joins_survive_failure_and_rescale() {
 
 #[test]
 fn interval_joins_survive_failure_and_rescale() {
-    let (n, m) = (60_000u64, 60_000u64);
+    let (n, m) = (60_000u64, 120_000u64);
     let job = move |env: &mut Env, out: &Path, fail: Option<Failure>, p: usize| {
         let l = env
             .generate_n(n, failing(fail, left))
@@ -260,4 +289,83 @@ fn global_windows_survive_failure_and_rescale() {
             .unwrap();
     };
     assert_restores_exactly(&job, &["global"], n / 2, Some(1), &[(2, 3), (3, 1)]);
+}
+
+/// Keyed side: numbers each key's records (keyed state). Broadcast side: numbers the rules
+/// it has seen (broadcast state); each subtask reports each rule with that number.
+#[derive(Clone)]
+struct Numbering;
+
+impl KeyedBroadcastProcessFunction<u64, (u64, u64), u64> for Numbering {
+    type State = u64;
+    type Broadcast = u64;
+    type Out = (u8, u64, u64);
+    fn process_element(
+        &mut self,
+        key: &u64,
+        _: (u64, u64),
+        n: &mut u64,
+        _: &u64,
+        ctx: &mut ProcessContext<'_, Self::Out>,
+    ) {
+        *n += 1;
+        ctx.emit((0, *key, *n));
+    }
+    fn process_broadcast(
+        &mut self,
+        rule: u64,
+        seen: &mut u64,
+        ctx: &mut ProcessContext<'_, Self::Out>,
+    ) {
+        *seen += 1;
+        ctx.emit((1, rule, *seen));
+    }
+}
+
+/// The non-keyed side of the same: numbers the rules it has seen.
+#[derive(Clone)]
+struct RuleCount;
+
+impl BroadcastProcessFunction<(u64, u64), u64> for RuleCount {
+    type Broadcast = u64;
+    type Out = (u8, u64, u64);
+    fn process_element(&mut self, _: (u64, u64), _: &u64, _: &mut ProcessContext<'_, Self::Out>) {}
+    fn process_broadcast(
+        &mut self,
+        rule: u64,
+        seen: &mut u64,
+        ctx: &mut ProcessContext<'_, Self::Out>,
+    ) {
+        *seen += 1;
+        ctx.emit((2, rule, *seen));
+    }
+}
+
+#[test]
+fn broadcast_state_survives_failure_and_rescale() {
+    // One subtask per source, so that every subtask sees the rules in the same order; the
+    // keyed operator runs at the parallelism under test. Every subtask reports every rule:
+    // rows are compared as sets, since their number of copies is the parallelism. A
+    // broadcast state restored wrongly numbers the later rules differently; keyed state
+    // restored wrongly repeats or skips a key's numbers. The rule stream is long (and
+    // sparse) so that it still runs when the other source fails.
+    let n = 100_000u64;
+    let job = move |env: &mut Env, out: &Path, fail: Option<Failure>, p: usize| {
+        let [a, b] = env.generate_n(n, failing(fail, keyed)).fan_out();
+        let [r1, r2] = env
+            .generate_n(4 * n, |i| i)
+            .filter(|i| i % 100 == 0)
+            .fan_out();
+        a.key_by(|e| e.0)
+            .parallelism(p)
+            .connect_broadcast(r1)
+            .process(Numbering)
+            .write_csv(out.join("keyed"))
+            .unwrap();
+        b.connect_broadcast(r2)
+            .process(RuleCount)
+            .write_csv(out.join("plain"))
+            .unwrap();
+    };
+    assert_restores_exactly_as_sets(&job, &["keyed", "plain"], n / 2, &[(2, 3), (3, 1)]);
 }
