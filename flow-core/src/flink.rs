@@ -57,10 +57,11 @@
 //!   own, and the slowest one sets the pace for all.
 //!
 //! ## Not there yet, and why
-//! * **Checkpoints of every operator.** Rolling aggregates, time and session windows, keyed
-//!   process and co-process functions checkpoint their state; count windows, triggers,
-//!   interval and window joins and broadcast state do not yet, and a job with a checkpoint directory that uses them is
-//!   refused at start rather than restored wrongly. State larger than memory, state TTL and
+//! * **Checkpoints of every operator.** Rolling aggregates, time, session, count and global
+//!   windows, interval and window joins, broadcast state, keyed process and co-process
+//!   functions checkpoint their state; triggers and evictors on time windows and sliding
+//!   count windows of records without serde's traits do not yet, and a job with a checkpoint
+//!   directory that uses them is refused at start rather than restored wrongly. State larger than memory, state TTL and
 //!   unaligned checkpoints are not there yet either.
 //! * **Triggers and evictors on session and count windows, timers in broadcast process
 //!   functions, a REST API and web dashboard, Kafka, SQL**: planned; see the open issues.

@@ -8,11 +8,11 @@
 //! /// Flags amounts above the latest threshold.
 //! #[derive(Clone)]
 //! struct Above;
-//! impl KeyedBroadcastProcessFunction<&'static str, (&'static str, u32), u32> for Above {
+//! impl KeyedBroadcastProcessFunction<char, (char, u32), u32> for Above {
 //!     type State = ();
 //!     type Broadcast = Option<u32>;
-//!     type Out = (&'static str, u32);
-//!     fn process_element(&mut self, key: &&'static str, e: (&'static str, u32), _: &mut (),
+//!     type Out = (char, u32);
+//!     fn process_element(&mut self, key: &char, e: (char, u32), _: &mut (),
 //!                        threshold: &Option<u32>, ctx: &mut ProcessContext<'_, Self::Out>) {
 //!         if threshold.is_some_and(|t| e.1 > t) {
 //!             ctx.emit((*key, e.1));
@@ -28,7 +28,7 @@
 //! // Rules and records interleave: a record is judged by the rules that arrived before it.
 //! let rules = env.from_iter([10u32]);
 //! let flagged = env
-//!     .from_iter([("a", 5), ("b", 50), ("a", 70)])
+//!     .from_iter([('a', 5), ('b', 50), ('a', 70)])
 //!     .key_by(|e| e.0)
 //!     .connect_broadcast(rules)
 //!     .process(Above)
@@ -45,7 +45,7 @@ use crate::graph::plan::Partitioning;
 use crate::graph::{Ending, OpInfo};
 use crate::ops::process::non_keyed::ProcessContext;
 use crate::ops::side_output::TaggedOutputs;
-use crate::ops::Table;
+use crate::ops::{StateKey, Table};
 use crate::record::{Event, Timestamp};
 use crate::runtime::exchange::partition::{subtask_of_key, Forward, Partitioner, RoundRobin};
 use crate::runtime::exchange::{BroadcastWriter, ExchangeWriter};
@@ -53,8 +53,11 @@ use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
 };
 use crate::runtime::panic::{Named, OpName, PanicGuard};
+use crate::runtime::snapshot::{Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport};
 use crate::runtime::stage::Terminal;
 use crate::runtime::task::TaskCx;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::panic::Location;
@@ -225,11 +228,18 @@ where
     B: Send + 'static,
 {
     /// Runs a [`KeyedBroadcastProcessFunction`] over both inputs.
+    ///
+    /// With checkpoints, the per-key state is checkpointed by key group and the broadcast
+    /// state as every subtask's copy (a restore at any parallelism gives each new subtask
+    /// one): keys and both states need serde's traits.
     #[track_caller]
-    pub fn process<P: KeyedBroadcastProcessFunction<K, T, B>>(
-        self,
-        f: P,
-    ) -> Stream<BroadcastChain<K, T, B, P>> {
+    pub fn process<P>(self, f: P) -> Stream<BroadcastChain<K, T, B, P>>
+    where
+        K: StateKey,
+        P: KeyedBroadcastProcessFunction<K, T, B>,
+        P::State: Serialize + DeserializeOwned,
+        P::Broadcast: Serialize + DeserializeOwned,
+    {
         let name = OpName::new("broadcast_process", Location::caller());
         let side = TaggedOutputs::for_next_operator(&self.ex);
         self.ex.then(
@@ -242,6 +252,7 @@ where
                 watermark: Timestamp::MIN,
                 out: Vec::new(),
                 side,
+                codec: Some((Codec::serde(), Codec::serde(), Codec::serde())),
                 _p: PhantomData,
             },
         )
@@ -261,6 +272,8 @@ pub struct BroadcastProcess<K, T, B, P: KeyedBroadcastProcessFunction<K, T, B>> 
     watermark: Timestamp,
     out: Vec<P::Out>,
     side: TaggedOutputs,
+    /// Encodes keys, keyed states and the broadcast state; `None`: not checkpointable.
+    codec: Option<BroadcastCodec<K, P::State, P::Broadcast>>,
     _p: PhantomData<fn(T, B)>,
 }
 
@@ -274,6 +287,7 @@ impl<K, T, B, P: KeyedBroadcastProcessFunction<K, T, B>> Clone for BroadcastProc
             watermark: Timestamp::MIN,
             out: Vec::new(),
             side: self.side.clone(),
+            codec: self.codec,
             _p: PhantomData,
         }
     }
@@ -290,10 +304,58 @@ where
 {
     type Out = P::Out;
 
-    fn state(&self) -> crate::runtime::snapshot::StateSupport {
-        crate::runtime::snapshot::StateSupport::Unsupported(
-            "keyed and broadcast state of a broadcast process function",
-        )
+    fn state(&self) -> StateSupport {
+        if self.codec.is_none() {
+            return StateSupport::Unsupported(
+                "keyed and broadcast state of a broadcast process function without a codec",
+            );
+        }
+        StateSupport::Persisted(vec![
+            StateDecl::keyed::<K, P::State>(STATE),
+            StateDecl::operator::<P::Broadcast>(BROADCAST),
+            StateDecl::operator::<Timestamp>(WATERMARK),
+        ])
+    }
+
+    /// The keyed states are written whole at each checkpoint; the broadcast state is written
+    /// by every subtask (all hold the same copy).
+    fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> Result<()> {
+        let Some((kc, sc, bc)) = self.codec else {
+            return Ok(());
+        };
+        cx.operator_state(WATERMARK, &self.watermark)?;
+        let mut b = Vec::new();
+        (bc.enc)(&self.broadcast, &mut b)?;
+        cx.operator_state(BROADCAST, &b)?;
+        let mut w = cx.keyed(STATE, true);
+        for (k, s) in &self.states {
+            let mut key = Vec::new();
+            (kc.enc)(k, &mut key)?;
+            let mut v = Vec::new();
+            (sc.enc)(s, &mut v)?;
+            w.put_encoded(k, key, Some(v));
+        }
+        w.finish();
+        Ok(())
+    }
+
+    fn restore(&mut self, cx: &RestoreCx<'_>) -> Result<()> {
+        let Some((kc, sc, bc)) = self.codec else {
+            return Ok(());
+        };
+        if let Some(w) = cx.operator_state::<Timestamp>(WATERMARK)?.into_iter().min() {
+            self.watermark = self.watermark.max(w);
+        }
+        if let Some(b) = restore_broadcast(cx, bc)? {
+            self.broadcast = b;
+        }
+        let states = &mut self.states;
+        cx.keyed_raw(STATE, |key, value| {
+            let k = kc.decode_all(key, &|| cx.describe(STATE))?;
+            let s = sc.decode_all(value, &|| cx.describe(STATE))?;
+            states.insert(k, s);
+            Ok(())
+        })
     }
 
     fn on_record<D: Downstream<P::Out>>(
@@ -403,23 +465,23 @@ where
     /// /// Drops the words on the latest stop list.
     /// #[derive(Clone)]
     /// struct StopWords;
-    /// impl BroadcastProcessFunction<&'static str, Vec<&'static str>> for StopWords {
-    ///     type Broadcast = Vec<&'static str>;
+    /// impl BroadcastProcessFunction<&'static str, Vec<String>> for StopWords {
+    ///     type Broadcast = Vec<String>; // checkpointable: `String`, not `&'static str`
     ///     type Out = &'static str;
-    ///     fn process_element(&mut self, w: &'static str, stop: &Vec<&'static str>,
+    ///     fn process_element(&mut self, w: &'static str, stop: &Vec<String>,
     ///                        ctx: &mut ProcessContext<'_, &'static str>) {
-    ///         if !stop.contains(&w) {
+    ///         if !stop.iter().any(|s| s == w) {
     ///             ctx.emit(w);
     ///         }
     ///     }
-    ///     fn process_broadcast(&mut self, list: Vec<&'static str>, stop: &mut Vec<&'static str>,
+    ///     fn process_broadcast(&mut self, list: Vec<String>, stop: &mut Vec<String>,
     ///                          _ctx: &mut ProcessContext<'_, &'static str>) {
     ///         *stop = list;
     ///     }
     /// }
     ///
     /// let mut env = Env::new(Config::default().parallelism(2));
-    /// let lists = env.from_iter([vec!["the", "a"]]);
+    /// let lists = env.from_iter([vec!["the".to_string(), "a".to_string()]]);
     /// let kept = env
     ///     .from_iter(["the", "cat", "a", "mat"])
     ///     .connect_broadcast(lists)
@@ -465,11 +527,15 @@ where
 
 impl<T: Send + 'static, B: Send + 'static> BroadcastCoStreams<T, B> {
     /// Runs a [`BroadcastProcessFunction`] over both inputs.
+    ///
+    /// With checkpoints, the broadcast state is checkpointed as every subtask's copy (a
+    /// restore at any parallelism gives each new subtask one): it needs serde's traits.
     #[track_caller]
-    pub fn process<P: BroadcastProcessFunction<T, B>>(
-        self,
-        f: P,
-    ) -> Stream<NonKeyedBroadcastChain<T, B, P>> {
+    pub fn process<P>(self, f: P) -> Stream<NonKeyedBroadcastChain<T, B, P>>
+    where
+        P: BroadcastProcessFunction<T, B>,
+        P::Broadcast: Serialize + DeserializeOwned,
+    {
         let name = OpName::new("broadcast_process", Location::caller());
         let side = TaggedOutputs::for_next_operator(&self.ex);
         self.ex.then(
@@ -481,6 +547,7 @@ impl<T: Send + 'static, B: Send + 'static> BroadcastCoStreams<T, B> {
                 watermark: Timestamp::MIN,
                 out: Vec::new(),
                 side,
+                codec: Some(Codec::serde()),
                 _p: PhantomData,
             },
         )
@@ -499,6 +566,8 @@ pub struct NonKeyedBroadcastProcess<T, B, P: BroadcastProcessFunction<T, B>> {
     watermark: Timestamp,
     out: Vec<P::Out>,
     side: TaggedOutputs,
+    /// Encodes the broadcast state; `None`: not checkpointable.
+    codec: Option<Codec<P::Broadcast>>,
     _p: PhantomData<fn(T, B)>,
 }
 
@@ -511,6 +580,7 @@ impl<T, B, P: BroadcastProcessFunction<T, B>> Clone for NonKeyedBroadcastProcess
             watermark: Timestamp::MIN,
             out: Vec::new(),
             side: self.side.clone(),
+            codec: self.codec,
             _p: PhantomData,
         }
     }
@@ -526,10 +596,40 @@ where
 {
     type Out = P::Out;
 
-    fn state(&self) -> crate::runtime::snapshot::StateSupport {
-        crate::runtime::snapshot::StateSupport::Unsupported(
-            "the broadcast state of a broadcast process function",
-        )
+    fn state(&self) -> StateSupport {
+        if self.codec.is_none() {
+            return StateSupport::Unsupported(
+                "the broadcast state of a broadcast process function without a codec",
+            );
+        }
+        StateSupport::Persisted(vec![
+            StateDecl::operator::<P::Broadcast>(BROADCAST),
+            StateDecl::operator::<Timestamp>(WATERMARK),
+        ])
+    }
+
+    /// Every subtask writes its copy of the broadcast state.
+    fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> Result<()> {
+        let Some(bc) = self.codec else {
+            return Ok(());
+        };
+        cx.operator_state(WATERMARK, &self.watermark)?;
+        let mut b = Vec::new();
+        (bc.enc)(&self.broadcast, &mut b)?;
+        cx.operator_state(BROADCAST, &b)
+    }
+
+    fn restore(&mut self, cx: &RestoreCx<'_>) -> Result<()> {
+        let Some(bc) = self.codec else {
+            return Ok(());
+        };
+        if let Some(w) = cx.operator_state::<Timestamp>(WATERMARK)?.into_iter().min() {
+            self.watermark = self.watermark.max(w);
+        }
+        if let Some(b) = restore_broadcast(cx, bc)? {
+            self.broadcast = b;
+        }
+        Ok(())
     }
 
     fn on_record<D: Downstream<P::Out>>(
@@ -564,5 +664,24 @@ where
 
     fn drain(&mut self, cx: &DrainCx<'_, '_>) -> Result<bool> {
         self.side.drain(cx)
+    }
+}
+
+/// The codecs of a keyed broadcast process function's keys, keyed states and broadcast state.
+type BroadcastCodec<K, S, B> = (Codec<K>, Codec<S>, Codec<B>);
+
+/// Names of the broadcast operators' states in checkpoints.
+const STATE: &str = "state";
+const BROADCAST: &str = "broadcast";
+const WATERMARK: &str = "watermark";
+
+/// The broadcast state of a checkpoint: every subtask of the checkpointed job wrote the same
+/// copy (each saw every broadcast record before the barrier), so the first one is every new
+/// subtask's copy, whatever the new parallelism. `None`: the checkpoint has none.
+fn restore_broadcast<S>(cx: &RestoreCx<'_>, codec: Codec<S>) -> Result<Option<S>> {
+    let copies = cx.operator_state::<Vec<u8>>(BROADCAST)?;
+    match copies.first() {
+        Some(b) => codec.decode_all(b, &|| cx.describe(BROADCAST)).map(Some),
+        None => Ok(None),
     }
 }

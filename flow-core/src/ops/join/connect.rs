@@ -10,7 +10,7 @@
 //!
 //! let mut env = Env::new(Config::default().parallelism(2));
 //! let orders = env
-//!     .from_iter([(1u32, 1_000i64, "book"), (2, 1_500, "pen")])
+//!     .from_iter([(1u32, 1_000i64, 'b'), (2, 1_500, 'p')])
 //!     .assign_timestamps(|o| o.1, WatermarkStrategy::monotonous())
 //!     .key_by(|o| o.0);
 //! let payments = env
@@ -22,7 +22,7 @@
 //!     .interval_join(payments, Duration::ZERO, Duration::from_secs(5), |id, o, p| (*id, o.2, p.2))
 //!     .collect();
 //! env.execute()?;
-//! assert_eq!(paid.take(), vec![(1, "book", 20.0)]);
+//! assert_eq!(paid.take(), vec![(1, 'b', 20.0)]);
 //! # Ok::<(), flow_core::Error>(())
 //! ```
 use crate::api::exchange::Exchange;

@@ -4,9 +4,12 @@ use super::connect::KeyedCoProcessFunction;
 use crate::api::stream::{KeyedStream, Stream};
 use crate::error::Error;
 use crate::ops::process::keyed::Context;
+use crate::ops::{StateKey, StateValue};
 use crate::record::Timestamp;
 use crate::runtime::operator::Chain;
 use crate::runtime::panic::{guarded, Named, OpName};
+use crate::runtime::snapshot::Codec;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -24,16 +27,19 @@ where
     /// join); `f` makes the joined record. Records older than the watermark are dropped, and
     /// buffered records are released once no later record can match them.
     ///
+    /// With checkpoints, the buffered records and their release timers are checkpointed per
+    /// key: keys and both sides' records need serde's traits.
+    ///
     /// ```
     /// # use flow_core::prelude::*;
     /// # use std::time::Duration;
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let clicks = env
-    ///     .from_iter([("ann", 1_000), ("bob", 5_000)])
+    ///     .from_iter([('a', 1_000), ('b', 5_000)])
     ///     .assign_timestamps(|c| c.1, WatermarkStrategy::monotonous())
     ///     .key_by(|c| c.0);
     /// let buys = env
-    ///     .from_iter([("ann", 1_400), ("bob", 9_000)])
+    ///     .from_iter([('a', 1_400), ('b', 9_000)])
     ///     .assign_timestamps(|b| b.1, WatermarkStrategy::monotonous())
     ///     .key_by(|b| b.0);
     /// // buys from 0 to 1 s after the click
@@ -41,7 +47,7 @@ where
     ///     .interval_join(buys, Duration::ZERO, Duration::from_secs(1), |k, c, b| (*k, b.1 - c.1))
     ///     .collect();
     /// env.execute()?;
-    /// assert_eq!(joined.take(), vec![("ann", 400)]);
+    /// assert_eq!(joined.take(), vec![('a', 400)]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
@@ -53,9 +59,10 @@ where
         f: F,
     ) -> Stream<impl Chain<Out = R>>
     where
-        C::Out: Clone,
+        K: StateKey,
+        C::Out: StateValue,
         C2: Chain,
-        C2::Out: Clone,
+        C2::Out: StateValue,
         KF2: FnMut(&C2::Out) -> K + Clone + Send + 'static,
         F: FnMut(&K, &C::Out, &C2::Out) -> R + Clone + Send + 'static,
         R: Send + 'static,
@@ -92,9 +99,10 @@ where
         f: F,
     ) -> Stream<impl Chain<Out = R>>
     where
-        C::Out: Clone,
+        K: StateKey,
+        C::Out: StateValue,
         C2: Chain,
-        C2::Out: Clone,
+        C2::Out: StateValue,
         KF2: FnMut(&C2::Out) -> K + Clone + Send + 'static,
         F: FnMut(&K, &C::Out, &C2::Out) -> R + Clone + Send + 'static,
         R: Send + 'static,
@@ -116,8 +124,7 @@ where
                 f: Named { f, name },
                 _p: PhantomData,
             },
-            // Buffers of records: not checkpointed yet.
-            None,
+            Some((Codec::serde(), Codec::serde())),
         )
     }
 }
@@ -127,6 +134,7 @@ fn ms(d: Duration) -> i64 {
 }
 
 /// The state of an interval join for one key: the records of each side that may still match.
+#[derive(Serialize, Deserialize)]
 pub struct IntervalState<A, B> {
     left: BTreeMap<Timestamp, Vec<A>>,
     right: BTreeMap<Timestamp, Vec<B>>,

@@ -40,10 +40,11 @@ use crate::api::exchange::exchange_by_key;
 use crate::api::stream::{KeyedStream, Stream};
 use crate::graph::OpInfo;
 use crate::ops::aggregate::Aggregate;
-use crate::ops::Table;
+use crate::ops::{StateKey, StateValue, Table};
 use crate::record::{Event, Timestamp};
 use crate::runtime::operator::{Chain, Downstream, Identity, Operator, Sealed, Then};
 use crate::runtime::panic::{Named, OpName, PanicGuard};
+use crate::runtime::snapshot::{encode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport};
 use std::hash::Hash;
 use std::panic::Location;
 
@@ -160,11 +161,16 @@ where
     /// assert_eq!(counts.take(), vec![(Window::GLOBAL, 2), (Window::GLOBAL, 4)]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
+    ///
+    /// With checkpoints, each key's window (its accumulator and record count) is
+    /// checkpointed; the trigger's own fields are not (it is cloned fresh on restore).
     #[track_caller]
-    pub fn aggregate<A: Aggregate<T>>(
-        self,
-        agg: A,
-    ) -> Stream<GlobalChain<K, T, AggregateWindow<A>, Tr>> {
+    pub fn aggregate<A>(self, agg: A) -> Stream<GlobalChain<K, T, AggregateWindow<A>, Tr>>
+    where
+        K: StateKey,
+        A: Aggregate<T>,
+        A::Acc: StateValue,
+    {
         self.apply("aggregate", AggregateWindow(agg))
     }
 
@@ -196,19 +202,29 @@ where
     /// assert_eq!(got, vec![(1, "hi".to_string()), (2, "o".to_string())]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
+    ///
+    /// With checkpoints, each key's window (its records) is checkpointed; the trigger's own
+    /// fields are not (it is cloned fresh on restore).
     #[track_caller]
     pub fn process<F, I>(self, f: F) -> Stream<GlobalChain<K, T, ProcessWindow<F>, Tr>>
     where
         F: FnMut(&K, &WindowInfo, Vec<T>) -> I + Clone + Send + 'static,
         I: IntoIterator,
         I::Item: Send + 'static,
+        K: StateKey,
+        T: StateValue,
     {
         let name = OpName::new("process", Location::caller());
         self.apply("process", ProcessWindow { f, name })
     }
 
     #[track_caller]
-    fn apply<F: WindowFn<K, T>>(self, kind: &str, func: F) -> Stream<GlobalChain<K, T, F, Tr>> {
+    fn apply<F>(self, kind: &str, func: F) -> Stream<GlobalChain<K, T, F, Tr>>
+    where
+        K: StateKey,
+        F: WindowFn<K, T>,
+        F::State: StateValue,
+    {
         let name = OpName::new(kind, Location::caller());
         let trigger = Named {
             f: self.trigger,
@@ -221,10 +237,15 @@ where
                 trigger,
                 windows: Table::default(),
                 watermark: Timestamp::MIN,
+                codec: Some((Codec::serde(), Codec::serde())),
             },
         )
     }
 }
+
+/// Names of the global-window operator's states in checkpoints.
+const WINDOWS: &str = "windows";
+const WATERMARK: &str = "watermark";
 
 /// The chain of a global-window stage.
 pub type GlobalChain<K, T, F, Tr> = Then<Identity<(K, T)>, GlobalWindowOp<K, T, F, Tr>>;
@@ -235,6 +256,8 @@ pub struct GlobalWindowOp<K, T, F: WindowFn<K, T>, Tr> {
     trigger: Named<Tr>,
     windows: Table<K, (F::State, u64)>,
     watermark: Timestamp,
+    /// Encodes keys and window state for checkpoints; `None`: not checkpointable.
+    codec: Option<(Codec<K>, Codec<F::State>)>,
 }
 
 impl<K, T, F: WindowFn<K, T>, Tr: Clone> Clone for GlobalWindowOp<K, T, F, Tr> {
@@ -244,6 +267,7 @@ impl<K, T, F: WindowFn<K, T>, Tr: Clone> Clone for GlobalWindowOp<K, T, F, Tr> {
             trigger: self.trigger.clone(),
             windows: Table::default(),
             watermark: Timestamp::MIN,
+            codec: self.codec,
         }
     }
 }
@@ -299,10 +323,57 @@ where
 {
     type Out = F::Out;
 
-    fn state(&self) -> crate::runtime::snapshot::StateSupport {
-        crate::runtime::snapshot::StateSupport::Unsupported(
-            "global-window contents and trigger state",
-        )
+    fn state(&self) -> StateSupport {
+        if self.codec.is_none() {
+            return StateSupport::Unsupported("global-window contents without a codec");
+        }
+        StateSupport::Persisted(vec![
+            StateDecl::keyed::<K, (F::State, u64)>(WINDOWS),
+            StateDecl::operator::<Timestamp>(WATERMARK),
+        ])
+    }
+
+    /// Every key's window is written whole at each checkpoint: key, then its state and how
+    /// many records it holds.
+    fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> crate::Result<()> {
+        let Some((kc, sc)) = self.codec else {
+            return Ok(());
+        };
+        cx.operator_state(WATERMARK, &self.watermark)?;
+        let mut w = cx.keyed(WINDOWS, true);
+        for (k, (s, count)) in &self.windows {
+            let mut key = Vec::new();
+            (kc.enc)(k, &mut key)?;
+            let mut v = Vec::new();
+            (sc.enc)(s, &mut v)?;
+            encode(count, &mut v)?;
+            w.put_encoded(k, key, Some(v));
+        }
+        w.finish();
+        Ok(())
+    }
+
+    fn restore(&mut self, cx: &RestoreCx<'_>) -> crate::Result<()> {
+        let Some((kc, sc)) = self.codec else {
+            return Ok(());
+        };
+        if let Some(w) = cx.operator_state::<Timestamp>(WATERMARK)?.into_iter().min() {
+            self.watermark = self.watermark.max(w);
+        }
+        let windows = &mut self.windows;
+        cx.keyed_raw(WINDOWS, |key, value| {
+            let bad =
+                |e: String| crate::Error::Checkpoint(format!("{}: {e}", cx.describe(WINDOWS)));
+            let k = kc.decode_all(key, &|| cx.describe(WINDOWS))?;
+            let (s, rest) = (sc.dec)(value).map_err(|e| bad(e.to_string()))?;
+            let (count, rest): (u64, _) =
+                postcard::take_from_bytes(rest).map_err(|e| bad(e.to_string()))?;
+            if !rest.is_empty() {
+                return Err(bad(format!("{} bytes left over", rest.len())));
+            }
+            windows.insert(k, (s, count));
+            Ok(())
+        })
     }
 
     #[inline]

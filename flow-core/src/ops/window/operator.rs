@@ -62,6 +62,9 @@ pub struct WindowOp<K, T, F: WindowFn<K, T>> {
     typical_keys: usize,
     /// Encodes keys and window state for checkpoints; `None`: not checkpointable.
     codec: Option<WindowCodec<K, F::State>>,
+    /// Encodes records, which sliding count windows keep; `None`: those are not
+    /// checkpointable (the window function's record type lacks serde's traits).
+    records: Option<Codec<T>>,
 }
 
 /// The codecs of a window operator's keys and window state.
@@ -92,12 +95,19 @@ impl<K, T, F: WindowFn<K, T>> WindowOp<K, T, F> {
             out: Vec::new(),
             typical_keys: 0,
             codec: None,
+            records: None,
         }
     }
 
     /// Makes the operator's state checkpointable with `codec`.
     pub(crate) fn with_codec(mut self, codec: Option<WindowCodec<K, F::State>>) -> Self {
         self.codec = codec;
+        self
+    }
+
+    /// Makes the records that sliding count windows keep checkpointable with `records`.
+    pub(crate) fn with_records(mut self, records: Option<Codec<T>>) -> Self {
+        self.records = records;
         self
     }
 }
@@ -113,6 +123,7 @@ impl<K, T, F: WindowFn<K, T>> Clone for WindowOp<K, T, F> {
             self.side.clone(),
         )
         .with_codec(self.codec)
+        .with_records(self.records)
     }
 }
 
@@ -433,6 +444,10 @@ where
     }
 }
 
+/// A key's count windows as checkpoints store them (for the type check): the running
+/// state of a tumbling window and its record count, the records seen, the last records.
+type StoredCount<T, S> = (Option<(S, u64)>, u64, Vec<T>);
+
 /// A session as checkpoints store it: start, end, fired, contents (for the type check).
 type StoredSession<S> = (Timestamp, Timestamp, bool, S);
 
@@ -500,7 +515,15 @@ where
         let watermark = StateDecl::operator::<Timestamp>(WATERMARK);
         match (self.spec, &self.codec) {
             (_, None) => StateSupport::Unsupported("window contents without a codec"),
-            (WindowSpec::Count(_), _) => StateSupport::Unsupported("the contents of count windows"),
+            (WindowSpec::Count(c), _) if c.size != c.slide && self.records.is_none() => {
+                StateSupport::Unsupported(
+                    "the records of sliding count windows, whose type lacks serde's traits for this window function (use `process` or `reduce`, which need them, to checkpoint)",
+                )
+            }
+            (WindowSpec::Count(_), _) => StateSupport::Persisted(vec![
+                StateDecl::keyed::<K, StoredCount<T, F::State>>(COUNTS),
+                watermark,
+            ]),
             (WindowSpec::Session(_), _) => StateSupport::Persisted(vec![
                 StateDecl::keyed::<K, Vec<StoredSession<F::State>>>(SESSIONS),
                 watermark,
@@ -516,6 +539,9 @@ where
     /// window operator holds, and most of them changed since the last checkpoint); the
     /// segments of the previous checkpoint's contents are dropped.
     ///
+    /// Count windows are written whole too: per key, a flag and the running state and record
+    /// count of a tumbling window, the records seen and the last records (sliding windows).
+    ///
     /// Encoding: a time window's entry has the key then the window's start and end as its
     /// key, and a fired flag then the state as its value; a session entry has the key as its
     /// key and the count of sessions then each session's start, end, fired flag and state.
@@ -525,7 +551,36 @@ where
         };
         cx.operator_state(WATERMARK, &self.watermark)?;
         match self.spec {
-            WindowSpec::Count(_) => {}
+            WindowSpec::Count(_) => {
+                let mut w = cx.keyed(COUNTS, true);
+                for (k, st) in &self.counts {
+                    let mut key = Vec::new();
+                    (kc.enc)(k, &mut key)?;
+                    let mut v = Vec::new();
+                    match &st.running {
+                        Some((s, n)) => {
+                            v.push(1);
+                            (sc.enc)(s, &mut v)?;
+                            encode(n, &mut v)?;
+                        }
+                        None => v.push(0),
+                    }
+                    encode(&st.seen, &mut v)?;
+                    encode(&(st.recent.len() as u64), &mut v)?;
+                    if !st.recent.is_empty() {
+                        let rc = self.records.ok_or_else(|| {
+                            crate::Error::Checkpoint(
+                                "the records of a sliding count window have no codec".into(),
+                            )
+                        })?;
+                        for r in &st.recent {
+                            (rc.enc)(r, &mut v)?;
+                        }
+                    }
+                    w.put_encoded(k, key, Some(v));
+                }
+                w.finish();
+            }
             WindowSpec::Session(_) => {
                 let mut w = cx.keyed(SESSIONS, true);
                 for (k, sessions) in &self.sessions {
@@ -572,7 +627,62 @@ where
             crate::Error::Checkpoint(format!("{}: {e}", cx.describe(name)))
         };
         match self.spec {
-            WindowSpec::Count(_) => {}
+            WindowSpec::Count(_) => {
+                let counts = &mut self.counts;
+                let records = self.records;
+                fn take(b: &[u8]) -> crate::Result<(u64, &[u8])> {
+                    postcard::take_from_bytes(b)
+                        .map_err(|e| crate::Error::Checkpoint(format!("{COUNTS}: {e}")))
+                }
+                cx.keyed_raw(COUNTS, |key, value| {
+                    let k = kc.decode_all(key, &|| cx.describe(COUNTS))?;
+                    let (&flag, mut rest) = value.split_first().ok_or_else(|| {
+                        bad(COUNTS, crate::Error::Checkpoint("empty value".into()))
+                    })?;
+                    let running = if flag != 0 {
+                        let (s, r) = (sc.dec)(rest).map_err(|e| bad(COUNTS, e))?;
+                        let (n, r) = take(r).map_err(|e| bad(COUNTS, e))?;
+                        rest = r;
+                        Some((s, n))
+                    } else {
+                        None
+                    };
+                    let (seen, r) = take(rest).map_err(|e| bad(COUNTS, e))?;
+                    let (len, mut r) = take(r).map_err(|e| bad(COUNTS, e))?;
+                    let mut recent = VecDeque::new();
+                    if len > 0 {
+                        let rc = records.ok_or_else(|| {
+                            bad(
+                                COUNTS,
+                                crate::Error::Checkpoint(
+                                    "records of a sliding count window, which this job cannot decode"
+                                        .into(),
+                                ),
+                            )
+                        })?;
+                        for _ in 0..len {
+                            let (x, rr) = (rc.dec)(r).map_err(|e| bad(COUNTS, e))?;
+                            recent.push_back(x);
+                            r = rr;
+                        }
+                    }
+                    if !r.is_empty() {
+                        return Err(bad(
+                            COUNTS,
+                            crate::Error::Checkpoint(format!("{} bytes left over", r.len())),
+                        ));
+                    }
+                    counts.insert(
+                        k,
+                        CountState {
+                            running,
+                            recent,
+                            seen,
+                        },
+                    );
+                    Ok(())
+                })?;
+            }
             WindowSpec::Session(_) => {
                 let mut restored = Vec::new();
                 cx.keyed_raw(SESSIONS, |key, value| {
@@ -651,6 +761,7 @@ where
 const WATERMARK: &str = "watermark";
 const WINDOWS: &str = "windows";
 const SESSIONS: &str = "sessions";
+const COUNTS: &str = "counts";
 
 /// The chain of a windowed stage: the exchange's `(key, record)` pairs into the window operator.
 pub type WindowChain<K, T, F> = Then<Identity<(K, T)>, WindowOp<K, T, F>>;

@@ -366,7 +366,7 @@ where
         K: StateKey,
     {
         let name = OpName::new("min_by", Location::caller());
-        self.apply_persisted(
+        self.apply_persisted_records(
             "min_by",
             AggregateWindow(ExtremeBy::<F, false>(Named { f, name })),
         )
@@ -401,7 +401,7 @@ where
         K: StateKey,
     {
         let name = OpName::new("max_by", Location::caller());
-        self.apply_persisted(
+        self.apply_persisted_records(
             "max_by",
             AggregateWindow(ExtremeBy::<F, true>(Named { f, name })),
         )
@@ -433,7 +433,7 @@ where
         K: StateKey,
     {
         let name = OpName::new("reduce", Location::caller());
-        self.apply_persisted("reduce", AggregateWindow(Reduce(Named { f, name })))
+        self.apply_persisted_records("reduce", AggregateWindow(Reduce(Named { f, name })))
     }
 
     /// Hands all records of a firing window, with its bounds and the watermark, to `f`
@@ -470,7 +470,7 @@ where
         K: StateKey,
     {
         let name = OpName::new("process", Location::caller());
-        self.apply_persisted("process", ProcessWindow { f, name })
+        self.apply_persisted_records("process", ProcessWindow { f, name })
     }
 
     /// All records of a window handed to `f` with a [`WindowContext`], through which it emits
@@ -523,7 +523,7 @@ where
         K: StateKey,
     {
         let name = OpName::new("process", Location::caller());
-        self.apply_persisted(
+        self.apply_persisted_records(
             "process",
             ProcessWindowWithContext {
                 f,
@@ -579,17 +579,37 @@ where
         F: WindowFn<K, T>,
         F::State: StateValue,
     {
-        self.apply(kind, func, Some((Codec::serde(), Codec::serde())))
+        self.apply(kind, func, Some((Codec::serde(), Codec::serde())), None)
+    }
+
+    /// [`Self::apply_persisted`] for window functions whose records have serde's traits too,
+    /// so that the records sliding count windows keep are checkpointed.
+    #[track_caller]
+    fn apply_persisted_records<F>(self, kind: &str, func: F) -> Stream<WindowChain<K, T, F>>
+    where
+        K: StateKey,
+        T: StateValue,
+        F: WindowFn<K, T>,
+        F::State: StateValue,
+    {
+        self.apply(
+            kind,
+            func,
+            Some((Codec::serde(), Codec::serde())),
+            Some(Codec::serde()),
+        )
     }
 
     /// Applies window function `func`; `codec` encodes keys and window state for checkpoints
-    /// (without it, a job with checkpoints refuses to start).
+    /// (without it, a job with checkpoints refuses to start), `records` the records that
+    /// sliding count windows keep.
     #[track_caller]
     pub(crate) fn apply<F: WindowFn<K, T>>(
         self,
         kind: &str,
         func: F,
         codec: Option<WindowCodec<K, F::State>>,
+        records: Option<Codec<T>>,
     ) -> Stream<WindowChain<K, T, F>> {
         let name = OpName::new(kind, Location::caller());
         let WindowedStream {
@@ -611,7 +631,9 @@ where
         let side = TaggedOutputs::for_next_operator(&ex);
         ex.then(
             OpInfo::with_detail(&name, detail),
-            WindowOp::new(spec, func, lateness, metrics, late, side).with_codec(codec),
+            WindowOp::new(spec, func, lateness, metrics, late, side)
+                .with_codec(codec)
+                .with_records(records),
         )
     }
 }
