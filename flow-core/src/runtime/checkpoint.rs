@@ -92,6 +92,19 @@ impl Coordinator {
         self.base
     }
 
+    /// Whether a persisted checkpoint is still on its way to disk: the next is requested
+    /// only after it (one checkpoint at a time, Flink's default), so checkpoints never queue
+    /// behind each other and a slow write stretches the interval instead of the latency.
+    pub(crate) fn in_flight(&self) -> bool {
+        match &self.writer {
+            Some((_, shared)) => {
+                let settled = shared.settled.load(Ordering::Acquire).max(self.base);
+                self.requested() > settled
+            }
+            None => false,
+        }
+    }
+
     /// The highest checkpoint id requested so far.
     pub(crate) fn requested(&self) -> u64 {
         self.requested.load(Ordering::Acquire)

@@ -72,6 +72,19 @@ pub(crate) struct WriterShared {
     pub(crate) failed: Mutex<Option<Error>>,
     /// The savepoint written at the end of the job.
     pub(crate) savepoint: Mutex<Option<std::path::PathBuf>>,
+    /// The highest checkpoint id the writer has finished with, durable or failed.
+    pub(crate) settled: std::sync::atomic::AtomicU64,
+}
+
+/// Records, when dropped, that the writer is done with checkpoint `.1`.
+struct Settle(Arc<WriterShared>, u64);
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        self.0
+            .settled
+            .fetch_max(self.1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// How the writer runs.
@@ -248,6 +261,7 @@ impl WriterState {
     }
 
     fn checkpoint(&mut self, id: u64, requested: Instant) {
+        let _settle = Settle(Arc::clone(&self.shared), id);
         if self.shared.failed.lock().is_some() {
             return;
         }

@@ -21,7 +21,10 @@ use crate::error::{Error, Result};
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How soon a due checkpoint is asked for again while the previous one is still being written.
+const IN_FLIGHT_RECHECK: Duration = Duration::from_millis(5);
 
 /// Index of a task in its job.
 pub(crate) type TaskId = usize;
@@ -165,6 +168,11 @@ impl JobShared {
                         && !*done
                         && next.is_some_and(|(_, t)| Instant::now() >= t)
                     {
+                        if self.checkpoints.in_flight() {
+                            // Due, but the last one is not durable yet: look again shortly.
+                            next = Some((every, Instant::now() + IN_FLIGHT_RECHECK));
+                            continue;
+                        }
                         self.checkpoints.request();
                         for &id in &self.sources {
                             self.notify(id);
