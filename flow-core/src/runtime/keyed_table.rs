@@ -406,51 +406,58 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if self.cold && !self.map.contains_key(key) {
-            let (k, v, stamp) = self.load(key)?;
-            self.make_room_for_one();
-            self.map.insert(
-                k,
-                Slot {
-                    value: v,
-                    dirty: false,
-                    hot: true,
-                    stamp,
-                },
-            );
-        }
-        if self.ttl.is_some() {
-            let now = self.now();
-            let stamp = self.map.get(key)?.stamp;
-            if expired(&self.ttl, stamp, now) {
-                self.drop_expired(key);
-                return None;
-            }
+        self.bring_in(key)?;
+        if self.drop_if_expired(key, self.now()) {
+            return None;
         }
         let slot = self.map.get_mut(key)?;
         slot.hot = true;
         Some(&slot.value)
     }
 
-    /// The value of `key`, to change: the key counts as changed.
-    #[inline]
-    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+    /// Reads `key` back into memory if it is only in a run; `None` if it is nowhere.
+    fn bring_in<Q>(&mut self, key: &Q) -> Option<()>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         if self.cold && !self.map.contains_key(key) {
             let (k, v, stamp) = self.load(key)?;
             self.make_room_for_one();
-            self.map.insert(
-                k,
-                Slot {
-                    value: v,
-                    dirty: false,
-                    hot: true,
-                    stamp,
-                },
-            );
+            let slot = Slot {
+                value: v,
+                dirty: false,
+                hot: true,
+                stamp,
+            };
+            self.map.insert(k, slot);
         }
-        let now = self.now();
-        if self.ttl.is_some() && expired(&self.ttl, self.map.get(key)?.stamp, now) {
+        Some(())
+    }
+
+    /// Whether `key`'s entry in memory is expired at `now`; if so, removes it (a deletion).
+    fn drop_if_expired<Q>(&mut self, key: &Q, now: u32) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let stale = self.ttl.is_some()
+            && self
+                .map
+                .get(key)
+                .is_some_and(|s| expired(&self.ttl, s.stamp, now));
+        if stale {
             self.drop_expired(key);
+        }
+        stale
+    }
+
+    /// The value of `key`, to change: the key counts as changed.
+    #[inline]
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.bring_in(key)?;
+        let now = self.now();
+        if self.drop_if_expired(key, now) {
             return None;
         }
         let slot = self.map.get_mut(key)?;
