@@ -206,9 +206,13 @@ fn left(i: u64) -> (u64, i64, u64) {
     (i % 100, (i / 20) as i64, i)
 }
 
-/// Right event `j`: key, time (ms), index. The right input is four times as long as the left:
-/// it is still running when the left one fails (a checkpoint needs every source running),
-/// also on a slow, busy machine.
+/// Right event `j`: key, time (ms), index.
+///
+/// In the join tests the left source, which fails, is paced (60,000 records per second over
+/// all its subtasks): on any machine, fast or busy, it is still running when the first
+/// checkpoints complete. Pacing returns the pool thread while it waits, so the join and the
+/// right source keep running (a sleeping source would starve them and hold alignment back).
+const LEFT_PER_SECOND: u64 = 60_000;
 fn right(j: u64) -> (u64, i64, u64) {
     (j * 7 % 100, (j / 20) as i64, j)
 }
@@ -218,7 +222,7 @@ fn window_joins_survive_failure_and_rescale() {
     let (n, m) = (150_000u64, 600_000u64);
     let job = move |env: &mut Env, out: &Path, fail: Option<Failure>, p: usize| {
         let l = env
-            .generate_n(n, failing(fail, left))
+            .generate_paced(LEFT_PER_SECOND, Some(n), failing(fail, left))
             .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
             .key_by(|e| e.0)
             .parallelism(p);
@@ -239,7 +243,7 @@ fn interval_joins_survive_failure_and_rescale() {
     let (n, m) = (150_000u64, 600_000u64);
     let job = move |env: &mut Env, out: &Path, fail: Option<Failure>, p: usize| {
         let l = env
-            .generate_n(n, failing(fail, left))
+            .generate_paced(LEFT_PER_SECOND, Some(n), failing(fail, left))
             .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
             .key_by(|e| e.0)
             .parallelism(p);

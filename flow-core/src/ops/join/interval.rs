@@ -223,11 +223,22 @@ where
         st: &mut Self::State,
         ctx: &mut Context<'_, R>,
     ) {
-        let (lower, upper) = (self.lower, self.upper);
-        st.left.retain(|&t, _| t.saturating_add(upper) > now);
-        st.right.retain(|&t, _| t.saturating_sub(lower) > now);
+        // Both buffers are ordered by time: drop from the front what can no longer match
+        // (O(dropped · log n), where a `retain` would visit the whole buffer at every timer).
+        drop_front(&mut st.left, |t| t.saturating_add(self.upper) <= now);
+        drop_front(&mut st.right, |t| t.saturating_sub(self.lower) <= now);
         if st.left.is_empty() && st.right.is_empty() {
             ctx.clear_state();
         }
+    }
+}
+
+/// Removes the first entries of `buf` while `done` says so of their time.
+fn drop_front<V>(buf: &mut BTreeMap<Timestamp, V>, done: impl Fn(Timestamp) -> bool) {
+    while let Some(first) = buf.first_entry() {
+        if !done(*first.key()) {
+            break;
+        }
+        first.remove();
     }
 }
