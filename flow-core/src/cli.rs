@@ -45,6 +45,12 @@ pub struct CommonArgs {
     /// self-contained savepoint under DIR/savepoint-<id>, for `--restore DIR/savepoint-<id>`
     #[arg(long, value_name = "DIR", requires = "checkpoint_dir")]
     pub savepoint_dir: Option<std::path::PathBuf>,
+    /// `exactly-once` aligns barriers (records of a channel wait while the other channels catch
+    /// up); `at-least-once` does not, so nothing waits but a restored job may count records
+    /// twice
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = crate::CheckpointMode::ExactlyOnce,
+          requires = "checkpoint_dir")]
+    pub checkpoint_mode: crate::CheckpointMode,
     /// Complete checkpoints to keep in --checkpoint-dir
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub checkpoints_retained: u32,
@@ -124,7 +130,8 @@ impl CommonArgs {
         if let Some(d) = &self.checkpoint_dir {
             c = c
                 .checkpoint_dir(d)
-                .checkpoints_retained(self.checkpoints_retained as usize);
+                .checkpoints_retained(self.checkpoints_retained as usize)
+                .checkpoint_mode(self.checkpoint_mode);
         }
         if let Some(i) = self.checkpoint_interval {
             c = c.checkpoint_interval(i);

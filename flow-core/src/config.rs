@@ -19,8 +19,26 @@ pub struct Config {
     pub(crate) checkpoints_retained: usize,
     pub(crate) savepoint_dir: Option<std::path::PathBuf>,
     pub(crate) tolerable_checkpoint_failures: u32,
+    pub(crate) checkpoint_mode: CheckpointMode,
     pub(crate) state_memory: Option<u64>,
     pub(crate) state_dir: Option<std::path::PathBuf>,
+}
+
+/// How operators with several input channels treat checkpoint barriers
+/// ([`Config::checkpoint_mode`]), as Flink's `CheckpointingMode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckpointMode {
+    /// Barriers are aligned: once a channel delivered barrier `n`, its later records wait
+    /// (buffered) until every channel delivered `n`, so the snapshot holds exactly the
+    /// records before the barrier and a restored job counts each record once.
+    #[default]
+    ExactlyOnce,
+    /// No alignment: records of a channel that delivered barrier `n` go on at once and the
+    /// barrier follows once every channel delivered it. No record waits (lower latency under
+    /// skew and backpressure), but a snapshot may hold records after the barrier, which a
+    /// restored job then processes again: their effects on state may count twice. Part-file
+    /// output stays transactional (nothing uncommitted is published), yet may repeat rows.
+    AtLeastOnce,
 }
 
 /// Which checkpoint a job restores ([`Config::restore`]).
@@ -58,6 +76,7 @@ impl Default for Config {
             checkpoints_retained: 1,
             savepoint_dir: None,
             tolerable_checkpoint_failures: 3,
+            checkpoint_mode: CheckpointMode::ExactlyOnce,
             state_memory: None,
             state_dir: None,
         }
@@ -168,6 +187,11 @@ impl Config {
     /// 3); one more fails the job. A failed checkpoint is never retried: the next one is new.
     pub fn tolerable_checkpoint_failures(mut self, n: u32) -> Self {
         self.tolerable_checkpoint_failures = n;
+        self
+    }
+    /// Exactly-once (the default) or at-least-once barrier handling; see [`CheckpointMode`].
+    pub fn checkpoint_mode(mut self, mode: CheckpointMode) -> Self {
+        self.checkpoint_mode = mode;
         self
     }
     /// Injects checkpoint barriers at every source every `interval` and tracks them to the

@@ -111,7 +111,7 @@ pub mod time;
 pub use api::env::{Env, StopHandle};
 pub use api::stream::{KeyedStream, Stream};
 pub use api::summary::{JobSummary, StageSummary};
-pub use config::{Config, Restore};
+pub use config::{CheckpointMode, Config, Restore};
 pub use error::{Error, Result};
 pub use flow_macros::{process_fn, stream_job};
 pub use io::sink::Collected;
@@ -154,7 +154,9 @@ pub mod prelude {
     pub use crate::text::Word;
     pub use crate::time::WatermarkStrategy;
     pub use crate::{process_fn, stream_job};
-    pub use crate::{Config, Env, JobSummary, KeyedStream, ReadOptions, Restore, Stream};
+    pub use crate::{
+        CheckpointMode, Config, Env, JobSummary, KeyedStream, ReadOptions, Restore, Stream,
+    };
     #[cfg(feature = "cli")]
     pub use clap::{self, Args};
     pub use compact_str::CompactString;

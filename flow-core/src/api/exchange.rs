@@ -57,7 +57,13 @@ impl<T: Send + 'static> Exchange<T> {
         parallelism: usize,
         loc: &'static Location<'static>,
     ) -> Self {
-        let batch_size = g.borrow().config.batch_size;
+        let (batch_size, align) = {
+            let c = &g.borrow().config;
+            (
+                c.batch_size,
+                c.checkpoint_mode == crate::config::CheckpointMode::ExactlyOnce,
+            )
+        };
         let inputs = feeds
             .iter()
             .map(|f| EdgeInfo {
@@ -68,7 +74,7 @@ impl<T: Send + 'static> Exchange<T> {
         let slot = g.borrow_mut().reserve(parallelism, head, inputs, loc);
         let ids: Vec<usize> = slot.ids.clone().collect();
         let producers = feeds.iter().map(|f| f.parallelism).sum();
-        let (outs, ins) = channels::<T>(producers, &ids);
+        let (outs, ins) = channels::<T>(producers, &ids, align);
         Exchange {
             g: g.clone(),
             slot,

@@ -71,9 +71,12 @@ impl<T> Clone for ChannelOut<T> {
 }
 
 /// Creates the channels of an exchange into the consumer tasks `consumers`.
+/// `align`: hold back the records of producers that delivered the barrier being aligned
+/// (exactly-once); without it only their later barriers wait (at-least-once).
 pub(crate) fn channels<T>(
     producers: usize,
     consumers: &[TaskId],
+    align: bool,
 ) -> (Vec<ChannelOut<T>>, Vec<ExchangeInput<T>>) {
     let cap = (2 * producers).max(4);
     consumers
@@ -98,6 +101,7 @@ pub(crate) fn channels<T>(
                     watermarks: InputWatermarks::new(producers),
                     align: Alignment {
                         id: None,
+                        hold: align,
                         blocked: vec![false; producers],
                         held: (0..producers).map(|_| VecDeque::new()).collect(),
                         held_count: 0,
@@ -131,9 +135,16 @@ pub(crate) struct ExchangeInput<T> {
 /// delivered barrier `n`, its later messages are held back until every live producer has
 /// delivered `n`; then the barrier goes on, and the held messages are replayed in order.
 /// The channel is shared by all producers, so holding back means buffering, not blocking.
+///
+/// At-least-once (`hold` false): only a producer's later *barriers* are held back; its records
+/// and watermarks go on at once, so barrier `n` leaves after every live producer delivered it,
+/// possibly behind records that followed it. A barrier is only ever delayed, never moved
+/// ahead of a record, so a snapshot misses nothing before it (it may hold more).
 struct Alignment<T> {
     /// The barrier being aligned.
     id: Option<u64>,
+    /// Whether records of producers that delivered it wait (exactly-once).
+    hold: bool,
     /// Producers that delivered it.
     blocked: Vec<bool>,
     /// Their later messages, per producer in arrival order (order across producers does not
@@ -208,7 +219,15 @@ impl<T: Send> Input<T> for ExchangeInput<T> {
                     };
                     self.shared.wake_waiters(cx);
                     let from = m.from();
-                    if self.align.id.is_some() && self.align.blocked[from] {
+                    let waits = self.align.hold
+                        || matches!(
+                            m,
+                            Msg::Event {
+                                event: Event::Barrier(_),
+                                ..
+                            }
+                        );
+                    if waits && self.align.id.is_some() && self.align.blocked[from] {
                         self.align.held[from].push_back(m);
                         self.align.held_count += 1;
                         continue;
@@ -454,5 +473,65 @@ impl<T: Send, P: Partitioner<T>> Terminal<T> for ExchangeWriter<T, P> {
             }
         }
         Ok(ready)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::task::JobShared;
+
+    /// Producer 0 delivers barrier 1, then a record, then barrier 2; producer 1 then delivers
+    /// a record and barrier 1. Returns what the consumer polls, as strings.
+    fn polls(align: bool) -> Vec<String> {
+        let job = JobShared::new(vec![], 1, Arc::default()).expect("job");
+        let cx = TaskCx {
+            shared: &job,
+            id: 0,
+        };
+        let (outs, mut ins) = channels::<u64>(2, &[0], align);
+        let tx = &outs[0].tx;
+        let data = |from: u32, x: u64| {
+            let mut batch = Batch::default();
+            batch.push(x, 0);
+            Msg::Data { from, batch }
+        };
+        let barrier = |from: u32, n: u64| Msg::Event {
+            from,
+            event: Event::Barrier(n),
+        };
+        let mut got = Vec::new();
+        let mut buf = Batch::default();
+        // Two phases: the channel holds only four messages.
+        let phases = [
+            vec![barrier(0, 1), data(0, 10), barrier(0, 2)],
+            vec![data(1, 20), barrier(1, 1)],
+        ];
+        for phase in phases {
+            for m in phase {
+                tx.send(m).expect("send");
+            }
+            loop {
+                match ins[0].poll(&cx, &mut buf).expect("poll") {
+                    Poll::Data => got.push(format!("{:?}", buf.data)),
+                    Poll::Event(Event::Barrier(n)) => got.push(format!("barrier {n}")),
+                    Poll::Event(e) => got.push(format!("{e:?}")),
+                    Poll::Pending | Poll::End => break,
+                }
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn exactly_once_holds_records_behind_an_aligning_barrier() {
+        assert_eq!(polls(true), ["[20]", "barrier 1", "[10]"]);
+    }
+
+    #[test]
+    fn at_least_once_lets_records_pass_and_holds_only_later_barriers() {
+        // Producer 0's record passes at once; its barrier 2 waits for barrier 1 to complete
+        // (and then for producer 1's barrier 2, which never comes here).
+        assert_eq!(polls(false), ["[10]", "[20]", "barrier 1"]);
     }
 }
