@@ -176,7 +176,9 @@ pub mod __private {
 
 /// Keyed state with change tracking, as stateful operators keep it.
 pub mod state {
-    pub use crate::runtime::keyed_table::{Fold, FoldWith, KeyedTable};
+    pub use crate::runtime::keyed_table::{
+        Change, Fold, FoldWith, KeyedTable, OwnedTimedChange, TimedChange,
+    };
     pub use crate::runtime::snapshot::{StateKey, StateValue};
 }
 

@@ -171,3 +171,107 @@ fn a_ttl_on_an_operator_without_keyed_state_is_refused() {
     let e = env.execute().unwrap_err().to_string();
     assert!(e.contains("state_ttl on `map"), "{e}");
 }
+
+/// Twenty records of key 'a' into a rolling count with a 1 s TTL, checkpointed every 20 ms;
+/// the first ten come slowly (so that checkpoints cover some of them), and the first run
+/// fails at the fifteenth. `process`: a keyed process function counts instead.
+fn ttl_restore_job(
+    env: &mut Env,
+    fail: Arc<AtomicU64>,
+    process: bool,
+) -> flow_core::io::sink::Collected<u64> {
+    let keyed = env
+        .generate_n(20, move |i| {
+            if fail.load(Ordering::Relaxed) == i {
+                fail.store(u64::MAX, Ordering::Relaxed);
+                panic!("injected failure");
+            }
+            if i < 10 {
+                std::thread::sleep(Duration::from_millis(30));
+            }
+            ('a', 1u64)
+        })
+        .key_by(|e| e.0);
+    let ttl = Duration::from_secs(1);
+    if process {
+        keyed
+            .process_fn(|_, _, n: &mut u64, ctx| {
+                *n += 1;
+                ctx.emit(*n)
+            })
+            .state_ttl(ttl)
+            .collect()
+    } else {
+        keyed.sum(|e| e.1).state_ttl(ttl).map(|(_, n)| n).collect()
+    }
+}
+
+/// Runs [`ttl_restore_job`], fails it, waits `pause`, restores it; returns the final count.
+fn count_after_restore(pause: Duration, process: bool) -> Vec<u64> {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        Config::default()
+            .parallelism(1)
+            .batch_size(1)
+            .pre_aggregate_capacity(1)
+            .checkpoint_dir(dir.path().join("checkpoints"))
+            .checkpoint_interval(Duration::from_millis(20))
+    };
+    let fail = Arc::new(AtomicU64::new(15));
+    let mut env = Env::new(config());
+    let _ = ttl_restore_job(&mut env, fail.clone(), process);
+    assert!(env.execute().is_err());
+    std::thread::sleep(pause);
+    let mut env = Env::new(config().restore(Restore::Latest));
+    let got = ttl_restore_job(&mut env, fail, process);
+    env.execute().unwrap();
+    let got = got.take();
+    // The process function emits its count at every record: the last one is the largest.
+    match (process, got.iter().max()) {
+        (true, Some(&m)) => vec![m],
+        _ => got,
+    }
+}
+
+#[test]
+fn restored_state_keeps_its_write_time_for_its_ttl() {
+    for process in [false, true] {
+        // Restored at once: what was counted before the failure is still live.
+        assert_eq!(count_after_restore(Duration::ZERO, process), vec![20]);
+        // Restored after more than the TTL since they were written: those in the checkpoint
+        // expired while the job was down, as they would have in a job that never failed;
+        // only the replayed records after the checkpoint count.
+        let got = count_after_restore(Duration::from_millis(1300), process);
+        assert!(got.len() == 1 && (10..20).contains(&got[0]), "{got:?}");
+    }
+}
+
+#[test]
+fn a_checkpoint_without_ttl_does_not_restore_into_a_job_with_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |restore: bool| {
+        let c = Config::default()
+            .parallelism(1)
+            .checkpoint_dir(dir.path().join("checkpoints"));
+        if restore {
+            c.restore(Restore::Latest)
+        } else {
+            c
+        }
+    };
+    let job = |env: &mut Env, ttl: bool| {
+        let sums = env.from_iter([('a', 1u64)]).key_by(|e| e.0).sum(|e| e.1);
+        let _ = if ttl {
+            sums.state_ttl(Duration::from_secs(1)).collect()
+        } else {
+            sums.collect()
+        };
+    };
+    let mut env = Env::new(config(false));
+    job(&mut env, false);
+    env.execute().unwrap();
+    let mut env = Env::new(config(true));
+    job(&mut env, true);
+    let e = env.execute().unwrap_err().to_string();
+    assert!(e.contains("accumulators") && e.contains("TTL"), "{e}");
+}

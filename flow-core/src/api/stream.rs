@@ -7,7 +7,7 @@ use crate::record::Batch;
 use crate::runtime::metrics::StageMetrics;
 use crate::runtime::operator::{Chain, Identity, OpenCx, Operator, Then};
 use crate::runtime::panic::{Named, OpName};
-use crate::runtime::snapshot::Position;
+use crate::runtime::snapshot::{Position, StateSupport};
 use crate::runtime::stage::{StageTask, Terminal};
 use std::hash::Hash;
 use std::panic::Location;
@@ -102,7 +102,17 @@ impl<C: Chain> Stream<C> {
         let mut capable = Vec::new();
         chain.ttl_capable(&mut capable);
         for (i, op) in ops.iter().enumerate() {
-            if op.state_ttl.is_some() && !capable.get(i).copied().unwrap_or(false) {
+            let expiring = capable.get(i).copied().flatten();
+            if let (Some(_), Some(name), Some(StateSupport::Persisted(decls))) =
+                (op.state_ttl, expiring, states.get_mut(i))
+            {
+                // Its entries carry write times: a checkpoint taken without a TTL does not
+                // restore into a job with one, nor the other way round (as in Flink).
+                for d in decls.iter_mut().filter(|d| d.name == name) {
+                    d.types.push_str(" with TTL write times");
+                }
+            }
+            if op.state_ttl.is_some() && expiring.is_none() {
                 let e = crate::Error::Config(format!(
                     "state_ttl on `{}`, which keeps no keyed state that can expire (rolling \
                      aggregates and keyed process functions can)",

@@ -428,6 +428,9 @@ impl<V, G: Combine<V>> Fold<V, G::Acc> for ByCombine<'_, G> {
 }
 
 /// The name of a keyed aggregate's state in checkpoints.
+/// An accumulator with its write time (ms since the Unix epoch), checkpointed under a TTL.
+type Timed<A> = (i64, A);
+
 const ACC_STATE: &str = "accumulators";
 /// Operator state: the key groups of a subtask that finished (bounded input), if it did.
 const FINISHED: &str = "finished";
@@ -482,8 +485,8 @@ where
         }
     }
 
-    fn supports_ttl(&self) -> bool {
-        true
+    fn ttl_state(&self) -> Option<&'static str> {
+        Some(ACC_STATE)
     }
 
     fn drain(&mut self, _cx: &DrainCx<'_, '_>) -> Result<bool> {
@@ -506,8 +509,19 @@ where
             (r.start, r.end)
         });
         cx.operator_state(FINISHED, &done)?;
-        let changes: Vec<(K, Option<G::Acc>)> = self.state.take_changes_owned()?;
-        cx.keyed_values(ACC_STATE, false, changes);
+        if self.state.has_ttl() {
+            // With their write times, so that their age survives a restore.
+            let changes: Vec<(K, Option<Timed<G::Acc>>)> = self
+                .state
+                .take_timed_changes_owned()?
+                .into_iter()
+                .map(|(k, v, t)| (k, v.map(|v| (t.unwrap_or(0), v))))
+                .collect();
+            cx.keyed_values(ACC_STATE, false, changes);
+        } else {
+            let changes: Vec<(K, Option<G::Acc>)> = self.state.take_changes_owned()?;
+            cx.keyed_values(ACC_STATE, false, changes);
+        }
         Ok(())
     }
 
@@ -519,7 +533,13 @@ where
             .collect();
         let live = |kg: u32| !finished.iter().any(|&(s, e)| (s..e).contains(&kg));
         let state = &mut self.state;
-        cx.keyed_where(ACC_STATE, live, |k: K, acc: G::Acc| state.restore(k, acc))
+        if state.has_ttl() {
+            cx.keyed_where(ACC_STATE, live, |k: K, (t, acc): (i64, G::Acc)| {
+                state.restore_written_at(k, acc, t)
+            })
+        } else {
+            cx.keyed_where(ACC_STATE, live, |k: K, acc: G::Acc| state.restore(k, acc))
+        }
     }
 }
 
@@ -1003,7 +1023,7 @@ mod tests {
             ttls: Some(vec![Some(std::time::Duration::from_millis(300))].into()),
             op: 0,
         });
-        assert!(Operator::<(char, u64)>::supports_ttl(&op));
+        assert_eq!(Operator::<(char, u64)>::ttl_state(&op), Some(ACC_STATE));
         op.on_record(('a', 2), NO_TIMESTAMP, &mut out);
         op.on_record(('a', 3), NO_TIMESTAMP, &mut out);
         std::thread::sleep(std::time::Duration::from_millis(500));

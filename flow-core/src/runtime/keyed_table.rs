@@ -75,6 +75,9 @@ struct Ttl {
     /// Entries written longer than this many ticks ago are expired.
     ticks: u32,
     epoch: std::time::Instant,
+    /// The wall-clock time of `epoch`, in ms since the Unix epoch: write times outlive the
+    /// process in checkpoints as wall-clock times.
+    epoch_ms: i64,
     /// When expired entries were last swept out of memory.
     last_sweep: u32,
 }
@@ -99,6 +102,14 @@ fn split_stamp(with_ttl: bool, bytes: &[u8]) -> (u32, &[u8]) {
         _ => (0, bytes),
     }
 }
+
+/// A changed key, its value and, with a TTL, its wall-clock write time in ms since the Unix
+/// epoch ([`KeyedTable::take_timed_changes`]).
+pub type TimedChange<'a, K, V> = (K, Change<'a, V>, Option<i64>);
+
+/// A changed key, its value owned (`None`: deleted) and, with a TTL, its write time
+/// ([`KeyedTable::take_timed_changes_owned`]).
+pub type OwnedTimedChange<K, V> = (K, Option<V>, Option<i64>);
 
 /// A changed key's value, as [`KeyedTable::take_changes`] gives it.
 pub enum Change<'a, V> {
@@ -285,16 +296,41 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// with `OnCreateAndWrite` updates and `NeverReturnExpired` visibility): an expired entry
     /// reads as absent, a write to it starts afresh, and expired entries are removed — in
     /// memory by [`KeyedTable::expire`], on disk when read or merged — as deletions, which the
-    /// next checkpoint records. Resolution 100 ms. Entries loaded by a restore count as
-    /// written at the restore. `None` turns expiry off.
+    /// next checkpoint records. Resolution 100 ms. Checkpoints keep write times as wall-clock
+    /// times ([`KeyedTable::take_timed_changes`], [`KeyedTable::restore_written_at`]), so an
+    /// entry's age survives a restore. `None` turns expiry off.
     pub fn set_ttl(&mut self, ttl: Option<std::time::Duration>) {
         self.ttl = ttl.map(|d| Ttl {
             ticks: u32::try_from(d.as_millis() / TICK.as_millis())
                 .unwrap_or(u32::MAX / 2)
                 .min(u32::MAX / 2),
             epoch: std::time::Instant::now(),
+            epoch_ms: crate::time::now_ms(),
             last_sweep: 0,
         });
+    }
+
+    /// Whether entries expire ([`KeyedTable::set_ttl`]).
+    pub fn has_ttl(&self) -> bool {
+        self.ttl.is_some()
+    }
+
+    /// The wall-clock write time (ms since the Unix epoch) of an entry stamped `stamp`.
+    fn write_time(&self, stamp: u32) -> Option<i64> {
+        let t = self.ttl.as_ref()?;
+        // Stamps before the epoch (entries restored with older write times) wrap below zero.
+        Some(t.epoch_ms + i64::from(stamp as i32) * TICK.as_millis() as i64)
+    }
+
+    /// The stamp of an entry written at wall-clock time `ms` (0 without a TTL).
+    fn stamp_at(&self, ms: i64) -> u32 {
+        match &self.ttl {
+            Some(t) => {
+                let ticks = (ms - t.epoch_ms).div_euclid(TICK.as_millis() as i64);
+                ticks.clamp(i64::from(i32::MIN / 2), i64::from(i32::MAX / 2)) as i32 as u32
+            }
+            None => 0,
+        }
     }
 
     /// The time now, in ticks (0 without a TTL: no clock is read).
@@ -648,10 +684,22 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
 
     /// Loads an entry from a checkpoint: not a change.
     pub fn restore(&mut self, key: K, value: V) {
+        let stamp = self.now();
+        self.restore_stamped(key, value, stamp)
+    }
+
+    /// [`KeyedTable::restore`] of an entry written at wall-clock time `ms` (ms since the Unix
+    /// epoch, as [`KeyedTable::take_timed_changes`] gives it): with a TTL it expires when it
+    /// would have expired in the job that wrote it.
+    pub fn restore_written_at(&mut self, key: K, value: V, ms: i64) {
+        let stamp = self.stamp_at(ms);
+        self.restore_stamped(key, value, stamp)
+    }
+
+    fn restore_stamped(&mut self, key: K, value: V, stamp: u32) {
         if self.map.len() >= self.limit {
             self.make_room_for_one();
         }
-        let stamp = self.now();
         self.map.insert(
             key,
             Slot {
@@ -741,6 +789,17 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// The keys changed since the last call, each with its current value, and clears the
     /// changes. Empty when changes are not tracked.
     pub fn take_changes(&mut self) -> Result<Vec<(K, Change<'_, V>)>> {
+        Ok(self
+            .take_timed_changes()?
+            .into_iter()
+            .map(|(k, c, _)| (k, c))
+            .collect())
+    }
+
+    /// [`KeyedTable::take_changes`], each value with its wall-clock write time in ms since the
+    /// Unix epoch when the table has a TTL (for checkpoints: a restore with
+    /// [`KeyedTable::restore_written_at`] keeps the entry's age).
+    pub fn take_timed_changes(&mut self) -> Result<Vec<TimedChange<'_, K, V>>> {
         let keys = self
             .changed
             .as_mut()
@@ -757,28 +816,29 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         let now = self.now();
         let ttl = &self.ttl;
         let mut out = Vec::with_capacity(keys.len());
+        let time = |stamp: u32| self.write_time(stamp);
         for k in keys {
-            let c = match map.get(&k) {
-                Some(s) if !expired(ttl, s.stamp, now) => Change::Value(&s.value),
-                Some(_) => Change::Deleted,
+            let (c, stamp) = match map.get(&k) {
+                Some(s) if !expired(ttl, s.stamp, now) => (Change::Value(&s.value), s.stamp),
+                Some(_) => (Change::Deleted, 0),
                 None => match self.spill.as_ref().filter(|_| self.cold) {
                     Some(s) if !s.tombstones.contains(&k) => {
                         match find(s, hasher.hash_one(&k), &k)? {
                             Some((_, Some(v))) => {
                                 let (stamp, v) = split_stamp(ttl.is_some(), v);
                                 if expired(ttl, stamp, now) {
-                                    Change::Deleted
+                                    (Change::Deleted, 0)
                                 } else {
-                                    Change::Encoded(v.to_vec())
+                                    (Change::Encoded(v.to_vec()), stamp)
                                 }
                             }
-                            _ => Change::Deleted,
+                            _ => (Change::Deleted, 0),
                         }
                     }
-                    _ => Change::Deleted,
+                    _ => (Change::Deleted, 0),
                 },
             };
-            out.push((k, c));
+            out.push((k, c, time(stamp)));
         }
         Ok(out)
     }
@@ -788,11 +848,23 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     where
         V: Clone,
     {
+        Ok(self
+            .take_timed_changes_owned()?
+            .into_iter()
+            .map(|(k, v, _)| (k, v))
+            .collect())
+    }
+
+    /// [`KeyedTable::take_timed_changes`] with every value owned (spilled ones decoded).
+    pub fn take_timed_changes_owned(&mut self) -> Result<Vec<OwnedTimedChange<K, V>>>
+    where
+        V: Clone,
+    {
         let values = self.spill.as_ref().map(|s| s.values);
         let what = || "a spilled value".to_string();
-        self.take_changes()?
+        self.take_timed_changes()?
             .into_iter()
-            .map(|(k, c)| {
+            .map(|(k, c, t)| {
                 let v = match c {
                     Change::Value(v) => Some(v.clone()),
                     Change::Encoded(b) => match values {
@@ -801,7 +873,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
                     },
                     Change::Deleted => None,
                 };
-                Ok((k, v))
+                Ok((k, v, t))
             })
             .collect()
     }

@@ -130,10 +130,12 @@ pub trait Operator<In>: Sealed + Clone + Send + 'static {
         StateSupport::Stateless
     }
 
-    /// Whether the operator's keyed state expires after a [`crate::Stream::state_ttl`].
+    /// The name of the operator's keyed state that can expire after a
+    /// [`crate::Stream::state_ttl`] (`None`: it keeps no such state). With a TTL, that state's
+    /// checkpointed entries carry their write times, and its declared types say so.
     #[doc(hidden)]
-    fn supports_ttl(&self) -> bool {
-        false
+    fn ttl_state(&self) -> Option<&'static str> {
+        None
     }
 
     /// Writes what changed in the operator's state since the last checkpoint. Called when
@@ -176,7 +178,7 @@ pub trait Chain: Sealed + Clone + Send + 'static {
     fn states(&self, out: &mut Vec<StateSupport>);
     /// Whether each operator supports a state TTL, in chain order.
     #[doc(hidden)]
-    fn ttl_capable(&self, out: &mut Vec<bool>);
+    fn ttl_capable(&self, out: &mut Vec<Option<&'static str>>);
     /// Snapshots every operator's state (`cx.op` counts the operators).
     #[doc(hidden)]
     fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> Result<()>;
@@ -219,7 +221,7 @@ impl<T: Send + 'static> Chain for Identity<T> {
         Ok(true)
     }
     fn states(&self, _out: &mut Vec<StateSupport>) {}
-    fn ttl_capable(&self, _out: &mut Vec<bool>) {}
+    fn ttl_capable(&self, _out: &mut Vec<Option<&'static str>>) {}
     fn snapshot(&mut self, _cx: &mut SnapshotCx<'_>) -> Result<()> {
         Ok(())
     }
@@ -300,9 +302,9 @@ impl<C: Chain, O: Operator<C::Out>> Chain for Then<C, O> {
         self.inner.states(out);
         out.push(self.op.state());
     }
-    fn ttl_capable(&self, out: &mut Vec<bool>) {
+    fn ttl_capable(&self, out: &mut Vec<Option<&'static str>>) {
         self.inner.ttl_capable(out);
-        out.push(self.op.supports_ttl());
+        out.push(self.op.ttl_state());
     }
     fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> Result<()> {
         self.inner.snapshot(cx)?;

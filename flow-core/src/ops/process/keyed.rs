@@ -340,17 +340,21 @@ where
         };
         cx.operator_state(WATERMARK, &self.watermark)?;
         let mut w = cx.keyed(STATE, false);
-        for (k, state) in self.states.take_changes()? {
+        for (k, state, time) in self.states.take_timed_changes()? {
             let mut key = Vec::new();
             (kc.enc)(&k, &mut key)?;
+            // With a TTL the value starts with its write time (8 bytes, little-endian ms).
+            let mut v = time.map(|t| t.to_le_bytes().to_vec()).unwrap_or_default();
             let value = match state {
                 Change::Value(s) => {
-                    let mut v = Vec::new();
                     (sc.enc)(s, &mut v)?;
                     Some(v)
                 }
                 // Spilled with the same codec.
-                Change::Encoded(v) => Some(v),
+                Change::Encoded(e) => {
+                    v.extend_from_slice(&e);
+                    Some(v)
+                }
                 Change::Deleted => None,
             };
             w.put_encoded(&k, key, value);
@@ -375,10 +379,20 @@ where
             self.watermark = self.watermark.max(w);
         }
         let states = &mut self.states;
+        let timed = states.has_ttl();
         cx.keyed_raw(STATE, |key, value| {
             let k = kc.decode_all(key, &|| cx.describe(STATE))?;
-            let s = sc.decode_all(value, &|| cx.describe(STATE))?;
-            states.restore(k, s);
+            if timed {
+                let Some((t, value)) = value.split_first_chunk::<8>() else {
+                    let e = format!("{}: an entry without its write time", cx.describe(STATE));
+                    return Err(crate::Error::Checkpoint(e));
+                };
+                let s = sc.decode_all(value, &|| cx.describe(STATE))?;
+                states.restore_written_at(k, s, i64::from_le_bytes(*t));
+            } else {
+                let s = sc.decode_all(value, &|| cx.describe(STATE))?;
+                states.restore(k, s);
+            }
             Ok(())
         })?;
         let timers = &mut self.timers;
@@ -434,8 +448,8 @@ where
         self.side.open(cx)
     }
 
-    fn supports_ttl(&self) -> bool {
-        true
+    fn ttl_state(&self) -> Option<&'static str> {
+        Some(STATE)
     }
 
     fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
