@@ -1034,14 +1034,16 @@ mod tests {
             vec![('a', 2), ('a', 5), ('a', 4)],
             "'a' expired, then restarted"
         );
-        // The expired value was replaced in place: the checkpoint holds the new one.
+        // The expired value was replaced in place: the checkpoint holds the new one, with
+        // its write time (just now).
         let part = snapshot(&mut op, 1);
-        let v: u64 = crate::runtime::snapshot::decode(
+        let (t, v): (i64, u64) = crate::runtime::snapshot::decode(
             part.keyed[0].entries[0].2.as_deref().unwrap(),
             &|| "a".into(),
         )
         .unwrap();
         assert_eq!(v, 4);
+        assert!((crate::time::now_ms() - t).abs() < 400, "written at {t}");
     }
 
     /// A terminal that keeps the pairs it is given.
