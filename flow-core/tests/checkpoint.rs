@@ -198,6 +198,22 @@ fn operators_that_cannot_checkpoint_refuse_to_start_with_checkpoints() {
         .discard();
     let err = env.execute().unwrap_err().to_string();
     assert!(err.contains("sliding count windows"), "{err}");
+    // A window function with per-window and per-key state of its own.
+    let mut env = Env::new(config(dir.path(), 1));
+    env.generate_n(10, |i| (i % 2, i as i64))
+        .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+        .key_by(|e| e.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+        .trigger(CountTrigger::of(2))
+        .process_with_state(
+            |_, _, items: Vec<(u64, i64)>, ctx: &mut StatefulWindowContext<'_, usize, u32, u32>| {
+                *ctx.global_state() += 1;
+                ctx.emit(items.len())
+            },
+        )
+        .discard();
+    let err = env.execute().unwrap_err().to_string();
+    assert!(err.contains("process_with_state"), "{err}");
 }
 
 proptest! {

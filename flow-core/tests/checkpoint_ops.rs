@@ -201,6 +201,62 @@ fn count_windows_survive_failure_and_rescale() {
     );
 }
 
+#[test]
+fn windows_with_triggers_and_evictors_survive_failure_and_rescale() {
+    // One source subtask: each key's records arrive in the same order in every run (count
+    // triggers and evictors depend on it).
+    let n = 60_000;
+    let job = move |env: &mut Env, out: &Path, fail: Option<Failure>, p: usize| {
+        let timed = |i: u64| {
+            let (k, v) = keyed(i);
+            (k, (i / 20) as i64, v)
+        };
+        let [a, b, c] = env
+            .generate_n(n, failing(fail, timed))
+            .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+            .fan_out();
+        // Early firings every 4 records of a key's window, purging (trigger state: a count).
+        a.key_by(|e| e.0)
+            .parallelism(p)
+            .window(TumblingEventTimeWindows::of(Duration::from_millis(500)))
+            .trigger(PurgingTrigger::of(CountTrigger::of(4)))
+            .sum(|e| e.2)
+            .map(|w| (w.key, w.window.start, w.value))
+            .write_csv(out.join("counted"))
+            .unwrap();
+        // Firings every 100 ms of event time within 1 s windows (trigger timers).
+        b.key_by(|e| e.0)
+            .parallelism(p)
+            .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+            .trigger(ContinuousEventTimeTrigger::of(Duration::from_millis(100)))
+            .count()
+            .map(|w| (w.key, w.window.start, w.value))
+            .write_csv(out.join("continuous"))
+            .unwrap();
+        // The last 3 records of each window (records kept by the evictor).
+        c.key_by(|e| e.0)
+            .parallelism(p)
+            .window(TumblingEventTimeWindows::of(Duration::from_millis(700)))
+            .evictor(CountEvictor::of(3))
+            .process(|k, info, items| {
+                [(
+                    *k,
+                    info.window.start,
+                    items.iter().map(|e| e.2).sum::<u64>(),
+                )]
+            })
+            .write_csv(out.join("evicted"))
+            .unwrap();
+    };
+    assert_restores_exactly(
+        &job,
+        &["counted", "continuous", "evicted"],
+        n / 2,
+        Some(1),
+        &[(2, 3), (3, 1)],
+    );
+}
+
 /// Left event `i`: key, time (ms), index.
 fn left(i: u64) -> (u64, i64, u64) {
     (i % 100, (i / 20) as i64, i)

@@ -17,7 +17,7 @@
 //!
 //! let mut env = Env::new(Config::default().parallelism(2));
 //! let early = env
-//!     .from_iter([("a", 100), ("a", 200), ("a", 300), ("a", 400), ("a", 500)])
+//!     .from_iter([('a', 100), ('a', 200), ('a', 300), ('a', 400), ('a', 500)])
 //!     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
 //!     .key_by(|e| e.0)
 //!     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
@@ -35,17 +35,19 @@ use super::functions::{
     WindowContext, WindowFn,
 };
 use super::global::TriggerResult;
+use super::operator::WindowCodec;
 use super::stream::WindowedStream;
 use crate::api::exchange::side_stream;
 use crate::api::stream::Stream;
 use crate::graph::OpInfo;
 use crate::ops::aggregate::{Aggregate, Count, Reduce, Sum};
 use crate::ops::side_output::{SideOutput, TaggedOutputs};
-use crate::ops::Table;
+use crate::ops::{StateKey, StateValue, Table};
 use crate::record::{Event, Timestamp, NO_TIMESTAMP};
 use crate::runtime::metrics::StageMetrics;
 use crate::runtime::operator::{Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then};
 use crate::runtime::panic::{Named, OpName, PanicGuard};
+use crate::runtime::snapshot::{encode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport};
 use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::panic::Location;
@@ -166,8 +168,9 @@ impl TriggerContext<'_> {
     note = "use a built-in trigger (`CountTrigger`, `ContinuousEventTimeTrigger`, `PurgingTrigger`, `EventTimeTrigger`) or implement `WindowTrigger<{T}>`"
 )]
 pub trait WindowTrigger<T>: Clone + Send + 'static {
-    /// The trigger's state per key and window (a count, the next firing time, ...).
-    type State: Default + Send + 'static;
+    /// The trigger's state per key and window (a count, the next firing time, ...). Kept in
+    /// checkpoints, so it has serde's traits (derive them; Flink asks for a serializer too).
+    type State: Default + Send + serde::Serialize + serde::de::DeserializeOwned + 'static;
     /// Called after `item` (timestamp `ts`) joined `window`.
     fn on_element(
         &mut self,
@@ -557,6 +560,8 @@ pub struct TriggeredWindowedStream<K: Send + 'static, T: Send + 'static, Tr, Ev>
     inner: WindowedStream<K, T>,
     trigger: Tr,
     evictor: Ev,
+    /// Encodes the records an evictor keeps, for checkpoints.
+    records: Option<Codec<T>>,
 }
 
 impl<K, T> WindowedStream<K, T>
@@ -573,7 +578,7 @@ where
     /// # use std::time::Duration;
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let counts = env
-    ///     .from_iter([("a", 1), ("a", 2), ("b", 3), ("a", 4)])
+    ///     .from_iter([('a', 1), ('a', 2), ('b', 3), ('a', 4)])
     ///     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
     ///     .key_by(|e| e.0)
     ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
@@ -584,7 +589,7 @@ where
     /// env.execute()?;
     /// let mut got = counts.take();
     /// got.sort();
-    /// assert_eq!(got, vec![("a", 1), ("a", 2), ("a", 3), ("b", 1)]);
+    /// assert_eq!(got, vec![('a', 1), ('a', 2), ('a', 3), ('b', 1)]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
@@ -597,6 +602,7 @@ where
             inner: self,
             trigger,
             evictor: NoEvictor,
+            records: None,
         }
     }
 
@@ -609,7 +615,7 @@ where
     /// # use std::time::Duration;
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let last_two = env
-    ///     .from_iter([("a", 100, 1), ("a", 200, 2), ("a", 300, 3), ("b", 400, 4)])
+    ///     .from_iter([('a', 100, 1), ('a', 200, 2), ('a', 300, 3), ('b', 400, 4)])
     ///     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
     ///     .key_by(|e| e.0)
     ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
@@ -619,19 +625,23 @@ where
     /// env.execute()?;
     /// let mut got = last_two.take();
     /// got.sort();
-    /// assert_eq!(got, vec![("a", 5), ("b", 4)]);
+    /// assert_eq!(got, vec![('a', 5), ('b', 4)]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
     #[track_caller]
     pub fn evictor<Ev: Evictor<T>>(
         self,
         evictor: Ev,
-    ) -> TriggeredWindowedStream<K, T, EventTimeTrigger, Ev> {
+    ) -> TriggeredWindowedStream<K, T, EventTimeTrigger, Ev>
+    where
+        T: StateValue,
+    {
         check_spec(&self.ex.g, &self.spec, Location::caller());
         TriggeredWindowedStream {
             inner: self,
             trigger: EventTimeTrigger,
             evictor,
+            records: Some(Codec::serde()),
         }
     }
 }
@@ -673,6 +683,7 @@ where
             inner: self.inner,
             trigger,
             evictor: self.evictor,
+            records: self.records,
         }
     }
 
@@ -696,11 +707,15 @@ where
     /// assert_eq!(recent.take(), vec!["ab".to_string(), "cd".to_string()]);
     /// # Ok::<(), flow_core::Error>(())
     /// ```
-    pub fn evictor<Ev2: Evictor<T>>(self, evictor: Ev2) -> TriggeredWindowedStream<K, T, Tr, Ev2> {
+    pub fn evictor<Ev2: Evictor<T>>(self, evictor: Ev2) -> TriggeredWindowedStream<K, T, Tr, Ev2>
+    where
+        T: StateValue,
+    {
         TriggeredWindowedStream {
             inner: self.inner,
             trigger: self.trigger,
             evictor,
+            records: Some(Codec::serde()),
         }
     }
 
@@ -725,14 +740,29 @@ where
     pub fn aggregate<A: Aggregate<T>>(
         self,
         agg: A,
-    ) -> TriggerWindowStream<K, T, AggregateWindow<A>, Tr, Ev> {
-        self.apply("aggregate", AggregateWindow(agg))
+    ) -> TriggerWindowStream<K, T, AggregateWindow<A>, Tr, Ev>
+    where
+        K: StateKey,
+        A::Acc: StateValue,
+    {
+        self.apply(
+            "aggregate",
+            AggregateWindow(agg),
+            Some((Codec::serde(), Codec::serde())),
+        )
     }
 
     /// Counts the records of each firing.
     #[track_caller]
-    pub fn count(self) -> TriggerWindowStream<K, T, AggregateWindow<Count>, Tr, Ev> {
-        self.apply("count", AggregateWindow(Count))
+    pub fn count(self) -> TriggerWindowStream<K, T, AggregateWindow<Count>, Tr, Ev>
+    where
+        K: StateKey,
+    {
+        self.apply(
+            "count",
+            AggregateWindow(Count),
+            Some((Codec::serde(), Codec::serde())),
+        )
     }
 
     /// Sums `f(record)` over each firing.
@@ -740,10 +770,15 @@ where
     pub fn sum<S, F>(self, f: F) -> TriggerWindowStream<K, T, AggregateWindow<Sum<F>>, Tr, Ev>
     where
         F: FnMut(&T) -> S + Clone + Send + 'static,
-        S: std::ops::AddAssign + Clone + Send + 'static,
+        S: std::ops::AddAssign + StateValue,
+        K: StateKey,
     {
         let name = OpName::new("sum", Location::caller());
-        self.apply("sum", AggregateWindow(Sum(Named { f, name })))
+        self.apply(
+            "sum",
+            AggregateWindow(Sum(Named { f, name })),
+            Some((Codec::serde(), Codec::serde())),
+        )
     }
 
     /// Combines the records of each firing with an associative function.
@@ -751,9 +786,15 @@ where
     pub fn reduce<F>(self, f: F) -> TriggerWindowStream<K, T, AggregateWindow<Reduce<F>>, Tr, Ev>
     where
         F: FnMut(T, T) -> T + Clone + Send + 'static,
+        T: StateValue,
+        K: StateKey,
     {
         let name = OpName::new("reduce", Location::caller());
-        self.apply("reduce", AggregateWindow(Reduce(Named { f, name })))
+        self.apply(
+            "reduce",
+            AggregateWindow(Reduce(Named { f, name })),
+            Some((Codec::serde(), Codec::serde())),
+        )
     }
 
     /// Hands the records of each firing (after eviction) to `f` (see
@@ -764,9 +805,15 @@ where
         F: FnMut(&K, &WindowInfo, Vec<T>) -> I + Clone + Send + 'static,
         I: IntoIterator,
         I::Item: Send + 'static,
+        T: StateValue,
+        K: StateKey,
     {
         let name = OpName::new("process", Location::caller());
-        self.apply("process", ProcessWindow { f, name })
+        self.apply(
+            "process",
+            ProcessWindow { f, name },
+            Some((Codec::serde(), Codec::serde())),
+        )
     }
 
     /// Hands the records of each firing (after eviction) to `f` with a [`WindowContext`] (see
@@ -782,6 +829,8 @@ where
             + Send
             + 'static,
         O: Send + 'static,
+        T: StateValue,
+        K: StateKey,
     {
         let name = OpName::new("process", Location::caller());
         self.apply(
@@ -791,6 +840,7 @@ where
                 name,
                 _out: std::marker::PhantomData,
             },
+            Some((Codec::serde(), Codec::serde())),
         )
     }
 
@@ -859,6 +909,7 @@ where
                 global: Table::default(),
                 _out: std::marker::PhantomData,
             },
+            None,
         )
     }
 
@@ -874,13 +925,26 @@ where
         A: Aggregate<T>,
         F: FnMut(&K, &WindowInfo, A::Out) -> R + Clone + Send + 'static,
         R: Send + 'static,
+        A::Acc: StateValue,
+        K: StateKey,
     {
         let name = OpName::new("process", Location::caller());
-        self.apply("aggregate_process", AggregateProcessWindow { agg, f, name })
+        self.apply(
+            "aggregate_process",
+            AggregateProcessWindow { agg, f, name },
+            Some((Codec::serde(), Codec::serde())),
+        )
     }
 
+    /// `codec` encodes keys and window state for checkpoints; `None` when the window function
+    /// keeps state of its own that checkpoints do not cover.
     #[track_caller]
-    fn apply<F: WindowFn<K, T>>(self, kind: &str, func: F) -> TriggerWindowStream<K, T, F, Tr, Ev> {
+    fn apply<F: WindowFn<K, T>>(
+        self,
+        kind: &str,
+        func: F,
+        codec: Option<WindowCodec<K, F::State>>,
+    ) -> TriggerWindowStream<K, T, F, Tr, Ev> {
         let name = OpName::new(kind, Location::caller());
         let WindowedStream {
             ex,
@@ -920,7 +984,8 @@ where
                 metrics,
                 late,
                 side,
-            ),
+            )
+            .with_codecs(codec, self.records),
         )
     }
 }
@@ -960,7 +1025,16 @@ pub struct TriggerWindowOp<K, T, F: WindowFn<K, T>, Tr: WindowTrigger<T>, Ev> {
     scratch: Vec<Window>,
     added: Vec<Timestamp>,
     out: Vec<F::Out>,
+    /// Encodes keys and window state for checkpoints; `None`: not checkpointable.
+    codec: Option<WindowCodec<K, F::State>>,
+    /// Encodes the records an evictor keeps; `None`: not checkpointable with an evictor.
+    records: Option<Codec<T>>,
 }
+
+/// The keyed state of windows with a trigger or evictor.
+const TRIGGER_WINDOWS: &str = "trigger windows";
+/// The operator state: the time the operator has reached.
+const TIME: &str = "time";
 
 impl<K, T, F: WindowFn<K, T>, Tr: WindowTrigger<T>, Ev> TriggerWindowOp<K, T, F, Tr, Ev> {
     #[allow(clippy::too_many_arguments)]
@@ -989,7 +1063,21 @@ impl<K, T, F: WindowFn<K, T>, Tr: WindowTrigger<T>, Ev> TriggerWindowOp<K, T, F,
             scratch: Vec::new(),
             added: Vec::new(),
             out: Vec::new(),
+            codec: None,
+            records: None,
         }
+    }
+
+    /// Makes the operator checkpointable: `codec` for keys and window state, `records` for
+    /// the records an evictor keeps.
+    fn with_codecs(
+        mut self,
+        codec: Option<WindowCodec<K, F::State>>,
+        records: Option<Codec<T>>,
+    ) -> Self {
+        self.codec = codec;
+        self.records = records;
+        self
     }
 }
 
@@ -1007,6 +1095,7 @@ impl<K, T, F: WindowFn<K, T>, Tr: WindowTrigger<T>, Ev: Clone> Clone
             self.late.clone(),
             self.side.clone(),
         )
+        .with_codecs(self.codec, self.records)
     }
 }
 
@@ -1196,8 +1285,133 @@ where
 {
     type Out = F::Out;
 
-    fn state(&self) -> crate::runtime::snapshot::StateSupport {
-        crate::runtime::snapshot::StateSupport::Unsupported("window contents and trigger state")
+    fn state(&self) -> StateSupport {
+        if self.codec.is_none() {
+            return StateSupport::Unsupported(
+                "the per-window and per-key state of a `process_with_state` window function",
+            );
+        }
+        if Ev::KEEPS_RECORDS && self.records.is_none() {
+            return StateSupport::Unsupported("the records an evictor keeps, without a codec");
+        }
+        StateSupport::Persisted(vec![
+            StateDecl::keyed::<(K, Window), (F::State, Tr::State, Vec<(T, Timestamp)>)>(
+                TRIGGER_WINDOWS,
+            ),
+            StateDecl::operator::<Timestamp>(TIME),
+        ])
+    }
+
+    /// Open windows are written whole at every checkpoint, as those of windows without a
+    /// trigger. An entry's key is the key then the window's start and end; its value the
+    /// window function's state (a presence flag first), the trigger's state, the window's
+    /// timers, then the records an evictor keeps (a count, then each record and timestamp).
+    fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> crate::Result<()> {
+        let Some((kc, sc)) = self.codec else {
+            return Ok(());
+        };
+        cx.operator_state(TIME, &self.time)?;
+        let mut w = cx.keyed(TRIGGER_WINDOWS, true);
+        for (win, table) in &self.windows {
+            for (k, slot) in table {
+                let mut key = Vec::new();
+                (kc.enc)(k, &mut key)?;
+                encode(&(win.start, win.end), &mut key)?;
+                let mut v = Vec::new();
+                match &slot.acc {
+                    Some(s) => {
+                        v.push(1);
+                        (sc.enc)(s, &mut v)?;
+                    }
+                    None => v.push(0),
+                }
+                encode(&slot.trig, &mut v)?;
+                encode(&slot.timers, &mut v)?;
+                encode(&(slot.records.len() as u64), &mut v)?;
+                if !slot.records.is_empty() {
+                    let rc = self.records.ok_or_else(|| {
+                        crate::Error::Checkpoint("window records without a codec".into())
+                    })?;
+                    for (r, ts) in &slot.records {
+                        (rc.enc)(r, &mut v)?;
+                        encode(ts, &mut v)?;
+                    }
+                }
+                w.put_encoded(k, key, Some(v));
+            }
+        }
+        w.finish();
+        Ok(())
+    }
+
+    fn restore(&mut self, cx: &RestoreCx<'_>) -> crate::Result<()> {
+        let Some((kc, sc)) = self.codec else {
+            return Ok(());
+        };
+        // The least advanced time of the checkpointed subtasks: no window any of them held
+        // is past it.
+        if let Some(t) = cx.operator_state::<Timestamp>(TIME)?.into_iter().min() {
+            self.time = self.time.max(t);
+        }
+        let bad =
+            |e: String| crate::Error::Checkpoint(format!("{}: {e}", cx.describe(TRIGGER_WINDOWS)));
+        fn take<'b, X: serde::de::DeserializeOwned>(
+            b: &'b [u8],
+            bad: &dyn Fn(String) -> crate::Error,
+        ) -> crate::Result<(X, &'b [u8])> {
+            postcard::take_from_bytes(b).map_err(|e| bad(e.to_string()))
+        }
+        let records = self.records;
+        let (windows, timers) = (&mut self.windows, &mut self.timers);
+        cx.keyed_raw(TRIGGER_WINDOWS, |key, value| {
+            let (k, rest) = (kc.dec)(key).map_err(|e| bad(e.to_string()))?;
+            let ((start, end), rest): ((Timestamp, Timestamp), _) = take(rest, &bad)?;
+            if !rest.is_empty() {
+                return Err(bad(format!("{} key bytes left over", rest.len())));
+            }
+            let (&flag, mut r) = value
+                .split_first()
+                .ok_or_else(|| bad("an empty value".into()))?;
+            let acc = if flag != 0 {
+                let (s, rr) = (sc.dec)(r).map_err(|e| bad(e.to_string()))?;
+                r = rr;
+                Some(s)
+            } else {
+                None
+            };
+            let (trig, r): (Tr::State, _) = take(r, &bad)?;
+            let (slot_timers, r): (Vec<Timestamp>, _) = take(r, &bad)?;
+            let (n, mut r): (u64, _) = take(r, &bad)?;
+            let mut kept = Vec::new();
+            if n > 0 {
+                let rc = records.ok_or_else(|| {
+                    bad("window records, which this job cannot decode (no evictor)".into())
+                })?;
+                for _ in 0..n {
+                    let (x, rr) = (rc.dec)(r).map_err(|e| bad(e.to_string()))?;
+                    let (ts, rr): (Timestamp, _) = take(rr, &bad)?;
+                    kept.push((x, ts));
+                    r = rr;
+                }
+            }
+            if !r.is_empty() {
+                return Err(bad(format!("{} bytes left over", r.len())));
+            }
+            let w = Window { start, end };
+            for &t in &slot_timers {
+                timers.entry(t).or_default().push((w, k.clone()));
+            }
+            windows.entry(w).or_default().insert(
+                k,
+                Slot {
+                    acc,
+                    records: kept,
+                    trig,
+                    timers: slot_timers,
+                },
+            );
+            Ok(())
+        })
     }
 
     fn on_record<D: Downstream<F::Out>>(
