@@ -72,13 +72,46 @@ fn checkpoint_state(env: &mut Env, args: CheckpointArgs) -> flow_core::Result<()
         q(0.99),
         summary.snapshot_pause.as_secs_f64() * 1e3
     );
+    // Steady state: the checkpoints after the fill (those that wrote more than twice the
+    // median), but the last (taken when the input ended).
+    let mut sizes: Vec<u64> = cps.iter().map(|c| c.bytes).collect();
+    sizes.sort_unstable();
+    let median = sizes.get(sizes.len() / 2).copied().unwrap_or(0);
+    let fill = cps
+        .iter()
+        .rposition(|c| c.bytes > 2 * median)
+        .map_or(0, |i| i + 1);
+    let steady = cps.get(fill..cps.len().saturating_sub(1)).unwrap_or(&[]);
+    let pct = |mut v: Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v.get(((v.len().max(1) - 1) as f64 * p).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let pauses: Vec<f64> = steady.iter().map(|c| c.pause.as_secs_f64() * 1e3).collect();
+    let durable: Vec<f64> = steady
+        .iter()
+        .map(|c| c.duration.as_secs_f64() * 1e3)
+        .collect();
+    let bytes: Vec<f64> = steady.iter().map(|c| c.bytes as f64 / 1e3).collect();
+    println!(
+        "steady state ({} checkpoints after the fill): pause p50 {:.2} ms, p99 {:.2} ms; \
+         barrier to durable p50 {:.0} ms, p99 {:.0} ms; written p50 {:.1} KB",
+        steady.len(),
+        pct(pauses.clone(), 0.5),
+        pct(pauses, 0.99),
+        pct(durable.clone(), 0.5),
+        pct(durable, 0.99),
+        pct(bytes, 0.5)
+    );
     for c in cps {
         println!(
-            "  checkpoint {:>4}: {:>8.1} KB written, {:>6.1} ms to durable (write {:.1} ms)",
+            "  checkpoint {:>4}: {:>8.1} KB written, {:>6.1} ms to durable (write {:.1} ms), pause {:.2} ms",
             c.id,
             c.bytes as f64 / 1e3,
             c.duration.as_secs_f64() * 1e3,
-            c.write.as_secs_f64() * 1e3
+            c.write.as_secs_f64() * 1e3,
+            c.pause.as_secs_f64() * 1e3
         );
     }
     println!(

@@ -14,7 +14,7 @@ use crate::ops::Table;
 use crate::ops::{StateKey, StateValue};
 use crate::record::{Event, Timestamp, NO_TIMESTAMP};
 use crate::runtime::exchange::partition::ByPairKey;
-use crate::runtime::keyed_table::{Fold, KeyedTable};
+use crate::runtime::keyed_table::{Fold, KeyedTable, OwnedTimedChange};
 use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
 };
@@ -26,6 +26,7 @@ use hashbrown::hash_map::Entry;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::panic::Location;
+use std::time::Duration;
 
 /// An aggregate function in the style of Flink's `AggregateFunction`: records are folded into
 /// an accumulator, accumulators can be merged, and an accumulator yields a result.
@@ -395,8 +396,19 @@ pub struct KeyedAggregate<K, V, G: Combine<V>, OF> {
     state: KeyedTable<K, G::Acc>,
     /// A bounded aggregate that has emitted its results at the end of input.
     finished: bool,
+    /// The input ended: a checkpoint copies its changes at once.
+    ended: bool,
+    /// Where the changes being copied out for a checkpoint go, once copied.
+    frozen: Option<FrozenTx<K, G::Acc>>,
     _p: PhantomData<fn(V)>,
 }
+
+/// Sends a checkpoint's changes, copied out after the barrier, to the checkpoint writer.
+type FrozenTx<K, A> =
+    crossbeam_channel::Sender<(crate::Result<Vec<OwnedTimedChange<K, A>>>, Duration)>;
+
+/// Keys copied out per step of a checkpoint's copy (about a millisecond).
+const FREEZE_STEP: usize = 4096;
 
 impl<K, V, G: Combine<V>, OF: Clone> Clone for KeyedAggregate<K, V, G, OF> {
     fn clone(&self) -> Self {
@@ -406,7 +418,32 @@ impl<K, V, G: Combine<V>, OF: Clone> Clone for KeyedAggregate<K, V, G, OF> {
             bounded: self.bounded,
             state: KeyedTable::default(),
             finished: false,
+            ended: false,
+            frozen: None,
             _p: PhantomData,
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, V, G: Combine<V>, OF> KeyedAggregate<K, V, G, OF>
+where
+    G::Acc: Clone,
+{
+    /// Finishes the copy under way (if any) and hands it to the checkpoint writer.
+    fn flush_frozen(&mut self) {
+        if self.frozen.is_some() {
+            self.state.freeze_step(usize::MAX);
+            self.send_frozen();
+        }
+    }
+
+    /// Hands a finished copy to the checkpoint writer.
+    fn send_frozen(&mut self) {
+        if let Some(done) = self.state.take_frozen() {
+            if let Some(tx) = self.frozen.take() {
+                // A writer that is gone has failed the job already.
+                let _ = tx.send(done);
+            }
         }
     }
 }
@@ -459,6 +496,10 @@ where
     }
 
     fn on_event<D: Downstream<R>>(&mut self, event: Event, down: &mut D) {
+        if event == Event::End {
+            self.ended = true;
+            self.flush_frozen();
+        }
         if event == Event::End && self.bounded {
             // A finished aggregate has emitted everything. Its final checkpoint says so for
             // its key groups (`FINISHED`) instead of deleting every key, and a restore skips
@@ -489,7 +530,15 @@ where
         Some(ACC_STATE)
     }
 
-    fn drain(&mut self, _cx: &DrainCx<'_, '_>) -> Result<bool> {
+    fn drain(&mut self, cx: &DrainCx<'_, '_>) -> Result<bool> {
+        if self.frozen.is_some() {
+            // A step of the checkpoint's copy between batches; again soon until done.
+            self.state.freeze_step(FREEZE_STEP);
+            self.send_frozen();
+            if self.frozen.is_some() {
+                cx.wake_at(std::time::Instant::now());
+            }
+        }
         self.state.expire();
         self.state.check()?;
         Ok(true)
@@ -502,13 +551,30 @@ where
         ])
     }
 
-    /// Freezes the changed accumulators (clones them); the writer encodes them.
+    /// Starts copying the changed accumulators out: the copy is taken in steps between
+    /// batches (values written before their turn are saved first), handed to the writer,
+    /// which encodes it. After the end of input, copies at once.
     fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> Result<()> {
         let done = self.finished.then(|| {
             let r = cx.key_groups();
             (r.start, r.end)
         });
         cx.operator_state(FINISHED, &done)?;
+        // The previous checkpoint's copy goes out first.
+        self.flush_frozen();
+        if !self.ended && !self.finished {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            self.state.begin_freeze();
+            self.frozen = Some(tx);
+            if self.state.has_ttl() {
+                cx.keyed_values_later(ACC_STATE, rx, |(k, v, t)| {
+                    (k, v.map(|v| (t.unwrap_or(0), v)))
+                });
+            } else {
+                cx.keyed_values_later(ACC_STATE, rx, |(k, v, _)| (k, v));
+            }
+            return Ok(());
+        }
         if self.state.has_ttl() {
             // With their write times, so that their age survives a restore.
             let changes: Vec<(K, Option<Timed<G::Acc>>)> = self
@@ -575,6 +641,8 @@ where
             bounded,
             state: KeyedTable::default(),
             finished: false,
+            ended: false,
+            frozen: None,
             _p: PhantomData,
         },
     )
@@ -902,11 +970,22 @@ mod tests {
             bounded,
             state: KeyedTable::default(),
             finished: false,
+            ended: false,
+            frozen: None,
             _p: PhantomData,
         }
     }
 
-    fn snapshot(op: &mut Counting, _n: u64) -> crate::runtime::snapshot::Part {
+    fn snapshot(op: &mut Counting, n: u64) -> crate::runtime::snapshot::Part {
+        snapshot_with(op, n, |_| {})
+    }
+
+    /// [`snapshot`], calling `between` after the barrier and before the copy finishes.
+    fn snapshot_with(
+        op: &mut Counting,
+        _n: u64,
+        between: impl FnOnce(&mut Counting),
+    ) -> crate::runtime::snapshot::Part {
         let mut part = crate::runtime::snapshot::Part::default();
         let uids = ["count".to_string()];
         let mut cx = SnapshotCx {
@@ -920,11 +999,62 @@ mod tests {
             part: &mut part,
         };
         op.snapshot(&mut cx).unwrap();
+        // The processing thread goes on, then finishes the copy.
+        between(op);
+        op.flush_frozen();
         // The writer's side: encode what the operator froze.
         for d in std::mem::take(&mut part.deferred) {
-            part.keyed.push(d().unwrap());
+            part.keyed.extend(d().unwrap());
         }
         part
+    }
+
+    /// Decodes the count of `key` in a part (`None`: deleted or absent).
+    fn count_in(part: &crate::runtime::snapshot::Part, key: char) -> Option<u64> {
+        let mut k = Vec::new();
+        crate::runtime::snapshot::encode(&key, &mut k).unwrap();
+        part.keyed
+            .iter()
+            .flat_map(|d| &d.entries)
+            .find(|e| e.1 == k)
+            .and_then(|e| e.2.as_deref())
+            .map(|b| crate::runtime::snapshot::decode(b, &|| "count".into()).unwrap())
+    }
+
+    #[test]
+    fn a_checkpoint_holds_the_values_at_its_barrier_though_writes_go_on_during_its_copy() {
+        let mut out = Collect::new();
+        let mut op = rolling(false);
+        op.open(OpenCx {
+            subtask: 0,
+            parallelism: 1,
+            checkpoints: true,
+            memory: None,
+            ttls: None,
+            op: 0,
+        });
+        // Many keys, so that the copy takes several steps.
+        let keys: Vec<char> = (0..6000u32).filter_map(char::from_u32).collect();
+        for &k in &keys {
+            op.on_record((k, 1), NO_TIMESTAMP, &mut out);
+        }
+        let first = snapshot_with(&mut op, 1, |op| {
+            // One step copies part of the keys; then every key is written again.
+            op.state.freeze_step(100);
+            for &k in &keys {
+                op.on_record((k, 1), NO_TIMESTAMP, &mut out);
+            }
+            op.state.freeze_step(1000);
+        });
+        for &k in &keys {
+            assert_eq!(count_in(&first, k), Some(1), "{k:?} as at the barrier");
+        }
+        // The writes during the copy are the next checkpoint's changes.
+        let second = snapshot(&mut op, 2);
+        for &k in &keys {
+            assert_eq!(count_in(&second, k), Some(2), "{k:?}");
+        }
+        assert!(snapshot(&mut op, 3).keyed.is_empty(), "nothing changed");
     }
 
     #[test]

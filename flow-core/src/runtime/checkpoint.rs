@@ -146,6 +146,7 @@ impl Coordinator {
                     duration: at.elapsed(),
                     write: Duration::ZERO,
                     bytes: 0,
+                    pause: Duration::ZERO,
                 }),
             }
         }

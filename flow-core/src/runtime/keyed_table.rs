@@ -57,14 +57,43 @@ impl<T, V, I: FnMut(T) -> V, U: FnMut(&mut V, T)> Fold<T, V> for FoldWith<I, U> 
     }
 }
 
-/// A value, whether it changed since the last checkpoint, and whether it was used since the
-/// last eviction pass.
+/// A value, when it last changed, and whether it was used since the last eviction pass.
 struct Slot<V> {
     value: V,
-    dirty: bool,
+    /// The table's change epoch in which the value last changed ([`CLEAN`]: not since a
+    /// checkpoint copied it; [`LOADED`]: read back from a run, maybe a pending change). A
+    /// value whose epoch is the table's is in its list of changed keys.
+    epoch: u32,
     hot: bool,
     /// When the value was last written, in [`TICK`]s since the table's epoch (with a TTL).
     stamp: u32,
+}
+
+/// [`Slot::epoch`] of a value not changed since a checkpoint copied it (or never changed).
+const CLEAN: u32 = 0;
+/// [`Slot::epoch`] of a value read back from a run: it may be a change of the epoch being
+/// frozen, so a write to it saves it first, as to a pending value.
+const LOADED: u32 = u32::MAX;
+
+/// A checkpoint's copy of the changed entries being taken a chunk at a time
+/// ([`KeyedTable::begin_freeze`]): values the processing thread overwrites before their
+/// turn are saved first (copy on write), so the copy is of the table at the barrier.
+struct Freeze<K, V> {
+    /// Keys changed in `epoch` still to copy (any order; a key may appear twice).
+    keys: Vec<K>,
+    /// The epoch being frozen: the table's epoch at the barrier.
+    epoch: u32,
+    /// The time at the barrier, in ticks (for expiry).
+    now: u32,
+    /// Values of pending keys as they were at the barrier, saved before a write.
+    saved: hashbrown::HashMap<K, (V, u32), rustc_hash::FxBuildHasher>,
+    /// Keys copied already (the list may repeat a key).
+    done: hashbrown::HashSet<K, rustc_hash::FxBuildHasher>,
+    clone: fn(&V) -> V,
+    out: Vec<OwnedTimedChange<K, V>>,
+    failure: Option<Error>,
+    /// The longest [`KeyedTable::freeze_step`] so far.
+    longest: std::time::Duration,
 }
 
 /// The resolution of state TTL timestamps: 100 ms (a `u32` of them spans 13 years).
@@ -138,29 +167,57 @@ pub struct SpillStats {
 
 /// Marks an existing entry changed (once per checkpoint), when changes are tracked.
 #[inline]
-fn touch_entry<K: Clone, V, S: std::hash::BuildHasher>(
+fn touch_entry<K: Clone + Hash + Eq, V, S: std::hash::BuildHasher>(
     changed: &mut Option<Vec<K>>,
+    epoch: u32,
+    freeze: &mut Option<Box<Freeze<K, V>>>,
     o: &mut hashbrown::hash_map::OccupiedEntry<'_, K, Slot<V>, S>,
 ) {
-    let slot = o.get_mut();
-    slot.hot = true;
+    if o.get().epoch != epoch {
+        let key = o.key().clone();
+        mark_changed(changed, epoch, freeze, key, o.get_mut());
+    }
+    o.get_mut().hot = true;
+}
+
+/// The first change of `slot` in the table's epoch `epoch`: saves the value if a freeze
+/// still has to copy it, and lists the key as changed.
+#[inline]
+fn mark_changed<K: Clone + Hash + Eq, V>(
+    changed: &mut Option<Vec<K>>,
+    epoch: u32,
+    freeze: &mut Option<Box<Freeze<K, V>>>,
+    key: K,
+    slot: &mut Slot<V>,
+) {
+    if let Some(f) = freeze.as_mut() {
+        save_pending(f, &key, slot);
+    }
     if let Some(c) = changed.as_mut() {
-        if !slot.dirty {
-            slot.dirty = true;
-            c.push(o.key().clone());
-        }
+        slot.epoch = epoch;
+        c.push(key);
     }
 }
 
-/// Records a new key as changed; returns its changed flag.
+/// Saves `slot`'s value for the freeze `f` if `f` has yet to copy it.
+#[cold]
+fn save_pending<K: Clone + Hash + Eq, V>(f: &mut Freeze<K, V>, key: &K, slot: &Slot<V>) {
+    if (slot.epoch == f.epoch || slot.epoch == LOADED) && !f.done.contains(key) {
+        f.saved
+            .entry(key.clone())
+            .or_insert_with(|| ((f.clone)(&slot.value), slot.stamp));
+    }
+}
+
+/// Records a new key as changed; returns its epoch.
 #[inline]
-fn record_new<K: Clone>(changed: &mut Option<Vec<K>>, key: &K) -> bool {
+fn record_new<K: Clone>(changed: &mut Option<Vec<K>>, epoch: u32, key: &K) -> u32 {
     match changed.as_mut() {
         Some(c) => {
             c.push(key.clone());
-            true
+            epoch
         }
-        None => false,
+        None => CLEAN,
     }
 }
 
@@ -204,6 +261,10 @@ pub struct KeyedTable<K, V> {
     spill: Option<Box<Spill<K, V>>>,
     /// Expiry of entries not written for a while.
     ttl: Option<Ttl>,
+    /// The change epoch: bumped when a checkpoint starts copying the changes.
+    epoch: u32,
+    /// The checkpoint copy under way, if any.
+    freeze: Option<Box<Freeze<K, V>>>,
 }
 
 impl<K, V> Default for KeyedTable<K, V> {
@@ -215,6 +276,8 @@ impl<K, V> Default for KeyedTable<K, V> {
             cold: false,
             spill: None,
             ttl: None,
+            epoch: CLEAN,
+            freeze: None,
         }
     }
 }
@@ -254,13 +317,15 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// A table that tracks changes for incremental checkpoints.
     pub fn tracking() -> Self {
         let mut t = Self::default();
-        t.changed = Some(Vec::new());
+        t.track_changes(true);
         t
     }
 
     /// Turns change tracking on or off.
     pub fn track_changes(&mut self, on: bool) {
+        self.settle_freeze();
         self.changed = on.then(Vec::new);
+        self.epoch = if on { self.epoch.max(1) } else { CLEAN };
     }
 
     /// Keeps the in-memory part within a share of `memory`'s budget, spilling the coldest
@@ -352,6 +417,8 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         }
         t.last_sweep = now;
         let ticks = t.ticks;
+        self.settle_freeze();
+        let epoch = self.epoch;
         let mut n = 0;
         let changed = &mut self.changed;
         let tombstones = self
@@ -366,7 +433,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         {
             n += 1;
             if let Some(c) = changed.as_mut() {
-                if !slot.dirty {
+                if slot.epoch != epoch {
                     c.push(k.clone());
                 }
             }
@@ -383,9 +450,10 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.settle_freeze();
         if let Some((k, slot)) = self.map.remove_entry(key) {
             if let Some(c) = self.changed.as_mut() {
-                if !slot.dirty {
+                if slot.epoch != self.epoch {
                     c.push(k.clone());
                 }
             }
@@ -458,11 +526,12 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         if self.cold && !self.map.contains_key(key) {
+            self.settle_freeze();
             let (k, v, stamp) = self.load(key)?;
             self.make_room_for_one();
             let slot = Slot {
                 value: v,
-                dirty: false,
+                epoch: LOADED,
                 hot: true,
                 stamp,
             };
@@ -498,13 +567,16 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         }
         let slot = self.map.get_mut(key)?;
         slot.hot = true;
-        slot.stamp = now;
-        if let Some(c) = self.changed.as_mut() {
-            if !slot.dirty {
-                slot.dirty = true;
-                c.push(key.clone());
-            }
+        if slot.epoch != self.epoch {
+            mark_changed(
+                &mut self.changed,
+                self.epoch,
+                &mut self.freeze,
+                key.clone(),
+                slot,
+            );
         }
+        slot.stamp = now;
         Some(&mut slot.value)
     }
 
@@ -519,6 +591,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// value: `make` turns that value (if any) into the new one.
     #[cold]
     fn insert_slow(&mut self, key: K, make: impl FnOnce(Option<V>) -> V) -> &mut V {
+        self.settle_freeze();
         self.make_room_for_one();
         let deleted = self
             .spill
@@ -529,7 +602,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         } else {
             None
         };
-        let dirty = record_new(&mut self.changed, &key);
+        let epoch = record_new(&mut self.changed, self.epoch, &key);
         let value = make(old);
         let stamp = self.now();
         &mut self
@@ -537,7 +610,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             .entry(key)
             .insert(Slot {
                 value,
-                dirty,
+                epoch,
                 hot: true,
                 stamp,
             })
@@ -555,7 +628,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         match self.map.entry(key) {
             Entry::Occupied(mut o) => {
                 let stale = expired(&self.ttl, o.get().stamp, now);
-                touch_entry(&mut self.changed, &mut o);
+                touch_entry(&mut self.changed, self.epoch, &mut self.freeze, &mut o);
                 let slot = o.into_mut();
                 if stale {
                     slot.value = f();
@@ -564,11 +637,11 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
                 &mut slot.value
             }
             Entry::Vacant(v) => {
-                let dirty = record_new(&mut self.changed, v.key());
+                let epoch = record_new(&mut self.changed, self.epoch, v.key());
                 &mut v
                     .insert(Slot {
                         value: f(),
-                        dirty,
+                        epoch,
                         hot: true,
                         stamp: now,
                     })
@@ -594,7 +667,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         match self.map.entry(key) {
             Entry::Occupied(mut o) => {
                 let stale = expired(&self.ttl, o.get().stamp, now);
-                touch_entry(&mut self.changed, &mut o);
+                touch_entry(&mut self.changed, self.epoch, &mut self.freeze, &mut o);
                 let slot = o.into_mut();
                 if stale {
                     slot.value = f.insert(item);
@@ -605,11 +678,11 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
                 &mut slot.value
             }
             Entry::Vacant(v) => {
-                let dirty = record_new(&mut self.changed, v.key());
+                let epoch = record_new(&mut self.changed, self.epoch, v.key());
                 &mut v
                     .insert(Slot {
                         value: f.insert(item),
-                        dirty,
+                        epoch,
                         hot: true,
                         stamp: now,
                     })
@@ -633,17 +706,17 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         match self.map.entry(key) {
             Entry::Occupied(mut o) => {
                 let stale = expired(&self.ttl, o.get().stamp, now);
-                touch_entry(&mut self.changed, &mut o);
+                touch_entry(&mut self.changed, self.epoch, &mut self.freeze, &mut o);
                 let slot = o.into_mut();
                 slot.stamp = now;
                 let old = std::mem::replace(&mut slot.value, value);
                 (!stale).then_some(old)
             }
             Entry::Vacant(v) => {
-                let dirty = record_new(&mut self.changed, v.key());
+                let epoch = record_new(&mut self.changed, self.epoch, v.key());
                 v.insert(Slot {
                     value,
-                    dirty,
+                    epoch,
                     hot: true,
                     stamp: now,
                 });
@@ -655,13 +728,21 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// Removes `key`: the key counts as changed (deleted). Returns its value (`None` if it
     /// was absent or expired).
     pub fn remove(&mut self, key: &K) -> Option<V> {
+        if self.cold {
+            self.settle_freeze();
+        }
         let now = self.now();
         let (existed, was_dirty, old) = match self.map.remove(key) {
-            Some(slot) => (
-                true,
-                slot.dirty,
-                (!expired(&self.ttl, slot.stamp, now)).then_some(slot.value),
-            ),
+            Some(slot) => {
+                if let Some(f) = self.freeze.as_mut() {
+                    save_pending(f, key, &slot);
+                }
+                (
+                    true,
+                    slot.epoch == self.epoch,
+                    (!expired(&self.ttl, slot.stamp, now)).then_some(slot.value),
+                )
+            }
             None if self.cold => {
                 let old = self.load(key).map(|(_, v, _)| v);
                 (old.is_some(), false, old)
@@ -704,7 +785,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             key,
             Slot {
                 value,
-                dirty: false,
+                epoch: CLEAN,
                 hot: false,
                 stamp,
             },
@@ -757,6 +838,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
 
     /// Removes every entry, giving each to `f`: all keys count as changed (deleted).
     pub fn drain_into(&mut self, mut f: impl FnMut(K, V)) -> Result<()> {
+        self.settle_freeze();
         let mut changed = self.changed.take();
         self.for_each_spilled(|k, v| {
             if let Some(c) = changed.as_mut() {
@@ -767,7 +849,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         let now = self.now();
         for (k, s) in self.map.drain() {
             if let Some(c) = changed.as_mut() {
-                if !s.dirty {
+                if s.epoch != self.epoch {
                     c.push(k.clone());
                 }
             }
@@ -800,6 +882,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// Unix epoch when the table has a TTL (for checkpoints: a restore with
     /// [`KeyedTable::restore_written_at`] keeps the entry's age).
     pub fn take_timed_changes(&mut self) -> Result<Vec<TimedChange<'_, K, V>>> {
+        self.settle_freeze();
         let keys = self
             .changed
             .as_mut()
@@ -808,7 +891,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         // First clear the flags, then hand out shared references.
         for k in &keys {
             if let Some(s) = self.map.get_mut(k) {
-                s.dirty = false;
+                s.epoch = CLEAN;
             }
         }
         let map = &self.map;
@@ -843,6 +926,130 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         Ok(out)
     }
 
+    /// Starts copying the keys changed since the last checkpoint, each with its value (or
+    /// its deletion) and, with a TTL, its write time, as they are now — without copying
+    /// anything yet: the copy is taken by [`KeyedTable::freeze_step`] a chunk at a time
+    /// while processing goes on, and a value written before its turn is saved first (copy
+    /// on write). Finishes a copy still under way first ([`KeyedTable::take_frozen`] then
+    /// gives both).
+    pub fn begin_freeze(&mut self)
+    where
+        V: Clone,
+    {
+        self.settle_freeze();
+        let Some(changed) = self.changed.as_mut() else {
+            return;
+        };
+        let keys = std::mem::take(changed);
+        let f = Freeze {
+            out: Vec::with_capacity(keys.len()),
+            keys,
+            epoch: self.epoch,
+            now: self.now(),
+            saved: Default::default(),
+            done: Default::default(),
+            clone: V::clone,
+            failure: None,
+            longest: std::time::Duration::ZERO,
+        };
+        self.freeze = Some(Box::new(f));
+        // The epoch's first change of each key from now on lists it anew.
+        self.epoch = match self.epoch.wrapping_add(1) {
+            CLEAN | LOADED => 1,
+            e => e,
+        };
+    }
+
+    /// Whether a copy begun by [`KeyedTable::begin_freeze`] is still under way.
+    pub fn is_freezing(&self) -> bool {
+        self.freeze.as_ref().is_some_and(|f| !f.keys.is_empty())
+    }
+
+    /// Copies up to `budget` more keys of the copy under way.
+    pub fn freeze_step(&mut self, budget: usize) {
+        let Some(mut f) = self.freeze.take() else {
+            return;
+        };
+        let start = std::time::Instant::now();
+        let what = || "a spilled value".to_string();
+        for _ in 0..budget {
+            let Some(k) = f.keys.pop() else { break };
+            if f.done.contains(&k) {
+                continue;
+            }
+            let (v, stamp) = if let Some((v, stamp)) = f.saved.remove(&k) {
+                // Written since the barrier: as it was then.
+                (Some(v), stamp)
+            } else {
+                match self.map.get_mut(&k) {
+                    // Unchanged since the barrier.
+                    Some(s) if s.epoch == f.epoch || s.epoch == LOADED || s.epoch == CLEAN => {
+                        if s.epoch == f.epoch {
+                            s.epoch = CLEAN;
+                        }
+                        (Some((f.clone)(&s.value)), s.stamp)
+                    }
+                    // Absent at the barrier, inserted since.
+                    Some(_) => (None, 0),
+                    None => match self.spill.as_ref().filter(|_| self.cold) {
+                        Some(s) if !s.tombstones.contains(&k) => {
+                            let hash = self.map.hasher().hash_one(&k);
+                            let found = find(s, hash, &k).and_then(|found| match found {
+                                Some((_, Some(b))) => {
+                                    let (stamp, b) = split_stamp(self.ttl.is_some(), b);
+                                    Ok((Some(s.values.decode_all(b, &what)?), stamp))
+                                }
+                                _ => Ok((None, 0)),
+                            });
+                            match found {
+                                Ok(r) => r,
+                                Err(e) => {
+                                    f.failure.get_or_insert(e);
+                                    (None, 0)
+                                }
+                            }
+                        }
+                        _ => (None, 0),
+                    },
+                }
+            };
+            let v = v.filter(|_| !expired(&self.ttl, stamp, f.now));
+            let t = v.as_ref().and_then(|_| self.write_time(stamp));
+            f.done.insert(k.clone());
+            f.out.push((k, v, t));
+        }
+        f.longest = f.longest.max(start.elapsed());
+        self.freeze = Some(f);
+    }
+
+    /// The finished copy begun by [`KeyedTable::begin_freeze`], once
+    /// [`KeyedTable::freeze_step`] (or any operation that needs the table settled) has taken
+    /// all of it, with the longest step it took; `None` while it is under way or when none
+    /// was begun.
+    #[allow(clippy::type_complexity)] // the changes and a duration
+    pub fn take_frozen(
+        &mut self,
+    ) -> Option<(Result<Vec<OwnedTimedChange<K, V>>>, std::time::Duration)> {
+        if self.is_freezing() {
+            return None;
+        }
+        let f = self.freeze.take()?;
+        let r = match f.failure {
+            Some(e) => Err(e),
+            None => Ok(f.out),
+        };
+        Some((r, f.longest))
+    }
+
+    /// Finishes the copy under way at once (operations that move entries between memory
+    /// and runs, or remove many, need the table settled). The result stays for
+    /// [`KeyedTable::take_frozen`].
+    fn settle_freeze(&mut self) {
+        if self.is_freezing() {
+            self.freeze_step(usize::MAX);
+        }
+    }
+
     /// [`KeyedTable::take_changes`] with every value owned (spilled ones decoded).
     pub fn take_changes_owned(&mut self) -> Result<Vec<(K, Option<V>)>>
     where
@@ -860,22 +1067,49 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     where
         V: Clone,
     {
-        let values = self.spill.as_ref().map(|s| s.values);
+        self.settle_freeze();
+        let keys = self
+            .changed
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let now = self.now();
         let what = || "a spilled value".to_string();
-        self.take_timed_changes()?
-            .into_iter()
-            .map(|(k, c, t)| {
-                let v = match c {
-                    Change::Value(v) => Some(v.clone()),
-                    Change::Encoded(b) => match values {
-                        Some(codec) => Some(codec.decode_all(&b, &what)?),
-                        None => None,
-                    },
-                    Change::Deleted => None,
-                };
-                Ok((k, v, t))
-            })
-            .collect()
+        let mut out = Vec::with_capacity(keys.len());
+        // One lookup per key in memory (this runs while the subtask's processing waits):
+        // clear the flag and copy the value out together.
+        for k in keys {
+            let (v, stamp) = match self.map.get_mut(&k) {
+                Some(s) => {
+                    s.epoch = CLEAN;
+                    if expired(&self.ttl, s.stamp, now) {
+                        (None, 0)
+                    } else {
+                        (Some(s.value.clone()), s.stamp)
+                    }
+                }
+                None => match self.spill.as_ref().filter(|_| self.cold) {
+                    Some(s) if !s.tombstones.contains(&k) => {
+                        let hash = self.map.hasher().hash_one(&k);
+                        match find(s, hash, &k)? {
+                            Some((_, Some(b))) => {
+                                let (stamp, b) = split_stamp(self.ttl.is_some(), b);
+                                if expired(&self.ttl, stamp, now) {
+                                    (None, 0)
+                                } else {
+                                    (Some(s.values.decode_all(b, &what)?), stamp)
+                                }
+                            }
+                            _ => (None, 0),
+                        }
+                    }
+                    _ => (None, 0),
+                },
+            };
+            let t = v.as_ref().and_then(|_| self.write_time(stamp));
+            out.push((k, v, t));
+        }
+        Ok(out)
     }
 
     /// Reads `key`'s spilled value back (not into memory). Records a failure and answers
@@ -932,6 +1166,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         if self.map.len() < self.limit {
             return;
         }
+        self.settle_freeze();
         let Some(s) = self.spill.as_mut() else {
             self.limit = usize::MAX;
             return;

@@ -289,6 +289,7 @@ impl WriterState {
             self.fail_job(e);
             return;
         }
+        let pause = parts.iter().map(|p| p.pause).max().unwrap_or_default();
         let freeze = Instant::now();
         match self.write(id, &parts) {
             Ok(bytes) => {
@@ -308,6 +309,7 @@ impl WriterState {
                     duration: requested.elapsed(),
                     write: freeze.elapsed(),
                     bytes,
+                    pause,
                 });
                 tracing::info!(
                     checkpoint = id,
@@ -522,7 +524,10 @@ fn merge_unwritten(parts: &mut Vec<Part>, earlier: Vec<KeyedDelta>) {
 fn encode_deferred(parts: &mut [Part]) -> Result<()> {
     for p in parts {
         for d in std::mem::take(&mut p.deferred) {
-            p.keyed.push(d()?);
+            if let Some(d) = d()? {
+                p.pause = p.pause.max(d.pause);
+                p.keyed.push(d);
+            }
         }
     }
     Ok(())

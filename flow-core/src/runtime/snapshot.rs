@@ -53,6 +53,9 @@ pub struct CheckpointStats {
     pub write: Duration,
     /// Bytes written: new segments and the manifest.
     pub bytes: u64,
+    /// The longest time a subtask paused its processing to freeze its part of this
+    /// checkpoint (zero when nothing is persisted).
+    pub pause: Duration,
 }
 
 /// The codec of state entries; recorded with each state so that a restore by a build that
@@ -142,11 +145,15 @@ pub(crate) struct KeyedDelta {
     /// of the state are dropped), rather than changes since the last checkpoint.
     pub(crate) full: bool,
     pub(crate) entries: Vec<(u32, Vec<u8>, Option<Vec<u8>>)>,
+    /// The longest pause of the processing thread to copy these changes out, when that
+    /// happened after the barrier, in steps ([`SnapshotCx::keyed_values_later`]).
+    pub(crate) pause: std::time::Duration,
 }
 
 /// Changes of a keyed state frozen as typed values, to be encoded by the checkpoint writer
 /// (off the processing thread).
-pub(crate) type Deferred = Box<dyn FnOnce() -> Result<KeyedDelta> + Send>;
+/// `None`: no entries.
+pub(crate) type Deferred = Box<dyn FnOnce() -> Result<Option<KeyedDelta>> + Send>;
 
 /// The order of entries in a segment: by key group, then key bytes. Compares the first eight
 /// key bytes as one integer before calling `memcmp` (most keys differ there), which halves the
@@ -220,6 +227,8 @@ pub(crate) struct Part {
     pub(crate) deferred: Vec<Deferred>,
     /// Metadata blobs by name: source positions, sink pre-commits, operator state.
     pub(crate) meta: Vec<(String, Vec<u8>)>,
+    /// How long the subtask paused to make this part.
+    pub(crate) pause: Duration,
 }
 
 /// How an operator keeps state, as declared by [`crate::runtime::operator::Operator`].
@@ -315,6 +324,7 @@ impl SnapshotCx<'_> {
             range: self.at.key_groups(),
             full,
             entries: Vec::new(),
+            pause: std::time::Duration::ZERO,
         };
         KeyedWriter {
             max_parallelism: self.at.max_parallelism,
@@ -344,11 +354,59 @@ impl SnapshotCx<'_> {
         if entries.is_empty() && !full {
             return;
         }
+        let encode = self.encoder(name, full);
+        self.part
+            .deferred
+            .push(Box::new(move || encode(entries, std::time::Duration::ZERO)));
+    }
+
+    /// [`SnapshotCx::keyed_values`] of changes that the processing thread copies out after
+    /// the barrier, a step at a time, and sends on `rx` with the longest step; `convert`
+    /// turns each into an entry. The writer waits for them; a dropped sender (a job that
+    /// ended or failed first) fails the checkpoint.
+    pub(crate) fn keyed_values_later<X, K, V>(
+        &mut self,
+        name: &str,
+        rx: crossbeam_channel::Receiver<(Result<Vec<X>>, std::time::Duration)>,
+        convert: fn(X) -> (K, Option<V>),
+    ) where
+        X: Send + 'static,
+        K: Hash + Serialize + Send + 'static,
+        V: Serialize + Send + 'static,
+    {
+        let encode = self.encoder(name, false);
+        let what = self.describe_state(name);
+        self.part.deferred.push(Box::new(move || {
+            let (entries, pause) = rx.recv().map_err(|_| {
+                Error::Checkpoint(format!("{what}: its copy was abandoned (the job stopped)"))
+            })?;
+            encode(entries?.into_iter().map(convert).collect(), pause)
+        }));
+    }
+
+    /// `state name of operator uid`, for errors.
+    fn describe_state(&self, name: &str) -> String {
+        format!("state `{name}` of operator `{}`", self.uid())
+    }
+
+    /// Encodes typed entries of keyed state `name` into a delta (on the writer's thread).
+    #[allow(clippy::type_complexity)] // a boxed closure over the entries
+    fn encoder<K, V>(
+        &self,
+        name: &str,
+        full: bool,
+    ) -> impl FnOnce(Vec<(K, Option<V>)>, std::time::Duration) -> Result<Option<KeyedDelta>>
+           + Send
+           + 'static
+    where
+        K: Hash + Serialize + Send + 'static,
+        V: Serialize + Send + 'static,
+    {
         let uid = self.uid().to_string();
         let name = name.to_string();
         let range = self.at.key_groups();
         let max_parallelism = self.at.max_parallelism;
-        self.part.deferred.push(Box::new(move || {
+        move |entries, pause| {
             let mut part = Part::default();
             let mut w = KeyedWriter {
                 max_parallelism,
@@ -358,6 +416,7 @@ impl SnapshotCx<'_> {
                     range,
                     full,
                     entries: Vec::with_capacity(entries.len()),
+                    pause,
                 }),
                 part: &mut part,
                 scratch: Vec::new(),
@@ -366,10 +425,8 @@ impl SnapshotCx<'_> {
                 w.put(k, k, v.as_ref())?;
             }
             w.finish();
-            part.keyed
-                .pop()
-                .ok_or_else(|| Error::Checkpoint("an empty delta".into()))
-        }));
+            Ok(part.keyed.pop())
+        }
     }
 
     /// Writes operator state `name`: one value per subtask.

@@ -116,7 +116,8 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
         self.seen = n;
         if let Some(tx) = cx.checkpoints().writer() {
             let start = Instant::now();
-            let part = self.part()?;
+            let mut part = self.part()?;
+            part.pause = start.elapsed();
             let _ = tx.send(ToWriter::Part { id: n, part });
             let ns = start.elapsed().as_nanos() as u64;
             self.metrics.snapshots.fetch_add(1, Ordering::Relaxed);
