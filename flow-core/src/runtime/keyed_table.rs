@@ -87,8 +87,11 @@ struct Freeze<K, V> {
     now: u32,
     /// Values of pending keys as they were at the barrier, saved before a write.
     saved: hashbrown::HashMap<K, (V, u32), rustc_hash::FxBuildHasher>,
-    /// Keys copied already (the list may repeat a key).
+    /// Keys copied already, when the list may repeat a key (`repeats`).
     done: hashbrown::HashSet<K, rustc_hash::FxBuildHasher>,
+    /// Whether the list may repeat a key (a key removed and written again, or read back
+    /// from a run, in the epoch): only then is `done` kept.
+    repeats: bool,
     clone: fn(&V) -> V,
     out: Vec<OwnedTimedChange<K, V>>,
     failure: Option<Error>,
@@ -265,6 +268,8 @@ pub struct KeyedTable<K, V> {
     epoch: u32,
     /// The checkpoint copy under way, if any.
     freeze: Option<Box<Freeze<K, V>>>,
+    /// Whether the list of changed keys may hold a key twice.
+    repeats: bool,
 }
 
 impl<K, V> Default for KeyedTable<K, V> {
@@ -278,6 +283,7 @@ impl<K, V> Default for KeyedTable<K, V> {
             ttl: None,
             epoch: CLEAN,
             freeze: None,
+            repeats: false,
         }
     }
 }
@@ -418,6 +424,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         t.last_sweep = now;
         let ticks = t.ticks;
         self.settle_freeze();
+        self.repeats = true;
         let epoch = self.epoch;
         let mut n = 0;
         let changed = &mut self.changed;
@@ -451,6 +458,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         self.settle_freeze();
+        self.repeats = true;
         if let Some((k, slot)) = self.map.remove_entry(key) {
             if let Some(c) = self.changed.as_mut() {
                 if slot.epoch != self.epoch {
@@ -527,6 +535,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     {
         if self.cold && !self.map.contains_key(key) {
             self.settle_freeze();
+            self.repeats = true;
             let (k, v, stamp) = self.load(key)?;
             self.make_room_for_one();
             let slot = Slot {
@@ -592,6 +601,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     #[cold]
     fn insert_slow(&mut self, key: K, make: impl FnOnce(Option<V>) -> V) -> &mut V {
         self.settle_freeze();
+        self.repeats = true;
         self.make_room_for_one();
         let deleted = self
             .spill
@@ -731,6 +741,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         if self.cold {
             self.settle_freeze();
         }
+        self.repeats = true;
         let now = self.now();
         let (existed, was_dirty, old) = match self.map.remove(key) {
             Some(slot) => {
@@ -839,6 +850,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// Removes every entry, giving each to `f`: all keys count as changed (deleted).
     pub fn drain_into(&mut self, mut f: impl FnMut(K, V)) -> Result<()> {
         self.settle_freeze();
+        self.repeats = true;
         let mut changed = self.changed.take();
         self.for_each_spilled(|k, v| {
             if let Some(c) = changed.as_mut() {
@@ -948,6 +960,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             now: self.now(),
             saved: Default::default(),
             done: Default::default(),
+            repeats: std::mem::take(&mut self.repeats),
             clone: V::clone,
             failure: None,
             longest: std::time::Duration::ZERO,
@@ -974,10 +987,15 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         let what = || "a spilled value".to_string();
         for _ in 0..budget {
             let Some(k) = f.keys.pop() else { break };
-            if f.done.contains(&k) {
+            if f.repeats && f.done.contains(&k) {
                 continue;
             }
-            let (v, stamp) = if let Some((v, stamp)) = f.saved.remove(&k) {
+            let saved = if f.saved.is_empty() {
+                None
+            } else {
+                f.saved.remove(&k)
+            };
+            let (v, stamp) = if let Some((v, stamp)) = saved {
                 // Written since the barrier: as it was then.
                 (Some(v), stamp)
             } else {
@@ -1015,7 +1033,9 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             };
             let v = v.filter(|_| !expired(&self.ttl, stamp, f.now));
             let t = v.as_ref().and_then(|_| self.write_time(stamp));
-            f.done.insert(k.clone());
+            if f.repeats {
+                f.done.insert(k.clone());
+            }
             f.out.push((k, v, t));
         }
         f.longest = f.longest.max(start.elapsed());
@@ -1539,8 +1559,91 @@ mod tests {
         ]
     }
 
+    #[derive(Debug, Clone)]
+    enum FreezeOp {
+        Add(u16, u32),
+        Remove(u16),
+        /// A barrier: start copying the changes.
+        Barrier,
+        /// Copy this many more keys.
+        Step(u16),
+    }
+
+    fn freeze_op() -> impl Strategy<Value = FreezeOp> {
+        prop_oneof![
+            8 => (0..800u16, 0..100u32).prop_map(|(k, v)| FreezeOp::Add(k, v)),
+            2 => (0..800u16).prop_map(FreezeOp::Remove),
+            1 => Just(FreezeOp::Barrier),
+            2 => (1..300u16).prop_map(FreezeOp::Step),
+        ]
+    }
+
+    /// Applies a finished copy, if there is one, to `checkpoint` and checks it against the
+    /// model as it was at the copy's barrier.
+    fn apply_frozen(
+        t: &mut KeyedTable<u32, u32>,
+        checkpoint: &mut BTreeMap<u32, u32>,
+        at_barrier: &mut Option<BTreeMap<u32, u32>>,
+    ) -> Result<(), TestCaseError> {
+        if let Some((changes, _)) = t.take_frozen() {
+            for (k, v, _) in changes.unwrap() {
+                match v {
+                    Some(v) => checkpoint.insert(k, v),
+                    None => checkpoint.remove(&k),
+                };
+            }
+            let want = at_barrier.take();
+            prop_assert_eq!(Some(&*checkpoint), want.as_ref());
+        }
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Checkpoints copied a step at a time while writes go on (copy on write) hold the
+        /// table as it was at their barrier, in memory and spilling.
+        #[test]
+        fn a_copy_in_steps_is_the_table_at_its_barrier(
+            ops in proptest::collection::vec(freeze_op(), 1..4000),
+            spill in any::<bool>(),
+        ) {
+            let mut t = if spill { spilling(1) } else { KeyedTable::tracking() };
+            let mut add = FoldWith(|x| x, |v: &mut u32, x| *v += x);
+            let mut model: BTreeMap<u32, u32> = BTreeMap::new();
+            let mut checkpoint: BTreeMap<u32, u32> = BTreeMap::new();
+            let mut at_barrier = None;
+            for op in ops {
+                match op {
+                    FreezeOp::Add(k, v) => {
+                        let got = *t.upsert(u32::from(k), v, &mut add);
+                        let m = model.entry(u32::from(k)).or_insert(0);
+                        *m += v;
+                        prop_assert_eq!(got, *m);
+                    }
+                    FreezeOp::Remove(k) => {
+                        prop_assert_eq!(t.remove(&u32::from(k)), model.remove(&u32::from(k)));
+                    }
+                    FreezeOp::Barrier => {
+                        // The previous copy finishes first (as an operator flushes it).
+                        t.freeze_step(usize::MAX);
+                        apply_frozen(&mut t, &mut checkpoint, &mut at_barrier)?;
+                        t.begin_freeze();
+                        at_barrier = Some(model.clone());
+                    }
+                    FreezeOp::Step(n) => t.freeze_step(usize::from(n)),
+                }
+                apply_frozen(&mut t, &mut checkpoint, &mut at_barrier)?;
+            }
+            t.freeze_step(usize::MAX);
+            apply_frozen(&mut t, &mut checkpoint, &mut at_barrier)?;
+            t.begin_freeze();
+            at_barrier = Some(model.clone());
+            t.freeze_step(usize::MAX);
+            apply_frozen(&mut t, &mut checkpoint, &mut at_barrier)?;
+            prop_assert!(at_barrier.is_none(), "the last copy finished");
+            t.check().unwrap();
+        }
+
 
         /// A spilling table (budget far below its size) behaves as a `BTreeMap`, and its
         /// changes, applied to a model of the last checkpoint, give the model.
