@@ -600,8 +600,11 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// value: `make` turns that value (if any) into the new one.
     #[cold]
     fn insert_slow(&mut self, key: K, make: impl FnOnce(Option<V>) -> V) -> &mut V {
-        self.settle_freeze();
-        self.repeats = true;
+        if self.cold {
+            // Reads runs and tombstones, which a copy under way reads too.
+            self.settle_freeze();
+            self.repeats = true;
+        }
         self.make_room_for_one();
         let deleted = self
             .spill
@@ -1186,7 +1189,6 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         if self.map.len() < self.limit {
             return;
         }
-        self.settle_freeze();
         let Some(s) = self.spill.as_mut() else {
             self.limit = usize::MAX;
             return;
@@ -1221,7 +1223,9 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             self.limit = fit.min(len.saturating_mul(2).max(FIRST_CHECK));
             return;
         }
-        // Evict down to 7/8 of what fits, so an eviction pass writes a sizeable run.
+        // Evict down to 7/8 of what fits, so an eviction pass writes a sizeable run. A copy
+        // under way finishes first: it reads the runs, and evicted values leave memory.
+        self.settle_freeze();
         let keep = fit - fit / 8;
         self.evict(len - keep);
         self.limit = fit;
