@@ -73,7 +73,8 @@ fn checkpoint_state(env: &mut Env, args: CheckpointArgs) -> flow_core::Result<()
         summary.snapshot_pause.as_secs_f64() * 1e3
     );
     // Steady state: the checkpoints after the fill (those that wrote more than twice the
-    // median), but the last (taken when the input ended).
+    // median), but the last two: the final one, and the one whose copy the end of input
+    // finished at once (listed below with the rest).
     let mut sizes: Vec<u64> = cps.iter().map(|c| c.bytes).collect();
     sizes.sort_unstable();
     let median = sizes.get(sizes.len() / 2).copied().unwrap_or(0);
@@ -81,7 +82,7 @@ fn checkpoint_state(env: &mut Env, args: CheckpointArgs) -> flow_core::Result<()
         .iter()
         .rposition(|c| c.bytes > 2 * median)
         .map_or(0, |i| i + 1);
-    let steady = cps.get(fill..cps.len().saturating_sub(1)).unwrap_or(&[]);
+    let steady = cps.get(fill..cps.len().saturating_sub(2)).unwrap_or(&[]);
     let pct = |mut v: Vec<f64>, p: f64| {
         v.sort_by(f64::total_cmp);
         v.get(((v.len().max(1) - 1) as f64 * p).round() as usize)
