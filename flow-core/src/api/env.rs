@@ -309,6 +309,9 @@ impl Env {
         self.stop.0.store(false, Ordering::SeqCst);
         let mut summary = JobSummary::new(&config.name, start.elapsed(), &stages);
         summary.checkpoints = shared.completed_checkpoints();
+        // The copy of changed state after a barrier pauses processing in steps: its longest.
+        let steps = summary.checkpoints.iter().map(|c| c.pause).max();
+        summary.snapshot_pause = summary.snapshot_pause.max(steps.unwrap_or_default());
         summary.savepoint = savepoint;
         summary.state_spill = state_memory.totals();
         summary.metrics = metrics

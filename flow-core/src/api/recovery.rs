@@ -61,6 +61,7 @@ pub(crate) fn start(
     };
     let store = CheckpointStore::open(dir, Arc::new(FsStorage))?;
     let after = store.checkpoints()?.last().copied().unwrap_or(0);
+    let checking = std::time::Instant::now();
     let view = match &config.restore {
         None => None,
         Some(from) => {
@@ -91,9 +92,19 @@ pub(crate) fn start(
                 Some(id) => {
                     let view = store.restore_view(id)?;
                     check_fits(&view, &declared, config)?;
-                    tracing::info!(checkpoint = id, dir = %dir.display(), "restoring");
+                    // Every segment was read in full to check its checksum by now.
+                    let bytes = store.segment_bytes(id)?;
+                    let secs = checking.elapsed().as_secs_f64();
+                    let mb = bytes as f64 / 1e6;
+                    tracing::info!(checkpoint = id, dir = %dir.display(), mb, secs, "restoring");
                     if config.report {
-                        eprintln!("restoring checkpoint {id} from {}", dir.display());
+                        eprintln!(
+                            "restoring checkpoint {id} from {}: {mb:.1} MB of segments checked in \
+                             {:.0} ms ({:.0} MB/s)",
+                            dir.display(),
+                            secs * 1e3,
+                            mb / secs.max(1e-9)
+                        );
                     }
                     Some(Arc::new(view))
                 }

@@ -48,6 +48,9 @@ pub struct JobSummary {
     pub checkpoints: Vec<crate::runtime::checkpoint::CheckpointStats>,
     /// The longest any subtask paused its processing to freeze its part of a checkpoint.
     pub snapshot_pause: Duration,
+    /// The longest any subtask took to load its state from the restored checkpoint (zero
+    /// without a restore).
+    pub restore: Duration,
     /// The savepoint the job wrote when it ended ([`crate::Config::savepoint_dir`]).
     pub savepoint: Option<std::path::PathBuf>,
     /// The job's user metrics when it ended, in the order they were created.
@@ -65,6 +68,13 @@ impl JobSummary {
             planned_only: false,
             checkpoints: Vec::new(),
             savepoint: None,
+            restore: Duration::from_nanos(
+                stages
+                    .iter()
+                    .map(|s| get(&s.metrics.restore_max_ns))
+                    .max()
+                    .unwrap_or(0),
+            ),
             snapshot_pause: Duration::from_nanos(
                 stages
                     .iter()
@@ -230,6 +240,13 @@ impl std::fmt::Display for JobSummary {
                 q(0.99),
                 bytes as f64 / 1e6,
                 self.snapshot_pause.as_secs_f64() * 1e3
+            )?;
+        }
+        if !self.restore.is_zero() {
+            writeln!(
+                f,
+                "  state restored in {:.0} ms (the slowest subtask, before its first record)",
+                self.restore.as_secs_f64() * 1e3
             )?;
         }
         let sp = &self.state_spill;

@@ -29,6 +29,9 @@ pub struct StageMetrics {
     /// The longest a subtask paused its processing to freeze its part of a checkpoint, in
     /// nanoseconds.
     pub snapshot_max_ns: AtomicU64,
+    /// The longest a subtask took to load its state from a checkpoint before its first
+    /// record, in nanoseconds.
+    pub restore_max_ns: AtomicU64,
 }
 
 impl StageMetrics {

@@ -180,7 +180,10 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
 
     fn step_inner(&mut self, cx: &TaskCx<'_>) -> Result<Step> {
         if let Some(view) = self.restore.take() {
+            let start = Instant::now();
             self.restore(&view)?;
+            let ns = start.elapsed().as_nanos() as u64;
+            self.metrics.restore_max_ns.fetch_max(ns, Ordering::Relaxed);
         }
         let start = Instant::now();
         for _ in 0..STEP_BATCHES {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use format::*;
-use manifest::{Manifest, StateKey};
+use manifest::{Manifest, SegmentInfo, StateKey};
 use segment::{Segment, SegmentBuilder};
 pub use view::{Entry, RestoreView, StateIter};
 
@@ -188,6 +188,12 @@ impl CheckpointStore {
         Ok(out)
     }
 
+    /// The bytes of the segments checkpoint `id` needs (its manifest says).
+    pub fn segment_bytes(&self, id: u64) -> Result<u64> {
+        let m = self.read_manifest(id)?;
+        Ok(m.states.values().flatten().map(|i| i.len).sum())
+    }
+
     /// Checks that checkpoint `id` is complete: its manifest and every segment it lists are
     /// present and intact (full checksums; segments already verified during this open are not
     /// read again).
@@ -196,17 +202,59 @@ impl CheckpointStore {
         self.verify_manifest(&m)
     }
 
+    /// Reads every segment `m` lists in full, on as many threads as the machine has cores
+    /// (the check is bound by checksums and the structural walk, not by the disk). The first
+    /// damaged segment in the manifest's order is the error.
     fn verify_manifest(&self, m: &Manifest) -> Result<()> {
         let mpath = self.manifest_path(m.id);
-        for info in m.states.values().flatten() {
-            let key = (info.name.clone(), info.len, info.crc);
-            if self.verified_lock().contains(&key) {
-                continue;
+        let todo: Vec<&SegmentInfo> = {
+            let verified = self.verified_lock();
+            m.states
+                .values()
+                .flatten()
+                .filter(|i| !verified.contains(&(i.name.clone(), i.len, i.crc)))
+                .collect()
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(todo.len());
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failures = Mutex::new(Vec::new());
+        let check = || loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(info) = todo.get(i) else { return };
+            match Segment::open(&*self.storage, &self.dir, info, &mpath) {
+                Ok(_) => {
+                    self.verified_lock()
+                        .insert((info.name.clone(), info.len, info.crc));
+                }
+                Err(e) => {
+                    let mut f = match failures.lock() {
+                        Ok(g) => g,
+                        Err(p) => p.into_inner(),
+                    };
+                    f.push((i, e));
+                }
             }
-            Segment::open(&*self.storage, &self.dir, info, &mpath)?;
-            self.verified_lock().insert(key);
+        };
+        if threads <= 1 {
+            check();
+        } else {
+            std::thread::scope(|s| {
+                for _ in 1..threads {
+                    s.spawn(check);
+                }
+                check();
+            });
         }
-        Ok(())
+        let failures = match failures.into_inner() {
+            Ok(f) => f,
+            Err(p) => p.into_inner(),
+        };
+        match failures.into_iter().min_by_key(|(i, _)| *i) {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn verified_lock(&self) -> std::sync::MutexGuard<'_, HashSet<(String, u64, u32)>> {
