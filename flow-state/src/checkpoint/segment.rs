@@ -254,8 +254,8 @@ impl Segment {
                     ),
                 ));
             }
-            if let Some(p) = prev {
-                if (kg, key) <= p {
+            if let Some((pk, pkey)) = prev {
+                if entry_cmp(kg, key, pk, pkey) != std::cmp::Ordering::Greater {
                     return Err(corrupt(
                         path,
                         format!("entry at offset {at} is out of order"),
