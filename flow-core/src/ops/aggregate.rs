@@ -407,8 +407,9 @@ pub struct KeyedAggregate<K, V, G: Combine<V>, OF> {
 type FrozenTx<K, A> =
     crossbeam_channel::Sender<(crate::Result<Vec<OwnedTimedChange<K, A>>>, Duration)>;
 
-/// Keys copied out per step of a checkpoint's copy (about a millisecond).
-const FREEZE_STEP: usize = 4096;
+/// How long one step of a checkpoint's copy may hold up processing (whatever the size of the
+/// accumulators: checked every few hundred keys).
+const FREEZE_STEP: Duration = Duration::from_millis(1);
 
 impl<K, V, G: Combine<V>, OF: Clone> Clone for KeyedAggregate<K, V, G, OF> {
     fn clone(&self) -> Self {
@@ -533,7 +534,7 @@ where
     fn drain(&mut self, cx: &DrainCx<'_, '_>) -> Result<bool> {
         if self.frozen.is_some() {
             // A step of the checkpoint's copy between batches; again soon until done.
-            self.state.freeze_step(FREEZE_STEP);
+            self.state.freeze_for(FREEZE_STEP);
             self.send_frozen();
             if self.frozen.is_some() {
                 cx.wake_at(std::time::Instant::now());

@@ -981,6 +981,23 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         self.freeze.as_ref().is_some_and(|f| !f.keys.is_empty())
     }
 
+    /// Copies more keys of the copy under way for about `time` (at least a few hundred
+    /// keys), so that a step holds processing up for a bounded time whatever the values cost
+    /// to copy.
+    pub fn freeze_for(&mut self, time: std::time::Duration) {
+        let start = std::time::Instant::now();
+        while self.is_freezing() {
+            self.freeze_step(256);
+            if start.elapsed() >= time {
+                break;
+            }
+        }
+        // One step, as the copy's pause measures it.
+        if let Some(f) = self.freeze.as_mut() {
+            f.longest = f.longest.max(start.elapsed());
+        }
+    }
+
     /// Copies up to `budget` more keys of the copy under way.
     pub fn freeze_step(&mut self, budget: usize) {
         let Some(mut f) = self.freeze.take() else {
