@@ -52,8 +52,8 @@ pub mod storage;
 mod sys;
 
 pub use checkpoint::{
-    CheckpointStore, CheckpointWriter, CommitInfo, Entry, GcReport, Recovered, RestoreView,
-    StateIter, StateWriter, StoreOptions,
+    entry_order, key_prefix, CheckpointStore, CheckpointWriter, CommitInfo, Entry, GcReport,
+    Recovered, RestoreView, StateIter, StateWriter, StoreOptions,
 };
 pub use error::{Result, StateError};
 pub use sim::SimStorage;

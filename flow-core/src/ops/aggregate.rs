@@ -977,6 +977,18 @@ mod tests {
         }
     }
 
+    /// Opens `op` as a subtask of a job with checkpoints (and the state TTL `ttl`).
+    fn open_checkpointing(op: &mut Counting, ttl: Option<std::time::Duration>) {
+        op.open(OpenCx {
+            subtask: 0,
+            parallelism: 1,
+            checkpoints: true,
+            memory: None,
+            ttls: ttl.map(|t| vec![Some(t)].into()),
+            op: 0,
+        });
+    }
+
     fn snapshot(op: &mut Counting, n: u64) -> crate::runtime::snapshot::Part {
         snapshot_with(op, n, |_| {})
     }
@@ -1026,14 +1038,7 @@ mod tests {
     fn a_checkpoint_holds_the_values_at_its_barrier_though_writes_go_on_during_its_copy() {
         let mut out = Collect::new();
         let mut op = rolling(false);
-        op.open(OpenCx {
-            subtask: 0,
-            parallelism: 1,
-            checkpoints: true,
-            memory: None,
-            ttls: None,
-            op: 0,
-        });
+        open_checkpointing(&mut op, None);
         // Many keys, so that the copy takes several steps.
         let keys: Vec<char> = (0..6000u32).filter_map(char::from_u32).collect();
         for &k in &keys {
@@ -1062,14 +1067,7 @@ mod tests {
     fn a_checkpoint_writes_only_the_keys_changed_since_the_last_one() {
         let mut out = Collect::new();
         let mut op = rolling(false);
-        op.open(OpenCx {
-            subtask: 0,
-            parallelism: 1,
-            checkpoints: true,
-            memory: None,
-            ttls: None,
-            op: 0,
-        });
+        open_checkpointing(&mut op, None);
         for (k, n) in [('a', 2), ('b', 1), ('a', 3)] {
             op.on_record((k, n), NO_TIMESTAMP, &mut out);
         }
@@ -1092,14 +1090,7 @@ mod tests {
     fn a_finished_bounded_aggregate_says_so_in_its_final_part() {
         let mut out = Collect::new();
         let mut op = rolling(true);
-        op.open(OpenCx {
-            subtask: 0,
-            parallelism: 1,
-            checkpoints: true,
-            memory: None,
-            ttls: None,
-            op: 0,
-        });
+        open_checkpointing(&mut op, None);
         for (k, n) in [('a', 2), ('b', 1)] {
             op.on_record((k, n), NO_TIMESTAMP, &mut out);
         }
@@ -1146,14 +1137,7 @@ mod tests {
     fn a_rolling_aggregate_with_a_ttl_restarts_expired_keys() {
         let mut out = Collect::new();
         let mut op = rolling(false);
-        op.open(OpenCx {
-            subtask: 0,
-            parallelism: 1,
-            checkpoints: true,
-            memory: None,
-            ttls: Some(vec![Some(std::time::Duration::from_millis(300))].into()),
-            op: 0,
-        });
+        open_checkpointing(&mut op, Some(std::time::Duration::from_millis(300)));
         assert_eq!(Operator::<(char, u64)>::ttl_state(&op), Some(ACC_STATE));
         op.on_record(('a', 2), NO_TIMESTAMP, &mut out);
         op.on_record(('a', 3), NO_TIMESTAMP, &mut out);

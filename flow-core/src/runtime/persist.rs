@@ -504,7 +504,7 @@ fn merge_unwritten(parts: &mut Vec<Part>, earlier: Vec<KeyedDelta>) {
                 let mut merged = old.entries;
                 merged.append(&mut d.entries);
                 // Stable: of two entries of a key the newer stays second, and wins.
-                merged.sort_by(|a, b| super::snapshot::entry_order(a.0, &a.1, b.0, &b.1));
+                merged.sort_by(|a, b| flow_state::entry_order(a.0, &a.1, b.0, &b.1));
                 merged.dedup_by(|later, earlier| {
                     let same = later.0 == earlier.0 && later.1 == earlier.1;
                     if same {

@@ -13,7 +13,7 @@
 //! the entries of its new key-group range without rewriting anything.
 use crate::error::{Error, Result};
 use crate::runtime::exchange::partition::stable_hash;
-use flow_state::{KeyGroupRange, RestoreView};
+use flow_state::{entry_order, key_prefix, KeyGroupRange, RestoreView};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::hash::Hash;
@@ -154,26 +154,6 @@ pub(crate) struct KeyedDelta {
 /// (off the processing thread).
 /// `None`: no entries.
 pub(crate) type Deferred = Box<dyn FnOnce() -> Result<Option<KeyedDelta>> + Send>;
-
-/// The order of entries in a segment: by key group, then key bytes. Compares the first eight
-/// key bytes as one integer before calling `memcmp` (most keys differ there), which halves the
-/// cost of sorting a large checkpoint.
-#[inline]
-pub(crate) fn entry_order(ga: u32, a: &[u8], gb: u32, b: &[u8]) -> std::cmp::Ordering {
-    ga.cmp(&gb)
-        .then_with(|| key_prefix(a).cmp(&key_prefix(b)))
-        .then_with(|| a.cmp(b))
-}
-
-/// The first eight bytes of a key as a big-endian integer (zero-padded): ordering keys by it
-/// first, then bytewise, is the bytewise order.
-#[inline]
-fn key_prefix(k: &[u8]) -> u64 {
-    let mut p = [0u8; 8];
-    let n = k.len().min(8);
-    p[..n].copy_from_slice(&k[..n]);
-    u64::from_be_bytes(p)
-}
 
 /// Sorts entries by (key group, key) and keeps, of several writes of one key, the last.
 ///

@@ -193,7 +193,7 @@ mod tests {
 /// first eight key bytes as one integer before calling `memcmp`: keys are short and mostly
 /// differ there, and a `memcmp` call per entry was most of the cost of checking a segment.
 #[inline]
-pub(crate) fn entry_cmp(ga: u32, a: &[u8], gb: u32, b: &[u8]) -> std::cmp::Ordering {
+pub fn entry_order(ga: u32, a: &[u8], gb: u32, b: &[u8]) -> std::cmp::Ordering {
     ga.cmp(&gb)
         .then_with(|| key_prefix(a).cmp(&key_prefix(b)))
         .then_with(|| a.cmp(b))
@@ -203,7 +203,7 @@ pub(crate) fn entry_cmp(ga: u32, a: &[u8], gb: u32, b: &[u8]) -> std::cmp::Order
 /// differ compare as their bytes do (a shorter key padded with zeros is below a longer one
 /// that differs from it within the first eight bytes).
 #[inline]
-fn key_prefix(k: &[u8]) -> u64 {
+pub fn key_prefix(k: &[u8]) -> u64 {
     let mut b = [0u8; 8];
     let n = k.len().min(8);
     b[..n].copy_from_slice(&k[..n]);
@@ -212,7 +212,7 @@ fn key_prefix(k: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod order_tests {
-    use super::entry_cmp;
+    use super::entry_order;
     use proptest::prelude::*;
 
     proptest! {
@@ -222,7 +222,7 @@ mod order_tests {
             ga in 0u32..3, a in proptest::collection::vec(any::<u8>(), 0..12),
             gb in 0u32..3, b in proptest::collection::vec(any::<u8>(), 0..12),
         ) {
-            prop_assert_eq!(entry_cmp(ga, &a, gb, &b), (ga, &a).cmp(&(gb, &b)));
+            prop_assert_eq!(entry_order(ga, &a, gb, &b), (ga, &a).cmp(&(gb, &b)));
         }
     }
 }

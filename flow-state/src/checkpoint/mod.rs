@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use format::*;
+pub use format::{entry_order, key_prefix};
 use manifest::{Manifest, SegmentInfo, StateKey};
 use segment::{Segment, SegmentBuilder};
 pub use view::{Entry, RestoreView, StateIter};

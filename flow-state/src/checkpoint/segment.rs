@@ -255,7 +255,7 @@ impl Segment {
                 ));
             }
             if let Some((pk, pkey)) = prev {
-                if entry_cmp(kg, key, pk, pkey) != std::cmp::Ordering::Greater {
+                if entry_order(kg, key, pk, pkey) != std::cmp::Ordering::Greater {
                     return Err(corrupt(
                         path,
                         format!("entry at offset {at} is out of order"),

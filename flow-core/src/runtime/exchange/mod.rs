@@ -219,15 +219,19 @@ impl<T: Send> Input<T> for ExchangeInput<T> {
                     };
                     self.shared.wake_waiters(cx);
                     let from = m.from();
-                    let waits = self.align.hold
-                        || matches!(
-                            m,
-                            Msg::Event {
-                                event: Event::Barrier(_),
-                                ..
-                            }
-                        );
-                    if waits && self.align.id.is_some() && self.align.blocked[from] {
+                    // A blocked producer's message waits: any (exactly-once) or only a
+                    // later barrier (at-least-once).
+                    let blocked = self.align.id.is_some() && self.align.blocked[from];
+                    if blocked
+                        && (self.align.hold
+                            || matches!(
+                                m,
+                                Msg::Event {
+                                    event: Event::Barrier(_),
+                                    ..
+                                }
+                            ))
+                    {
                         self.align.held[from].push_back(m);
                         self.align.held_count += 1;
                         continue;
