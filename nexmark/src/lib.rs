@@ -65,10 +65,8 @@ pub fn events(
         Some(n) => env.generate_n(n, move |i| g.event(i)),
         None => env.generate(move |i| g.event(i)),
     };
-    source
-        .name("nexmark")
-        .assign_timestamps(
-            Event::date_time,
-            WatermarkStrategy::bounded_out_of_orderness(WATERMARK_DELAY),
-        )
+    source.name("nexmark").assign_timestamps(
+        Event::date_time,
+        WatermarkStrategy::bounded_out_of_orderness(WATERMARK_DELAY),
+    )
 }

@@ -7,7 +7,7 @@
 //! cargo run --release -p flow-nexmark -- --dump-events events.jsonl --events 100000
 //! ```
 use flow_core::prelude::*;
-use flow_nexmark::{json, queries, GeneratorConfig, Generator, Output, Query};
+use flow_nexmark::{json, queries, Generator, GeneratorConfig, Output, Query};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -20,7 +20,12 @@ struct NexmarkArgs {
     #[arg(long, value_name = "QUERIES", default_value = "all")]
     query: String,
     /// Events per query (persons, auctions and bids together)
-    #[arg(long, value_name = "N", default_value_t = 10_000_000, conflicts_with = "unbounded")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10_000_000,
+        conflicts_with = "unbounded"
+    )]
     events: u64,
     /// Generate events until stopped (Ctrl-C) instead of --events
     #[arg(long)]

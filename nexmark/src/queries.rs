@@ -324,7 +324,11 @@ impl Serialize for Shared {
 
 /// q13's side input: Flink's 10,000-row file of `key,value` with `value = key`.
 pub fn side_input() -> Arc<FxHashMap<u64, Shared>> {
-    Arc::new((0..10_000u64).map(|i| (i, Shared(Arc::from(i.to_string())))).collect())
+    Arc::new(
+        (0..10_000u64)
+            .map(|i| (i, Shared(Arc::from(i.to_string()))))
+            .collect(),
+    )
 }
 
 /// q13, bounded side input join: `SELECT B.auction, B.bidder, B.price, B.dateTime, S.value
@@ -579,13 +583,7 @@ where
 {
     type State = F::State;
     type Out = F::Out;
-    fn process_left(
-        &mut self,
-        k: &K,
-        a: (K, A),
-        st: &mut F::State,
-        ctx: &mut Context<'_, F::Out>,
-    ) {
+    fn process_left(&mut self, k: &K, a: (K, A), st: &mut F::State, ctx: &mut Context<'_, F::Out>) {
         self.0.process_left(k, a.1, st, ctx)
     }
     fn process_right(
@@ -704,7 +702,10 @@ impl KeyedCoProcessFunction<u64, Bid, Auction> for BidJoin {
 #[track_caller]
 fn bids_and_auctions(
     events: Stream<impl Chain<Out = Event>>,
-) -> (Stream<impl Chain<Out = Bid>>, Stream<impl Chain<Out = Auction>>) {
+) -> (
+    Stream<impl Chain<Out = Bid>>,
+    Stream<impl Chain<Out = Auction>>,
+) {
     events
         .filter_map(|e| match e {
             Event::Bid(b) => Some(Either::Left(b)),
@@ -936,13 +937,15 @@ pub fn q5(events: Stream<impl Chain<Out = Event>>) -> Stream<impl Chain<Out = (u
         .map(|w| (w.window.start, w.key, w.value))
         .key_by(|r: &(Millis, u64, u64)| r.0)
         .window(TumblingEventTimeWindows::of(Duration::from_secs(2)))
-        .process(|_start: &Millis, _info: &WindowInfo, counts: Vec<(Millis, u64, u64)>| {
-            let max = counts.iter().map(|c| c.2).max().unwrap_or(0);
-            counts
-                .into_iter()
-                .filter(move |c| c.2 >= max)
-                .map(|c| (c.1, c.2))
-        })
+        .process(
+            |_start: &Millis, _info: &WindowInfo, counts: Vec<(Millis, u64, u64)>| {
+                let max = counts.iter().map(|c| c.2).max().unwrap_or(0);
+                counts
+                    .into_iter()
+                    .filter(move |c| c.2 >= max)
+                    .map(|c| (c.1, c.2))
+            },
+        )
 }
 
 /// The highest bids of one auction in one window: the price and every bid at it.
@@ -1075,9 +1078,7 @@ type Q8Side = (u64, Option<Str>);
 /// 10 s tumbling window) P JOIN (auctions per seller and window) A ON P.id = A.seller AND
 /// the same window`: people who opened an auction in the window they registered in.
 #[track_caller]
-pub fn q8(
-    events: Stream<impl Chain<Out = Event>>,
-) -> Stream<impl Chain<Out = (u64, Str, Ts)>> {
+pub fn q8(events: Stream<impl Chain<Out = Event>>) -> Stream<impl Chain<Out = (u64, Str, Ts)>> {
     events
         .filter_map(|e| -> Option<Q8Side> {
             match e {
@@ -1515,8 +1516,13 @@ where
 /// q19 row: a bid and its rank.
 #[derive(Clone, Debug, Serialize)]
 pub struct Q19Row {
-    #[serde(flatten)]
-    bid: BidRow,
+    auction: u64,
+    bidder: u64,
+    price: u64,
+    channel: Str,
+    url: Str,
+    date_time: Ts,
+    extra: Str,
     rank_number: u64,
 }
 
@@ -1530,7 +1536,13 @@ pub fn q19(events: Stream<impl Chain<Out = Event>>) -> Stream<impl Chain<Out = Q
         .aggregate(TopN::new(10, winner_order))
         .flat_map(|(_, top)| {
             top.into_iter().enumerate().map(|(i, b)| Q19Row {
-                bid: BidRow::from(b),
+                auction: b.auction,
+                bidder: b.bidder,
+                price: b.price,
+                channel: b.channel,
+                url: b.url,
+                date_time: Ts(b.date_time),
+                extra: b.extra,
                 rank_number: i as u64 + 1,
             })
         })
