@@ -220,6 +220,10 @@ impl Config {
     pub fn get_parallelism(&self) -> usize {
         self.parallelism
     }
+    /// The checkpoint directory, if checkpoints are on.
+    pub fn get_checkpoint_dir(&self) -> Option<&std::path::Path> {
+        self.checkpoint_dir.as_deref()
+    }
 }
 
 /// How `--plan` prints the plan.

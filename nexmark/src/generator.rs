@@ -183,8 +183,13 @@ struct Pools {
     letters: String,
     /// `first last` for every pair of names.
     names: Vec<String>,
-    /// `channel-i` and its url.
-    channels: Vec<(String, String)>,
+    /// `channel-0channel-1...`: the names of the channels that are not hot, end to end.
+    channel_names: String,
+    /// Their urls, end to end.
+    channel_urls: String,
+    /// Where channel `i`'s name and url are: `[name start, name end, url start, url end]`.
+    /// A small table, so that picking a channel reads 16 bytes, not the text.
+    channel_at: Vec<[u32; 4]>,
     /// The url of each hot channel.
     hot_urls: Vec<String>,
 }
@@ -203,25 +208,51 @@ fn pools() -> &'static Pools {
             .iter()
             .flat_map(|f| LAST_NAMES.iter().map(move |l| format!("{f} {l}")))
             .collect();
-        let channels = (0..CHANNELS)
-            .map(|i| {
-                let mut url = base_url(&mut rng);
-                if rng.below(10) > 0 {
-                    url.push_str("&channel_id=");
-                    url.push_str(&(i as i32).reverse_bits().wrapping_abs().to_string());
-                }
-                (format!("channel-{i}"), url)
-            })
-            .collect();
+        let (mut channel_names, mut channel_urls) = (String::new(), String::new());
+        let mut channel_at = Vec::with_capacity(CHANNELS);
+        for i in 0..CHANNELS {
+            let mut url = base_url(&mut rng);
+            if rng.below(10) > 0 {
+                url.push_str("&channel_id=");
+                url.push_str(&(i as i32).reverse_bits().wrapping_abs().to_string());
+            }
+            let (n0, u0) = (channel_names.len() as u32, channel_urls.len() as u32);
+            channel_names.push_str(&format!("channel-{i}"));
+            channel_urls.push_str(&url);
+            channel_at.push([
+                n0,
+                channel_names.len() as u32,
+                u0,
+                channel_urls.len() as u32,
+            ]);
+        }
         let hot_urls = HOT_CHANNELS.iter().map(|_| base_url(&mut rng)).collect();
         Pools {
             text,
             letters,
             names,
-            channels,
+            channel_names,
+            channel_urls,
+            channel_at,
             hot_urls,
         }
     })
+}
+
+/// `text[range]` for pool text, which is ASCII, without reading the text: `&text[range]`
+/// checks that the range falls on character boundaries, which reads a byte at a random place
+/// of a megabyte pool (a cache miss per event) that the query may never look at.
+///
+/// # Panics
+/// If the range is out of bounds or `text` is not ASCII (checked in debug builds).
+#[inline]
+fn ascii_slice(text: &str, range: std::ops::Range<usize>) -> &str {
+    assert!(range.start <= range.end && range.end <= text.len());
+    debug_assert!(text.is_ascii());
+    // SAFETY: the range is within `text` (asserted above), and every pool this is called on
+    // is ASCII (made of a–z, digits and url punctuation in `pools`), so every index is a
+    // character boundary and the slice is valid UTF-8.
+    unsafe { text.get_unchecked(range) }
 }
 
 /// One character of Flink's `nextString`: `special` one time in 13, otherwise a–z.
@@ -303,7 +334,7 @@ impl Generator {
         let len = want - delta + rng.below(2 * delta as u64 + 1) as usize;
         let letters = self.pools.letters.as_str();
         let at = rng.below((letters.len() - len) as u64) as usize;
-        Cow::Borrowed(&letters[at..at + len])
+        Cow::Borrowed(ascii_slice(letters, at..at + len))
     }
 
     /// A person or seller id among the active people, up to `PERSON_ID_LEAD` ahead.
@@ -317,7 +348,7 @@ impl Generator {
     /// Log-uniform from 100 to 10^8 (cents).
     #[inline]
     fn price(rng: &mut Rng) -> u64 {
-        (10f64.powf(rng.unit() * 6.0) * 100.0).round() as u64
+        ((rng.unit() * 6.0 * std::f64::consts::LN_10).exp() * 100.0).round() as u64
     }
 
     fn person(&self, n: u64, ts: Millis, rng: &mut Rng) -> Person {
@@ -400,8 +431,11 @@ impl Generator {
             let i = rng.below(HOT_CHANNELS.len() as u64) as usize;
             (HOT_CHANNELS[i], self.pools.hot_urls[i].as_str())
         } else {
-            let (c, u) = &self.pools.channels[rng.below(CHANNELS as u64) as usize];
-            (c.as_str(), u.as_str())
+            let [n0, n1, u0, u1] = self.pools.channel_at[rng.below(CHANNELS as u64) as usize];
+            (
+                ascii_slice(&self.pools.channel_names, n0 as usize..n1 as usize),
+                ascii_slice(&self.pools.channel_urls, u0 as usize..u1 as usize),
+            )
         };
         Bid {
             auction,
@@ -442,8 +476,12 @@ mod tests {
             assert_eq!(s, s.trim());
             assert!(s.bytes().all(|b| b == b' ' || b.is_ascii_lowercase()));
         }
-        for (c, u) in &g.pools.channels {
-            assert!(c.starts_with("channel-"));
+        assert!(g.pools.channel_names.is_ascii() && g.pools.channel_urls.is_ascii());
+        assert!(g.pools.text.is_ascii() && g.pools.letters.is_ascii());
+        for (i, [n0, n1, u0, u1]) in g.pools.channel_at.iter().enumerate() {
+            let c = &g.pools.channel_names[*n0 as usize..*n1 as usize];
+            let u = &g.pools.channel_urls[*u0 as usize..*u1 as usize];
+            assert_eq!(c, format!("channel-{i}"));
             assert!(u.starts_with("https://www.nexmark.com/"), "{u}");
             let dirs: Vec<&str> = u.split('/').skip(3).take(3).collect();
             assert!(dirs.iter().all(|d| (3..=4).contains(&d.len())), "{u}");

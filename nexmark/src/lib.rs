@@ -34,6 +34,7 @@
 //! [`queries`] holds q0–q22 except q10 and q6; each query's doc gives its SQL and how the
 //! flow job computes it.
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod generator;
 pub mod json;

@@ -8,7 +8,6 @@
 //! ```
 use flow_core::prelude::*;
 use flow_nexmark::{json, queries, Generator, GeneratorConfig, Output, Query};
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -87,6 +86,11 @@ fn nexmark(env: &mut Env, args: NexmarkArgs) -> flow_core::Result<()> {
         }
     }
     let list = parse_queries(&args.query)?;
+    if list.len() > 1 && env.config().get_checkpoint_dir().is_some() {
+        return Err(flow_core::Error::Config(
+            "--checkpoint-dir checkpoints one query: give a single --query".into(),
+        ));
+    }
     let cores = env.config().get_parallelism();
     let limit = (!args.unbounded).then_some(args.events);
     let mut results = Vec::new();
@@ -146,9 +150,4 @@ fn dump(path: &std::path::Path, config: GeneratorConfig, n: u64) -> flow_core::R
     std::fs::rename(&tmp, path).map_err(err)?;
     println!("wrote {n} events to {}", path.display());
     Ok(())
-}
-
-#[allow(dead_code)]
-fn flush() {
-    let _ = std::io::stdout().flush();
 }

@@ -11,12 +11,13 @@ use crate::model::{Auction, Bid, Event, Millis, Person, Str};
 use crate::time::{date, day_number, hour_minute, parts, timestamp};
 use flow_core::prelude::*;
 use flow_core::{Collected, Result};
+use memchr::memmem;
 use rustc_hash::FxHashMap;
 use serde::{Serialize, Serializer};
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 /// Where a query's rows go.
@@ -212,10 +213,10 @@ pub fn bids(events: Stream<impl Chain<Out = Event>>) -> Stream<impl Chain<Out = 
 }
 
 /// A substring of a [`Str`] that stays a borrowed slice of the pool when the string is one.
-fn sub(s: &Str, f: impl Fn(&str) -> &str) -> Str {
+fn slice(s: &Str, r: std::ops::Range<usize>) -> Str {
     match s {
-        Cow::Borrowed(b) => Cow::Borrowed(f(b)),
-        Cow::Owned(o) => Cow::Owned(f(o).to_string()),
+        Cow::Borrowed(b) => Cow::Borrowed(&b[r]),
+        Cow::Owned(o) => Cow::Owned(o[r].to_string()),
     }
 }
 
@@ -405,16 +406,19 @@ pub struct Q21Row {
     channel_id: Str,
 }
 
-/// `REGEXP_EXTRACT(url, '(&|^)channel_id=([^&]*)', 2)`: the value of the first
-/// `channel_id=` parameter at the start of the url or after a `&`.
-fn channel_id(url: &str) -> Option<&str> {
-    const NEEDLE: &str = "channel_id=";
+/// `REGEXP_EXTRACT(url, '(&|^)channel_id=([^&]*)', 2)`: where the value of the first
+/// `channel_id=` parameter at the start of the url or after a `&` is.
+fn channel_id(url: &str) -> Option<std::ops::Range<usize>> {
+    static NEEDLE: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"channel_id="));
+    let bytes = url.as_bytes();
     let mut from = 0;
-    while let Some(i) = url[from..].find(NEEDLE) {
+    while let Some(i) = NEEDLE.find(&bytes[from..]) {
         let at = from + i;
-        if at == 0 || url.as_bytes()[at - 1] == b'&' {
-            let rest = &url[at + NEEDLE.len()..];
-            return Some(rest.split('&').next().unwrap_or(rest));
+        if at == 0 || bytes[at - 1] == b'&' {
+            let start = at + NEEDLE.needle().len();
+            let end = memchr::memchr(b'&', &bytes[start..]).map_or(url.len(), |e| start + e);
+            return Some(start..end);
         }
         from = at + 1;
     }
@@ -428,19 +432,11 @@ fn channel_id(url: &str) -> Option<&str> {
 pub fn q21(events: Stream<impl Chain<Out = Event>>) -> Stream<impl Chain<Out = Q21Row>> {
     events.filter_map(|e| {
         let b = e.into_bid()?;
-        let hot = match b.channel.to_ascii_lowercase().as_str() {
-            "apple" => Some("0"),
-            "google" => Some("1"),
-            "facebook" => Some("2"),
-            "baidu" => Some("3"),
-            _ => None,
-        };
-        let id = match hot {
-            Some(id) => Cow::Borrowed(id),
-            None => {
-                channel_id(&b.url)?;
-                sub(&b.url, |u| channel_id(u).unwrap_or(""))
-            }
+        const HOT: [&str; 4] = ["apple", "google", "facebook", "baidu"];
+        const IDS: [&str; 4] = ["0", "1", "2", "3"];
+        let id = match HOT.iter().position(|h| b.channel.eq_ignore_ascii_case(h)) {
+            Some(i) => Cow::Borrowed(IDS[i]),
+            None => slice(&b.url, channel_id(&b.url)?),
         };
         Some(Q21Row {
             auction: b.auction,
@@ -464,24 +460,42 @@ pub struct Q22Row {
     dir3: Option<Str>,
 }
 
-/// `SPLIT_INDEX(s, '/', i)`: the `i`-th (from 0) piece of `s` split at `/`.
-fn split_index(s: &Str, i: usize) -> Option<Str> {
-    s.split('/').nth(i)?;
-    Some(sub(s, |t| t.split('/').nth(i).unwrap_or("")))
+/// `SPLIT_INDEX(s, '/', 3)`, `4` and `5`: the fourth to sixth pieces of `s` split at `/`
+/// (`None` where `s` has fewer), found in one pass.
+fn dirs(s: &Str) -> [Option<Str>; 3] {
+    let mut slashes = [0usize; 6];
+    let mut n = 0;
+    for (slot, i) in slashes
+        .iter_mut()
+        .zip(memchr::memchr_iter(b'/', s.as_bytes()))
+    {
+        *slot = i;
+        n += 1;
+    }
+    std::array::from_fn(|k| {
+        let piece = k + 3;
+        (n >= piece).then(|| {
+            let end = if n > piece { slashes[piece] } else { s.len() };
+            slice(s, slashes[piece - 1] + 1..end)
+        })
+    })
 }
 
 /// q22, string splitting: the url's first three directories (`SPLIT_INDEX(url, '/', 3)` to
 /// `5`).
 #[track_caller]
 pub fn q22(events: Stream<impl Chain<Out = Event>>) -> Stream<impl Chain<Out = Q22Row>> {
-    bids(events).map(|b| Q22Row {
-        auction: b.auction,
-        bidder: b.bidder,
-        price: b.price,
-        dir1: split_index(&b.url, 3),
-        dir2: split_index(&b.url, 4),
-        dir3: split_index(&b.url, 5),
-        channel: b.channel,
+    bids(events).map(|b| {
+        let [dir1, dir2, dir3] = dirs(&b.url);
+        Q22Row {
+            auction: b.auction,
+            bidder: b.bidder,
+            price: b.price,
+            channel: b.channel,
+            dir1,
+            dir2,
+            dir3,
+        }
     })
 }
 
@@ -1186,18 +1200,46 @@ impl Counts {
     }
 }
 
-/// Sums [`Counts`] per key.
-#[derive(Clone)]
-struct SumCounts;
+/// What one record adds to a group's [`Counts`]: a bid of a price rank in a minute of the
+/// day, or the ranks in which a bidder (`which` 1) or an auction (`which` 2) is seen for the
+/// first time (bit 0: at all; bit `1 + r`: in rank `r`).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+enum Part {
+    Bid { rank: u8, minute: i16 },
+    Seen { which: u8, bits: u8 },
+}
 
-impl<K> Aggregate<(K, Counts)> for SumCounts {
+impl Part {
+    fn add_to(self, c: &mut Counts) {
+        match self {
+            Part::Bid { rank, minute } => {
+                c.n[0][0] += 1;
+                c.n[0][1 + rank as usize] += 1;
+                c.minute = c.minute.max(i64::from(minute));
+            }
+            Part::Seen { which, bits } => {
+                for (i, n) in c.n[which as usize].iter_mut().enumerate() {
+                    *n += u64::from(bits >> i & 1);
+                }
+            }
+        }
+    }
+}
+
+/// Sums [`Part`]s into [`Counts`] per key.
+#[derive(Clone)]
+struct SumParts;
+
+impl<K> Aggregate<(K, Part)> for SumParts {
     type Acc = Counts;
     type Out = Counts;
-    fn create(&mut self, item: (K, Counts)) -> Counts {
-        item.1
+    fn create(&mut self, item: (K, Part)) -> Counts {
+        let mut c = Counts::none();
+        item.1.add_to(&mut c);
+        c
     }
-    fn add(&mut self, acc: &mut Counts, item: (K, Counts)) {
-        acc.add(&item.1)
+    fn add(&mut self, acc: &mut Counts, item: (K, Part)) {
+        item.1.add_to(acc)
     }
     fn merge(&mut self, a: &mut Counts, b: Counts) {
         a.add(&b)
@@ -1207,14 +1249,20 @@ impl<K> Aggregate<(K, Counts)> for SumCounts {
     }
 }
 
+/// A bid as the distinct step sees it: the group, which value (1 bidder, 2 auction), the
+/// value, and the bid's price rank and minute of the day.
+type Candidate<K> = (K, u8, u64, u8, i16);
+
 /// Per group `K` of bids: the bid counts, and exact distinct counts of bidders and auctions,
 /// in all and per price rank (SQL's `count(DISTINCT x) FILTER (WHERE ...)`).
 ///
 /// Distinct values are counted in two steps, as Flink's split-distinct optimisation does, so
-/// that one big group does not serialise the job: keyed by `(group, value)`, a process function
-/// keeps which ranks the value has been seen in (4 bits) and sends only the ranks it sees for
-/// the first time; keyed by the group, a rolling sum adds those up. As a value's ranks only
-/// grow, each one is counted once, in bounded and unbounded jobs alike.
+/// that one big group does not serialise the job. Each bid becomes two candidates, its bidder
+/// and its auction, keyed by `(group, which, value)`; there a process function keeps which
+/// ranks the value has been seen in (4 bits) and sends on only the ranks it sees for the
+/// first time, and the bidder candidate also carries the bid's own count. Keyed by the group,
+/// a rolling sum (pre-aggregated before its exchange) adds these up. As a value's ranks only
+/// grow, each is counted once, in bounded and unbounded jobs alike.
 #[track_caller]
 fn distinct_counts<K>(
     bids: Stream<impl Chain<Out = Bid>>,
@@ -1223,41 +1271,31 @@ fn distinct_counts<K>(
 where
     K: StateKey + Ord,
 {
-    let [all, bidders, auctions] = bids.fan_out::<3>();
-    let g = group.clone();
-    let per_bid = all.map(move |b: Bid| {
-        let mut c = Counts::none();
-        c.n[0][0] = 1;
-        c.n[0][1 + rank(b.price)] = 1;
-        c.minute = b.date_time.rem_euclid(86_400_000) / 60_000;
-        (g(&b), c)
-    });
-    let first_seen = |which: usize| {
-        move |k: &(K, u64), b: Bid, seen: &mut u8, ctx: &mut Context<'_, (K, Counts)>| {
-            let bits = 1u8 | (2 << rank(b.price));
-            let new = bits & !*seen;
+    bids.flat_map(move |b: Bid| {
+        let g = group(&b);
+        let r = rank(b.price) as u8;
+        let minute = (b.date_time.rem_euclid(86_400_000) / 60_000) as i16;
+        [
+            (g.clone(), 1, b.bidder, r, minute),
+            (g, 2, b.auction, r, minute),
+        ]
+    })
+    .key_by(|c: &Candidate<K>| (c.0.clone(), c.1, c.2))
+    .process_fn(
+        |k: &(K, u8, u64), c: Candidate<K>, seen: &mut u8, ctx: &mut Context<'_, (K, Part)>| {
+            let (_, which, _, rank, minute) = c;
+            if which == 1 {
+                ctx.emit((k.0.clone(), Part::Bid { rank, minute }));
+            }
+            let new = (1u8 | (2 << rank)) & !*seen;
             if new != 0 {
                 *seen |= new;
-                let mut c = Counts::none();
-                for (i, n) in c.n[which].iter_mut().enumerate() {
-                    *n = u64::from(new >> i & 1);
-                }
-                ctx.emit((k.0.clone(), c));
+                ctx.emit((k.0.clone(), Part::Seen { which, bits: new }));
             }
-        }
-    };
-    let (g1, g2) = (group.clone(), group);
-    let bidders = bidders
-        .key_by(move |b: &Bid| (g1(b), b.bidder))
-        .process_fn(first_seen(1));
-    let auctions = auctions
-        .key_by(move |b: &Bid| (g2(b), b.auction))
-        .process_fn(first_seen(2));
-    per_bid
-        .union(bidders)
-        .union(auctions)
-        .key_by(|r: &(K, Counts)| r.0.clone())
-        .aggregate(SumCounts)
+        },
+    )
+    .key_by(|r: &(K, Part)| r.0.clone())
+    .aggregate(SumParts)
 }
 
 /// q15 row.
@@ -1554,11 +1592,25 @@ mod tests {
 
     #[test]
     fn channel_ids_are_extracted_as_the_regex_does() {
-        assert_eq!(channel_id("a?x=1&channel_id=42"), Some("42"));
-        assert_eq!(channel_id("channel_id=7&b=1"), Some("7"));
-        assert_eq!(channel_id("a?xchannel_id=7"), None);
-        assert_eq!(channel_id("a?xchannel_id=7&channel_id=9"), Some("9"));
-        assert_eq!(channel_id("https://x/item.htm?query=1"), None);
+        let id = |u: &'static str| channel_id(u).map(|r| &u[r]);
+        assert_eq!(id("a?x=1&channel_id=42"), Some("42"));
+        assert_eq!(id("channel_id=7&b=1"), Some("7"));
+        assert_eq!(id("a?xchannel_id=7"), None);
+        assert_eq!(id("a?xchannel_id=7&channel_id=9"), Some("9"));
+        assert_eq!(id("https://x/item.htm?query=1"), None);
+    }
+
+    #[test]
+    fn dirs_are_split_index_3_to_5() {
+        let d = |u: &'static str| dirs(&Cow::Borrowed(u)).map(|x| x.map(|s| s.into_owned()));
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            d("https://w.com/a/b/c/x.htm"),
+            [some("a"), some("b"), some("c")]
+        );
+        assert_eq!(d("https://w.com/a/b"), [some("a"), some("b"), None]);
+        assert_eq!(d("https://w.com/a//"), [some("a"), some(""), some("")]);
+        assert_eq!(d("x"), [None, None, None]);
     }
 
     #[test]
