@@ -13,6 +13,10 @@ use flow_nexmark::{queries, Event, Generator, GeneratorConfig, Output, Query};
 use std::hint::black_box;
 use std::time::Duration;
 
+/// The allocator of the `nexmark` binary (see its source), so that the figures compare.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn events() -> u64 {
     std::env::var("FLOW_NEXMARK_EVENTS")
         .ok()
