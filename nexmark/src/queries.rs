@@ -41,6 +41,7 @@ pub enum Query {
     Q3,
     Q4,
     Q5,
+    Q6,
     Q7,
     Q8,
     Q9,
@@ -60,13 +61,14 @@ pub enum Query {
 
 impl Query {
     /// Every query, in order.
-    pub const ALL: [Query; 21] = [
+    pub const ALL: [Query; 22] = [
         Query::Q0,
         Query::Q1,
         Query::Q2,
         Query::Q3,
         Query::Q4,
         Query::Q5,
+        Query::Q6,
         Query::Q7,
         Query::Q8,
         Query::Q9,
@@ -188,6 +190,7 @@ pub fn build(
         Query::Q3 => finish(q3(events), out),
         Query::Q4 => finish(q4(events), out),
         Query::Q5 => finish(q5(events), out),
+        Query::Q6 => finish(q6(events), out),
         Query::Q7 => finish(q7(events), out),
         Query::Q8 => finish(q8(events), out),
         Query::Q9 => finish(q9(events), out),
@@ -929,6 +932,46 @@ pub fn q9(events: Stream<impl Chain<Out = Event>>) -> Stream<impl Chain<Out = Q9
         bid_date_time: Ts(b.date_time),
         bid_extra: b.extra,
     })
+}
+
+/// q6's state of one seller: the winning prices of its last 10 closed auctions, and the
+/// auctions that closed but wait for the watermark to be taken in order.
+#[derive(Default, Serialize, Deserialize)]
+struct SellerPrices {
+    last: std::collections::VecDeque<u64>,
+    closed: Vec<(Millis, u64, u64)>,
+}
+
+/// q6, average selling price by seller: for each closed auction with a winning bid, the
+/// average (a truncated `BIGINT`) of the seller's last 10 winning prices, this one included:
+/// `AVG(final) OVER (PARTITION BY seller ORDER BY expires, id ROWS BETWEEN 9 PRECEDING AND
+/// CURRENT ROW)` over the winning bids of q9. Flink cannot run it (FLINK-19059: its SQL
+/// needs an `OVER` aggregate on an update stream). Closed auctions are taken in the order of
+/// their expiry (then id) once the watermark passes it, so results do not depend on arrival
+/// order.
+#[track_caller]
+pub fn q6(events: Stream<impl Chain<Out = Event>>) -> Stream<impl Chain<Out = (u64, u64)>> {
+    winning_bids(events)
+        .map(|(a, b)| (a.seller, a.expires, a.id, b.price))
+        .key_by(|w: &(u64, Millis, u64, u64)| w.0)
+        .process_fn_with_timer(
+            |_seller: &u64, w, st: &mut SellerPrices, ctx| {
+                ctx.register_event_time_timer(w.1);
+                st.closed.push((w.1, w.2, w.3));
+            },
+            |seller, ts, st, ctx| {
+                st.closed.sort_unstable();
+                let ready = st.closed.partition_point(|c| c.0 <= ts);
+                for (_, _, price) in st.closed.drain(..ready) {
+                    if st.last.len() == 10 {
+                        st.last.pop_front();
+                    }
+                    st.last.push_back(price);
+                    let sum: u64 = st.last.iter().sum();
+                    ctx.emit((*seller, sum / st.last.len() as u64));
+                }
+            },
+        )
 }
 
 // ----------------------------------------------------------------------------------------
