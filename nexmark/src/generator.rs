@@ -125,7 +125,10 @@ pub fn event_type(n: u64) -> u8 {
 /// The base-0 id of the last person created at or before event `n`.
 fn last_person(n: u64) -> u64 {
     let (epoch, offset) = (n / TOTAL_PROPORTION, n % TOTAL_PROPORTION);
-    epoch * PERSON_PROPORTION + offset.min(PERSON_PROPORTION - 1)
+    // With one person per epoch this is the epoch; written as Flink's `lastBase0PersonId`.
+    #[allow(clippy::unnecessary_min_or_max)]
+    let offset = offset.min(PERSON_PROPORTION - 1);
+    epoch * PERSON_PROPORTION + offset
 }
 
 /// The base-0 id of the last auction created at or before event `n` (for a person event of
