@@ -247,11 +247,11 @@ fn pools() -> &'static Pools {
 /// of a megabyte pool (a cache miss per event) that the query may never look at.
 ///
 /// # Panics
-/// If the range is out of bounds or `text` is not ASCII (checked in debug builds).
+/// If the range is out of bounds. That the pools are ASCII is a unit test
+/// (`strings_have_flinks_lengths`), not a check per call.
 #[inline]
 fn ascii_slice(text: &str, range: std::ops::Range<usize>) -> &str {
     assert!(range.start <= range.end && range.end <= text.len());
-    debug_assert!(text.is_ascii());
     // SAFETY: the range is within `text` (asserted above), and every pool this is called on
     // is ASCII (made of a–z, digits and url punctuation in `pools`), so every index is a
     // character boundary and the slice is valid UTF-8.
