@@ -119,6 +119,8 @@ impl Job {
 
     fn command(&self, output: &Path, parallelism: u32) -> Command {
         let mut c = Command::new(&self.exe);
+        // Kill tests run jobs side by side: no dashboard, so no contested port.
+        c.env("FLOW_WEB_PORT", "0");
         c.args(&self.args)
             .arg("--output")
             .arg(output)

@@ -16,6 +16,14 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
+/// A job binary's command, with the dashboard off: tests run jobs side by side, and two
+/// jobs cannot both serve on the default port.
+fn job_command(name: &str) -> Command {
+    let mut c = Command::new(example(name));
+    c.env("FLOW_WEB_PORT", "0");
+    c
+}
+
 fn read_parts(dir: &Path) -> Vec<String> {
     flow_core::io::sink::read_part_files(dir).unwrap()
 }
@@ -35,7 +43,7 @@ fn word_count_writes_one_row_per_word_at_any_parallelism() {
     want.sort();
     for p in ["1", "2", "3"] {
         let out = dir.path().join(format!("out{p}"));
-        let r = Command::new(example("word_count"))
+        let r = job_command("word_count")
             .args([
                 "--input",
                 input.to_str().unwrap(),
@@ -59,7 +67,7 @@ fn word_count_writes_one_row_per_word_at_any_parallelism() {
 
 #[test]
 fn word_count_with_no_arguments_prints_the_top_words() {
-    let r = Command::new(example("word_count"))
+    let r = job_command("word_count")
         .args(["--generate-mb", "2", "--top", "3"])
         .output()
         .unwrap();
@@ -75,7 +83,7 @@ fn word_count_with_no_arguments_prints_the_top_words() {
 
 #[test]
 fn bad_input_exits_non_zero_with_a_one_line_error() {
-    let r = Command::new(example("word_count"))
+    let r = job_command("word_count")
         .args(["--input", "/no/such/file.txt"])
         .output()
         .unwrap();
@@ -87,7 +95,7 @@ fn bad_input_exits_non_zero_with_a_one_line_error() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("bad.txt");
     std::fs::write(&input, b"fine\nnot \xc3\x28 fine\n").unwrap();
-    let r = Command::new(example("word_count"))
+    let r = job_command("word_count")
         .args([
             "--input",
             input.to_str().unwrap(),
@@ -118,7 +126,7 @@ fn bad_input_exits_non_zero_with_a_one_line_error() {
 
 #[test]
 fn help_lists_the_job_flags_and_the_common_flags() {
-    let r = Command::new(example("word_count"))
+    let r = job_command("word_count")
         .arg("--help")
         .output()
         .unwrap();
@@ -134,7 +142,7 @@ fn help_lists_the_job_flags_and_the_common_flags() {
     ] {
         assert!(help.contains(flag), "missing {flag} in:\n{help}");
     }
-    let r = Command::new(example("word_count"))
+    let r = job_command("word_count")
         .arg("--parallelism=0")
         .output()
         .unwrap();
@@ -151,7 +159,7 @@ fn plan_prints_the_graph_without_running() {
     // The plan does not touch the input (issue 13, bug 6): it need not exist.
     let input = dir.path().join("not-there.txt");
     let out = dir.path().join("out");
-    let r = Command::new(example("word_count"))
+    let r = job_command("word_count")
         .args([
             "--plan",
             "-p",
@@ -175,7 +183,7 @@ fn plan_prints_the_graph_without_running() {
 
 #[test]
 fn plan_json_is_the_typed_plan() {
-    let r = Command::new(example("window_sum"))
+    let r = job_command("window_sum")
         .args(["--plan", "json", "-p", "2"])
         .output()
         .unwrap();
@@ -201,7 +209,7 @@ fn plan_json_is_the_typed_plan() {
 
 #[test]
 fn long_words_prints_uppercased_words_longer_than_three_characters() {
-    let r = Command::new(example("long_words")).output().unwrap();
+    let r = job_command("long_words").output().unwrap();
     assert!(r.status.success());
     let words: Vec<String> = String::from_utf8_lossy(&r.stdout)
         .lines()
@@ -221,7 +229,7 @@ fn long_words_prints_uppercased_words_longer_than_three_characters() {
 
 #[test]
 fn socket_word_count_reads_its_built_in_server() {
-    let r = Command::new(example("socket_word_count")).output().unwrap();
+    let r = job_command("socket_word_count").output().unwrap();
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let stdout = String::from_utf8_lossy(&r.stdout);
     // rolling updates: "to" is seen 4 times in the built-in text, so its last count is 4
@@ -239,7 +247,7 @@ fn an_unbounded_job_stops_on_ctrl_c_and_flushes_its_sink() {
         // keep the connection open: only Ctrl-C can end the job
         std::thread::sleep(std::time::Duration::from_secs(5));
     });
-    let mut child = Command::new(example("socket_word_count"))
+    let mut child = job_command("socket_word_count")
         .args(["--address", &address])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -284,7 +292,7 @@ fn window_sum_writes_one_row_per_key_and_window_and_sends_late_records_aside() {
     text.push_str("k2,1300,9\nk2,3100,4\n");
     std::fs::write(&input, &text).unwrap();
     let (out, late) = (dir.path().join("out"), dir.path().join("late"));
-    let r = Command::new(example("window_sum"))
+    let r = job_command("window_sum")
         .args([
             "--input",
             input.to_str().unwrap(),
@@ -303,7 +311,7 @@ fn window_sum_writes_one_row_per_key_and_window_and_sends_late_records_aside() {
     // an unknown flag is a usage error (exit code 2) that names the flag
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("--batch-rows-hint"));
-    let r = Command::new(example("window_sum"))
+    let r = job_command("window_sum")
         .args([
             "--input",
             input.to_str().unwrap(),
@@ -339,7 +347,7 @@ fn window_sum_writes_one_row_per_key_and_window_and_sends_late_records_aside() {
 
     // a malformed line names the file and line
     std::fs::write(&input, "k1,1000,5\nk1,soon,2\n").unwrap();
-    let r = Command::new(example("window_sum"))
+    let r = job_command("window_sum")
         .args([
             "--input",
             input.to_str().unwrap(),
@@ -358,7 +366,7 @@ fn window_sum_writes_one_row_per_key_and_window_and_sends_late_records_aside() {
 
 #[test]
 fn window_sum_without_arguments_summarises_a_generated_stream() {
-    let r = Command::new(example("window_sum"))
+    let r = job_command("window_sum")
         .args(["--events", "50000"])
         .output()
         .unwrap();
@@ -383,7 +391,7 @@ fn fraud_detection_alerts_are_the_same_at_every_parallelism() {
     .unwrap();
     for p in ["1", "2", "3"] {
         let out = dir.path().join(format!("alerts{p}"));
-        let r = Command::new(example("fraud_detection"))
+        let r = job_command("fraud_detection")
             .args([
                 "--input",
                 input.to_str().unwrap(),
@@ -400,11 +408,11 @@ fn fraud_detection_alerts_are_the_same_at_every_parallelism() {
         rows.retain(|r| r != "account,small_at,small_amount,large_at,large_amount");
         assert_eq!(rows, vec!["1,1000,0.5,30000,900.0"], "parallelism {p}");
     }
-    let a = Command::new(example("fraud_detection"))
+    let a = job_command("fraud_detection")
         .args(["--transactions", "200000", "-p", "1"])
         .output()
         .unwrap();
-    let b = Command::new(example("fraud_detection"))
+    let b = job_command("fraud_detection")
         .args(["--transactions", "200000", "-p", "2"])
         .output()
         .unwrap();
@@ -417,7 +425,7 @@ fn fraud_detection_alerts_are_the_same_at_every_parallelism() {
 
 #[test]
 fn sensor_averages_reports_windows_and_sessions() {
-    let r = Command::new(example("sensor_averages"))
+    let r = job_command("sensor_averages")
         .args(["--events", "100000"])
         .output()
         .unwrap();

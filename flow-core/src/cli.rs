@@ -63,6 +63,53 @@ pub struct CommonArgs {
     /// [default: a temporary directory, removed at the end]
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<std::path::PathBuf>,
+    /// Port of the job's web dashboard, REST API and Prometheus `/metrics`; 0 turns them
+    /// off. A port in use is an error (see --web-port-auto)
+    #[arg(long, value_name = "PORT", default_value_t = 8081, env = "FLOW_WEB_PORT")]
+    pub web_port: u16,
+    /// Address the dashboard binds: 127.0.0.1 serves this machine only, 0.0.0.0 every
+    /// network (the API can stop the job: mind who can reach it)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub web_bind: std::net::IpAddr,
+    /// If --web-port is taken (say by another job), serve on the next free port instead of
+    /// failing; the port used is printed
+    #[arg(long)]
+    pub web_port_auto: bool,
+    /// Keep the process, and so its dashboard, up after the job ends: for DURATION (`30s`,
+    /// `5m`), or until Ctrl-C when none is given
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "forever",
+          value_parser = parse_linger)]
+    pub linger: Option<Linger>,
+    /// Format of the log lines on stderr: `text`, or `json` (one object per line, for log
+    /// collectors; includes info-level events unless RUST_LOG says otherwise)
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How long `--linger` keeps a finished job's process up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Linger {
+    /// Until Ctrl-C.
+    UntilStopped,
+    /// For this long (or until Ctrl-C).
+    For(std::time::Duration),
+}
+
+fn parse_linger(s: &str) -> std::result::Result<Linger, String> {
+    if s == "forever" {
+        Ok(Linger::UntilStopped)
+    } else {
+        parse_duration(s).map(Linger::For)
+    }
+}
+
+/// The format of log lines (`--log-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Parses `200ms`, `5s`, `2m`, `1h` (a number and a unit; `us`, `ms`, `s`, `m`, `h`).
@@ -195,9 +242,17 @@ where
         Ok(v) => v,
         Err(e) => e.exit(),
     };
-    init_tracing();
+    init_tracing(common.log_format);
     let mut env = Env::new(common.config(info.name));
     let stop = env.stop_handle();
+    #[cfg(feature = "web")]
+    let dashboard = match start_dashboard(&common, &mut env) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e.to_string()));
+            return ExitCode::FAILURE;
+        }
+    };
     if let Err(e) = ctrlc::set_handler(move || {
         if stop.is_stopped() {
             // A second Ctrl-C: the user does not want to wait for the drain.
@@ -215,6 +270,10 @@ where
             Ok(())
         }
     });
+    #[cfg(feature = "web")]
+    if let (Some(linger), Some(d)) = (common.linger, &dashboard) {
+        linger_on(linger, d, &env.stop_handle(), common.log_format);
+    }
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -228,15 +287,75 @@ fn one_line(s: &str) -> String {
     s.lines().map(str::trim).collect::<Vec<_>>().join(" ")
 }
 
-/// Logs go to stderr; `RUST_LOG` selects them (default: warnings and errors).
-fn init_tracing() {
+/// Starts the dashboard that `--web-port` asks for (none with `--web-port 0` or `--plan`)
+/// and has it observe the job's environment.
+#[cfg(feature = "web")]
+fn start_dashboard(
+    common: &CommonArgs,
+    env: &mut Env,
+) -> Result<Option<std::sync::Arc<crate::web::Dashboard>>> {
+    if common.web_port == 0 || common.plan.is_some() {
+        return Ok(None);
+    }
+    let d = std::sync::Arc::new(crate::web::Dashboard::start(&crate::web::WebOptions {
+        bind: common.web_bind,
+        port: common.web_port,
+        next_free_port: common.web_port_auto,
+    })?);
+    match common.log_format {
+        LogFormat::Text => eprintln!("flow: dashboard at {}", d.url()),
+        LogFormat::Json => tracing::info!(url = %d.url(), "dashboard listening"),
+    }
+    env.observe(d.clone());
+    Ok(Some(d))
+}
+
+/// Keeps serving the dashboard after the job ended, for `linger` or until Ctrl-C.
+#[cfg(feature = "web")]
+fn linger_on(
+    linger: Linger,
+    d: &crate::web::Dashboard,
+    stop: &crate::StopHandle,
+    format: LogFormat,
+) {
+    let until = match linger {
+        Linger::UntilStopped => None,
+        Linger::For(d) => Some(std::time::Instant::now() + d),
+    };
+    match format {
+        LogFormat::Text => eprintln!(
+            "flow: the job ended; its dashboard stays at {} {}",
+            d.url(),
+            match linger {
+                Linger::UntilStopped => "until Ctrl-C".to_string(),
+                Linger::For(t) => format!("for {:.0} s (Ctrl-C ends it sooner)", t.as_secs_f64()),
+            }
+        ),
+        LogFormat::Json => tracing::info!(url = %d.url(), "job ended; lingering"),
+    }
+    while !stop.is_stopped() && until.is_none_or(|t| std::time::Instant::now() < t) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` selects them (default: warnings and errors; with JSON, info
+/// too).
+fn init_tracing(format: LogFormat) {
+    let default = match format {
+        LogFormat::Text => "warn",
+        LogFormat::Json => "info",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 #[cfg(test)]

@@ -107,6 +107,8 @@ pub mod record;
 pub mod runtime;
 pub mod text;
 pub mod time;
+#[cfg(feature = "web")]
+pub mod web;
 
 pub use api::env::{Env, StopHandle};
 pub use api::stream::{KeyedStream, Stream};

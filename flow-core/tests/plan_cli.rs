@@ -40,6 +40,7 @@ fn main() -> ExitCode {
     let run = |args: &[&str]| {
         Command::new(&me)
             .env("FLOW_PLAN_CHILD", "1")
+            .env("FLOW_WEB_PORT", "0")
             .args(args)
             .output()
             .unwrap()

@@ -47,6 +47,7 @@ impl StopHandle {
 pub struct Env {
     pub(crate) g: GraphRef,
     stop: StopHandle,
+    observers: Vec<Arc<dyn super::monitor::JobObserver>>,
 }
 
 impl Env {
@@ -64,7 +65,14 @@ impl Env {
         Env {
             g: Rc::new(RefCell::new(Graph::new(config))),
             stop: StopHandle::default(),
+            observers: Vec::new(),
         }
+    }
+
+    /// Tells `observer` about every job this environment runs from now on, as it starts
+    /// (the web dashboard is one; see [`super::monitor`]).
+    pub fn observe(&mut self, observer: Arc<dyn super::monitor::JobObserver>) {
+        self.observers.push(observer);
     }
 
     /// The job's configuration.
@@ -194,7 +202,7 @@ impl Env {
     /// ```
     pub fn execute(&mut self) -> Result<JobSummary> {
         let state_memory = self.g.borrow_mut().state_memory();
-        let (config, bodies, stages, prepare, coordinator, sources, metrics) = {
+        let (config, bodies, stages, prepare, coordinator, sources, metrics, plan) = {
             let mut g = self.g.borrow_mut();
             if let Some(e) = g.deferred_error.take() {
                 g.clear();
@@ -236,6 +244,7 @@ impl Env {
                 }
                 next += st.parallelism;
             }
+            let plan = (!self.observers.is_empty()).then(|| g.plan());
             let coordinator = Coordinator::new(g.config.barrier_interval, g.sink_subtasks);
             g.sink_subtasks = 0;
             let bodies: Vec<Box<dyn TaskBody>> = g.tasks.drain(..).flatten().collect();
@@ -250,6 +259,7 @@ impl Env {
                 coordinator,
                 sources,
                 metrics,
+                plan,
             )
         };
         for p in prepare {
@@ -292,6 +302,23 @@ impl Env {
             coordinator,
             sources,
         )?;
+        let live = plan.map(|plan| {
+            let job = Arc::new(super::monitor::LiveJob::new(
+                &config.name,
+                plan,
+                config.parallelism,
+                stages.iter().map(|s| s.metrics.clone()).collect(),
+                self.stop.clone(),
+                config.barrier_interval,
+                metrics.clone(),
+                state_memory.clone(),
+            ));
+            job.attach(&shared);
+            for o in &self.observers {
+                o.job_started(job.clone());
+            }
+            job
+        });
         let mut result = shared.run_to_completion();
         drop(progress);
         let mut savepoint = None;
@@ -304,6 +331,9 @@ impl Env {
                 result = r;
             }
             savepoint = saved.savepoint.lock().take();
+        }
+        if let Some(job) = &live {
+            job.finish(&shared, result.as_ref().err().map(|e| e.to_string()));
         }
         // The stop (if any) was for this job: the next one starts afresh.
         self.stop.0.store(false, Ordering::SeqCst);

@@ -8,7 +8,7 @@ use crate::runtime::metrics::StageMetrics;
 use crate::runtime::operator::{Chain, Identity, OpenCx, Operator, Then};
 use crate::runtime::panic::{Named, OpName};
 use crate::runtime::snapshot::{Position, StateSupport};
-use crate::runtime::stage::{StageTask, Terminal};
+use crate::runtime::stage::{Observed, StageTask, Terminal};
 use std::hash::Hash;
 use std::panic::Location;
 use std::sync::Arc;
@@ -144,10 +144,14 @@ impl<C: Chain> Stream<C> {
                 name: format!("stage {} `{head}` subtask {i}", slot.stage),
                 input: (input.make)(i),
                 chain: c,
-                terminal: make_terminal(i, &slot.metrics),
+                terminal: Observed::new(
+                    make_terminal(i, &slot.metrics),
+                    slot.metrics.subtask(i).clone(),
+                ),
                 buf: Batch::default(),
                 ended: false,
-                metrics: slot.metrics.clone(),
+                metrics: slot.metrics.subtask(i).clone(),
+                waits: Default::default(),
                 next_wake: None,
                 source,
                 sink: is_sink.then_some(first_sink + i),

@@ -1,6 +1,7 @@
 //! What a finished job did: per-stage counters and wall time.
 use crate::graph::{Ending, StageInfo};
-use crate::runtime::metrics::StageMetrics;
+use crate::runtime::metrics::{StageMetrics, SubtaskMetrics};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 /// What one stage did.
@@ -12,10 +13,12 @@ pub struct StageSummary {
     pub parallelism: usize,
     /// Records that entered the stage.
     pub records_in: u64,
-    /// Records written by the stage's sink (0 when it ends in an exchange).
+    /// Records that left the stage, into its sink or its exchange.
     pub records_out: u64,
     /// Bytes read by a file source.
     pub bytes_read: u64,
+    /// Bytes written by a file sink.
+    pub bytes_written: u64,
     /// Records skipped by a lenient source.
     pub skipped: u64,
     /// Records that arrived after their windows had closed (see the late side output).
@@ -26,6 +29,8 @@ pub struct StageSummary {
     pub busy: Duration,
     /// How often a subtask waited for room downstream.
     pub backpressured: u64,
+    /// Time the stage's subtasks waited for room downstream, summed.
+    pub backpressured_time: Duration,
     /// Whether the stage reads a source.
     pub is_source: bool,
     /// The sink the stage ends in (`None` when it ends in an exchange).
@@ -62,6 +67,7 @@ pub struct JobSummary {
 impl JobSummary {
     pub(crate) fn new(name: &str, elapsed: Duration, stages: &[StageInfo]) -> Self {
         let get = StageMetrics::get;
+        let sum = |m: &StageMetrics, f: fn(&SubtaskMetrics) -> &AtomicU64| m.sum(f);
         JobSummary {
             name: name.to_string(),
             elapsed,
@@ -71,14 +77,14 @@ impl JobSummary {
             restore: Duration::from_nanos(
                 stages
                     .iter()
-                    .map(|s| get(&s.metrics.restore_max_ns))
+                    .map(|s| s.metrics.max(|m| &m.restore_max_ns))
                     .max()
                     .unwrap_or(0),
             ),
             snapshot_pause: Duration::from_nanos(
                 stages
                     .iter()
-                    .map(|s| get(&s.metrics.snapshot_max_ns))
+                    .map(|s| s.metrics.max(|m| &m.snapshot_max_ns))
                     .max()
                     .unwrap_or(0),
             ),
@@ -101,14 +107,18 @@ impl JobSummary {
                     StageSummary {
                         name,
                         parallelism: s.parallelism,
-                        records_in: get(&m.records_in),
-                        records_out: get(&m.records_out),
-                        bytes_read: get(&m.bytes_read),
+                        records_in: sum(m, |m| &m.records_in),
+                        records_out: sum(m, |m| &m.records_out),
+                        bytes_read: sum(m, |m| &m.bytes_read),
+                        bytes_written: get(&m.bytes_written),
                         skipped: get(&m.skipped),
                         late: get(&m.late),
                         side_dropped: get(&m.side_dropped),
-                        busy: Duration::from_nanos(get(&m.busy_ns)),
-                        backpressured: get(&m.backpressured),
+                        busy: Duration::from_nanos(sum(m, |m| &m.busy_ns)),
+                        backpressured: sum(m, |m| &m.backpressured),
+                        backpressured_time: Duration::from_nanos(sum(m, |m| {
+                            &m.backpressured_ns
+                        })),
                         is_source: s.is_source(),
                         sink: match &s.terminal {
                             Some(Ending::Sink(name)) => Some(name.clone()),
@@ -137,7 +147,11 @@ impl JobSummary {
     /// Records written by all of the job's sinks together, side outputs' sinks included; see
     /// [`JobSummary::sinks`] for each sink's count.
     pub fn records_written(&self) -> u64 {
-        self.stages.iter().map(|s| s.records_out).sum()
+        self.stages
+            .iter()
+            .filter(|s| s.sink.is_some())
+            .map(|s| s.records_out)
+            .sum()
     }
 
     /// The value of user metric `name` when the job ended.
@@ -192,12 +206,12 @@ impl std::fmt::Display for JobSummary {
         for (i, s) in self.stages.iter().enumerate() {
             writeln!(
                 f,
-                "  stage {i} x{}: {} in, {} out, busy {:.3} s, backpressured {}x  [{}]",
+                "  stage {i} x{}: {} in, {} out, busy {:.3} s, backpressured {:.3} s  [{}]",
                 s.parallelism,
                 s.records_in,
                 s.records_out,
                 s.busy.as_secs_f64(),
-                s.backpressured,
+                s.backpressured_time.as_secs_f64(),
                 s.name
             )?;
         }

@@ -193,7 +193,7 @@ impl Graph {
     ) -> StageSlot {
         let start = self.tasks.len();
         self.tasks.extend((0..parallelism).map(|_| None));
-        let metrics = Arc::new(StageMetrics::default());
+        let metrics = Arc::new(StageMetrics::new(parallelism));
         self.stages.push(StageInfo {
             head,
             ops: vec![],

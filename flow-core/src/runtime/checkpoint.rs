@@ -18,6 +18,18 @@ use std::time::{Duration, Instant};
 
 pub use super::snapshot::CheckpointStats;
 
+/// A checkpoint that could not be made durable (the job goes on, up to
+/// [`crate::Config::tolerable_checkpoint_failures`] in a row).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedCheckpoint {
+    /// The checkpoint's id.
+    pub id: u64,
+    /// When it failed, in ms since the Unix epoch.
+    pub at_ms: i64,
+    /// Why.
+    pub error: String,
+}
+
 /// The job's checkpoint coordinator.
 pub(crate) struct Coordinator {
     /// How often a checkpoint is requested; `None`: never.
@@ -153,6 +165,18 @@ impl Coordinator {
     }
 
     /// The checkpoints completed so far, in order.
+    pub(crate) fn failed(&self) -> Vec<FailedCheckpoint> {
+        match &self.writer {
+            Some((_, shared)) => shared.failures.lock().clone(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The highest checkpoint id requested so far, and whether one is being written.
+    pub(crate) fn pending(&self) -> Option<u64> {
+        self.in_flight().then(|| self.requested())
+    }
+
     pub(crate) fn completed(&self) -> Vec<CheckpointStats> {
         match &self.writer {
             Some((_, shared)) => shared.completed.lock().clone(),

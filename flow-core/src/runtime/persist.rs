@@ -68,6 +68,8 @@ pub(crate) struct SinkPublisher {
 #[derive(Default)]
 pub(crate) struct WriterShared {
     pub(crate) completed: Mutex<Vec<CheckpointStats>>,
+    /// The checkpoints that failed, with when (ms since the epoch) and why.
+    pub(crate) failures: Mutex<Vec<super::checkpoint::FailedCheckpoint>>,
     /// An error that fails the job (too many failed checkpoints, a failed publish).
     pub(crate) failed: Mutex<Option<Error>>,
     /// The savepoint written at the end of the job.
@@ -331,6 +333,14 @@ impl WriterState {
                 }
                 self.failures += 1;
                 tracing::warn!("checkpoint {id} failed ({} in a row): {e}", self.failures);
+                self.shared
+                    .failures
+                    .lock()
+                    .push(super::checkpoint::FailedCheckpoint {
+                        id,
+                        at_ms: crate::time::now_ms(),
+                        error: e.to_string(),
+                    });
                 if self.failures > self.tolerable {
                     self.fail_job(Error::Checkpoint(format!(
                         "{} checkpoints in a row failed, the last with: {e}",

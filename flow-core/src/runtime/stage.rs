@@ -1,5 +1,5 @@
 //! A stage's subtask: input -> fused chain -> terminal, run a budget of batches per step.
-use super::metrics::StageMetrics;
+use super::metrics::{SubtaskMetrics, WaitClock};
 use super::operator::{Chain, Downstream, DrainCx};
 use super::persist::ToWriter;
 use super::snapshot::{Part, Position, Restore, RestoreCx, SnapshotCx};
@@ -69,7 +69,9 @@ pub(crate) struct StageTask<C: Chain, T> {
     pub(crate) terminal: T,
     pub(crate) buf: Batch<C::In>,
     pub(crate) ended: bool,
-    pub(crate) metrics: Arc<StageMetrics>,
+    pub(crate) metrics: Arc<SubtaskMetrics>,
+    /// Tracks the time the subtask waits for room downstream.
+    pub(crate) waits: WaitClock,
     /// The wall-clock time an operator of the chain asked to be woken at.
     pub(crate) next_wake: Option<Instant>,
     /// Whether the stage reads a source: it injects checkpoint barriers.
@@ -199,6 +201,7 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
             let side = self.drain_chain(cx)?;
             if !self.terminal.drain(cx)? || !side {
                 self.metrics.backpressured.fetch_add(1, Ordering::Relaxed);
+                self.waits.backpressured(Instant::now());
                 return Ok(Step::Idle);
             }
             if self.ended {
@@ -213,6 +216,9 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
                 if let Some(sink) = self.sink {
                     cx.checkpoints().finished(sink);
                 }
+                self.metrics
+                    .finished_at_ms
+                    .store(crate::time::now_ms().max(1) as u64, Ordering::Relaxed);
                 return Ok(Step::Done);
             }
             if self.source {
@@ -250,6 +256,10 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
                     self.metrics.batches.fetch_add(1, Ordering::Relaxed);
                 }
                 Poll::Event(Event::Barrier(n)) => self.barrier(cx, n)?,
+                Poll::Event(Event::Watermark(w)) => {
+                    self.metrics.watermark_in.store(w, Ordering::Relaxed);
+                    self.chain.event(Event::Watermark(w), &mut self.terminal)
+                }
                 Poll::Event(e) => self.chain.event(e, &mut self.terminal),
                 Poll::Pending => {
                     self.chain.event(Event::Flush, &mut self.terminal);
@@ -273,6 +283,7 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
 impl<C: Chain, T: Terminal<C::Out>> TaskBody for StageTask<C, T> {
     fn step(&mut self, cx: &TaskCx<'_>) -> Result<Step> {
         let start = Instant::now();
+        self.waits.step_starts(start, &self.metrics);
         let r = self.step_inner(cx);
         self.metrics
             .busy_ns
@@ -286,6 +297,55 @@ impl<C: Chain, T: Terminal<C::Out>> TaskBody for StageTask<C, T> {
 
     fn set_restore(&mut self, view: Restore) {
         self.restore = Some(view);
+    }
+}
+
+/// A stage's terminal with the subtask's output counted: records per batch (a local count
+/// added to the shared counter at each event, and a batch end follows every batch) and the
+/// last watermark.
+pub(crate) struct Observed<T> {
+    inner: T,
+    out: u64,
+    metrics: Arc<SubtaskMetrics>,
+}
+
+impl<T> Observed<T> {
+    pub(crate) fn new(inner: T, metrics: Arc<SubtaskMetrics>) -> Self {
+        Observed {
+            inner,
+            out: 0,
+            metrics,
+        }
+    }
+}
+
+impl<X, T: Downstream<X>> Downstream<X> for Observed<T> {
+    #[inline]
+    fn emit(&mut self, item: X, ts: crate::record::Timestamp) {
+        self.out += 1;
+        self.inner.emit(item, ts)
+    }
+
+    fn event(&mut self, event: Event) {
+        if self.out > 0 {
+            self.metrics
+                .records_out
+                .fetch_add(std::mem::take(&mut self.out), Ordering::Relaxed);
+        }
+        if let Event::Watermark(w) = event {
+            self.metrics.watermark_out.store(w, Ordering::Relaxed);
+        }
+        self.inner.event(event)
+    }
+}
+
+impl<X, T: Terminal<X>> Terminal<X> for Observed<T> {
+    fn drain(&mut self, cx: &TaskCx<'_>) -> Result<bool> {
+        self.inner.drain(cx)
+    }
+
+    fn pre_commit(&mut self) -> Result<Option<Vec<u8>>> {
+        self.inner.pre_commit()
     }
 }
 

@@ -280,6 +280,16 @@ impl JobShared {
         self.checkpoints.requested()
     }
 
+    /// The checkpoints that failed, in order.
+    pub(crate) fn failed_checkpoints(&self) -> Vec<super::checkpoint::FailedCheckpoint> {
+        self.checkpoints.failed()
+    }
+
+    /// The checkpoint being taken, if any.
+    pub(crate) fn pending_checkpoint(&self) -> Option<u64> {
+        self.checkpoints.pending()
+    }
+
     /// The checkpoints that completed, in order.
     pub(crate) fn completed_checkpoints(&self) -> Vec<super::checkpoint::CheckpointStats> {
         self.checkpoints.completed()

@@ -3,12 +3,10 @@ use crate::api::stream::Stream;
 use crate::error::Result;
 use crate::graph::Ending;
 use crate::record::{Event, Timestamp};
-use crate::runtime::metrics::StageMetrics;
 use crate::runtime::operator::{Chain, Downstream};
 use crate::runtime::stage::Terminal;
 use crate::runtime::task::TaskCx;
 use parking_lot::Mutex;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// The records of a sink's subtasks, for the caller of [`crate::Env::execute`].
@@ -29,15 +27,13 @@ impl<T> Collected<T> {
 pub(crate) struct CollectSink<T> {
     pub(crate) local: Vec<T>,
     pub(crate) shared: SharedVec<T>,
-    pub(crate) metrics: Arc<StageMetrics>,
 }
 
 impl<T> CollectSink<T> {
-    pub(crate) fn new(shared: SharedVec<T>, metrics: Arc<StageMetrics>) -> Self {
+    pub(crate) fn new(shared: SharedVec<T>) -> Self {
         CollectSink {
             local: Vec::new(),
             shared,
-            metrics,
         }
     }
 }
@@ -49,9 +45,6 @@ impl<T: Send> Downstream<T> for CollectSink<T> {
     }
     fn event(&mut self, event: Event) {
         if event == Event::End {
-            self.metrics
-                .records_out
-                .fetch_add(self.local.len() as u64, Ordering::Relaxed);
             self.shared.lock().append(&mut self.local);
         }
     }
@@ -82,8 +75,8 @@ impl<C: Chain> Stream<C> {
     pub fn collect(self) -> Collected<C::Out> {
         let items: SharedVec<C::Out> = Arc::new(Mutex::new(Vec::new()));
         let shared = items.clone();
-        self.finish(Ending::Sink("collect".into()), move |_, m| {
-            CollectSink::new(shared.clone(), m.clone())
+        self.finish(Ending::Sink("collect".into()), move |_, _| {
+            CollectSink::new(shared.clone())
         });
         Collected { items }
     }

@@ -153,7 +153,6 @@ pub(crate) struct TextSink<F> {
     pub(crate) buf: Vec<u8>,
     pub(crate) target: TextTarget,
     pub(crate) error: Option<Error>,
-    pub(crate) count: u64,
     pub(crate) metrics: Arc<StageMetrics>,
 }
 
@@ -179,7 +178,6 @@ impl<F> TextSink<F> {
                 file: None,
             },
             error: None,
-            count: 0,
             metrics,
         }
     }
@@ -211,7 +209,6 @@ impl<F> TextSink<F> {
                 ended: false,
             })),
             error: None,
-            count: 0,
             metrics,
         }
     }
@@ -223,7 +220,6 @@ impl<F> TextSink<F> {
             buf: Vec::new(),
             target: TextTarget::Stdout,
             error: None,
-            count: 0,
             metrics,
         }
     }
@@ -249,6 +245,9 @@ impl<F> TextSink<F> {
             }
             TextTarget::Transactional(t) => t.write(&self.buf)?,
         }
+        self.metrics
+            .bytes_written
+            .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
         self.buf.clear();
         Ok(())
     }
@@ -312,7 +311,6 @@ impl<T, F: FnMut(&T, &mut Vec<u8>) -> Formatted> Downstream<T> for TextSink<F> {
             return;
         }
         self.buf.push(b'\n');
-        self.count += 1;
         if self.buf.len() >= TEXT_BLOCK && self.error.is_none() {
             let r = self.write_out();
             self.record_error(r);
@@ -336,9 +334,6 @@ impl<T, F: FnMut(&T, &mut Vec<u8>) -> Formatted> Downstream<T> for TextSink<F> {
             Event::Flush if matches!(self.target, TextTarget::Stdout) => self.write_out(),
             _ => Ok(()),
         };
-        self.metrics
-            .records_out
-            .fetch_add(std::mem::take(&mut self.count), Ordering::Relaxed);
         self.record_error(r);
     }
 }

@@ -685,6 +685,7 @@ impl<T: Send> Input<T> for LineReader<T> {
                 .record(&mut self.cursor, i, i + 1, taken.odd);
         }
         self.metrics
+            .subtask(self.index)
             .bytes_read
             .fetch_add(end - start, Ordering::Relaxed);
         Ok(Poll::Data)

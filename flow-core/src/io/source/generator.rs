@@ -339,7 +339,12 @@ impl Env {
             None => "generate(unbounded)".to_string(),
         };
         let batch = cfg.batch_size as u64;
-        self.source(cfg.parallelism, desc, limit.is_some(), move |index, _| {
+        self.source(cfg.parallelism, desc, limit.is_some(), move |index, metrics| {
+            if let Some(n) = limit {
+                metrics
+                    .records_total
+                    .store(n, std::sync::atomic::Ordering::Relaxed);
+            }
             let pace = pace.map(|per_second| Pace {
                 per_second,
                 start: None,
