@@ -92,6 +92,10 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The web dashboard could not start (its port is taken, say); the message says what to
+    /// do about it.
+    #[error("{0}")]
+    Web(String),
 }
 
 impl Error {

@@ -248,7 +248,7 @@ pub(crate) fn job(e: &Entry) -> Value {
             "progress": progress(e),
             "source-records-per-second": e.rates.source_rate,
             "checkpointing": job.checkpoint_interval().map(|d| json!({ "interval-ms": ms(d) })),
-            "state": {
+            "keyed-state": {
                 "memory-budget-bytes": spill.budget,
                 "spilled-entries": spill.evicted,
                 "loaded-entries": spill.loaded,

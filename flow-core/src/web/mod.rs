@@ -137,7 +137,7 @@ fn bind(opts: &WebOptions) -> Result<TcpListener> {
     } else {
         String::new()
     };
-    Err(Error::Config(format!(
+    Err(Error::Web(format!(
         "cannot serve the dashboard on {}:{}: {e}{hint}",
         opts.bind,
         if opts.next_free_port { opts.port } else { port }
