@@ -83,6 +83,8 @@
 //! * [`ops`]: the operators, each with the methods it adds to the stream types.
 //! * [`io`]: sources, sinks and the CSV row format.
 //! * `cli` (feature `cli`, on by default): the command line of `#[stream_job]` binaries.
+//! * `web` (feature `web`, on by default): the dashboard, REST API and Prometheus endpoint a
+//!   job binary serves (`--web-port`), reading jobs through [`api::monitor`].
 //!
 //! Coming from Apache Flink? [`flink`] maps its API to flow's.
 #![warn(missing_docs)]

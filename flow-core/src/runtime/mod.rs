@@ -11,7 +11,7 @@
 //! - [`snapshot`] and `persist`: what subtasks write at checkpoint barriers, and the writer
 //!   that makes checkpoints durable and restores them (with `flow-state`).
 //! - `state_memory`: the keyed-state memory budget and the spill directory of cold entries.
-//! - [`metrics`] and `progress`: per-stage counters and the progress line.
+//! - [`metrics`] and `progress`: per-subtask counters and the terminal's progress bar.
 //!
 //! Nothing here imports the API (`api`), the operators (`ops`) or the connectors (`io`).
 pub mod checkpoint;
