@@ -126,10 +126,7 @@ fn bad_input_exits_non_zero_with_a_one_line_error() {
 
 #[test]
 fn help_lists_the_job_flags_and_the_common_flags() {
-    let r = job_command("word_count")
-        .arg("--help")
-        .output()
-        .unwrap();
+    let r = job_command("word_count").arg("--help").output().unwrap();
     assert!(r.status.success());
     let help = String::from_utf8_lossy(&r.stdout);
     for flag in [

@@ -54,11 +54,15 @@ impl Job {
 
     /// The job's id, once the dashboard lists it.
     fn wait_for_job(&self) -> String {
-        let jobs = wait_until(Duration::from_secs(60), "the dashboard lists the job", || {
-            let v = get(&format!("{}/jobs", self.base)).ok()?;
-            let jobs = v["jobs"].as_array()?.clone();
-            (!jobs.is_empty()).then_some(jobs)
-        });
+        let jobs = wait_until(
+            Duration::from_secs(60),
+            "the dashboard lists the job",
+            || {
+                let v = get(&format!("{}/jobs", self.base)).ok()?;
+                let jobs = v["jobs"].as_array()?.clone();
+                (!jobs.is_empty()).then_some(jobs)
+            },
+        );
         jobs[0]["id"].as_str().unwrap().to_string()
     }
 
@@ -73,7 +77,12 @@ impl Job {
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 let mut err = String::new();
-                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
                 return (status, err);
             }
             if start.elapsed() > timeout {
@@ -245,8 +254,16 @@ fn rest_api_and_prometheus_of_a_running_job() {
             "{v}"
         );
     }
+    // The window stages hold keyed state (50 sensors' windows and sessions).
+    for v in [&vertices[1], &vertices[3]] {
+        assert!(v["metrics"]["state-entries"].as_u64().unwrap() > 0, "{v}");
+    }
     // Watermarks pass the keyed stages.
-    assert!(vertices[1]["metrics"]["watermark-in"].is_i64(), "{}", vertices[1]);
+    assert!(
+        vertices[1]["metrics"]["watermark-in"].is_i64(),
+        "{}",
+        vertices[1]
+    );
     assert_eq!(detail["progress"]["bounded"], false);
 
     let overview = get(&job.url("/overview")).unwrap();
@@ -263,7 +280,10 @@ fn rest_api_and_prometheus_of_a_running_job() {
         .map(|s| s["metrics"]["read-records"].as_u64().unwrap())
         .sum();
     assert!(per_subtask > 0);
-    assert_eq!(status_of(&job.url(&format!("/jobs/{id}/vertices/9")), false), 404);
+    assert_eq!(
+        status_of(&job.url(&format!("/jobs/{id}/vertices/9")), false),
+        404
+    );
     assert_eq!(status_of(&job.url("/jobs/0123456789abcdef"), false), 404);
     assert_eq!(status_of(&job.url("/no/such/page"), false), 404);
 
@@ -273,7 +293,10 @@ fn rest_api_and_prometheus_of_a_running_job() {
     });
     let latest = &cps["latest"]["completed"];
     assert_eq!(latest["status"], "COMPLETED");
-    assert!(latest["end_to_end_duration"].as_f64().unwrap() > 0.0, "{cps}");
+    assert!(
+        latest["end_to_end_duration"].as_f64().unwrap() > 0.0,
+        "{cps}"
+    );
     assert!(latest["id"].as_u64().unwrap() >= 2);
     assert_eq!(cps["interval_ms"], 200.0);
     let exceptions = get(&job.url(&format!("/jobs/{id}/exceptions"))).unwrap();
@@ -311,6 +334,11 @@ fn rest_api_and_prometheus_of_a_running_job() {
     assert_eq!(running[0].2, 1.0);
     assert!(sample_values(&scrape, "flow_checkpoints_completed_total")[0].2 >= 2.0);
     assert!(!sample_values(&scrape, "flow_watermark_out_milliseconds").is_empty());
+    let entries = sample_values(&scrape, "flow_state_entries");
+    assert!(
+        entries.iter().any(|(st, _, v)| st == "1" && *v > 0.0),
+        "{entries:?}"
+    );
 
     // A clean stop through the API: the job drains and exits 0.
     assert_eq!(status_of(&job.url(&format!("/jobs/{id}/stop")), true), 202);
@@ -358,7 +386,10 @@ fn a_finished_bounded_job_lingers_with_its_final_state() {
     assert_eq!(progress["fraction"], 1.0);
     assert!(detail["end-time"].as_i64().unwrap() >= detail["start-time"].as_i64().unwrap());
     let vertices = detail["vertices"].as_array().unwrap();
-    assert!(vertices.iter().all(|v| v["status"] == "FINISHED"), "{detail}");
+    assert!(
+        vertices.iter().all(|v| v["status"] == "FINISHED"),
+        "{detail}"
+    );
     let sink = vertices.last().unwrap();
     assert_eq!(
         sink["metrics"]["write-records"].as_u64(),
@@ -381,7 +412,10 @@ fn a_finished_bounded_job_lingers_with_its_final_state() {
 
     // Still serving a while later; Ctrl-C ends the linger with success.
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(get(&job.url(&format!("/jobs/{id}"))).unwrap()["state"], "FINISHED");
+    assert_eq!(
+        get(&job.url(&format!("/jobs/{id}"))).unwrap()["state"],
+        "FINISHED"
+    );
     job.interrupt();
     let (status, stderr) = job.wait(Duration::from_secs(30));
     assert!(status.success(), "{stderr}");

@@ -65,7 +65,12 @@ pub struct CommonArgs {
     pub state_dir: Option<std::path::PathBuf>,
     /// Port of the job's web dashboard, REST API and Prometheus `/metrics`; 0 turns them
     /// off. A port in use is an error (see --web-port-auto)
-    #[arg(long, value_name = "PORT", default_value_t = 8081, env = "FLOW_WEB_PORT")]
+    #[arg(
+        long,
+        value_name = "PORT",
+        default_value_t = 8081,
+        env = "FLOW_WEB_PORT"
+    )]
     pub web_port: u16,
     /// Address the dashboard binds: 127.0.0.1 serves this machine only, 0.0.0.0 every
     /// network (the API can stop the job: mind who can reach it)

@@ -116,9 +116,7 @@ impl JobSummary {
                         side_dropped: get(&m.side_dropped),
                         busy: Duration::from_nanos(sum(m, |m| &m.busy_ns)),
                         backpressured: sum(m, |m| &m.backpressured),
-                        backpressured_time: Duration::from_nanos(sum(m, |m| {
-                            &m.backpressured_ns
-                        })),
+                        backpressured_time: Duration::from_nanos(sum(m, |m| &m.backpressured_ns)),
                         is_source: s.is_source(),
                         sink: match &s.terminal {
                             Some(Ending::Sink(name)) => Some(name.clone()),

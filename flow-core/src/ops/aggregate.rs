@@ -527,6 +527,10 @@ where
         }
     }
 
+    fn state_entries(&self) -> u64 {
+        self.state.len() as u64
+    }
+
     fn ttl_state(&self) -> Option<&'static str> {
         Some(ACC_STATE)
     }

@@ -43,6 +43,9 @@ pub struct SubtaskMetrics {
     pub watermark_in: AtomicI64,
     /// The last watermark the subtask's chain passed to its sink or exchange.
     pub watermark_out: AtomicI64,
+    /// Entries of keyed state its operators hold in memory (keys, or key-window pairs), as
+    /// of its last step.
+    pub state_entries: AtomicU64,
     /// When the subtask finished, in ms since the Unix epoch (0 while it runs).
     pub finished_at_ms: AtomicU64,
 }
@@ -62,6 +65,7 @@ impl Default for SubtaskMetrics {
             restore_max_ns: AtomicU64::new(0),
             watermark_in: AtomicI64::new(NO_WATERMARK),
             watermark_out: AtomicI64::new(NO_WATERMARK),
+            state_entries: AtomicU64::new(0),
             finished_at_ms: AtomicU64::new(0),
         }
     }

@@ -152,6 +152,13 @@ pub trait Operator<In>: Sealed + Clone + Send + 'static {
     fn restore(&mut self, _cx: &RestoreCx<'_>) -> Result<()> {
         Ok(())
     }
+
+    /// Entries of keyed state the operator holds in memory now (keys, or key-window pairs),
+    /// for the metrics; cheap to call.
+    #[doc(hidden)]
+    fn state_entries(&self) -> u64 {
+        0
+    }
 }
 
 /// A fused chain of operators from records of type `In` to records of type `Out`: an
@@ -185,6 +192,9 @@ pub trait Chain: Sealed + Clone + Send + 'static {
     /// Restores every operator's state (`cx.op` counts the operators).
     #[doc(hidden)]
     fn restore(&mut self, cx: &mut RestoreCx<'_>) -> Result<()>;
+    /// Entries of keyed state the chain's operators hold in memory.
+    #[doc(hidden)]
+    fn state_entries(&self) -> u64;
 }
 
 /// The empty chain: records pass unchanged.
@@ -227,6 +237,9 @@ impl<T: Send + 'static> Chain for Identity<T> {
     }
     fn restore(&mut self, _cx: &mut RestoreCx<'_>) -> Result<()> {
         Ok(())
+    }
+    fn state_entries(&self) -> u64 {
+        0
     }
 }
 
@@ -317,6 +330,9 @@ impl<C: Chain, O: Operator<C::Out>> Chain for Then<C, O> {
         self.op.restore(cx)?;
         cx.op += 1;
         Ok(())
+    }
+    fn state_entries(&self) -> u64 {
+        self.inner.state_entries() + self.op.state_entries()
     }
 }
 

@@ -57,10 +57,14 @@ impl Progress {
                     let (u, done, total) = read(&sources);
                     if unit != Some(u) {
                         let template = match u {
-                            Unit::Bytes => "{prefix}: [{bar:30}] {bytes}/{total_bytes} \
-                                            ({percent}%), {bytes_per_sec}, ETA {eta}",
-                            Unit::Records => "{prefix}: [{bar:30}] {human_pos}/{human_len} \
-                                              records ({percent}%), {per_sec}, ETA {eta}",
+                            Unit::Bytes => {
+                                "{prefix}: [{bar:30}] {bytes}/{total_bytes} \
+                                            ({percent}%), {bytes_per_sec}, ETA {eta}"
+                            }
+                            Unit::Records => {
+                                "{prefix}: [{bar:30}] {human_pos}/{human_len} \
+                                              records ({percent}%), {per_sec}, ETA {eta}"
+                            }
                             Unit::Unknown => "{prefix}: {spinner} {human_pos} records, {per_sec}",
                         };
                         if let Ok(style) = ProgressStyle::with_template(template) {

@@ -285,6 +285,10 @@ impl<C: Chain, T: Terminal<C::Out>> TaskBody for StageTask<C, T> {
         let start = Instant::now();
         self.waits.step_starts(start, &self.metrics);
         let r = self.step_inner(cx);
+        // Once per step (a millisecond or a budget of batches): the entries its tables hold.
+        self.metrics
+            .state_entries
+            .store(self.chain.state_entries(), Ordering::Relaxed);
         self.metrics
             .busy_ns
             .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);

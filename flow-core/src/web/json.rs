@@ -124,14 +124,26 @@ fn progress(e: &Entry) -> Value {
     let (unit, done, total) = if all(|m| m.bytes_total.load(Relaxed)) {
         (
             "bytes",
-            sources.iter().map(|m| m.sum(|s| &s.bytes_read)).sum::<u64>(),
-            sources.iter().map(|m| m.bytes_total.load(Relaxed)).sum::<u64>(),
+            sources
+                .iter()
+                .map(|m| m.sum(|s| &s.bytes_read))
+                .sum::<u64>(),
+            sources
+                .iter()
+                .map(|m| m.bytes_total.load(Relaxed))
+                .sum::<u64>(),
         )
     } else if all(|m| m.records_total.load(Relaxed)) {
         (
             "records",
-            sources.iter().map(|m| m.sum(|s| &s.records_in)).sum::<u64>(),
-            sources.iter().map(|m| m.records_total.load(Relaxed)).sum::<u64>(),
+            sources
+                .iter()
+                .map(|m| m.sum(|s| &s.records_in))
+                .sum::<u64>(),
+            sources
+                .iter()
+                .map(|m| m.records_total.load(Relaxed))
+                .sum::<u64>(),
         )
     } else {
         return json!({ "bounded": false, "records": records_read(job) });
@@ -171,6 +183,7 @@ fn subtask(m: &SubtaskMetrics, i: usize, r: Option<&super::SubtaskRates>) -> Val
             "backpressured-waits": m.backpressured.load(Relaxed),
             "watermark-in": watermark(m.watermark_in.load(Relaxed)),
             "watermark-out": watermark(m.watermark_out.load(Relaxed)),
+            "state-entries": m.state_entries.load(Relaxed),
             "snapshots": m.snapshots.load(Relaxed),
             "snapshot-pause-max-ms": m.snapshot_max_ns.load(Relaxed) as f64 / 1e6,
             "restore-ms": m.restore_max_ns.load(Relaxed) as f64 / 1e6,
@@ -184,7 +197,11 @@ fn vertex_summary(e: &Entry, i: usize) -> Option<Value> {
     let st = job.plan().stages.get(i)?;
     let m = job.stage_metrics(i)?;
     let rates = e.rates.stages.get(i);
-    let status = if m.subtasks.iter().all(|s| s.finished_at_ms.load(Relaxed) > 0) {
+    let status = if m
+        .subtasks
+        .iter()
+        .all(|s| s.finished_at_ms.load(Relaxed) > 0)
+    {
         "FINISHED"
     } else if job.status() == JobStatus::Failed {
         "FAILED"
@@ -209,6 +226,7 @@ fn vertex_summary(e: &Entry, i: usize) -> Option<Value> {
             "write-bytes": m.bytes_written.load(Relaxed),
             "busy-ms": m.sum(|s| &s.busy_ns) / 1_000_000,
             "backpressured-ms": m.sum(|s| &s.backpressured_ns) / 1_000_000,
+            "state-entries": m.sum(|s| &s.state_entries),
             "late-records": m.late.load(Relaxed),
             "skipped-records": m.skipped.load(Relaxed),
             "side-dropped-records": m.side_dropped.load(Relaxed),

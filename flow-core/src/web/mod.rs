@@ -153,12 +153,10 @@ impl Dashboard {
             what: "web server",
             source: e,
         })?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| Error::Spawn {
-                what: "web server",
-                source: e,
-            })?;
+        listener.set_nonblocking(true).map_err(|e| Error::Spawn {
+            what: "web server",
+            source: e,
+        })?;
         let registry = Arc::new(Registry::default());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let reg = registry.clone();

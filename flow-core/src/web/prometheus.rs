@@ -128,11 +128,7 @@ const SUBTASK: &[SubtaskCounter] = &[
     ),
 ];
 
-type StageCounter = (
-    &'static str,
-    &'static str,
-    fn(&StageMetrics) -> &AtomicU64,
-);
+type StageCounter = (&'static str, &'static str, fn(&StageMetrics) -> &AtomicU64);
 
 const STAGE: &[StageCounter] = &[
     (
@@ -192,6 +188,11 @@ pub(crate) fn render(jobs: &[Entry]) -> String {
         "gauge",
         "The last watermark the subtask passed on (event time, ms since the epoch).",
     );
+    let mut entries = Family::new(
+        "flow_state_entries",
+        "gauge",
+        "Entries of keyed state the subtask's operators hold in memory.",
+    );
     let mut busy = Family::new(
         "flow_busy_ratio",
         "gauge",
@@ -202,11 +203,7 @@ pub(crate) fn render(jobs: &[Entry]) -> String {
         "gauge",
         "Share of the last second the subtask waited for room downstream.",
     );
-    let mut parallelism = Family::new(
-        "flow_stage_parallelism",
-        "gauge",
-        "Subtasks of the stage.",
-    );
+    let mut parallelism = Family::new("flow_stage_parallelism", "gauge", "Subtasks of the stage.");
     let mut ck_done = Family::new(
         "flow_checkpoints_completed_total",
         "counter",
@@ -250,15 +247,15 @@ pub(crate) fn render(jobs: &[Entry]) -> String {
             escape(job.name()),
             escape(job.id())
         );
-        info.add(
-            &format!("{base},status=\"{}\"", job.status().as_str()),
-            1,
-        );
+        info.add(&format!("{base},status=\"{}\"", job.status().as_str()), 1);
         let is_running = job.status() == crate::api::monitor::JobStatus::Running;
         running.add(&base, u8::from(is_running));
         uptime.add(&base, job.elapsed().as_secs_f64());
         for (i, (st, m)) in job.plan().stages.iter().zip(job.stages()).enumerate() {
-            let sl = format!("{base},stage=\"{i}\",operator=\"{}\"", escape(&stage_name(st, is_source(job, i))));
+            let sl = format!(
+                "{base},stage=\"{i}\",operator=\"{}\"",
+                escape(&stage_name(st, is_source(job, i)))
+            );
             parallelism.add(&sl, st.parallelism);
             for (f, (_, _, get)) in stage.iter_mut().zip(STAGE) {
                 f.add(&sl, get(m).load(Relaxed));
@@ -274,12 +271,16 @@ pub(crate) fn render(jobs: &[Entry]) -> String {
                         f.add(&l, v as f64 * scale);
                     }
                 }
-                for (f, w) in [(&mut wm_in, &s.watermark_in), (&mut wm_out, &s.watermark_out)] {
+                for (f, w) in [
+                    (&mut wm_in, &s.watermark_in),
+                    (&mut wm_out, &s.watermark_out),
+                ] {
                     let w = w.load(Relaxed);
                     if w != NO_WATERMARK {
                         f.add(&l, w);
                     }
                 }
+                entries.add(&l, s.state_entries.load(Relaxed));
                 if let Some(r) = rates.and_then(|r| r.subtasks.get(k)) {
                     busy.add(&l, r.busy_ratio);
                     bp.add(&l, r.backpressured_ratio);
@@ -340,6 +341,7 @@ pub(crate) fn render(jobs: &[Entry]) -> String {
     for f in [
         &wm_in,
         &wm_out,
+        &entries,
         &busy,
         &bp,
         &ck_done,

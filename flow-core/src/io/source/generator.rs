@@ -339,27 +339,32 @@ impl Env {
             None => "generate(unbounded)".to_string(),
         };
         let batch = cfg.batch_size as u64;
-        self.source(cfg.parallelism, desc, limit.is_some(), move |index, metrics| {
-            if let Some(n) = limit {
-                metrics
-                    .records_total
-                    .store(n, std::sync::atomic::Ordering::Relaxed);
-            }
-            let pace = pace.map(|per_second| Pace {
-                per_second,
-                start: None,
-                produced: 0,
-                ticker: None,
-            });
-            Box::new(GeneratorInput {
-                range: range.clone(),
-                f: f.clone(),
-                batch,
-                name: name.clone(),
-                pace,
-                cursor: range.progress.cursor(index),
-            }) as Box<dyn Input<T>>
-        })
+        self.source(
+            cfg.parallelism,
+            desc,
+            limit.is_some(),
+            move |index, metrics| {
+                if let Some(n) = limit {
+                    metrics
+                        .records_total
+                        .store(n, std::sync::atomic::Ordering::Relaxed);
+                }
+                let pace = pace.map(|per_second| Pace {
+                    per_second,
+                    start: None,
+                    produced: 0,
+                    ticker: None,
+                });
+                Box::new(GeneratorInput {
+                    range: range.clone(),
+                    f: f.clone(),
+                    batch,
+                    name: name.clone(),
+                    pace,
+                    cursor: range.progress.cursor(index),
+                }) as Box<dyn Input<T>>
+            },
+        )
     }
 }
 

@@ -448,6 +448,10 @@ where
         self.side.open(cx)
     }
 
+    fn state_entries(&self) -> u64 {
+        self.states.len() as u64
+    }
+
     fn ttl_state(&self) -> Option<&'static str> {
         Some(STATE)
     }

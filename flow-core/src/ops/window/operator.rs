@@ -511,6 +511,11 @@ where
         self.side.open(cx)
     }
 
+    fn state_entries(&self) -> u64 {
+        let windows: usize = self.time.values().map(|w| w.table.len()).sum();
+        (windows + self.sessions.len() + self.counts.len()) as u64
+    }
+
     fn state(&self) -> StateSupport {
         let watermark = StateDecl::operator::<Timestamp>(WATERMARK);
         match (self.spec, &self.codec) {
