@@ -423,6 +423,55 @@ fn a_finished_bounded_job_lingers_with_its_final_state() {
 }
 
 #[test]
+fn a_failed_job_shows_its_exception() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.csv");
+    let mut text = String::new();
+    for i in 0..1000 {
+        text.push_str(&format!("k{},{},{}\n", i % 7, i * 10, i));
+    }
+    text.push_str("k1,not-a-time,5\n");
+    std::fs::write(&input, text).unwrap();
+    let port = free_port();
+    let job = Job::start(
+        "window_sum",
+        port,
+        &[
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            dir.path().join("out").to_str().unwrap(),
+            "--parallelism",
+            "1",
+            "--linger",
+            "60s",
+        ],
+    );
+    let id = job.wait_for_job();
+    let exceptions = wait_until(Duration::from_secs(60), "the job fails", || {
+        let v = get(&job.url(&format!("/jobs/{id}/exceptions"))).ok()?;
+        (!v["root-exception"].is_null()).then_some(v)
+    });
+    let root = exceptions["root-exception"].as_str().unwrap();
+    assert!(root.contains("events.csv:1001"), "{exceptions}");
+    assert!(exceptions["timestamp"].as_i64().unwrap() > 0);
+    assert_eq!(exceptions["exceptionHistory"]["entries"][0]["fatal"], true);
+    let detail = get(&job.url(&format!("/jobs/{id}"))).unwrap();
+    assert_eq!(detail["state"], "FAILED");
+    assert_eq!(get(&job.url("/overview")).unwrap()["jobs-failed"], 1);
+    job.interrupt();
+    let (status, stderr) = job.wait(Duration::from_secs(30));
+    assert!(
+        !status.success(),
+        "a failed job exits non-zero after lingering"
+    );
+    assert!(
+        stderr.lines().last().unwrap().starts_with("error: "),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_second_job_on_a_taken_port_fails_clearly_or_takes_the_next_port() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
