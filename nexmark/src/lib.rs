@@ -31,8 +31,8 @@
 //! twice); this generator does the same, so figures compare.
 //!
 //! ## Queries
-//! [`queries`] holds q0–q22 except q10 (the partitioned file sink), and q6, which Flink
-//! cannot run; each query's doc gives its SQL and how the flow job computes it. Every query
+//! [`queries`] holds q0–q22 — q10 writes Hive-style partition directories with `--output`
+//! — and q6, which Flink cannot run; each query's doc gives its SQL and how the flow job computes it. Every query
 //! but q12 (processing time) is checked against DuckDB running its SQL (`nexmark/sql/`).
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]

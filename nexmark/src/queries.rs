@@ -45,6 +45,7 @@ pub enum Query {
     Q7,
     Q8,
     Q9,
+    Q10,
     Q11,
     Q12,
     Q13,
@@ -61,7 +62,7 @@ pub enum Query {
 
 impl Query {
     /// Every query, in order.
-    pub const ALL: [Query; 22] = [
+    pub const ALL: [Query; 23] = [
         Query::Q0,
         Query::Q1,
         Query::Q2,
@@ -72,6 +73,7 @@ impl Query {
         Query::Q7,
         Query::Q8,
         Query::Q9,
+        Query::Q10,
         Query::Q11,
         Query::Q12,
         Query::Q13,
@@ -194,6 +196,7 @@ pub fn build(
         Query::Q7 => finish(q7(events), out),
         Query::Q8 => finish(q8(events), out),
         Query::Q9 => finish(q9(events), out),
+        Query::Q10 => q10_sink(q10(events), out),
         Query::Q11 => finish(q11(events), out),
         Query::Q12 => finish(q12(events), out),
         Query::Q13 => finish(q13(events, side_input()), out),
@@ -207,6 +210,75 @@ pub fn build(
         Query::Q21 => finish(q21(events), out),
         Query::Q22 => finish(q22(events), out),
     }
+}
+
+/// q10 row: every bid with its partition columns.
+#[derive(Clone, Debug, Serialize)]
+pub struct Q10Row {
+    auction: u64,
+    bidder: u64,
+    price: u64,
+    date_time: Ts,
+    extra: Str,
+    /// `DATE_FORMAT(dateTime, 'yyyy-MM-dd')`.
+    dt: String,
+    /// `DATE_FORMAT(dateTime, 'HH:mm')`.
+    hm: String,
+}
+
+/// q10 row as written to a partition's files: the partition columns are in its path.
+#[derive(Clone, Debug, Serialize)]
+pub struct Q10FileRow {
+    auction: u64,
+    bidder: u64,
+    price: u64,
+    date_time: Ts,
+    extra: Str,
+}
+
+/// q10, logging to a file system: `SELECT auction, bidder, price, dateTime, extra,
+/// DATE_FORMAT(dateTime, 'yyyy-MM-dd'), DATE_FORMAT(dateTime, 'HH:mm') FROM bid`, into a
+/// sink `PARTITIONED BY (dt, hm)`.
+#[track_caller]
+pub fn q10(events: Stream<impl Chain<Out = Event>>) -> Stream<impl Chain<Out = Q10Row>> {
+    bids(events).map(|b| Q10Row {
+        auction: b.auction,
+        bidder: b.bidder,
+        price: b.price,
+        date_time: Ts(b.date_time),
+        extra: b.extra,
+        dt: crate::time::date(b.date_time),
+        hm: crate::time::hour_minute(b.date_time),
+    })
+}
+
+/// q10's sink: with [`Output::Csv`], Hive-style partition directories `dt=yyyy-MM-dd/hm=HH:mm`
+/// holding the other columns (as Flink's filesystem sink writes them), exactly-once with
+/// checkpoints; the other outputs as for every query.
+fn q10_sink(
+    rows: Stream<impl Chain<Out = Q10Row>>,
+    out: &Output,
+) -> Result<Option<Collected<String>>> {
+    let Output::Csv(dir) = out else {
+        return finish(rows, out);
+    };
+    rows.map(|r| Q10FileRow {
+        auction: r.auction,
+        bidder: r.bidder,
+        price: r.price,
+        date_time: r.date_time,
+        extra: r.extra,
+    })
+    .write_csv_serde_bucketed(dir, WriteOptions::default(), |r, b| {
+        use std::fmt::Write;
+        let p = crate::time::parts(r.date_time.0);
+        let _ = write!(
+            b,
+            "dt={:04}-{:02}-{:02}/hm={:02}:{:02}",
+            p.year, p.month, p.day, p.hour, p.minute
+        );
+    })?;
+    Ok(None)
 }
 
 /// The bids of an event stream.

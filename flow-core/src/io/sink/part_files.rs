@@ -374,7 +374,7 @@ impl<T, F: FnMut(&T, &mut Vec<u8>) -> Formatted + Clone + Send> Terminal<T> for 
 const BLOB_HEADER: &str = "flow-part-files 1";
 
 /// The blob of pre-committed files: a header line, then `LENGTH NAME` per file.
-fn encode_blob(files: &[(String, u64)]) -> Vec<u8> {
+pub(crate) fn encode_blob(files: &[(String, u64)]) -> Vec<u8> {
     let mut s = format!("{BLOB_HEADER}\n");
     for (name, len) in files {
         s.push_str(&format!("{len} {name}\n"));
@@ -383,7 +383,7 @@ fn encode_blob(files: &[(String, u64)]) -> Vec<u8> {
 }
 
 /// The files a pre-commit blob lists: final name and length.
-fn decode_blob(dir: &Path, blob: &[u8]) -> Result<Vec<(String, u64)>> {
+pub(crate) fn decode_blob(dir: &Path, blob: &[u8]) -> Result<Vec<(String, u64)>> {
     let bad = |why: &str| {
         Error::Checkpoint(format!(
             "the pre-commit record of a sink writing to {} is malformed: {why}",
@@ -403,7 +403,8 @@ fn decode_blob(dir: &Path, blob: &[u8]) -> Result<Vec<(String, u64)>> {
             let len = len
                 .parse::<u64>()
                 .map_err(|_| bad(&format!("line `{line}`")))?;
-            if part_checkpoint(name).is_none() {
+            let (bucket, file) = split_name(name);
+            if part_checkpoint(file).is_none() || !valid_bucket(bucket) {
                 return Err(bad(&format!("`{name}` is not a part file name")));
             }
             Ok((name.to_string(), len))
@@ -411,9 +412,25 @@ fn decode_blob(dir: &Path, blob: &[u8]) -> Result<Vec<(String, u64)>> {
         .collect()
 }
 
-/// The pending name of the part file with final name `name`.
+/// A final name's bucket (its directory under the sink's, `""` for none) and file name.
+pub(crate) fn split_name(name: &str) -> (&str, &str) {
+    name.rsplit_once('/').unwrap_or(("", name))
+}
+
+/// Whether `bucket` is a relative path of plain names that readers do not skip: no empty,
+/// `.` or `..` component, none starting with `.` or `_`. The empty bucket is the sink's
+/// directory itself.
+pub(crate) fn valid_bucket(bucket: &str) -> bool {
+    bucket.is_empty()
+        || bucket.split('/').all(|c| {
+            !c.is_empty() && !c.starts_with('.') && !c.starts_with('_') && !c.contains('\\')
+        })
+}
+
+/// The pending name of the part file with final name `name` (`bucket/file` or `file`).
 fn pending_path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!(".{name}.pending"))
+    let (bucket, file) = split_name(name);
+    dir.join(bucket).join(format!(".{file}.pending"))
 }
 
 /// The checkpoint a transactional part file `part-C-SSSSS-Q.EXT` belongs to; `None` for
@@ -440,14 +457,17 @@ fn part_checkpoint(name: &str) -> Option<u64> {
 /// Publishes the part files that checkpoint `id`'s blobs list: renames each pending file to
 /// its final name, then fsyncs the directory. Files published already are skipped.
 pub(crate) fn publish_part_files(dir: &Path, id: u64, blobs: &[&[u8]]) -> Result<()> {
-    let mut renamed = false;
+    // The directories that files were renamed in (buckets), each fsynced once.
+    let mut renamed = std::collections::BTreeSet::new();
     for blob in blobs {
         for (name, len) in decode_blob(dir, blob)? {
-            renamed |= publish_file(dir, id, &name, len)?;
+            if publish_file(dir, id, &name, len)? {
+                renamed.insert(split_name(&name).0.to_string());
+            }
         }
     }
-    if renamed {
-        sync_dir(dir)?;
+    for bucket in renamed {
+        sync_dir(&dir.join(bucket))?;
     }
     Ok(())
 }
@@ -500,19 +520,45 @@ pub(crate) fn recover_part_files(dir: &Path, restored: Option<(u64, Vec<Vec<u8>>
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let blobs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
     publish_part_files(dir, id, &blobs)?;
+    remove_part_files(dir, &|name| match part_checkpoint(name) {
+        Some(c) => c > id,
+        None => is_unfinished(name),
+    })
+}
+
+/// Removes the files `remove` names in `dir` and its bucket directories (those a reader
+/// reads: not starting with `.` or `_`), then bucket directories left empty; fsyncs each
+/// directory it changed.
+fn remove_part_files(dir: &Path, remove: &dyn Fn(&str) -> bool) -> Result<()> {
+    let mut changed = false;
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let remove = match part_checkpoint(&name) {
-            Some(c) => c > id,
-            None => is_unfinished(&name),
-        };
-        if remove {
+        let kind = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
+        if kind.is_dir() {
+            if name.starts_with('.') || name.starts_with('_') {
+                continue;
+            }
+            let sub = entry.path();
+            remove_part_files(&sub, remove)?;
+            let empty = std::fs::read_dir(&sub)
+                .map_err(|e| Error::io(&sub, e))?
+                .next()
+                .is_none();
+            if empty {
+                std::fs::remove_dir(&sub).map_err(|e| Error::io(&sub, e))?;
+                changed = true;
+            }
+        } else if remove(&name) {
             std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+            changed = true;
         }
     }
-    sync_dir(dir)
+    if changed {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Whether `name` is an in-progress or pending part file.
@@ -524,32 +570,56 @@ fn is_unfinished(name: &str) -> bool {
 /// that the directory holds exactly this run's output.
 pub(crate) fn prepare_output_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with("part-") || is_unfinished(&name) {
-            std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
-        }
-    }
-    Ok(())
+    remove_part_files(dir, &|name| {
+        name.starts_with("part-") || is_unfinished(name)
+    })
 }
 
 /// Reads the rows of a part-file directory as the output convention says: every file whose
 /// name does not begin with `.` or `_` (in-progress, pending and metadata files), concatenated;
 /// rows are returned sorted, since row order across part files is free.
+///
+/// Bucketed output ([`Stream::write_csv_bucketed`]) is read from the bucket directories too;
+/// use [`read_part_files_by_bucket`] to keep each row's bucket.
 pub fn read_part_files(dir: &Path) -> Result<Vec<String>> {
-    let mut rows = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') || name.starts_with('_') {
-            continue;
+    let mut rows: Vec<String> = read_part_files_by_bucket(dir)?
+        .into_iter()
+        .map(|(_, row)| row)
+        .collect();
+    rows.sort();
+    Ok(rows)
+}
+
+/// Reads the rows of a part-file directory and of its bucket directories (every directory
+/// whose name does not begin with `.` or `_`), each with its bucket: the path of its file's
+/// directory relative to `dir` (`""` for `dir` itself). Sorted.
+pub fn read_part_files_by_bucket(dir: &Path) -> Result<Vec<(String, String)>> {
+    fn walk(dir: &Path, bucket: &str, rows: &mut Vec<(String, String)>) -> Result<()> {
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+            let entry = entry.map_err(|e| Error::io(dir, e))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') || name.starts_with('_') {
+                continue;
+            }
+            let kind = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
+            if kind.is_dir() {
+                let sub = if bucket.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{bucket}/{name}")
+                };
+                walk(&entry.path(), &sub, rows)?;
+                continue;
+            }
+            let text =
+                std::fs::read_to_string(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+            rows.extend(text.lines().map(|l| (bucket.to_string(), l.to_string())));
         }
-        let text = std::fs::read_to_string(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
-        rows.extend(text.lines().map(str::to_string));
+        Ok(())
     }
+    let mut rows = Vec::new();
+    walk(dir, "", &mut rows)?;
     rows.sort();
     Ok(rows)
 }

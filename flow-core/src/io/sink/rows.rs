@@ -117,6 +117,44 @@ impl<C: Chain> Stream<C> {
         )
     }
 
+    /// Writes the records as [`Stream::write_csv_serde`] does, into the bucket directories of
+    /// `dir` that `bucket` names from each record (see [`Stream::write_csv_bucketed`]).
+    ///
+    /// ```
+    /// # use flow_core::prelude::*;
+    /// use flow_core::io::sink::read_part_files_by_bucket;
+    /// let dir = tempfile::tempdir()?;
+    /// let mut env = Env::new(Config::default().parallelism(1));
+    /// env.from_iter([("a", 1), ("b", 2)])
+    ///     .write_csv_serde_bucketed(dir.path(), WriteOptions::default(), |(k, _), b| {
+    ///         b.push_str("key=");
+    ///         b.push_str(k);
+    ///     })?;
+    /// env.execute()?;
+    /// let rows = read_part_files_by_bucket(dir.path())?;
+    /// assert_eq!(rows, [("key=a".to_string(), "a,1".to_string()), ("key=b".into(), "b,2".into())]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write_csv_serde_bucketed<B>(
+        self,
+        dir: impl AsRef<Path>,
+        options: WriteOptions,
+        bucket: B,
+    ) -> Result<()>
+    where
+        C::Out: Serialize,
+        B: FnMut(&C::Out, &mut String) + Clone + Send + 'static,
+    {
+        let mut f = CsvSerde::new(options.header);
+        self.write_bucketed(
+            dir.as_ref(),
+            "csv",
+            "write_csv_serde_bucketed",
+            move |x: &C::Out, b: &mut Vec<u8>| f.format(x, b),
+            bucket,
+        )
+    }
+
     /// Writes each record, of any [`Serialize`] type, as one line of JSON to part files
     /// `part-NNNNN.jsonl` in `dir` (written as by [`Stream::write_csv`]); read them back
     /// with [`Env::read_json_lines`](crate::Env::read_json_lines). A record that
