@@ -280,6 +280,7 @@ mod tests {
 
     type Fmt = fn(&(String, u32), &mut Vec<u8>) -> Formatted;
     type Bucket = fn(&(String, u32), &mut String);
+    type BoxedBucket = Box<dyn FnMut(&(String, u32), &mut String) + Send>;
 
     fn row(x: &(String, u32), b: &mut Vec<u8>) -> Formatted {
         b.extend_from_slice(format!("{},{}", x.0, x.1).as_bytes());
@@ -364,11 +365,10 @@ mod tests {
     fn a_bucket_that_is_not_a_plain_relative_path_fails_the_job() {
         let dir = tempfile::tempdir().unwrap();
         for bad in ["", "../up", "a//b", ".hidden", "_meta", "a/./b"] {
-            let mut s: BucketedSink<Fmt, Box<dyn FnMut(&(String, u32), &mut String) + Send>> =
-                BucketedSink::new(
-                    sink(dir.path(), 0).make,
-                    Box::new(move |_, b| b.push_str(bad)),
-                );
+            let mut s: BucketedSink<Fmt, BoxedBucket> = BucketedSink::new(
+                sink(dir.path(), 0).make,
+                Box::new(move |_, b| b.push_str(bad)),
+            );
             s.emit(("x".to_string(), 1), 0);
             let err = Terminal::<(String, u32)>::pre_commit(&mut s).unwrap_err();
             assert!(
