@@ -528,16 +528,22 @@ fn chromedriver() -> PathBuf {
 async fn the_dashboard_shows_every_stage_live_in_headless_chromium() {
     let driver_path = chromedriver();
     let driver_port = free_port();
-    let mut driver = Command::new(&driver_path)
-        .arg(format!("--port={driver_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // chromedriver and the browser it starts in a process group of their own, killed as a
+    // whole however the test ends (a failed assertion leaves no browser behind).
+    let mut driver = std::os::unix::process::CommandExt::process_group(
+        Command::new(&driver_path)
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        0,
+    )
+    .spawn()
+    .unwrap();
     struct KillOnDrop<'a>(&'a mut Child);
     impl Drop for KillOnDrop<'_> {
         fn drop(&mut self) {
-            let _ = self.0.kill();
+            let group = format!("-{}", self.0.id());
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
             let _ = self.0.wait();
         }
     }
