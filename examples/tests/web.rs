@@ -298,6 +298,10 @@ fn rest_api_and_prometheus_of_a_running_job() {
         "{cps}"
     );
     assert!(latest["id"].as_u64().unwrap() >= 2);
+    // Incremental: what a checkpoint wrote is at most its whole size.
+    let written = latest["checkpointed_size"].as_u64().unwrap();
+    let full = latest["state_size"].as_u64().unwrap();
+    assert!(written > 0 && written <= full, "{latest}");
     assert_eq!(cps["interval_ms"], 200.0);
     let exceptions = get(&job.url(&format!("/jobs/{id}/exceptions"))).unwrap();
     assert!(exceptions["root-exception"].is_null(), "{exceptions}");

@@ -158,6 +158,7 @@ impl Coordinator {
                     duration: at.elapsed(),
                     write: Duration::ZERO,
                     bytes: 0,
+                    total_bytes: 0,
                     pause: Duration::ZERO,
                 }),
             }

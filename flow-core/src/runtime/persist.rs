@@ -294,7 +294,7 @@ impl WriterState {
         let pause = parts.iter().map(|p| p.pause).max().unwrap_or_default();
         let freeze = Instant::now();
         match self.write(id, &parts) {
-            Ok(bytes) => {
+            Ok((bytes, total_bytes)) => {
                 self.failures = 0;
                 self.last = Some(id);
                 if let Err(e) = self.publish(id, &parts) {
@@ -311,6 +311,7 @@ impl WriterState {
                     duration: requested.elapsed(),
                     write: freeze.elapsed(),
                     bytes,
+                    total_bytes,
                     pause,
                 });
                 tracing::info!(
@@ -359,7 +360,8 @@ impl WriterState {
     /// checkpoint's changes, tombstones dropped): the directory stays within about 1.5x the
     /// live state and restores merge a bounded number of segments. This runs here, on the
     /// writer thread, never on the processing threads.
-    fn write(&mut self, id: u64, parts: &[Part]) -> Result<u64> {
+    /// Returns the bytes written and the checkpoint's whole size.
+    fn write(&mut self, id: u64, parts: &[Part]) -> Result<(u64, u64)> {
         let mut deltas: Vec<_> = parts.iter().flat_map(|p| &p.keyed).collect();
         deltas.sort_by(|a, b| {
             (&a.uid, &a.name, a.range.start).cmp(&(&b.uid, &b.name, b.range.start))
@@ -473,7 +475,7 @@ impl WriterState {
             }
         }
         let info = cw.commit()?;
-        Ok(info.bytes_written)
+        Ok((info.bytes_written, info.total_bytes))
     }
 
     /// Publishes the sink files pre-committed for checkpoint `id`.

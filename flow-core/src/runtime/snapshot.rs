@@ -51,8 +51,11 @@ pub struct CheckpointStats {
     pub duration: Duration,
     /// Of which writing the segments and the manifest (zero when nothing is persisted).
     pub write: Duration,
-    /// Bytes written: new segments and the manifest.
+    /// Bytes written: new segments and the manifest (the incremental size).
     pub bytes: u64,
+    /// The checkpoint's whole size, segments shared with earlier checkpoints included (the
+    /// full size; zero when nothing is persisted).
+    pub total_bytes: u64,
     /// The longest time a subtask paused its processing to freeze its part of this
     /// checkpoint (zero when nothing is persisted).
     pub pause: Duration,

@@ -317,7 +317,7 @@ pub(crate) fn checkpoints(job: &LiveJob) -> Value {
             "write_duration": ms(c.write),
             "sync_pause": ms(c.pause),
             "checkpointed_size": c.bytes,
-            "incremental": true,
+            "state_size": c.total_bytes,
         })
     };
     let mut history: Vec<Value> = done.iter().rev().take(100).map(entry).collect();

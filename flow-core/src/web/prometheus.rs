@@ -229,6 +229,11 @@ pub(crate) fn render(jobs: &[Entry]) -> String {
         "gauge",
         "Bytes the last completed checkpoint wrote (incremental).",
     );
+    let mut ck_total = Family::new(
+        "flow_last_checkpoint_full_size_bytes",
+        "gauge",
+        "The whole size of the last completed checkpoint, shared segments included.",
+    );
     let mut spilled = Family::new(
         "flow_state_spilled_entries_total",
         "counter",
@@ -296,6 +301,7 @@ pub(crate) fn render(jobs: &[Entry]) -> String {
             ck_duration.add(&base, c.duration.as_secs_f64());
             ck_pause.add(&base, c.pause.as_secs_f64());
             ck_bytes.add(&base, c.bytes);
+            ck_total.add(&base, c.total_bytes);
         }
         let spill = job.state_spill();
         spilled.add(&base, spill.evicted);
@@ -349,6 +355,7 @@ pub(crate) fn render(jobs: &[Entry]) -> String {
         &ck_duration,
         &ck_pause,
         &ck_bytes,
+        &ck_total,
         &spilled,
         &budget,
     ] {

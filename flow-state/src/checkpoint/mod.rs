@@ -62,6 +62,9 @@ pub struct CommitInfo {
     pub shared_segments: usize,
     /// Bytes written (new segments and the manifest).
     pub bytes_written: u64,
+    /// The checkpoint's whole size: every segment it lists, new or shared, and its manifest
+    /// (what a restore reads).
+    pub total_bytes: u64,
 }
 
 /// What [`CheckpointStore::retain`] kept and removed.
@@ -592,11 +595,13 @@ impl<'s> CheckpointWriter<'s> {
         storage
             .sync_dir(dir)
             .map_err(io_err("sync directory", dir))?;
+        let segments: u64 = self.manifest.states.values().flatten().map(|s| s.len).sum();
         Ok(CommitInfo {
             checkpoint: id,
             new_segments: self.new_segments,
             shared_segments: self.shared_segments,
             bytes_written: self.bytes_written + bytes.len() as u64,
+            total_bytes: segments + bytes.len() as u64,
         })
     }
 }
