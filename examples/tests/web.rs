@@ -216,6 +216,7 @@ fn sensor_job(port: u16, dir: &Path, extra: &[&str]) -> Job {
 fn rest_api_and_prometheus_of_a_running_job() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("ckpt");
+    let savepoints = dir.path().join("savepoints");
     let port = free_port();
     let job = sensor_job(
         port,
@@ -225,6 +226,8 @@ fn rest_api_and_prometheus_of_a_running_job() {
             ckpt.to_str().unwrap(),
             "--checkpoint-interval",
             "200ms",
+            "--savepoint-dir",
+            savepoints.to_str().unwrap(),
         ],
     );
     let id = job.wait_for_job();
@@ -354,6 +357,15 @@ fn rest_api_and_prometheus_of_a_running_job() {
     );
     let rows = flow_core::io::sink::read_part_files(&dir.path().join("averages")).unwrap();
     assert!(!rows.is_empty());
+    // The stop wrote a savepoint, as Ctrl-C does.
+    let saved: Vec<_> = std::fs::read_dir(&savepoints)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        saved.iter().any(|n| n.starts_with("savepoint-")),
+        "{saved:?}; {stderr}"
+    );
 }
 
 #[test]
@@ -424,6 +436,42 @@ fn a_finished_bounded_job_lingers_with_its_final_state() {
     let (status, stderr) = job.wait(Duration::from_secs(30));
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("dashboard stays at"), "{stderr}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let port = free_port();
+    let r = Command::new(example("sensor_averages"))
+        .args(["--events", "20000", "--log-format", "json"])
+        .args(["--web-port", &port.to_string()])
+        .env_remove("FLOW_WEB_PORT")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{stderr}");
+    let events: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let find = |message: &str| {
+        events
+            .iter()
+            .find(|e| e["fields"]["message"] == message)
+            .unwrap_or_else(|| panic!("no `{message}` event in {stderr}"))
+    };
+    let listening = find("dashboard listening");
+    assert_eq!(
+        listening["fields"]["url"],
+        format!("http://127.0.0.1:{port}/").as_str()
+    );
+    let finished = find("job finished");
+    assert_eq!(finished["level"], "INFO");
+    assert_eq!(finished["fields"]["ok"], true);
+    assert_eq!(
+        finished["fields"]["records_read"], 40_000,
+        "two sources of 20,000"
+    );
 }
 
 #[test]

@@ -168,8 +168,10 @@ impl CommonArgs {
         let mut c = Config::default()
             .name(name)
             .max_parallelism(self.max_parallelism)
-            .progress(!self.no_progress)
-            .report(true);
+            // With JSON logs, stderr is for log collectors: no progress bar, and the end-of-job
+            // summary is the `job finished` event.
+            .progress(!self.no_progress && self.log_format == LogFormat::Text)
+            .report(self.log_format == LogFormat::Text);
         if let Some(n) = self.watermark_interval {
             c = c.watermark_interval(n as usize);
         }

@@ -348,7 +348,16 @@ impl Env {
             .iter()
             .map(|(n, m)| (n.clone(), m.value()))
             .collect();
-        tracing::info!(job = %config.name, elapsed_ms = summary.elapsed.as_millis() as u64, ok = result.is_ok(), "job finished");
+        tracing::info!(
+            job = %config.name,
+            elapsed_ms = summary.elapsed.as_millis() as u64,
+            ok = result.is_ok(),
+            records_read = summary.records_read(),
+            records_written = summary.records_written(),
+            bytes_read = summary.bytes_read(),
+            checkpoints = summary.checkpoints.len(),
+            "job finished"
+        );
         result?;
         if config.report {
             eprint!("{summary}");
