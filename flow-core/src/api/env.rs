@@ -308,7 +308,7 @@ impl Env {
                 plan,
                 config.parallelism,
                 stages.iter().map(|s| s.metrics.clone()).collect(),
-                self.stop.clone(),
+                self.stop.0.clone(),
                 config.barrier_interval,
                 metrics.clone(),
                 state_memory.clone(),

@@ -27,7 +27,6 @@
 //! assert_eq!(source.sum(|m| &m.records_out), 500);
 //! # Ok::<(), flow_core::Error>(())
 //! ```
-use super::env::StopHandle;
 use crate::graph::plan::Plan;
 use crate::runtime::checkpoint::{CheckpointStats, FailedCheckpoint};
 use crate::runtime::metrics::StageMetrics;
@@ -93,7 +92,8 @@ pub struct LiveJob {
     start_ms: i64,
     started: Instant,
     stages: Vec<Arc<StageMetrics>>,
-    stop: StopHandle,
+    /// The job's stop flag (what [`crate::StopHandle`] sets).
+    stop: Arc<std::sync::atomic::AtomicBool>,
     checkpoint_interval: Option<Duration>,
     pub(crate) user_metrics: Vec<(String, UserMetric)>,
     pub(crate) state: Arc<StateMemory>,
@@ -144,7 +144,7 @@ impl LiveJob {
         plan: Plan,
         threads: usize,
         stages: Vec<Arc<StageMetrics>>,
-        stop: StopHandle,
+        stop: Arc<std::sync::atomic::AtomicBool>,
         checkpoint_interval: Option<Duration>,
         user_metrics: Vec<(String, UserMetric)>,
         state: Arc<StateMemory>,
@@ -298,10 +298,10 @@ impl LiveJob {
     /// Asks the job to stop: its sources end, it drains, and (with `--savepoint-dir`) it
     /// writes a savepoint.
     pub fn stop(&self) {
-        self.stop.stop()
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst)
     }
     /// Whether a stop was asked for.
     pub fn stop_requested(&self) -> bool {
-        self.stop.is_stopped()
+        self.stop.load(std::sync::atomic::Ordering::SeqCst)
     }
 }

@@ -16,19 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use super::snapshot::CheckpointStats;
-
-/// A checkpoint that could not be made durable (the job goes on, up to
-/// [`crate::Config::tolerable_checkpoint_failures`] in a row).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FailedCheckpoint {
-    /// The checkpoint's id.
-    pub id: u64,
-    /// When it failed, in ms since the Unix epoch.
-    pub at_ms: i64,
-    /// Why.
-    pub error: String,
-}
+pub use super::snapshot::{CheckpointStats, FailedCheckpoint};
 
 /// The job's checkpoint coordinator.
 pub(crate) struct Coordinator {

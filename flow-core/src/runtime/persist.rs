@@ -69,7 +69,7 @@ pub(crate) struct SinkPublisher {
 pub(crate) struct WriterShared {
     pub(crate) completed: Mutex<Vec<CheckpointStats>>,
     /// The checkpoints that failed, with when (ms since the epoch) and why.
-    pub(crate) failures: Mutex<Vec<super::checkpoint::FailedCheckpoint>>,
+    pub(crate) failures: Mutex<Vec<super::snapshot::FailedCheckpoint>>,
     /// An error that fails the job (too many failed checkpoints, a failed publish).
     pub(crate) failed: Mutex<Option<Error>>,
     /// The savepoint written at the end of the job.
@@ -337,7 +337,7 @@ impl WriterState {
                 self.shared
                     .failures
                     .lock()
-                    .push(super::checkpoint::FailedCheckpoint {
+                    .push(super::snapshot::FailedCheckpoint {
                         id,
                         at_ms: crate::time::now_ms(),
                         error: e.to_string(),

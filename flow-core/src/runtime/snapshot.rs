@@ -61,6 +61,18 @@ pub struct CheckpointStats {
     pub pause: Duration,
 }
 
+/// A checkpoint that could not be made durable (the job goes on, up to
+/// [`crate::Config::tolerable_checkpoint_failures`] in a row).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedCheckpoint {
+    /// The checkpoint's id.
+    pub id: u64,
+    /// When it failed, in ms since the Unix epoch.
+    pub at_ms: i64,
+    /// Why.
+    pub error: String,
+}
+
 /// The codec of state entries; recorded with each state so that a restore by a build that
 /// encodes differently fails with a clear error instead of misreading bytes.
 pub(crate) const CODEC: &str = "postcard-1";
