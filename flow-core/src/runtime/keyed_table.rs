@@ -92,11 +92,33 @@ struct Freeze<K, V> {
     /// Whether the list may repeat a key (a key removed and written again, or read back
     /// from a run, in the epoch): only then is `done` kept.
     repeats: bool,
-    clone: fn(&V) -> V,
+    copy: Copier<V>,
     out: Vec<OwnedTimedChange<K, V>>,
     failure: Option<Error>,
     /// The longest [`KeyedTable::freeze_step`] so far.
     longest: std::time::Duration,
+}
+
+/// How a checkpoint's copy copies a value: by `Clone`, or (for state types that are not
+/// `Clone`, such as a keyed process function's) by encoding and decoding it.
+pub(crate) enum Copier<V> {
+    /// `V::clone`.
+    Clone(fn(&V) -> V),
+    /// A round trip through the state codec.
+    Codec(Codec<V>),
+}
+
+impl<V> Copier<V> {
+    fn copy(&self, v: &V) -> Result<V> {
+        match self {
+            Copier::Clone(c) => Ok(c(v)),
+            Copier::Codec(c) => {
+                let mut b = Vec::new();
+                (c.enc)(v, &mut b)?;
+                c.decode_all(&b, &|| "a state value copied for a checkpoint".to_string())
+            }
+        }
+    }
 }
 
 /// The resolution of state TTL timestamps: 100 ms (a `u32` of them spans 13 years).
@@ -206,9 +228,17 @@ fn mark_changed<K: Clone + Hash + Eq, V>(
 #[cold]
 fn save_pending<K: Clone + Hash + Eq, V>(f: &mut Freeze<K, V>, key: &K, slot: &Slot<V>) {
     if (slot.epoch == f.epoch || slot.epoch == LOADED) && !f.done.contains(key) {
-        f.saved
-            .entry(key.clone())
-            .or_insert_with(|| ((f.clone)(&slot.value), slot.stamp));
+        if let hashbrown::hash_map::Entry::Vacant(e) = f.saved.entry(key.clone()) {
+            match f.copy.copy(&slot.value) {
+                Ok(v) => {
+                    e.insert((v, slot.stamp));
+                }
+                // The checkpoint fails (the copy would not be the table at the barrier).
+                Err(err) => {
+                    f.failure.get_or_insert(err);
+                }
+            }
+        }
     }
 }
 
@@ -951,6 +981,11 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     where
         V: Clone,
     {
+        self.begin_freeze_with(Copier::Clone(V::clone))
+    }
+
+    /// [`KeyedTable::begin_freeze`], copying values with `copy`.
+    pub(crate) fn begin_freeze_with(&mut self, copy: Copier<V>) {
         self.settle_freeze();
         let Some(changed) = self.changed.as_mut() else {
             return;
@@ -964,7 +999,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             saved: Default::default(),
             done: Default::default(),
             repeats: std::mem::take(&mut self.repeats),
-            clone: V::clone,
+            copy,
             failure: None,
             longest: std::time::Duration::ZERO,
         };
@@ -1025,7 +1060,13 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
                         if s.epoch == f.epoch {
                             s.epoch = CLEAN;
                         }
-                        (Some((f.clone)(&s.value)), s.stamp)
+                        match f.copy.copy(&s.value) {
+                            Ok(v) => (Some(v), s.stamp),
+                            Err(e) => {
+                                f.failure.get_or_insert(e);
+                                (None, 0)
+                            }
+                        }
                     }
                     // Absent at the barrier, inserted since.
                     Some(_) => (None, 0),

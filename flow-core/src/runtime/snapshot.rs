@@ -263,6 +263,21 @@ impl StateDecl {
         }
     }
 
+    /// A keyed state packed by [`Packer`]: per group `G` and key group, records of keys `K`
+    /// and values `V`.
+    pub(crate) fn packed<G, K, V>(name: &'static str) -> Self {
+        StateDecl {
+            name,
+            keyed: true,
+            types: format!(
+                "packed {} => [{} => {}] ({CODEC})",
+                std::any::type_name::<G>(),
+                std::any::type_name::<K>(),
+                std::any::type_name::<V>()
+            ),
+        }
+    }
+
     /// An operator state of values `V`.
     pub(crate) fn operator<V>(name: &'static str) -> Self {
         StateDecl {
@@ -379,6 +394,48 @@ impl SnapshotCx<'_> {
         }));
     }
 
+    /// [`SnapshotCx::keyed_values_later`] for an operator that encodes its own entries:
+    /// `entry` turns each copied change into the stable hash of its key (for its key group),
+    /// its encoded key and its encoded value (`None`: deleted), on the writer's thread.
+    pub(crate) fn keyed_encoded_later<X: Send + 'static>(
+        &mut self,
+        name: &str,
+        rx: crossbeam_channel::Receiver<(Result<Vec<X>>, std::time::Duration)>,
+        entry: impl Fn(X) -> Result<(u64, Vec<u8>, Option<Vec<u8>>)> + Send + 'static,
+    ) {
+        let what = self.describe_state(name);
+        let uid = self.uid().to_string();
+        let name = name.to_string();
+        let range = self.at.key_groups();
+        let max_parallelism = self.at.max_parallelism;
+        self.part.deferred.push(Box::new(move || {
+            let (changes, pause) = rx.recv().map_err(|_| {
+                Error::Checkpoint(format!("{what}: its copy was abandoned (the job stopped)"))
+            })?;
+            let changes = changes?;
+            if changes.is_empty() {
+                return Ok(None);
+            }
+            let mut entries = Vec::with_capacity(changes.len());
+            for x in changes {
+                let (hash, key, value) = entry(x)?;
+                entries.push((
+                    flow_state::key_group_of(hash, max_parallelism),
+                    key,
+                    value,
+                ));
+            }
+            Ok(Some(KeyedDelta {
+                uid,
+                name,
+                range,
+                full: false,
+                entries: sorted_last_wins(entries),
+                pause,
+            }))
+        }));
+    }
+
     /// `state name of operator uid`, for errors.
     fn describe_state(&self, name: &str) -> String {
         format!("state `{name}` of operator `{}`", self.uid())
@@ -487,6 +544,22 @@ impl KeyedWriter<'_> {
         }
     }
 
+    /// A [`Packer`] of entries for this writer's key groups.
+    pub(crate) fn packer(&self) -> Packer {
+        let range = self
+            .delta
+            .as_ref()
+            .map_or(KeyGroupRange { start: 0, end: 0 }, |d| d.range);
+        Packer::new(range, self.max_parallelism)
+    }
+
+    /// Records an entry already encoded, in key group `kg`.
+    pub(crate) fn put_in_group(&mut self, kg: u32, key: Vec<u8>, value: Option<Vec<u8>>) {
+        if let Some(d) = self.delta.as_mut() {
+            d.entries.push((kg, key, value));
+        }
+    }
+
     /// Sorts the entries and adds them to the part (nothing, for an incremental state that
     /// did not change).
     pub(crate) fn finish(mut self) {
@@ -496,6 +569,97 @@ impl KeyedWriter<'_> {
             }
             d.entries = sorted_last_wins(std::mem::take(&mut d.entries));
             self.part.keyed.push(d);
+        }
+    }
+}
+
+/// Packs the many small entries of a state written whole (window contents) into few large
+/// ones: per key group, the encoded records of all its keys go into values of about
+/// [`PACKED_CHUNK`] bytes, under a key made of a prefix (what the records belong to, say a
+/// window) and the chunk's number. One pass, no allocation per record and a sort of a few
+/// entries instead of one per key: packing is what keeps a barrier's pause short for large
+/// window state. Key groups never split, so a restore at any parallelism reads back the
+/// chunks of its key groups ([`RestoreCx::packed`]).
+pub(crate) struct Packer {
+    start: u32,
+    max_parallelism: u32,
+    /// Per key group of the subtask: the chunk being filled.
+    bufs: Vec<Vec<u8>>,
+    /// Per key group: chunks written so far under the current prefix.
+    chunks: Vec<u32>,
+    prefix: Vec<u8>,
+    /// The bytes every value starts with (say a window's fired flag).
+    header: Vec<u8>,
+}
+
+/// Values of packed entries are cut at about this many bytes.
+pub(crate) const PACKED_CHUNK: usize = 256 << 10;
+
+impl Packer {
+    /// A packer for the key groups of the writer's subtask.
+    pub(crate) fn new(range: KeyGroupRange, max_parallelism: u32) -> Self {
+        let n = (range.end - range.start) as usize;
+        Packer {
+            start: range.start,
+            max_parallelism,
+            bufs: vec![Vec::new(); n],
+            chunks: vec![0; n],
+            prefix: Vec::new(),
+            header: Vec::new(),
+        }
+    }
+
+    /// Starts the records of group `prefix` (encoded), each value beginning with `header`;
+    /// the previous group's chunks go to `w`.
+    pub(crate) fn group(&mut self, w: &mut KeyedWriter<'_>, prefix: Vec<u8>, header: Vec<u8>) {
+        self.flush(w);
+        self.prefix = prefix;
+        self.header = header;
+        self.chunks.iter_mut().for_each(|c| *c = 0);
+    }
+
+    /// Adds the record of `key`, which `f` appends, to its key group's chunk.
+    pub(crate) fn push<K: Hash + ?Sized>(
+        &mut self,
+        w: &mut KeyedWriter<'_>,
+        key: &K,
+        f: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        let kg = flow_state::key_group_of(stable_hash(key), self.max_parallelism);
+        let i = kg.checked_sub(self.start).map(|i| i as usize).filter(|&i| i < self.bufs.len());
+        let Some(i) = i else {
+            return Err(Error::Checkpoint(format!(
+                "a key of key group {kg} is held by the subtask of key groups {}..{}",
+                self.start,
+                self.start as usize + self.bufs.len()
+            )));
+        };
+        let b = &mut self.bufs[i];
+        if b.is_empty() {
+            b.extend_from_slice(&self.header);
+        }
+        f(b)?;
+        if b.len() >= PACKED_CHUNK {
+            self.cut(w, i);
+        }
+        Ok(())
+    }
+
+    /// Writes key group `i`'s chunk as an entry.
+    fn cut(&mut self, w: &mut KeyedWriter<'_>, i: usize) {
+        let value = std::mem::take(&mut self.bufs[i]);
+        let mut key = self.prefix.clone();
+        key.extend_from_slice(&self.chunks[i].to_be_bytes());
+        self.chunks[i] += 1;
+        w.put_in_group(self.start + i as u32, key, Some(value));
+    }
+
+    /// Writes every chunk being filled.
+    pub(crate) fn flush(&mut self, w: &mut KeyedWriter<'_>) {
+        for i in 0..self.bufs.len() {
+            if !self.bufs[i].is_empty() {
+                self.cut(w, i);
+            }
         }
     }
 }
@@ -559,6 +723,26 @@ impl RestoreCx<'_> {
         Ok(())
     }
 
+    /// Calls `f` with every packed entry ([`Packer`]) of keyed state `name` in this
+    /// subtask's key groups: the group prefix (the key without its chunk number) and the
+    /// value.
+    pub(crate) fn packed(
+        &self,
+        name: &str,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.keyed_raw(name, |key, value| {
+            let Some(prefix) = key.len().checked_sub(4).map(|n| &key[..n]) else {
+                return Err(Error::Checkpoint(format!(
+                    "{}: a packed entry's key of {} bytes has no chunk number",
+                    self.describe(name),
+                    key.len()
+                )));
+            };
+            f(prefix, value)
+        })
+    }
+
     /// Describes state `name` of this operator, for error messages.
     pub(crate) fn describe(&self, name: &str) -> String {
         format!("state `{name}` of operator `{}`", self.uid())
@@ -603,5 +787,72 @@ mod tests {
             got,
             vec![(1, b"z".to_vec(), None), e(2, b"a", 3), e(2, b"b", 4)]
         );
+    }
+
+    /// Packed entries hold every record once, in its key's group, in chunks of bounded
+    /// size under distinct keys, for each group prefix.
+    #[test]
+    fn packed_entries_hold_every_record_once_in_its_key_group() {
+        let at = Position {
+            subtask: 1,
+            parallelism: 3,
+            max_parallelism: 128,
+        };
+        let uids = ["w".to_string()];
+        let mut part = Part::default();
+        let mut cx = SnapshotCx {
+            at,
+            uids: &uids,
+            op: 0,
+            part: &mut part,
+        };
+        let range = at.key_groups();
+        // Keys of this subtask only, as its exchange would route them.
+        let keys: Vec<u64> = (0..400_000u64)
+            .filter(|k| range.contains(flow_state::key_group_of(stable_hash(k), 128)))
+            .collect();
+        let mut w = cx.keyed("windows", true);
+        let mut p = w.packer();
+        for window in [7u8, 9] {
+            p.group(&mut w, vec![window], vec![b'h']);
+            for k in &keys {
+                // 100 bytes of padding: some key groups fill several chunks.
+                p.push(&mut w, k, |b| encode(&(k, k * u64::from(window), vec![window; 100]), b))
+                    .unwrap();
+            }
+        }
+        // A key of another subtask's group is an error, not a silent misfiling.
+        let foreign = (0..1000u64)
+            .find(|k| !range.contains(flow_state::key_group_of(stable_hash(k), 128)))
+            .unwrap();
+        assert!(p.push(&mut w, &foreign, |_| Ok(())).is_err());
+        p.flush(&mut w);
+        w.finish();
+        let d = &part.keyed[0];
+        assert!(d.full);
+        let mut seen = std::collections::HashMap::new();
+        let mut keys_seen = std::collections::HashSet::new();
+        let mut chunked = false;
+        for (kg, key, value) in &d.entries {
+            assert!(keys_seen.insert((*kg, key.clone())), "a key written twice");
+            let value = value.as_ref().unwrap();
+            // A chunk is cut after the record that fills it.
+            assert!(value.len() < PACKED_CHUNK + 256);
+            chunked |= key[1..] != [0, 0, 0, 0];
+            let window = key[0];
+            let (&h, mut rest) = value.split_first().unwrap();
+            assert_eq!(h, b'h');
+            while !rest.is_empty() {
+                let ((k, v, pad), r): ((u64, u64, Vec<u8>), _) =
+                    postcard::take_from_bytes(rest).unwrap();
+                assert_eq!(pad, vec![window; 100]);
+                rest = r;
+                assert_eq!(flow_state::key_group_of(stable_hash(&k), 128), *kg);
+                assert_eq!(v, k * u64::from(window));
+                assert!(seen.insert((window, k), ()).is_none(), "a record written twice");
+            }
+        }
+        assert!(chunked, "no key group filled more than one chunk");
+        assert_eq!(seen.len(), 2 * keys.len());
     }
 }

@@ -51,7 +51,8 @@ use crate::graph::OpInfo;
 use crate::ops::side_output::{OutputTag, TaggedOutputs};
 use crate::ops::StateKey;
 use crate::record::{Event, Timestamp};
-use crate::runtime::keyed_table::{Change, KeyedTable};
+use crate::runtime::exchange::partition::stable_hash;
+use crate::runtime::keyed_table::{Change, Copier, KeyedTable, OwnedTimedChange};
 use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
 };
@@ -61,6 +62,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::hash::Hash;
 use std::panic::Location;
+use std::time::Duration;
 
 /// A function of a keyed stream with per-key state and timers.
 #[diagnostic::on_unimplemented(
@@ -204,7 +206,17 @@ pub struct KeyedProcess<K, T, P: KeyedProcessFunction<K, T>> {
     side: TaggedOutputs,
     /// Encodes keys and states for checkpoints; `None`: not checkpointable.
     codec: Option<ProcessCodec<K, P::State>>,
+    /// The input ended: a checkpoint copies its changes at once.
+    ended: bool,
+    /// Where the changed states being copied out for a checkpoint go, once copied.
+    frozen: Option<FrozenTx<K, P::State>>,
 }
+
+/// Sends a checkpoint's changes, copied out after the barrier, to the checkpoint writer.
+type FrozenTx<K, S> = crossbeam_channel::Sender<(crate::Result<Vec<OwnedTimedChange<K, S>>>, Duration)>;
+
+/// How long one step of a checkpoint's copy may hold up processing.
+const FREEZE_STEP: Duration = Duration::from_millis(1);
 
 /// The codecs of a keyed process function's keys and states.
 pub(crate) type ProcessCodec<K, S> = (Codec<K>, Codec<S>);
@@ -233,6 +245,8 @@ impl<K, T, P: KeyedProcessFunction<K, T>> KeyedProcess<K, T, P> {
             new_timers: Vec::new(),
             side,
             codec: None,
+            ended: false,
+            frozen: None,
         }
     }
 
@@ -257,6 +271,24 @@ where
     K: Hash + Eq + Clone,
     P: KeyedProcessFunction<K, T>,
 {
+    /// Finishes the checkpoint copy under way (if any) and hands it to the checkpoint writer.
+    fn flush_frozen(&mut self) {
+        if self.frozen.is_some() {
+            self.states.freeze_step(usize::MAX);
+            self.send_frozen();
+        }
+    }
+
+    /// Hands a finished copy to the checkpoint writer.
+    fn send_frozen(&mut self) {
+        if let Some(done) = self.states.take_frozen() {
+            if let Some(tx) = self.frozen.take() {
+                // A writer that is gone has failed the job already.
+                let _ = tx.send(done);
+            }
+        }
+    }
+
     /// Runs `call` on `key`'s state with a fresh context, then applies timer changes, state
     /// clearing and output.
     fn with_context<D: Downstream<P::Out>>(
@@ -298,6 +330,22 @@ where
         }
     }
 
+    /// Writes the live timers whole, packed: per key group, every timer's key, time and
+    /// domain.
+    fn snapshot_timers(&self, cx: &mut SnapshotCx<'_>, kc: Codec<K>) -> crate::Result<()> {
+        let mut w = cx.keyed(TIMERS, true);
+        let mut p = w.packer();
+        for (k, t, d) in self.timers.live() {
+            p.push(&mut w, k, |v| {
+                (kc.enc)(k, v)?;
+                encode(&(t, d as u8), v)
+            })?;
+        }
+        p.flush(&mut w);
+        w.finish();
+        Ok(())
+    }
+
     /// Fires the timers of one time domain up to `now`, in time order (including timers that
     /// the firing ones register for times already passed).
     fn fire<D: Downstream<P::Out>>(&mut self, now: Timestamp, domain: Domain, down: &mut D) {
@@ -327,18 +375,48 @@ where
         }
         StateSupport::Persisted(vec![
             StateDecl::keyed::<K, P::State>(STATE),
-            StateDecl::keyed::<(K, Timestamp, u8), ()>(TIMERS),
+            StateDecl::packed::<(), K, (Timestamp, u8)>(TIMERS),
             StateDecl::operator::<Timestamp>(WATERMARK),
         ])
     }
 
     /// Keyed state is incremental (the keys a call touched since the last checkpoint, a
-    /// tombstone for a state that was cleared); timers are written whole.
+    /// tombstone for a state that was cleared); timers are written whole, packed
+    /// ([`crate::runtime::snapshot::Packer`]).
+    ///
+    /// The changed states are copied after the barrier, in steps between batches (a state
+    /// written before its turn is copied first), and encoded by the checkpoint writer, as a
+    /// rolling aggregate's are; the states need not be `Clone`: the copy is a round trip
+    /// through their codec. Only at the end of input are they encoded at once.
     fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> crate::Result<()> {
         let Some((kc, sc)) = self.codec else {
             return Ok(());
         };
         cx.operator_state(WATERMARK, &self.watermark)?;
+        // The previous checkpoint's copy goes out first.
+        self.flush_frozen();
+        if !self.ended {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            self.states.begin_freeze_with(Copier::Codec(sc));
+            self.frozen = Some(tx);
+            cx.keyed_encoded_later(STATE, rx, move |(k, v, t): OwnedTimedChange<K, P::State>| {
+                let hash = stable_hash(&k);
+                let mut key = Vec::new();
+                (kc.enc)(&k, &mut key)?;
+                let value = match v {
+                    // With a TTL the value starts with its write time (8 bytes, little-endian ms).
+                    Some(s) => {
+                        let mut b = t.map(|t| t.to_le_bytes().to_vec()).unwrap_or_default();
+                        (sc.enc)(&s, &mut b)?;
+                        Some(b)
+                    }
+                    None => None,
+                };
+                Ok((hash, key, value))
+            });
+            self.snapshot_timers(cx, kc)?;
+            return Ok(());
+        }
         let mut w = cx.keyed(STATE, false);
         for (k, state, time) in self.states.take_timed_changes()? {
             let mut key = Vec::new();
@@ -360,15 +438,7 @@ where
             w.put_encoded(&k, key, value);
         }
         w.finish();
-        let mut w = cx.keyed(TIMERS, true);
-        for (k, t, d) in self.timers.live() {
-            let mut key = Vec::new();
-            (kc.enc)(k, &mut key)?;
-            encode(&(t, d as u8), &mut key)?;
-            w.put_encoded(k, key, Some(Vec::new()));
-        }
-        w.finish();
-        Ok(())
+        self.snapshot_timers(cx, kc)
     }
 
     fn restore(&mut self, cx: &RestoreCx<'_>) -> crate::Result<()> {
@@ -396,17 +466,20 @@ where
             Ok(())
         })?;
         let timers = &mut self.timers;
-        cx.keyed_raw(TIMERS, |key, _| {
+        cx.packed(TIMERS, |_, mut rest| {
             let bad = |e: String| crate::Error::Checkpoint(format!("{}: {e}", cx.describe(TIMERS)));
-            let (k, rest) = (kc.dec)(key).map_err(|e| bad(e.to_string()))?;
-            let ((t, d), _): ((Timestamp, u8), _) =
-                postcard::take_from_bytes(rest).map_err(|e| bad(e.to_string()))?;
-            let domain = if d == 0 {
-                Domain::EventTime
-            } else {
-                Domain::ProcessingTime
-            };
-            timers.register(&k, t, domain);
+            while !rest.is_empty() {
+                let (k, r) = (kc.dec)(rest).map_err(|e| bad(e.to_string()))?;
+                let ((t, d), r): ((Timestamp, u8), _) =
+                    postcard::take_from_bytes(r).map_err(|e| bad(e.to_string()))?;
+                rest = r;
+                let domain = if d == 0 {
+                    Domain::EventTime
+                } else {
+                    Domain::ProcessingTime
+                };
+                timers.register(&k, t, domain);
+            }
             Ok(())
         })
     }
@@ -429,6 +502,8 @@ where
             Event::ProcessingTime(t) => self.fire(t, Domain::ProcessingTime, down),
             // The end of input drains both domains: event time first, as Flink's final watermark.
             Event::End => {
+                self.ended = true;
+                self.flush_frozen();
                 self.fire(Timestamp::MAX, Domain::EventTime, down);
                 self.fire(Timestamp::MAX, Domain::ProcessingTime, down);
             }
@@ -457,6 +532,14 @@ where
     }
 
     fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
+        if self.frozen.is_some() {
+            // A step of the checkpoint's copy between batches; again soon until done.
+            self.states.freeze_for(FREEZE_STEP);
+            self.send_frozen();
+            if self.frozen.is_some() {
+                cx.wake_at(std::time::Instant::now());
+            }
+        }
         self.states.expire();
         self.states.check()?;
         if let Some(t) = self.timers.next_processing_time() {
@@ -675,6 +758,98 @@ where
 mod tests {
     use super::*;
     use crate::runtime::operator::Collect;
+
+    /// A per-key count in a state that is not `Clone`: a checkpoint copies it through its
+    /// codec.
+    #[derive(Default, Serialize, serde::Deserialize)]
+    struct Tally(u64);
+
+    #[derive(Clone)]
+    struct Tallies;
+    impl KeyedProcessFunction<u32, u64> for Tallies {
+        type State = Tally;
+        type Out = ();
+        fn process_element(&mut self, _: &u32, n: u64, t: &mut Tally, _: &mut Context<'_, ()>) {
+            t.0 += n;
+        }
+    }
+
+    /// Takes a checkpoint of `op`, running `between` after the barrier and before its copy
+    /// finishes; returns the tally of each key it holds.
+    fn checkpoint_tallies(
+        op: &mut KeyedProcess<u32, u64, Tallies>,
+        between: impl FnOnce(&mut KeyedProcess<u32, u64, Tallies>),
+    ) -> std::collections::HashMap<u32, u64> {
+        let mut part = crate::runtime::snapshot::Part::default();
+        let uids = ["tally".to_string()];
+        let mut cx = SnapshotCx {
+            at: crate::runtime::snapshot::Position {
+                subtask: 0,
+                parallelism: 1,
+                max_parallelism: 128,
+            },
+            uids: &uids,
+            op: 0,
+            part: &mut part,
+        };
+        op.snapshot(&mut cx).unwrap();
+        between(op);
+        op.flush_frozen();
+        for d in std::mem::take(&mut part.deferred) {
+            part.keyed.extend(d().unwrap());
+        }
+        let mut got = std::collections::HashMap::new();
+        for d in part.keyed.iter().filter(|d| d.name == STATE) {
+            for (_, k, v) in &d.entries {
+                let k: u32 = crate::runtime::snapshot::decode(k, &|| "key".into()).unwrap();
+                let v: Tally =
+                    crate::runtime::snapshot::decode(v.as_deref().unwrap(), &|| "v".into())
+                        .unwrap();
+                got.insert(k, v.0);
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn a_checkpoint_copies_states_as_at_its_barrier_while_records_go_on() {
+        let mut out = Collect::new();
+        let mut op = KeyedProcess::new(Tallies, OpName::new("t", Location::caller()))
+            .with_codec(Some((Codec::serde(), Codec::serde())));
+        op.open(OpenCx {
+            subtask: 0,
+            parallelism: 1,
+            checkpoints: true,
+            memory: None,
+            ttls: None,
+            op: 0,
+        });
+        let keys = 0..5000u32;
+        for k in keys.clone() {
+            op.on_record((k, 1), 0, &mut out);
+        }
+        let first = checkpoint_tallies(&mut op, |op| {
+            // A step copies some keys; then every key is written again, before the rest.
+            op.states.freeze_step(100);
+            for k in keys.clone() {
+                op.on_record((k, 10), 0, &mut out);
+            }
+            op.states.freeze_step(1000);
+        });
+        assert_eq!(first.len(), 5000);
+        assert!(first.values().all(|&n| n == 1), "each state as at the barrier");
+        // The writes during the copy are the next checkpoint's changes, and only they.
+        op.on_record((7, 100), 0, &mut out);
+        let second = checkpoint_tallies(&mut op, |_| {});
+        assert_eq!(second.len(), 5000);
+        assert_eq!(second[&7], 111);
+        assert_eq!(second[&8], 11);
+        op.on_record((9, 1), 0, &mut out);
+        assert_eq!(
+            checkpoint_tallies(&mut op, |_| {}),
+            [(9, 12)].into_iter().collect()
+        );
+    }
 
     /// Counts a key's records and, one tick after each, emits the count from a timer.
     #[derive(Clone)]

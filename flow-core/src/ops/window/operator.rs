@@ -526,15 +526,15 @@ where
                 )
             }
             (WindowSpec::Count(_), _) => StateSupport::Persisted(vec![
-                StateDecl::keyed::<K, StoredCount<T, F::State>>(COUNTS),
+                StateDecl::packed::<(), K, StoredCount<T, F::State>>(COUNTS),
                 watermark,
             ]),
             (WindowSpec::Session(_), _) => StateSupport::Persisted(vec![
-                StateDecl::keyed::<K, Vec<StoredSession<F::State>>>(SESSIONS),
+                StateDecl::packed::<(), K, Vec<StoredSession<F::State>>>(SESSIONS),
                 watermark,
             ]),
             _ => StateSupport::Persisted(vec![
-                StateDecl::keyed::<(K, Window), (bool, F::State)>(WINDOWS),
+                StateDecl::packed::<(Window, bool), K, F::State>(WINDOWS),
                 watermark,
             ]),
         }
@@ -547,9 +547,11 @@ where
     /// Count windows are written whole too: per key, a flag and the running state and record
     /// count of a tumbling window, the records seen and the last records (sliding windows).
     ///
-    /// Encoding: a time window's entry has the key then the window's start and end as its
-    /// key, and a fired flag then the state as its value; a session entry has the key as its
-    /// key and the count of sessions then each session's start, end, fired flag and state.
+    /// Entries are packed ([`crate::runtime::snapshot::Packer`]): per key group, one entry
+    /// per window (time windows; its start and end and a chunk number as the key, its fired
+    /// flag then every key and state as the value) or one for all keys (sessions: each key,
+    /// its count of sessions and each session's start, end, fired flag and state; count
+    /// windows: each key and its count state).
     fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> crate::Result<()> {
         let Some((kc, sc)) = self.codec else {
             return Ok(());
@@ -557,62 +559,70 @@ where
         cx.operator_state(WATERMARK, &self.watermark)?;
         match self.spec {
             WindowSpec::Count(_) => {
+                let records = self.records;
                 let mut w = cx.keyed(COUNTS, true);
+                let mut p = w.packer();
                 for (k, st) in &self.counts {
-                    let mut key = Vec::new();
-                    (kc.enc)(k, &mut key)?;
-                    let mut v = Vec::new();
-                    match &st.running {
-                        Some((s, n)) => {
-                            v.push(1);
-                            (sc.enc)(s, &mut v)?;
-                            encode(n, &mut v)?;
+                    p.push(&mut w, k, |v| {
+                        (kc.enc)(k, v)?;
+                        match &st.running {
+                            Some((s, n)) => {
+                                v.push(1);
+                                (sc.enc)(s, v)?;
+                                encode(n, v)?;
+                            }
+                            None => v.push(0),
                         }
-                        None => v.push(0),
-                    }
-                    encode(&st.seen, &mut v)?;
-                    encode(&(st.recent.len() as u64), &mut v)?;
-                    if !st.recent.is_empty() {
-                        let rc = self.records.ok_or_else(|| {
-                            crate::Error::Checkpoint(
-                                "the records of a sliding count window have no codec".into(),
-                            )
-                        })?;
-                        for r in &st.recent {
-                            (rc.enc)(r, &mut v)?;
+                        encode(&st.seen, v)?;
+                        encode(&(st.recent.len() as u64), v)?;
+                        if !st.recent.is_empty() {
+                            let rc = records.ok_or_else(|| {
+                                crate::Error::Checkpoint(
+                                    "the records of a sliding count window have no codec".into(),
+                                )
+                            })?;
+                            for r in &st.recent {
+                                (rc.enc)(r, v)?;
+                            }
                         }
-                    }
-                    w.put_encoded(k, key, Some(v));
+                        Ok(())
+                    })?;
                 }
+                p.flush(&mut w);
                 w.finish();
             }
             WindowSpec::Session(_) => {
                 let mut w = cx.keyed(SESSIONS, true);
+                let mut p = w.packer();
                 for (k, sessions) in &self.sessions {
-                    let mut key = Vec::new();
-                    (kc.enc)(k, &mut key)?;
-                    let mut v = Vec::new();
-                    encode(&(sessions.len() as u64), &mut v)?;
-                    for s in sessions {
-                        encode(&(s.window.start, s.window.end, s.fired), &mut v)?;
-                        (sc.enc)(&s.state, &mut v)?;
-                    }
-                    w.put_encoded(k, key, Some(v));
+                    p.push(&mut w, k, |v| {
+                        (kc.enc)(k, v)?;
+                        encode(&(sessions.len() as u64), v)?;
+                        for s in sessions {
+                            encode(&(s.window.start, s.window.end, s.fired), v)?;
+                            (sc.enc)(&s.state, v)?;
+                        }
+                        Ok(())
+                    })?;
                 }
+                p.flush(&mut w);
                 w.finish();
             }
             _ => {
                 let mut w = cx.keyed(WINDOWS, true);
+                let mut p = w.packer();
                 for (win, tw) in &self.time {
+                    let mut prefix = Vec::new();
+                    encode(&(win.start, win.end), &mut prefix)?;
+                    p.group(&mut w, prefix, vec![tw.fired as u8]);
                     for (k, s) in &tw.table {
-                        let mut key = Vec::new();
-                        (kc.enc)(k, &mut key)?;
-                        encode(&(win.start, win.end), &mut key)?;
-                        let mut v = vec![tw.fired as u8];
-                        (sc.enc)(s, &mut v)?;
-                        w.put_encoded(k, key, Some(v));
+                        p.push(&mut w, k, |v| {
+                            (kc.enc)(k, v)?;
+                            (sc.enc)(s, v)
+                        })?;
                     }
                 }
+                p.flush(&mut w);
                 w.finish();
             }
         }
@@ -631,80 +641,76 @@ where
         let bad = |name: &str, e: crate::Error| {
             crate::Error::Checkpoint(format!("{}: {e}", cx.describe(name)))
         };
+        fn take<X: serde::de::DeserializeOwned>(b: &[u8]) -> crate::Result<(X, &[u8])> {
+            postcard::take_from_bytes(b).map_err(|e| crate::Error::Checkpoint(e.to_string()))
+        }
         match self.spec {
             WindowSpec::Count(_) => {
                 let counts = &mut self.counts;
                 let records = self.records;
-                fn take(b: &[u8]) -> crate::Result<(u64, &[u8])> {
-                    postcard::take_from_bytes(b)
-                        .map_err(|e| crate::Error::Checkpoint(format!("{COUNTS}: {e}")))
-                }
-                cx.keyed_raw(COUNTS, |key, value| {
-                    let k = kc.decode_all(key, &|| cx.describe(COUNTS))?;
-                    let (&flag, mut rest) = value.split_first().ok_or_else(|| {
-                        bad(COUNTS, crate::Error::Checkpoint("empty value".into()))
-                    })?;
-                    let running = if flag != 0 {
-                        let (s, r) = (sc.dec)(rest).map_err(|e| bad(COUNTS, e))?;
-                        let (n, r) = take(r).map_err(|e| bad(COUNTS, e))?;
-                        rest = r;
-                        Some((s, n))
-                    } else {
-                        None
-                    };
-                    let (seen, r) = take(rest).map_err(|e| bad(COUNTS, e))?;
-                    let (len, mut r) = take(r).map_err(|e| bad(COUNTS, e))?;
-                    let mut recent = VecDeque::new();
-                    if len > 0 {
-                        let rc = records.ok_or_else(|| {
-                            bad(
-                                COUNTS,
-                                crate::Error::Checkpoint(
-                                    "records of a sliding count window, which this job cannot decode"
-                                        .into(),
-                                ),
-                            )
+                cx.packed(COUNTS, |_, mut rest| {
+                    while !rest.is_empty() {
+                        let (k, r) = (kc.dec)(rest).map_err(|e| bad(COUNTS, e))?;
+                        let (&flag, r) = r.split_first().ok_or_else(|| {
+                            bad(COUNTS, crate::Error::Checkpoint("a truncated count".into()))
                         })?;
-                        for _ in 0..len {
-                            let (x, rr) = (rc.dec)(r).map_err(|e| bad(COUNTS, e))?;
-                            recent.push_back(x);
-                            r = rr;
+                        let (running, r) = if flag != 0 {
+                            let (s, r) = (sc.dec)(r).map_err(|e| bad(COUNTS, e))?;
+                            let (n, r) = take::<u64>(r).map_err(|e| bad(COUNTS, e))?;
+                            (Some((s, n)), r)
+                        } else {
+                            (None, r)
+                        };
+                        let (seen, r) = take::<u64>(r).map_err(|e| bad(COUNTS, e))?;
+                        let (len, mut r) = take::<u64>(r).map_err(|e| bad(COUNTS, e))?;
+                        let mut recent = VecDeque::new();
+                        if len > 0 {
+                            let rc = records.ok_or_else(|| {
+                                bad(
+                                    COUNTS,
+                                    crate::Error::Checkpoint(
+                                        "records of a sliding count window, which this job cannot decode"
+                                            .into(),
+                                    ),
+                                )
+                            })?;
+                            for _ in 0..len {
+                                let (x, rr) = (rc.dec)(r).map_err(|e| bad(COUNTS, e))?;
+                                recent.push_back(x);
+                                r = rr;
+                            }
                         }
+                        rest = r;
+                        counts.insert(
+                            k,
+                            CountState {
+                                running,
+                                recent,
+                                seen,
+                            },
+                        );
                     }
-                    if !r.is_empty() {
-                        return Err(bad(
-                            COUNTS,
-                            crate::Error::Checkpoint(format!("{} bytes left over", r.len())),
-                        ));
-                    }
-                    counts.insert(
-                        k,
-                        CountState {
-                            running,
-                            recent,
-                            seen,
-                        },
-                    );
                     Ok(())
                 })?;
             }
             WindowSpec::Session(_) => {
                 let mut restored = Vec::new();
-                cx.keyed_raw(SESSIONS, |key, value| {
-                    let k = kc.decode_all(key, &|| cx.describe(SESSIONS))?;
-                    let (n, mut rest): (u64, _) = postcard::take_from_bytes(value)
-                        .map_err(|e| bad(SESSIONS, crate::Error::Checkpoint(e.to_string())))?;
-                    let mut v = Vec::new();
-                    for _ in 0..n {
-                        let ((start, end, fired), r): ((Timestamp, Timestamp, bool), _) =
-                            postcard::take_from_bytes(rest).map_err(|e| {
-                                bad(SESSIONS, crate::Error::Checkpoint(e.to_string()))
-                            })?;
-                        let (state, r) = (sc.dec)(r).map_err(|e| bad(SESSIONS, e))?;
-                        v.push((Window { start, end }, fired, state));
+                cx.packed(SESSIONS, |_, mut rest| {
+                    while !rest.is_empty() {
+                        let (k, r) = (kc.dec)(rest).map_err(|e| bad(SESSIONS, e))?;
+                        let (n, mut r) = take::<u64>(r).map_err(|e| bad(SESSIONS, e))?;
+                        let mut v = Vec::new();
+                        for _ in 0..n {
+                            let ((start, end, fired), rr) =
+                                take::<(Timestamp, Timestamp, bool)>(r)
+                                    .map_err(|e| bad(SESSIONS, e))?;
+                            let (state, rr) = (sc.dec)(rr).map_err(|e| bad(SESSIONS, e))?;
+                            v.push((Window { start, end }, fired, state));
+                            r = rr;
+                        }
                         rest = r;
+                        restored.push((k, v));
                     }
-                    restored.push((k, v));
                     Ok(())
                 })?;
                 for (k, v) in restored {
@@ -728,22 +734,24 @@ where
             }
             _ => {
                 let time = &mut self.time;
-                cx.keyed_raw(WINDOWS, |key, value| {
-                    let (k, rest) = (kc.dec)(key).map_err(|e| bad(WINDOWS, e))?;
-                    let ((start, end), _): ((Timestamp, Timestamp), _) =
-                        postcard::take_from_bytes(rest)
-                            .map_err(|e| bad(WINDOWS, crate::Error::Checkpoint(e.to_string())))?;
-                    let (&fired, v) = value.split_first().ok_or_else(|| {
+                cx.packed(WINDOWS, |prefix, value| {
+                    let (start, end) = postcard::from_bytes::<(Timestamp, Timestamp)>(prefix)
+                        .map_err(|e| bad(WINDOWS, crate::Error::Checkpoint(e.to_string())))?;
+                    let (&fired, mut rest) = value.split_first().ok_or_else(|| {
                         bad(WINDOWS, crate::Error::Checkpoint("empty value".into()))
                     })?;
-                    let s = sc.decode_all(v, &|| cx.describe(WINDOWS))?;
                     let slot = time
                         .entry(Window { start, end })
                         .or_insert_with(|| TimeWindow {
                             table: Table::default(),
                             fired: fired != 0,
                         });
-                    slot.table.insert(k, s);
+                    while !rest.is_empty() {
+                        let (k, r) = (kc.dec)(rest).map_err(|e| bad(WINDOWS, e))?;
+                        let (s, r) = (sc.dec)(r).map_err(|e| bad(WINDOWS, e))?;
+                        rest = r;
+                        slot.table.insert(k, s);
+                    }
                     Ok(())
                 })?;
             }

@@ -1295,7 +1295,7 @@ where
             return StateSupport::Unsupported("the records an evictor keeps, without a codec");
         }
         StateSupport::Persisted(vec![
-            StateDecl::keyed::<(K, Window), (F::State, Tr::State, Vec<(T, Timestamp)>)>(
+            StateDecl::packed::<Window, K, (F::State, Tr::State, Vec<(T, Timestamp)>)>(
                 TRIGGER_WINDOWS,
             ),
             StateDecl::operator::<Timestamp>(TIME),
@@ -1303,43 +1303,50 @@ where
     }
 
     /// Open windows are written whole at every checkpoint, as those of windows without a
-    /// trigger. An entry's key is the key then the window's start and end; its value the
-    /// window function's state (a presence flag first), the trigger's state, the window's
-    /// timers, then the records an evictor keeps (a count, then each record and timestamp).
+    /// trigger, packed ([`crate::runtime::snapshot::Packer`]): per key group, one entry per
+    /// window, whose key is the window's start and end and a chunk number, and whose value
+    /// holds, for each key, the key, the window function's state (a presence flag first),
+    /// the trigger's state, the window's timers, then the records an evictor keeps (a count,
+    /// then each record and timestamp).
     fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> crate::Result<()> {
         let Some((kc, sc)) = self.codec else {
             return Ok(());
         };
         cx.operator_state(TIME, &self.time)?;
+        let records = self.records;
         let mut w = cx.keyed(TRIGGER_WINDOWS, true);
+        let mut p = w.packer();
         for (win, table) in &self.windows {
+            let mut prefix = Vec::new();
+            encode(&(win.start, win.end), &mut prefix)?;
+            p.group(&mut w, prefix, Vec::new());
             for (k, slot) in table {
-                let mut key = Vec::new();
-                (kc.enc)(k, &mut key)?;
-                encode(&(win.start, win.end), &mut key)?;
-                let mut v = Vec::new();
-                match &slot.acc {
-                    Some(s) => {
-                        v.push(1);
-                        (sc.enc)(s, &mut v)?;
+                p.push(&mut w, k, |v| {
+                    (kc.enc)(k, v)?;
+                    match &slot.acc {
+                        Some(s) => {
+                            v.push(1);
+                            (sc.enc)(s, v)?;
+                        }
+                        None => v.push(0),
                     }
-                    None => v.push(0),
-                }
-                encode(&slot.trig, &mut v)?;
-                encode(&slot.timers, &mut v)?;
-                encode(&(slot.records.len() as u64), &mut v)?;
-                if !slot.records.is_empty() {
-                    let rc = self.records.ok_or_else(|| {
-                        crate::Error::Checkpoint("window records without a codec".into())
-                    })?;
-                    for (r, ts) in &slot.records {
-                        (rc.enc)(r, &mut v)?;
-                        encode(ts, &mut v)?;
+                    encode(&slot.trig, v)?;
+                    encode(&slot.timers, v)?;
+                    encode(&(slot.records.len() as u64), v)?;
+                    if !slot.records.is_empty() {
+                        let rc = records.ok_or_else(|| {
+                            crate::Error::Checkpoint("window records without a codec".into())
+                        })?;
+                        for (r, ts) in &slot.records {
+                            (rc.enc)(r, v)?;
+                            encode(ts, v)?;
+                        }
                     }
-                }
-                w.put_encoded(k, key, Some(v));
+                    Ok(())
+                })?;
             }
         }
+        p.flush(&mut w);
         w.finish();
         Ok(())
     }
@@ -1363,53 +1370,54 @@ where
         }
         let records = self.records;
         let (windows, timers) = (&mut self.windows, &mut self.timers);
-        cx.keyed_raw(TRIGGER_WINDOWS, |key, value| {
-            let (k, rest) = (kc.dec)(key).map_err(|e| bad(e.to_string()))?;
-            let ((start, end), rest): ((Timestamp, Timestamp), _) = take(rest, &bad)?;
+        cx.packed(TRIGGER_WINDOWS, |prefix, value| {
+            let ((start, end), rest): ((Timestamp, Timestamp), _) = take(prefix, &bad)?;
             if !rest.is_empty() {
                 return Err(bad(format!("{} key bytes left over", rest.len())));
             }
-            let (&flag, mut r) = value
-                .split_first()
-                .ok_or_else(|| bad("an empty value".into()))?;
-            let acc = if flag != 0 {
-                let (s, rr) = (sc.dec)(r).map_err(|e| bad(e.to_string()))?;
-                r = rr;
-                Some(s)
-            } else {
-                None
-            };
-            let (trig, r): (Tr::State, _) = take(r, &bad)?;
-            let (slot_timers, r): (Vec<Timestamp>, _) = take(r, &bad)?;
-            let (n, mut r): (u64, _) = take(r, &bad)?;
-            let mut kept = Vec::new();
-            if n > 0 {
-                let rc = records.ok_or_else(|| {
-                    bad("window records, which this job cannot decode (no evictor)".into())
-                })?;
-                for _ in 0..n {
-                    let (x, rr) = (rc.dec)(r).map_err(|e| bad(e.to_string()))?;
-                    let (ts, rr): (Timestamp, _) = take(rr, &bad)?;
-                    kept.push((x, ts));
-                    r = rr;
-                }
-            }
-            if !r.is_empty() {
-                return Err(bad(format!("{} bytes left over", r.len())));
-            }
             let w = Window { start, end };
-            for &t in &slot_timers {
-                timers.entry(t).or_default().push((w, k.clone()));
+            let mut r = value;
+            while !r.is_empty() {
+                let (k, rr) = (kc.dec)(r).map_err(|e| bad(e.to_string()))?;
+                let (&flag, mut rr) = rr
+                    .split_first()
+                    .ok_or_else(|| bad("a truncated record".into()))?;
+                let acc = if flag != 0 {
+                    let (s, x) = (sc.dec)(rr).map_err(|e| bad(e.to_string()))?;
+                    rr = x;
+                    Some(s)
+                } else {
+                    None
+                };
+                let (trig, rr): (Tr::State, _) = take(rr, &bad)?;
+                let (slot_timers, rr): (Vec<Timestamp>, _) = take(rr, &bad)?;
+                let (n, mut rr): (u64, _) = take(rr, &bad)?;
+                let mut kept = Vec::new();
+                if n > 0 {
+                    let rc = records.ok_or_else(|| {
+                        bad("window records, which this job cannot decode (no evictor)".into())
+                    })?;
+                    for _ in 0..n {
+                        let (x, x_rest) = (rc.dec)(rr).map_err(|e| bad(e.to_string()))?;
+                        let (ts, x_rest): (Timestamp, _) = take(x_rest, &bad)?;
+                        kept.push((x, ts));
+                        rr = x_rest;
+                    }
+                }
+                r = rr;
+                for &t in &slot_timers {
+                    timers.entry(t).or_default().push((w, k.clone()));
+                }
+                windows.entry(w).or_default().insert(
+                    k,
+                    Slot {
+                        acc,
+                        records: kept,
+                        trig,
+                        timers: slot_timers,
+                    },
+                );
             }
-            windows.entry(w).or_default().insert(
-                k,
-                Slot {
-                    acc,
-                    records: kept,
-                    trig,
-                    timers: slot_timers,
-                },
-            );
             Ok(())
         })
     }
