@@ -86,40 +86,60 @@ struct Freeze<K, V> {
     /// The time at the barrier, in ticks (for expiry).
     now: u32,
     /// Values of pending keys as they were at the barrier, saved before a write.
-    saved: hashbrown::HashMap<K, (V, u32), rustc_hash::FxBuildHasher>,
+    saved: hashbrown::HashMap<K, (Copied<V>, u32), rustc_hash::FxBuildHasher>,
     /// Keys copied already, when the list may repeat a key (`repeats`).
     done: hashbrown::HashSet<K, rustc_hash::FxBuildHasher>,
     /// Whether the list may repeat a key (a key removed and written again, or read back
     /// from a run, in the epoch): only then is `done` kept.
     repeats: bool,
     copy: Copier<V>,
-    out: Vec<OwnedTimedChange<K, V>>,
+    out: Vec<(K, Option<Copied<V>>, Option<i64>)>,
     failure: Option<Error>,
     /// The longest [`KeyedTable::freeze_step`] so far.
     longest: std::time::Duration,
 }
 
 /// How a checkpoint's copy copies a value: by `Clone`, or (for state types that are not
-/// `Clone`, such as a keyed process function's) by encoding and decoding it.
+/// `Clone`, such as a keyed process function's) by encoding it with the state codec, which
+/// is also all the checkpoint writer needs of it.
 pub(crate) enum Copier<V> {
     /// `V::clone`.
     Clone(fn(&V) -> V),
-    /// A round trip through the state codec.
-    Codec(Codec<V>),
+    /// The value's encoding.
+    Encode(Codec<V>),
+}
+
+impl<V> Clone for Copier<V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<V> Copy for Copier<V> {}
+
+/// A value as a checkpoint's copy holds it ([`Copier`]).
+pub(crate) enum Copied<V> {
+    /// Cloned.
+    Value(V),
+    /// Encoded with the state codec.
+    Bytes(Vec<u8>),
 }
 
 impl<V> Copier<V> {
-    fn copy(&self, v: &V) -> Result<V> {
+    fn copy(&self, v: &V) -> Result<Copied<V>> {
         match self {
-            Copier::Clone(c) => Ok(c(v)),
-            Copier::Codec(c) => {
+            Copier::Clone(c) => Ok(Copied::Value(c(v))),
+            Copier::Encode(c) => {
                 let mut b = Vec::new();
                 (c.enc)(v, &mut b)?;
-                c.decode_all(&b, &|| "a state value copied for a checkpoint".to_string())
+                Ok(Copied::Bytes(b))
             }
         }
     }
 }
+
+/// A changed key and its value as a checkpoint's copy took it, encoded with the state codec
+/// (`None`: deleted), with its write time under a TTL ([`KeyedTable::take_frozen_encoded`]).
+pub(crate) type EncodedChange<K> = (K, Option<Vec<u8>>, Option<i64>);
 
 /// The resolution of state TTL timestamps: 100 ms (a `u32` of them spans 13 years).
 const TICK: std::time::Duration = std::time::Duration::from_millis(100);
@@ -1073,10 +1093,18 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
                     None => match self.spill.as_ref().filter(|_| self.cold) {
                         Some(s) if !s.tombstones.contains(&k) => {
                             let hash = self.map.hasher().hash_one(&k);
+                            let copy = f.copy;
                             let found = find(s, hash, &k).and_then(|found| match found {
                                 Some((_, Some(b))) => {
                                     let (stamp, b) = split_stamp(self.ttl.is_some(), b);
-                                    Ok((Some(s.values.decode_all(b, &what)?), stamp))
+                                    let v = match copy {
+                                        Copier::Clone(_) => {
+                                            Copied::Value(s.values.decode_all(b, &what)?)
+                                        }
+                                        // Spilled with the same codec.
+                                        Copier::Encode(_) => Copied::Bytes(b.to_vec()),
+                                    };
+                                    Ok((Some(v), stamp))
                                 }
                                 _ => Ok((None, 0)),
                             });
@@ -1111,6 +1139,50 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     pub fn take_frozen(
         &mut self,
     ) -> Option<(Result<Vec<OwnedTimedChange<K, V>>>, std::time::Duration)> {
+        let (r, longest) = self.take_frozen_copies()?;
+        let r = r.and_then(|out| {
+            out.into_iter()
+                .map(|(k, v, t)| match v {
+                    None => Ok((k, None, t)),
+                    Some(Copied::Value(v)) => Ok((k, Some(v), t)),
+                    Some(Copied::Bytes(_)) => Err(Error::Checkpoint(
+                        "a copy taken encoded was asked for as values".into(),
+                    )),
+                })
+                .collect()
+        });
+        Some((r, longest))
+    }
+
+    /// [`KeyedTable::take_frozen`] of a copy begun with [`Copier::Encode`]: the values as
+    /// encoded.
+    #[allow(clippy::type_complexity)] // the changes and a duration
+    pub(crate) fn take_frozen_encoded(
+        &mut self,
+    ) -> Option<(Result<Vec<EncodedChange<K>>>, std::time::Duration)> {
+        let (r, longest) = self.take_frozen_copies()?;
+        let r = r.and_then(|out| {
+            out.into_iter()
+                .map(|(k, v, t)| match v {
+                    None => Ok((k, None, t)),
+                    Some(Copied::Bytes(b)) => Ok((k, Some(b), t)),
+                    Some(Copied::Value(_)) => Err(Error::Checkpoint(
+                        "a copy taken as values was asked for encoded".into(),
+                    )),
+                })
+                .collect()
+        });
+        Some((r, longest))
+    }
+
+    /// The finished copy, as taken.
+    #[allow(clippy::type_complexity)] // the changes and a duration
+    fn take_frozen_copies(
+        &mut self,
+    ) -> Option<(
+        Result<Vec<(K, Option<Copied<V>>, Option<i64>)>>,
+        std::time::Duration,
+    )> {
         if self.is_freezing() {
             return None;
         }

@@ -419,11 +419,7 @@ impl SnapshotCx<'_> {
             let mut entries = Vec::with_capacity(changes.len());
             for x in changes {
                 let (hash, key, value) = entry(x)?;
-                entries.push((
-                    flow_state::key_group_of(hash, max_parallelism),
-                    key,
-                    value,
-                ));
+                entries.push((flow_state::key_group_of(hash, max_parallelism), key, value));
             }
             Ok(Some(KeyedDelta {
                 uid,
@@ -626,7 +622,10 @@ impl Packer {
         f: impl FnOnce(&mut Vec<u8>) -> Result<()>,
     ) -> Result<()> {
         let kg = flow_state::key_group_of(stable_hash(key), self.max_parallelism);
-        let i = kg.checked_sub(self.start).map(|i| i as usize).filter(|&i| i < self.bufs.len());
+        let i = kg
+            .checked_sub(self.start)
+            .map(|i| i as usize)
+            .filter(|&i| i < self.bufs.len());
         let Some(i) = i else {
             return Err(Error::Checkpoint(format!(
                 "a key of key group {kg} is held by the subtask of key groups {}..{}",
@@ -817,8 +816,10 @@ mod tests {
             p.group(&mut w, vec![window], vec![b'h']);
             for k in &keys {
                 // 100 bytes of padding: some key groups fill several chunks.
-                p.push(&mut w, k, |b| encode(&(k, k * u64::from(window), vec![window; 100]), b))
-                    .unwrap();
+                p.push(&mut w, k, |b| {
+                    encode(&(k, k * u64::from(window), vec![window; 100]), b)
+                })
+                .unwrap();
             }
         }
         // A key of another subtask's group is an error, not a silent misfiling.
@@ -849,7 +850,10 @@ mod tests {
                 rest = r;
                 assert_eq!(flow_state::key_group_of(stable_hash(&k), 128), *kg);
                 assert_eq!(v, k * u64::from(window));
-                assert!(seen.insert((window, k), ()).is_none(), "a record written twice");
+                assert!(
+                    seen.insert((window, k), ()).is_none(),
+                    "a record written twice"
+                );
             }
         }
         assert!(chunked, "no key group filled more than one chunk");

@@ -52,7 +52,7 @@ use crate::ops::side_output::{OutputTag, TaggedOutputs};
 use crate::ops::StateKey;
 use crate::record::{Event, Timestamp};
 use crate::runtime::exchange::partition::stable_hash;
-use crate::runtime::keyed_table::{Change, Copier, KeyedTable, OwnedTimedChange};
+use crate::runtime::keyed_table::{Change, Copier, EncodedChange, KeyedTable};
 use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
 };
@@ -209,11 +209,11 @@ pub struct KeyedProcess<K, T, P: KeyedProcessFunction<K, T>> {
     /// The input ended: a checkpoint copies its changes at once.
     ended: bool,
     /// Where the changed states being copied out for a checkpoint go, once copied.
-    frozen: Option<FrozenTx<K, P::State>>,
+    frozen: Option<FrozenTx<K>>,
 }
 
 /// Sends a checkpoint's changes, copied out after the barrier, to the checkpoint writer.
-type FrozenTx<K, S> = crossbeam_channel::Sender<(crate::Result<Vec<OwnedTimedChange<K, S>>>, Duration)>;
+type FrozenTx<K> = crossbeam_channel::Sender<(crate::Result<Vec<EncodedChange<K>>>, Duration)>;
 
 /// How long one step of a checkpoint's copy may hold up processing.
 const FREEZE_STEP: Duration = Duration::from_millis(1);
@@ -281,7 +281,7 @@ where
 
     /// Hands a finished copy to the checkpoint writer.
     fn send_frozen(&mut self) {
-        if let Some(done) = self.states.take_frozen() {
+        if let Some(done) = self.states.take_frozen_encoded() {
             if let Some(tx) = self.frozen.take() {
                 // A writer that is gone has failed the job already.
                 let _ = tx.send(done);
@@ -386,8 +386,9 @@ where
     ///
     /// The changed states are copied after the barrier, in steps between batches (a state
     /// written before its turn is copied first), and encoded by the checkpoint writer, as a
-    /// rolling aggregate's are; the states need not be `Clone`: the copy is a round trip
-    /// through their codec. Only at the end of input are they encoded at once.
+    /// rolling aggregate's are, except that the copy is the state's encoding (the states need
+    /// not be `Clone`, and the writer needs no more). Only at the end of input are they
+    /// encoded at once.
     fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> crate::Result<()> {
         let Some((kc, sc)) = self.codec else {
             return Ok(());
@@ -397,21 +398,17 @@ where
         self.flush_frozen();
         if !self.ended {
             let (tx, rx) = crossbeam_channel::bounded(1);
-            self.states.begin_freeze_with(Copier::Codec(sc));
+            self.states.begin_freeze_with(Copier::Encode(sc));
             self.frozen = Some(tx);
-            cx.keyed_encoded_later(STATE, rx, move |(k, v, t): OwnedTimedChange<K, P::State>| {
+            cx.keyed_encoded_later(STATE, rx, move |(k, v, t): EncodedChange<K>| {
                 let hash = stable_hash(&k);
                 let mut key = Vec::new();
                 (kc.enc)(&k, &mut key)?;
-                let value = match v {
-                    // With a TTL the value starts with its write time (8 bytes, little-endian ms).
-                    Some(s) => {
-                        let mut b = t.map(|t| t.to_le_bytes().to_vec()).unwrap_or_default();
-                        (sc.enc)(&s, &mut b)?;
-                        Some(b)
-                    }
-                    None => None,
-                };
+                // With a TTL the value starts with its write time (8 bytes, little-endian ms).
+                let value = v.map(|v| match t {
+                    Some(t) => [&t.to_le_bytes()[..], &v].concat(),
+                    None => v,
+                });
                 Ok((hash, key, value))
             });
             self.snapshot_timers(cx, kc)?;
@@ -837,7 +834,10 @@ mod tests {
             op.states.freeze_step(1000);
         });
         assert_eq!(first.len(), 5000);
-        assert!(first.values().all(|&n| n == 1), "each state as at the barrier");
+        assert!(
+            first.values().all(|&n| n == 1),
+            "each state as at the barrier"
+        );
         // The writes during the copy are the next checkpoint's changes, and only they.
         op.on_record((7, 100), 0, &mut out);
         let second = checkpoint_tallies(&mut op, |_| {});

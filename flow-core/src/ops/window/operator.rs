@@ -701,9 +701,8 @@ where
                         let (n, mut r) = take::<u64>(r).map_err(|e| bad(SESSIONS, e))?;
                         let mut v = Vec::new();
                         for _ in 0..n {
-                            let ((start, end, fired), rr) =
-                                take::<(Timestamp, Timestamp, bool)>(r)
-                                    .map_err(|e| bad(SESSIONS, e))?;
+                            let ((start, end, fired), rr) = take::<(Timestamp, Timestamp, bool)>(r)
+                                .map_err(|e| bad(SESSIONS, e))?;
                             let (state, rr) = (sc.dec)(rr).map_err(|e| bad(SESSIONS, e))?;
                             v.push((Window { start, end }, fired, state));
                             r = rr;
