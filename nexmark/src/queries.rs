@@ -951,13 +951,108 @@ impl Aggregate<(u64, u64)> for IntAvg {
     }
 }
 
+/// q4's join state of one auction id: only the columns q4 reads, as Flink's planner prunes
+/// the others before the join (q9, which selects them all, keeps [`AuctionBids`]).
+#[derive(Default, Serialize, Deserialize)]
+struct AuctionMax {
+    /// The auction's start, expiry and category, once it arrived.
+    auction: Option<(Millis, Millis, u64)>,
+    /// The highest price of its bids from its start to its expiry so far.
+    best: Option<u64>,
+    /// Bids (time, price) that came before the auction, waiting as in [`WinningBids`].
+    early: Vec<(Millis, u64)>,
+}
+
+/// q4's join: per auction, the highest price of its bids between `A.dateTime` and
+/// `A.expires`, emitted with its category when the watermark passes `expires` ([`WinningBids`]
+/// without the columns q4 does not read: the highest price does not depend on which of
+/// several bids at that price wins).
+#[derive(Clone)]
+struct MaxBidPrice;
+
+impl MaxBidPrice {
+    fn offer(st: &mut AuctionMax, (time, price): (Millis, u64)) {
+        let Some((start, expires, _)) = st.auction else {
+            return;
+        };
+        if time < start || time > expires {
+            return;
+        }
+        st.best = Some(st.best.map_or(price, |b| b.max(price)));
+    }
+}
+
+impl KeyedCoProcessFunction<u64, (u64, Millis, u64), (u64, Millis, Millis, u64)> for MaxBidPrice {
+    type State = AuctionMax;
+    type Out = (u64, u64);
+    fn process_left(
+        &mut self,
+        _id: &u64,
+        (_, time, price): (u64, Millis, u64),
+        st: &mut AuctionMax,
+        ctx: &mut Context<'_, Self::Out>,
+    ) {
+        if st.auction.is_some() {
+            Self::offer(st, (time, price));
+        } else {
+            ctx.register_event_time_timer(time);
+            st.early.push((time, price));
+        }
+    }
+    fn process_right(
+        &mut self,
+        _id: &u64,
+        (_, start, expires, category): (u64, Millis, Millis, u64),
+        st: &mut AuctionMax,
+        ctx: &mut Context<'_, Self::Out>,
+    ) {
+        ctx.register_event_time_timer(expires);
+        st.auction = Some((start, expires, category));
+        for b in std::mem::take(&mut st.early) {
+            Self::offer(st, b);
+        }
+    }
+    fn on_timer(
+        &mut self,
+        _id: &u64,
+        ts: Millis,
+        st: &mut AuctionMax,
+        ctx: &mut Context<'_, Self::Out>,
+    ) {
+        match st.auction {
+            Some((_, expires, category)) if ts >= expires => {
+                if let Some(best) = st.best.take() {
+                    ctx.emit((category, best));
+                }
+                ctx.clear_state();
+            }
+            Some(_) => {}
+            None => {
+                let wm = ctx.current_watermark().max(ts);
+                st.early.retain(|&(t, _)| t > wm);
+                if st.early.is_empty() {
+                    ctx.clear_state();
+                }
+            }
+        }
+    }
+}
+
 /// q4, average price per category: `SELECT category, AVG(final) FROM (SELECT MAX(B.price)
 /// AS final, A.category FROM auction A, bid B WHERE A.id = B.auction AND B.dateTime BETWEEN
-/// A.dateTime AND A.expires GROUP BY A.id, A.category) GROUP BY category`.
+/// A.dateTime AND A.expires GROUP BY A.id, A.category) GROUP BY category`. Both sides are
+/// projected to the columns the query reads before the join ([`MaxBidPrice`]).
 #[track_caller]
 pub fn q4(events: Stream<impl Chain<Out = Event>>) -> Stream<impl Chain<Out = (u64, u64)>> {
-    winning_bids(events)
-        .map(|(a, b)| (a.category, b.price))
+    let (bids, auctions) = bids_and_auctions(events);
+    bids.map(|b: Bid| (b.auction, b.date_time, b.price))
+        .key_by(|b: &(u64, Millis, u64)| b.0)
+        .connect(
+            auctions
+                .map(|a: Auction| (a.id, a.date_time, a.expires, a.category))
+                .key_by(|a: &(u64, Millis, Millis, u64)| a.0),
+        )
+        .process(MaxBidPrice)
         .key_by(|r: &(u64, u64)| r.0)
         .aggregate(IntAvg)
 }
