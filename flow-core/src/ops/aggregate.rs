@@ -1005,24 +1005,12 @@ mod tests {
     ) -> crate::runtime::snapshot::Part {
         let mut part = crate::runtime::snapshot::Part::default();
         let uids = ["count".to_string()];
-        let mut cx = SnapshotCx {
-            at: crate::runtime::snapshot::Position {
-                subtask: 0,
-                parallelism: 1,
-                max_parallelism: 128,
-            },
-            uids: &uids,
-            op: 0,
-            part: &mut part,
-        };
-        op.snapshot(&mut cx).unwrap();
+        op.snapshot(&mut SnapshotCx::for_test(&uids, &mut part))
+            .unwrap();
         // The processing thread goes on, then finishes the copy.
         between(op);
         op.flush_frozen();
-        // The writer's side: encode what the operator froze.
-        for d in std::mem::take(&mut part.deferred) {
-            part.keyed.extend(d().unwrap());
-        }
+        part.encode_deferred();
         part
     }
 

@@ -1139,19 +1139,13 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     pub fn take_frozen(
         &mut self,
     ) -> Option<(Result<Vec<OwnedTimedChange<K, V>>>, std::time::Duration)> {
-        let (r, longest) = self.take_frozen_copies()?;
-        let r = r.and_then(|out| {
-            out.into_iter()
-                .map(|(k, v, t)| match v {
-                    None => Ok((k, None, t)),
-                    Some(Copied::Value(v)) => Ok((k, Some(v), t)),
-                    Some(Copied::Bytes(_)) => Err(Error::Checkpoint(
-                        "a copy taken encoded was asked for as values".into(),
-                    )),
-                })
-                .collect()
-        });
-        Some((r, longest))
+        self.take_frozen_as(
+            |c| match c {
+                Copied::Value(v) => Some(v),
+                Copied::Bytes(_) => None,
+            },
+            "a copy taken encoded was asked for as values",
+        )
     }
 
     /// [`KeyedTable::take_frozen`] of a copy begun with [`Copier::Encode`]: the values as
@@ -1160,15 +1154,34 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     pub(crate) fn take_frozen_encoded(
         &mut self,
     ) -> Option<(Result<Vec<EncodedChange<K>>>, std::time::Duration)> {
+        self.take_frozen_as(
+            |c| match c {
+                Copied::Bytes(b) => Some(b),
+                Copied::Value(_) => None,
+            },
+            "a copy taken as values was asked for encoded",
+        )
+    }
+
+    /// The finished copy with each value as `pick` takes it (`None`: the copy was taken the
+    /// other way, an error `wrong` says).
+    #[allow(clippy::type_complexity)] // the changes and a duration
+    fn take_frozen_as<X>(
+        &mut self,
+        pick: fn(Copied<V>) -> Option<X>,
+        wrong: &'static str,
+    ) -> Option<(
+        Result<Vec<(K, Option<X>, Option<i64>)>>,
+        std::time::Duration,
+    )> {
         let (r, longest) = self.take_frozen_copies()?;
         let r = r.and_then(|out| {
             out.into_iter()
                 .map(|(k, v, t)| match v {
                     None => Ok((k, None, t)),
-                    Some(Copied::Bytes(b)) => Ok((k, Some(b), t)),
-                    Some(Copied::Value(_)) => Err(Error::Checkpoint(
-                        "a copy taken as values was asked for encoded".into(),
-                    )),
+                    Some(c) => pick(c)
+                        .map(|x| (k, Some(x), t))
+                        .ok_or_else(|| Error::Checkpoint(wrong.into())),
                 })
                 .collect()
         });

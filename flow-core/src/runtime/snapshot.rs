@@ -226,6 +226,35 @@ pub(crate) struct Part {
     pub(crate) pause: Duration,
 }
 
+#[cfg(test)]
+impl Part {
+    /// The writer's side, for tests: encodes what the operators froze, into `keyed`.
+    pub(crate) fn encode_deferred(&mut self) {
+        for d in std::mem::take(&mut self.deferred) {
+            self.keyed
+                .extend(d().expect("a deferred encode of a test's part"));
+        }
+    }
+}
+
+#[cfg(test)]
+impl<'a> SnapshotCx<'a> {
+    /// The context of the single operator `uids[0]` of subtask 0 of 1 (128 key groups),
+    /// writing into `part`, for tests.
+    pub(crate) fn for_test(uids: &'a [String], part: &'a mut Part) -> Self {
+        SnapshotCx {
+            at: Position {
+                subtask: 0,
+                parallelism: 1,
+                max_parallelism: 128,
+            },
+            uids,
+            op: 0,
+            part,
+        }
+    }
+}
+
 /// How an operator keeps state, as declared by [`crate::runtime::operator::Operator`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StateSupport {

@@ -779,22 +779,11 @@ mod tests {
     ) -> std::collections::HashMap<u32, u64> {
         let mut part = crate::runtime::snapshot::Part::default();
         let uids = ["tally".to_string()];
-        let mut cx = SnapshotCx {
-            at: crate::runtime::snapshot::Position {
-                subtask: 0,
-                parallelism: 1,
-                max_parallelism: 128,
-            },
-            uids: &uids,
-            op: 0,
-            part: &mut part,
-        };
-        op.snapshot(&mut cx).unwrap();
+        op.snapshot(&mut SnapshotCx::for_test(&uids, &mut part))
+            .unwrap();
         between(op);
         op.flush_frozen();
-        for d in std::mem::take(&mut part.deferred) {
-            part.keyed.extend(d().unwrap());
-        }
+        part.encode_deferred();
         let mut got = std::collections::HashMap::new();
         for d in part.keyed.iter().filter(|d| d.name == STATE) {
             for (_, k, v) in &d.entries {
