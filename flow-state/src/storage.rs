@@ -100,6 +100,12 @@ pub trait Storage: Send + Sync {
     /// Read-only view of a file that will never be modified again (a segment): a memory map
     /// on a real filesystem.
     fn map_immutable(&self, path: &Path) -> io::Result<ReadOnlyBytes>;
+    /// [`Storage::map_immutable`] of a file the caller is about to read whole (checking a
+    /// segment's checksum): a real filesystem maps every page at once instead of faulting
+    /// them in one by one.
+    fn map_immutable_whole(&self, path: &Path) -> io::Result<ReadOnlyBytes> {
+        self.map_immutable(path)
+    }
     /// `fsync` of the directory: makes creates, renames and removes in it durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Takes an exclusive lock on the lock file `path` (creating it), recording `holder` in
@@ -167,7 +173,17 @@ impl Storage for FsStorage {
             return Ok(ReadOnlyBytes::from_vec(Vec::new()));
         }
         Ok(ReadOnlyBytes {
-            inner: Inner::Mapped(crate::sys::map_immutable(&f)?),
+            inner: Inner::Mapped(crate::sys::map_immutable(&f, false)?),
+        })
+    }
+
+    fn map_immutable_whole(&self, path: &Path) -> io::Result<ReadOnlyBytes> {
+        let f = File::open(path)?;
+        if f.metadata()?.len() == 0 {
+            return Ok(ReadOnlyBytes::from_vec(Vec::new()));
+        }
+        Ok(ReadOnlyBytes {
+            inner: Inner::Mapped(crate::sys::map_immutable(&f, true)?),
         })
     }
 

@@ -5,11 +5,16 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 
-/// Maps `file` read-only.
+/// Maps `file` read-only; `populate`: maps every page now (`MAP_POPULATE`), for a file about
+/// to be read whole, rather than one page fault at a time as it is read.
 ///
 /// Callers must only pass files that are immutable for as long as the map lives: in flow-state,
 /// segment files after the fsync + rename that gave them their final name (FORMAT.md §7).
-pub(crate) fn map_immutable(file: &File) -> io::Result<memmap2::Mmap> {
+pub(crate) fn map_immutable(file: &File, populate: bool) -> io::Result<memmap2::Mmap> {
+    let mut options = memmap2::MmapOptions::new();
+    if populate {
+        options.populate();
+    }
     // SAFETY: memmap2's `map` is unsafe because the mapped file could be modified or truncated
     // by someone else while the map lives, which would change `&[u8]` contents under Rust's feet
     // or raise SIGBUS on access past a shrunken end. flow-state only maps segment files, which
@@ -19,7 +24,7 @@ pub(crate) fn map_immutable(file: &File) -> io::Result<memmap2::Mmap> {
     // mapped length and the full checksum against the manifest before handing out any byte. A
     // third party truncating a segment file by hand is outside what this can defend against
     // (documented in FORMAT.md §7). The map is read-only (PROT_READ), so flow never writes it.
-    unsafe { memmap2::MmapOptions::new().map(file) }
+    unsafe { options.map(file) }
 }
 
 /// Tries to take an exclusive, non-blocking `flock` on `file`. `Ok(false)` if another open file

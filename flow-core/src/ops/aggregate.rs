@@ -1020,9 +1020,9 @@ mod tests {
         crate::runtime::snapshot::encode(&key, &mut k).unwrap();
         part.keyed
             .iter()
-            .flat_map(|d| &d.entries)
+            .flat_map(|d| d.entries.iter())
             .find(|e| e.1 == k)
-            .and_then(|e| e.2.as_deref())
+            .and_then(|e| e.2)
             .map(|b| crate::runtime::snapshot::decode(b, &|| "count".into()).unwrap())
     }
 
@@ -1070,7 +1070,12 @@ mod tests {
         let second = snapshot(&mut op, 2);
         assert_eq!(second.keyed[0].entries.len(), 1, "only b changed");
         let decoded: u64 = crate::runtime::snapshot::decode(
-            second.keyed[0].entries[0].2.as_deref().unwrap(),
+            second.keyed[0]
+                .entries
+                .iter()
+                .next()
+                .and_then(|e| e.2)
+                .unwrap(),
             &|| "b".into(),
         )
         .unwrap();
@@ -1145,7 +1150,12 @@ mod tests {
         // its write time (just now).
         let part = snapshot(&mut op, 1);
         let (t, v): (i64, u64) = crate::runtime::snapshot::decode(
-            part.keyed[0].entries[0].2.as_deref().unwrap(),
+            part.keyed[0]
+                .entries
+                .iter()
+                .next()
+                .and_then(|e| e.2)
+                .unwrap(),
             &|| "a".into(),
         )
         .unwrap();

@@ -8,13 +8,14 @@
 //! - `exchange`: bounded channels between stages, partitioners, batch recycling.
 //! - `watermark`: combining the watermarks of an operator's inputs.
 //! - `timer`: the job's wall-clock wake-ups; `panic`: naming the operator that panicked.
-//! - [`snapshot`] and `persist`: what subtasks write at checkpoint barriers, and the writer
+//! - [`snapshot`], `entries` and `persist`: what subtasks write at checkpoint barriers, and the writer
 //!   that makes checkpoints durable and restores them (with `flow-state`).
 //! - `state_memory`: the keyed-state memory budget and the spill directory of cold entries.
 //! - [`metrics`] and `progress`: per-subtask counters and the terminal's progress bar.
 //!
 //! Nothing here imports the API (`api`), the operators (`ops`) or the connectors (`io`).
 pub mod checkpoint;
+pub(crate) mod entries;
 pub(crate) mod exchange;
 pub(crate) mod keyed_table;
 pub mod metrics;

@@ -433,18 +433,18 @@ impl WriterState {
                     (None, None) => break,
                     (Some(_), None) => false,
                     (None, Some(_)) => true,
-                    (Some(o), Some(n)) => (n.0, n.1.as_slice()) <= (o.key_group, o.key),
+                    (Some(o), Some(n)) => (n.0, n.1) <= (o.key_group, o.key),
                 };
                 if take_new {
                     if let Some((kg, k, v)) = new.next() {
                         // The change replaces the base's entry of the same key, if any.
                         if let Some(o) = old.peek() {
-                            if (o.key_group, o.key) == (*kg, k.as_slice()) {
+                            if (o.key_group, o.key) == (kg, k) {
                                 old.next();
                             }
                         }
                         if let Some(v) = v {
-                            w.put(*kg, k, Some(v))?;
+                            w.put(kg, k, Some(v))?;
                         }
                     }
                 } else if let Some(o) = old.next() {
@@ -458,8 +458,8 @@ impl WriterState {
                 continue;
             }
             let mut w = cw.state(&d.uid, &d.name);
-            for (kg, k, v) in &d.entries {
-                w.put(*kg, k, v.as_deref())?;
+            for (kg, k, v) in d.entries.iter() {
+                w.put(kg, k, v)?;
             }
             w.finish()?;
         }
@@ -514,16 +514,8 @@ fn merge_unwritten(parts: &mut Vec<Part>, earlier: Vec<KeyedDelta>) {
         match newer {
             Some(d) => {
                 let mut merged = old.entries;
-                merged.append(&mut d.entries);
-                // Stable: of two entries of a key the newer stays second, and wins.
-                merged.sort_by(|a, b| flow_state::entry_order(a.0, &a.1, b.0, &b.1));
-                merged.dedup_by(|later, earlier| {
-                    let same = later.0 == earlier.0 && later.1 == earlier.1;
-                    if same {
-                        std::mem::swap(later, earlier);
-                    }
-                    same
-                });
+                merged.append_newer(std::mem::take(&mut d.entries));
+                merged.sort_last_wins();
                 d.entries = merged;
             }
             None => extra.keyed.push(old),

@@ -12,8 +12,9 @@
 //! the one the exchange routed it by, so a restore at another parallelism hands each subtask
 //! the entries of its new key-group range without rewriting anything.
 use crate::error::{Error, Result};
+use crate::runtime::entries::Entries;
 use crate::runtime::exchange::partition::stable_hash;
-use flow_state::{entry_order, key_prefix, KeyGroupRange, RestoreView};
+use flow_state::{KeyGroupRange, RestoreView};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::hash::Hash;
@@ -159,7 +160,7 @@ pub(crate) struct KeyedDelta {
     /// Whether the entries are the state's complete contents in `range` (earlier segments
     /// of the state are dropped), rather than changes since the last checkpoint.
     pub(crate) full: bool,
-    pub(crate) entries: Vec<(u32, Vec<u8>, Option<Vec<u8>>)>,
+    pub(crate) entries: Entries,
     /// The longest pause of the processing thread to copy these changes out, when that
     /// happened after the barrier, in steps ([`SnapshotCx::keyed_values_later`]).
     pub(crate) pause: std::time::Duration,
@@ -169,50 +170,6 @@ pub(crate) struct KeyedDelta {
 /// (off the processing thread).
 /// `None`: no entries.
 pub(crate) type Deferred = Box<dyn FnOnce() -> Result<Option<KeyedDelta>> + Send>;
-
-/// Sorts entries by (key group, key) and keeps, of several writes of one key, the last.
-///
-/// Sorts 4-byte indices rather than the entries themselves (an entry is a key group and two
-/// vectors, 56 bytes): moving indices is what makes sorting a large checkpoint cheap.
-fn sorted_last_wins(
-    mut entries: Vec<(u32, Vec<u8>, Option<Vec<u8>>)>,
-) -> Vec<(u32, Vec<u8>, Option<Vec<u8>>)> {
-    let Ok(n) = u32::try_from(entries.len()) else {
-        // Over 4 billion entries: the slow way.
-        entries.sort_by(|a, b| entry_order(a.0, &a.1, b.0, &b.1));
-        entries.reverse();
-        entries.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
-        entries.reverse();
-        return entries;
-    };
-    // (key group, first eight key bytes, index): most comparisons end within the tuple,
-    // without touching the entries (which `entry_order` orders the same way).
-    let mut idx: Vec<(u32, u64, u32)> = (0..n)
-        .map(|i| {
-            let e = &entries[i as usize];
-            (e.0, key_prefix(&e.1), i)
-        })
-        .collect();
-    idx.sort_unstable_by(|a, b| {
-        (a.0, a.1)
-            .cmp(&(b.0, b.1))
-            .then_with(|| entries[a.2 as usize].1.cmp(&entries[b.2 as usize].1))
-            .then(a.2.cmp(&b.2))
-    });
-    let mut out = Vec::with_capacity(entries.len());
-    for (j, &(_, _, i)) in idx.iter().enumerate() {
-        let e = &entries[i as usize];
-        if let Some(&(_, _, next)) = idx.get(j + 1) {
-            let f = &entries[next as usize];
-            if e.0 == f.0 && e.1 == f.1 {
-                // A later write of the same key follows.
-                continue;
-            }
-        }
-        out.push(std::mem::take(&mut entries[i as usize]));
-    }
-    out
-}
 
 /// What one subtask contributes to one checkpoint.
 #[derive(Default)]
@@ -362,14 +319,13 @@ impl SnapshotCx<'_> {
             name: name.to_string(),
             range: self.at.key_groups(),
             full,
-            entries: Vec::new(),
+            entries: Entries::default(),
             pause: std::time::Duration::ZERO,
         };
         KeyedWriter {
             max_parallelism: self.at.max_parallelism,
             delta: Some(delta),
             part: self.part,
-            scratch: Vec::new(),
         }
     }
 
@@ -445,17 +401,19 @@ impl SnapshotCx<'_> {
             if changes.is_empty() {
                 return Ok(None);
             }
-            let mut entries = Vec::with_capacity(changes.len());
+            let mut entries = Entries::with_capacity(changes.len());
             for x in changes {
                 let (hash, key, value) = entry(x)?;
-                entries.push((flow_state::key_group_of(hash, max_parallelism), key, value));
+                let kg = flow_state::key_group_of(hash, max_parallelism);
+                entries.push(kg, &key, value.as_deref());
             }
+            entries.sort_last_wins();
             Ok(Some(KeyedDelta {
                 uid,
                 name,
                 range,
                 full: false,
-                entries: sorted_last_wins(entries),
+                entries,
                 pause,
             }))
         }));
@@ -492,11 +450,10 @@ impl SnapshotCx<'_> {
                     name,
                     range,
                     full,
-                    entries: Vec::with_capacity(entries.len()),
+                    entries: Entries::with_capacity(entries.len()),
                     pause,
                 }),
                 part: &mut part,
-                scratch: Vec::new(),
             };
             for (k, v) in &entries {
                 w.put(k, k, v.as_ref())?;
@@ -522,7 +479,6 @@ pub(crate) struct KeyedWriter<'a> {
     max_parallelism: u32,
     delta: Option<KeyedDelta>,
     part: &'a mut Part,
-    scratch: Vec<u8>,
 }
 
 impl KeyedWriter<'_> {
@@ -539,21 +495,17 @@ impl KeyedWriter<'_> {
         V: Serialize + ?Sized,
     {
         let kg = self.key_group(group_key);
-        self.scratch.clear();
-        encode(key, &mut self.scratch)?;
-        let k = self.scratch.clone();
-        let v = match value {
-            Some(v) => {
-                self.scratch.clear();
-                encode(v, &mut self.scratch)?;
-                Some(self.scratch.clone())
-            }
-            None => None,
-        };
-        if let Some(d) = self.delta.as_mut() {
-            d.entries.push((kg, k, v));
+        match self.delta.as_mut() {
+            Some(d) => d.entries.push_with(
+                kg,
+                |b| encode(key, b),
+                |b| match value {
+                    Some(v) => encode(v, b).map(|()| true),
+                    None => Ok(false),
+                },
+            ),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Records an entry already encoded, under the key group of `group_key`.
@@ -565,7 +517,7 @@ impl KeyedWriter<'_> {
     ) {
         let kg = self.key_group(group_key);
         if let Some(d) = self.delta.as_mut() {
-            d.entries.push((kg, key, value));
+            d.entries.push(kg, &key, value.as_deref());
         }
     }
 
@@ -579,9 +531,9 @@ impl KeyedWriter<'_> {
     }
 
     /// Records an entry already encoded, in key group `kg`.
-    pub(crate) fn put_in_group(&mut self, kg: u32, key: Vec<u8>, value: Option<Vec<u8>>) {
+    pub(crate) fn put_in_group(&mut self, kg: u32, key: &[u8], value: Option<&[u8]>) {
         if let Some(d) = self.delta.as_mut() {
-            d.entries.push((kg, key, value));
+            d.entries.push(kg, key, value);
         }
     }
 
@@ -592,7 +544,7 @@ impl KeyedWriter<'_> {
             if d.entries.is_empty() && !d.full {
                 return;
             }
-            d.entries = sorted_last_wins(std::mem::take(&mut d.entries));
+            d.entries.sort_last_wins();
             self.part.keyed.push(d);
         }
     }
@@ -675,11 +627,12 @@ impl Packer {
 
     /// Writes key group `i`'s chunk as an entry.
     fn cut(&mut self, w: &mut KeyedWriter<'_>, i: usize) {
-        let value = std::mem::take(&mut self.bufs[i]);
         let mut key = self.prefix.clone();
         key.extend_from_slice(&self.chunks[i].to_be_bytes());
         self.chunks[i] += 1;
-        w.put_in_group(self.start + i as u32, key, Some(value));
+        w.put_in_group(self.start + i as u32, &key, Some(&self.bufs[i]));
+        // Emptied, the buffer keeps its room for the key group's next chunk.
+        self.bufs[i].clear();
     }
 
     /// Writes every chunk being filled.
@@ -801,22 +754,6 @@ pub(crate) type Restore = Arc<RestoreView>;
 mod tests {
     use super::*;
 
-    #[test]
-    fn of_several_writes_of_a_key_the_last_wins_and_entries_come_sorted() {
-        let e = |kg: u32, k: &[u8], v: u8| (kg, k.to_vec(), Some(vec![v]));
-        let got = sorted_last_wins(vec![
-            e(2, b"b", 1),
-            e(1, b"z", 2),
-            e(2, b"a", 3),
-            e(2, b"b", 4),
-            (1, b"z".to_vec(), None),
-        ]);
-        assert_eq!(
-            got,
-            vec![(1, b"z".to_vec(), None), e(2, b"a", 3), e(2, b"b", 4)]
-        );
-    }
-
     /// Packed entries hold every record once, in its key's group, in chunks of bounded
     /// size under distinct keys, for each group prefix.
     #[test]
@@ -863,8 +800,8 @@ mod tests {
         let mut seen = std::collections::HashMap::new();
         let mut keys_seen = std::collections::HashSet::new();
         let mut chunked = false;
-        for (kg, key, value) in &d.entries {
-            assert!(keys_seen.insert((*kg, key.clone())), "a key written twice");
+        for (kg, key, value) in d.entries.iter() {
+            assert!(keys_seen.insert((kg, key.to_vec())), "a key written twice");
             let value = value.as_ref().unwrap();
             // A chunk is cut after the record that fills it.
             assert!(value.len() < PACKED_CHUNK + 256);
@@ -877,7 +814,7 @@ mod tests {
                     postcard::take_from_bytes(rest).unwrap();
                 assert_eq!(pad, vec![window; 100]);
                 rest = r;
-                assert_eq!(flow_state::key_group_of(stable_hash(&k), 128), *kg);
+                assert_eq!(flow_state::key_group_of(stable_hash(&k), 128), kg);
                 assert_eq!(v, k * u64::from(window));
                 assert!(
                     seen.insert((window, k), ()).is_none(),

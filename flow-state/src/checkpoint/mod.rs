@@ -650,7 +650,7 @@ impl StateWriter<'_, '_> {
             });
         }
         let new_group = match &self.last {
-            Some((lkg, lkey)) if (kg, key) <= (*lkg, lkey.as_slice()) => {
+            Some((lkg, lkey)) if entry_order(kg, key, *lkg, lkey).is_le() => {
                 return Err(StateError::Usage {
                     checkpoint,
                     reason: format!(

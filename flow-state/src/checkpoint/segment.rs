@@ -152,7 +152,7 @@ impl Segment {
         manifest: &Path,
     ) -> Result<Segment> {
         let path = dir.join(&info.name);
-        let bytes = match storage.map_immutable(&path) {
+        let bytes = match storage.map_immutable_whole(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StateError::MissingSegment {

@@ -786,11 +786,10 @@ mod tests {
         part.encode_deferred();
         let mut got = std::collections::HashMap::new();
         for d in part.keyed.iter().filter(|d| d.name == STATE) {
-            for (_, k, v) in &d.entries {
+            for (_, k, v) in d.entries.iter() {
                 let k: u32 = crate::runtime::snapshot::decode(k, &|| "key".into()).unwrap();
                 let v: Tally =
-                    crate::runtime::snapshot::decode(v.as_deref().unwrap(), &|| "v".into())
-                        .unwrap();
+                    crate::runtime::snapshot::decode(v.unwrap(), &|| "v".into()).unwrap();
                 got.insert(k, v.0);
             }
         }
