@@ -25,6 +25,7 @@ use crossbeam_channel::{Receiver, Sender};
 use flow_state::CheckpointStore;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -141,6 +142,7 @@ impl Writer {
             tolerable: options.tolerable_failures,
             failures: 0,
             shared: shared.clone(),
+            compaction: None,
         };
         let thread = std::thread::Builder::new()
             .name("flow-checkpoint".into())
@@ -196,6 +198,28 @@ struct WriterState {
     tolerable: u32,
     failures: u32,
     shared: Arc<WriterShared>,
+    /// The background compaction under way, if any.
+    compaction: Option<RunningCompaction>,
+}
+
+/// A compaction on a thread of its own ([`WriterState::compact_after`]).
+struct RunningCompaction {
+    files: flow_state::CompactionFiles,
+    cancel: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<flow_state::Result<Option<flow_state::Compacted>>>,
+    /// Whether [`WriterState::warn_if_starved`] has warned.
+    warned: bool,
+}
+
+impl Drop for WriterState {
+    /// A compaction still running is cancelled and waited for: no thread of this job writes
+    /// into the checkpoint directory once its lock is released.
+    fn drop(&mut self) {
+        if let Some(c) = self.compaction.take() {
+            c.cancel.store(true, AtomicOrdering::Relaxed);
+            let _ = c.thread.join();
+        }
+    }
 }
 
 impl WriterState {
@@ -303,7 +327,10 @@ impl WriterState {
                     self.fail_job(e);
                     return;
                 }
-                if let Err(e) = self.store.retain(self.retained) {
+                self.compact_after(id, &parts);
+                let protect = self.compaction.as_ref().map(|c| c.files.clone());
+                let protected = |name: &str| protect.as_ref().is_some_and(|f| f.contains(name));
+                if let Err(e) = self.store.retain_protecting(self.retained, &protected) {
                     tracing::warn!("checkpoint {id}: removing old checkpoints failed: {e}");
                 }
                 self.shared.completed.lock().push(CheckpointStats {
@@ -352,15 +379,10 @@ impl WriterState {
         }
     }
 
-    /// Writes and commits checkpoint `id`; returns the bytes written.
-    ///
-    /// Compaction: a state whose segments written since its last whole write add up to more
-    /// than half of that write, or whose chain reaches [`MAX_CHAIN`] segments per subtask
-    /// range, is written whole instead (the base's live entries merged with this
-    /// checkpoint's changes, tombstones dropped): the directory stays within about 1.5x the
-    /// live state and restores merge a bounded number of segments. This runs here, on the
-    /// writer thread, never on the processing threads.
-    /// Returns the bytes written and the checkpoint's whole size.
+    /// Writes and commits checkpoint `id`: every state's changes, and, in place of the
+    /// segments they replace, those of a finished background compaction
+    /// ([`WriterState::compact_after`]). Returns the bytes written and the checkpoint's whole
+    /// size.
     fn write(&mut self, id: u64, parts: &[Part]) -> Result<(u64, u64)> {
         let mut deltas: Vec<_> = parts.iter().flat_map(|p| &p.keyed).collect();
         deltas.sort_by(|a, b| {
@@ -374,89 +396,33 @@ impl WriterState {
                 }
             }
         }
-        // States to compact, decided from the base's manifest alone: compact when the changes
-        // written since the state was last written whole outweigh half of it (the directory
-        // stays within about 1.5x the live state), or when a restore would merge too many
-        // segments. The oldest segments are the state's last whole write; the rest, changes.
-        let mut compact: Vec<(&str, &str)> = Vec::new();
-        if let Some(base) = self.last {
-            let mut checked: Vec<(&str, &str)> = Vec::new();
-            for d in &deltas {
-                let key = (d.uid.as_str(), d.name.as_str());
-                if d.full || checked.contains(&key) {
-                    continue;
-                }
-                checked.push(key);
-                let sizes = self.store.segment_sizes(base, key.0, key.1)?;
-                let first = sizes.first().map_or(0, |s| s.0);
-                let whole: u64 = sizes.iter().filter(|s| s.0 == first).map(|s| s.1).sum();
-                let rest: u64 = sizes.iter().filter(|s| s.0 != first).map(|s| s.1).sum();
-                let ranges = deltas
-                    .iter()
-                    .filter(|e| e.uid == d.uid && e.name == d.name)
-                    .count()
-                    .max(1);
-                if rest * 2 > whole.max(4096) || sizes.len() >= MAX_CHAIN * ranges {
-                    compact.push(key);
-                }
-            }
-        }
-        // The base's segments are opened (mapped, verified) only to compact.
-        let base_view = match (self.last, compact.is_empty()) {
-            (Some(base), false) => Some(self.store.restore_view(base)?),
-            _ => None,
-        };
+        let compacted = self.finished_compaction();
         let mut cw = self.store.begin_on(id, self.last)?;
         let mut dropped: Vec<(&str, &str)> = Vec::new();
         for d in &deltas {
             let key = (d.uid.as_str(), d.name.as_str());
-            if (d.full || compact.contains(&key)) && !dropped.contains(&key) {
+            if d.full && !dropped.contains(&key) {
                 cw.drop_state(&d.uid, &d.name);
                 dropped.push(key);
             }
         }
-        for &(uid, name) in &compact {
-            let Some(v) = &base_view else { break };
-            let all = flow_state::KeyGroupRange {
-                start: 0,
-                end: u32::MAX,
-            };
-            let mut old = v.entries(uid, name, all)?.peekable();
-            let mut new = deltas
-                .iter()
-                .filter(|d| d.uid == uid && d.name == name)
-                .flat_map(|d| d.entries.iter())
-                .peekable();
-            let mut w = cw.state(uid, name);
-            loop {
-                let take_new = match (old.peek(), new.peek()) {
-                    (None, None) => break,
-                    (Some(_), None) => false,
-                    (None, Some(_)) => true,
-                    (Some(o), Some(n)) => (n.0, n.1) <= (o.key_group, o.key),
-                };
-                if take_new {
-                    if let Some((kg, k, v)) = new.next() {
-                        // The change replaces the base's entry of the same key, if any.
-                        if let Some(o) = old.peek() {
-                            if (o.key_group, o.key) == (kg, k) {
-                                old.next();
-                            }
-                        }
-                        if let Some(v) = v {
-                            w.put(kg, k, Some(v))?;
-                        }
-                    }
-                } else if let Some(o) = old.next() {
-                    w.put(o.key_group, o.key, Some(o.value))?;
-                }
+        if let Some(c) = &compacted {
+            let (uid, name) = c.state();
+            if cw.adopt(c) {
+                tracing::info!(
+                    checkpoint = id,
+                    base = c.base(),
+                    read = c.bytes_read(),
+                    written = c.bytes_written(),
+                    ms = c.duration().as_millis() as u64,
+                    "state `{name}` of operator `{uid}` compacted"
+                );
+            } else {
+                // Written whole or dropped since: the compacted files are garbage.
+                tracing::debug!("compaction of `{uid}`/`{name}` from {} is stale", c.base());
             }
-            w.finish()?;
         }
         for d in deltas {
-            if compact.contains(&(d.uid.as_str(), d.name.as_str())) {
-                continue;
-            }
             let mut w = cw.state(&d.uid, &d.name);
             for (kg, k, v) in d.entries.iter() {
                 w.put(kg, k, v)?;
@@ -476,6 +442,131 @@ impl WriterState {
         }
         let info = cw.commit()?;
         Ok((info.bytes_written, info.total_bytes))
+    }
+
+    /// The result of the background compaction, once it has finished (`None` while it
+    /// runs). A failed compaction is logged and forgotten: the state keeps its chain and a
+    /// later checkpoint starts another.
+    fn finished_compaction(&mut self) -> Option<flow_state::Compacted> {
+        if !self.compaction.as_ref()?.thread.is_finished() {
+            return None;
+        }
+        let c = self.compaction.take()?;
+        match c.thread.join() {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => {
+                tracing::warn!("background compaction failed: {e}");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("background compaction panicked");
+                None
+            }
+        }
+    }
+
+    /// Warns (once per compaction) when the compaction under way runs so starved of idle CPU
+    /// that a state's chain has grown to 4x [`MAX_CHAIN`]: restores then merge more segments
+    /// and the directory holds more than 1.5x the live state until it catches up.
+    fn warn_if_starved(&mut self, id: u64, parts: &[Part]) {
+        let Some(c) = self.compaction.as_mut() else {
+            return;
+        };
+        if c.warned {
+            return;
+        }
+        for d in parts.iter().flat_map(|p| &p.keyed) {
+            let chain = self
+                .store
+                .segment_sizes(id, &d.uid, &d.name)
+                .map_or(0, |s| s.len());
+            if chain >= 4 * MAX_CHAIN * parts.len().max(1) {
+                c.warned = true;
+                tracing::warn!(
+                    "checkpoint {id}: state `{}` of operator `{}` has {chain} segments while \
+                     compaction waits for idle CPU",
+                    d.name,
+                    d.uid
+                );
+                return;
+            }
+        }
+    }
+
+    /// After checkpoint `id` committed: starts compacting, on a thread of its own in the idle
+    /// scheduling class (it runs on CPU time the processing threads leave) and at most
+    /// [`COMPACTION_BYTES_PER_SEC`], the first incremental state of
+    /// `parts` whose changes written since its last whole write outweigh half of it (the
+    /// directory stays within about 1.5x the live state), or whose chain reaches
+    /// [`MAX_CHAIN`] segments per subtask range (a restore merges a bounded number of
+    /// segments). Decided from `id`'s manifest alone; one compaction at a time. A later
+    /// checkpoint adopts the result; the checkpoints in between do not wait for it.
+    fn compact_after(&mut self, id: u64, parts: &[Part]) {
+        if self.compaction.is_some() {
+            self.warn_if_starved(id, parts);
+            return;
+        }
+        let mut checked: Vec<(&str, &str)> = Vec::new();
+        for d in parts.iter().flat_map(|p| &p.keyed) {
+            let key = (d.uid.as_str(), d.name.as_str());
+            if d.full || checked.contains(&key) {
+                continue;
+            }
+            checked.push(key);
+            let sizes = match self.store.segment_sizes(id, key.0, key.1) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("checkpoint {id}: deciding on compaction: {e}");
+                    return;
+                }
+            };
+            let first = sizes.first().map_or(0, |s| s.0);
+            let whole: u64 = sizes.iter().filter(|s| s.0 == first).map(|s| s.1).sum();
+            let rest: u64 = sizes.iter().filter(|s| s.0 != first).map(|s| s.1).sum();
+            let ranges = parts
+                .iter()
+                .flat_map(|p| &p.keyed)
+                .filter(|e| e.uid == d.uid && e.name == d.name)
+                .count()
+                .max(1);
+            if rest * 2 <= whole.max(4096) && sizes.len() < MAX_CHAIN * ranges {
+                continue;
+            }
+            let plan = match self
+                .store
+                .plan_compaction(id, key.0, key.1, COMPACTION_BYTES_PER_SEC)
+            {
+                Ok(Some(p)) => p,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!("checkpoint {id}: planning compaction: {e}");
+                    return;
+                }
+            };
+            let files = plan.files();
+            let cancel = Arc::new(AtomicBool::new(false));
+            let stop = Arc::clone(&cancel);
+            let spawned = std::thread::Builder::new()
+                .name("flow-compaction".into())
+                .spawn(move || {
+                    if let Err(e) = flow_state::lower_thread_priority() {
+                        tracing::debug!("compaction thread keeps its priority: {e}");
+                    }
+                    plan.run(&stop)
+                });
+            match spawned {
+                Ok(thread) => {
+                    self.compaction = Some(RunningCompaction {
+                        files,
+                        cancel,
+                        thread,
+                        warned: false,
+                    })
+                }
+                Err(e) => tracing::warn!("checkpoint {id}: cannot start compaction: {e}"),
+            }
+            return;
+        }
     }
 
     /// Publishes the sink files pre-committed for checkpoint `id`.
@@ -498,6 +589,10 @@ impl WriterState {
 /// The longest chain of incremental segments (per subtask's key-group range) a state may have
 /// before a checkpoint writes it whole (compaction).
 pub(crate) const MAX_CHAIN: usize = 64;
+
+/// How fast a background compaction may write (it also runs in the idle scheduling class, so
+/// it only takes CPU time the processing threads leave).
+const COMPACTION_BYTES_PER_SEC: u64 = 256 << 20;
 
 /// How long the coordinator's clock waits at most between checks of the writer.
 pub(crate) const POLL: Duration = Duration::from_millis(50);

@@ -59,6 +59,16 @@ pub(crate) fn segment_name(id: u64, seq: u32) -> String {
     format!("segment-{id:020}-{seq:06}.seg")
 }
 
+/// The name of segment `seq` that compacting checkpoint `base`'s segments wrote (§6a).
+pub(crate) fn compacted_segment_name(base: u64, seq: u32) -> String {
+    format!("{}{seq:05}.seg", compacted_prefix(base))
+}
+
+/// What the names of the segments compacted from checkpoint `base` begin with.
+pub(crate) fn compacted_prefix(base: u64) -> String {
+    format!("segment-{base:020}-c")
+}
+
 /// The checkpoint id of a manifest's file name.
 pub(crate) fn parse_manifest_name(name: &str) -> Option<u64> {
     let digits = name
@@ -77,7 +87,9 @@ pub(crate) fn is_segment_name(name: &str) -> bool {
     };
     match rest.split_once('-') {
         Some((id, seq)) => {
-            parse_id(id).is_some() && seq.len() == 6 && seq.bytes().all(|b| b.is_ascii_digit())
+            // `seq` of a checkpoint's own segment, or `c` and five digits for a compacted one.
+            let digits = seq.strip_prefix('c').unwrap_or(seq);
+            parse_id(id).is_some() && seq.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit())
         }
         None => false,
     }
@@ -168,6 +180,8 @@ mod tests {
             Some(u64::MAX - 1)
         );
         assert!(is_segment_name(&segment_name(7, 3)));
+        assert!(is_segment_name(&compacted_segment_name(7, 3)));
+        assert!(compacted_segment_name(7, 3).starts_with(&compacted_prefix(7)));
         assert!(is_tmp_name(&format!("{}{TMP_SUFFIX}", segment_name(7, 3))));
         assert!(is_tmp_name(&format!("{}{TMP_SUFFIX}", manifest_name(7))));
         for other in [

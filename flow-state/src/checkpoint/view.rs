@@ -80,27 +80,7 @@ impl RestoreView {
     /// The live entries of state `name` of operator `uid` in key groups `range`, ordered by
     /// (key group, key): the state as of this checkpoint.
     pub fn entries(&self, uid: &str, name: &str, range: KeyGroupRange) -> Result<StateIter<'_>> {
-        let segs = self.state(uid, name)?;
-        let mut heap = BinaryHeap::new();
-        let mut cursors = Vec::new();
-        // Rank 0 is the newest segment: it wins among equal keys.
-        for seg in segs.iter().rev() {
-            if seg.kg_end <= range.start || seg.kg_start >= range.end {
-                continue;
-            }
-            let mut c = seg.cursor(range.start, range.end);
-            let rank = cursors.len();
-            if let Some(e) = c.next() {
-                heap.push(Reverse(HeapItem {
-                    kg: e.kg,
-                    key: e.key,
-                    rank,
-                    value: e.value,
-                }));
-            }
-            cursors.push(c);
-        }
-        Ok(StateIter { cursors, heap })
+        Ok(merge(self.state(uid, name)?, range))
     }
 
     /// The value of `key` in key group `key_group`, as of this checkpoint.
@@ -120,6 +100,30 @@ impl RestoreView {
         }
         Ok(None)
     }
+}
+
+/// The live entries of a state's `segs` (oldest first) in key-group range `range`, merged in
+/// (key group, key) order: the newest segment holding a key decides, a tombstone hides it.
+pub(crate) fn merge(segs: &[Arc<Segment>], range: KeyGroupRange) -> StateIter<'_> {
+    let mut heap = BinaryHeap::new();
+    let mut cursors = Vec::new();
+    for seg in segs.iter().rev() {
+        if seg.kg_end <= range.start || seg.kg_start >= range.end {
+            continue;
+        }
+        let mut c = seg.cursor(range.start, range.end);
+        let rank = cursors.len();
+        if let Some(e) = c.next() {
+            heap.push(Reverse(HeapItem {
+                kg: e.kg,
+                key: e.key,
+                rank,
+                value: e.value,
+            }));
+        }
+        cursors.push(c);
+    }
+    StateIter { cursors, heap }
 }
 
 fn key(uid: &str, name: &str) -> StateKey {
