@@ -252,6 +252,11 @@ where
     init_tracing(common.log_format);
     let mut env = Env::new(common.config(info.name));
     let stop = env.stop_handle();
+    let stop_message = if common.checkpoint_dir.is_some() {
+        "stop requested: taking a checkpoint to stop at (not draining; --restore resumes there)"
+    } else {
+        "stop requested: ending sources and draining the job"
+    };
     #[cfg(feature = "web")]
     let dashboard = match start_dashboard(&common, &mut env) {
         Ok(d) => d,
@@ -262,10 +267,10 @@ where
     };
     if let Err(e) = ctrlc::set_handler(move || {
         if stop.is_stopped() {
-            // A second Ctrl-C: the user does not want to wait for the drain.
+            // A second Ctrl-C: the user does not want to wait for the drain or checkpoint.
             std::process::exit(130);
         }
-        tracing::warn!("stop requested: ending sources and draining the job");
+        tracing::warn!("{stop_message}");
         stop.stop();
     }) {
         tracing::warn!("cannot install the Ctrl-C handler: {e}");

@@ -16,7 +16,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Stops a running job from another thread: sources end, and the job drains and finishes.
+/// Stops a running job from another thread. Without persisted checkpoints, sources end and
+/// the job drains and finishes (windows fire, bounded aggregates emit). With them
+/// (`--checkpoint-dir`), the job stops at a checkpoint instead, as Flink's stop with savepoint
+/// does: sources inject one more barrier and read no further, and once that checkpoint is
+/// durable every task is cancelled without draining, so `--restore` resumes exactly there and
+/// the output of the two runs together is that of a run never stopped.
 #[derive(Clone, Debug, Default)]
 pub struct StopHandle(pub(crate) Arc<AtomicBool>);
 
@@ -323,10 +328,13 @@ impl Env {
         drop(progress);
         let mut savepoint = None;
         if let Some(c) = checkpointing {
-            // A job that ended well takes a last checkpoint: its final positions and state.
-            let last = result.is_ok().then(|| shared.last_requested() + 1);
+            // A job that ended well takes a last checkpoint: its final positions and state. A
+            // job stopped at a checkpoint has it already.
+            let stopped_at = shared.stopped_at();
+            let last =
+                (result.is_ok() && stopped_at.is_none()).then(|| shared.last_requested() + 1);
             let saved = c.writer.shared.clone();
-            let r = c.writer.shutdown(last);
+            let r = c.writer.shutdown(last, stopped_at);
             if result.is_ok() {
                 result = r;
             }
@@ -343,6 +351,7 @@ impl Env {
         let steps = summary.checkpoints.iter().map(|c| c.pause).max();
         summary.snapshot_pause = summary.snapshot_pause.max(steps.unwrap_or_default());
         summary.savepoint = savepoint;
+        summary.stopped_at = shared.stopped_at();
         summary.state_spill = state_memory.totals();
         summary.metrics = metrics
             .iter()

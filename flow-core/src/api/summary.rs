@@ -58,6 +58,9 @@ pub struct JobSummary {
     pub restore: Duration,
     /// The savepoint the job wrote when it ended ([`crate::Config::savepoint_dir`]).
     pub savepoint: Option<std::path::PathBuf>,
+    /// The checkpoint a stopped job (Ctrl-C, [`crate::StopHandle`]) ended at, with
+    /// checkpoints persisted: the job did not drain, and `--restore` resumes from there.
+    pub stopped_at: Option<u64>,
     /// The job's user metrics when it ended, in the order they were created.
     pub metrics: Vec<(String, crate::runtime::user_metrics::MetricValue)>,
     /// What keyed state moved beyond the memory budget ([`crate::Config::state_memory`]).
@@ -74,6 +77,7 @@ impl JobSummary {
             planned_only: false,
             checkpoints: Vec::new(),
             savepoint: None,
+            stopped_at: None,
             restore: Duration::from_nanos(
                 stages
                     .iter()
@@ -271,6 +275,12 @@ impl std::fmt::Display for JobSummary {
                 sp.evicted,
                 sp.loaded,
                 sp.peak_run_bytes as f64 / 1e6
+            )?;
+        }
+        if let Some(id) = self.stopped_at {
+            writeln!(
+                f,
+                "  stopped at checkpoint {id} (not drained): --restore resumes from there"
             )?;
         }
         if let Some(p) = &self.savepoint {

@@ -87,6 +87,28 @@ impl Coordinator {
         id
     }
 
+    /// Whether persisted checkpoint `id` is settled: `Some(Ok)` once durable, `Some(Err)` if
+    /// it failed, `None` while on its way (or when checkpoints are not persisted).
+    pub(crate) fn durable(&self, id: u64) -> Option<crate::error::Result<()>> {
+        let (_, shared) = self.writer.as_ref()?;
+        if shared.settled.load(Ordering::Acquire) < id {
+            return None;
+        }
+        if shared.completed.lock().iter().any(|c| c.id == id) {
+            return Some(Ok(()));
+        }
+        let why = shared
+            .failures
+            .lock()
+            .iter()
+            .find(|f| f.id == id)
+            .map_or_else(|| "it did not complete".to_string(), |f| f.error.clone());
+        Some(Err(crate::error::Error::Checkpoint(format!(
+            "checkpoint {id}, taken to stop the job, failed ({why}); restore resumes from the \
+             one before"
+        ))))
+    }
+
     /// The checkpoint id the job started after (the newest on disk when it restored).
     pub(crate) fn base(&self) -> u64 {
         self.base

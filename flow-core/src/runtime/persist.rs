@@ -37,8 +37,12 @@ pub(crate) enum ToWriter {
     Final { after: u64, part: Part },
     /// Every sink acknowledged checkpoint `id`, requested at `requested`.
     Complete { id: u64, requested: Instant },
-    /// The job ended: commit a last checkpoint `id` (if the job succeeded) and stop.
-    Shutdown { last: Option<u64> },
+    /// The job ended: commit a last checkpoint `last` (if the job finished) and stop. A job
+    /// stopped at checkpoint `stopped_at` takes no last checkpoint; that one is its savepoint.
+    Shutdown {
+        last: Option<u64>,
+        stopped_at: Option<u64>,
+    },
 }
 
 /// Publishes what a sink pre-committed for a checkpoint, once the checkpoint is durable:
@@ -158,10 +162,11 @@ impl Writer {
         })
     }
 
-    /// Ends the writer: with `last`, after committing that final checkpoint. Returns the
-    /// error that failed the job, if any.
-    pub(crate) fn shutdown(mut self, last: Option<u64>) -> Result<()> {
-        let _ = self.tx.send(ToWriter::Shutdown { last });
+    /// Ends the writer: with `last`, after committing that final checkpoint; with
+    /// `stopped_at`, writing that checkpoint (the one the job stopped at) as the savepoint.
+    /// Returns the error that failed the job, if any.
+    pub(crate) fn shutdown(mut self, last: Option<u64>, stopped_at: Option<u64>) -> Result<()> {
+        let _ = self.tx.send(ToWriter::Shutdown { last, stopped_at });
         if let Some(t) = self.thread.take() {
             if t.join().is_err() {
                 return Err(Error::Checkpoint("the checkpoint writer panicked".into()));
@@ -231,9 +236,13 @@ impl WriterState {
                 ToWriter::Complete { id, requested } => {
                     self.ready.insert(id, requested);
                 }
-                ToWriter::Shutdown { last } => {
+                ToWriter::Shutdown { last, stopped_at } => {
                     // Every subtask has ended: all parts are in.
                     self.commit_ready();
+                    if let Some(s) = stopped_at.filter(|&s| self.last == Some(s)) {
+                        self.savepoint(s);
+                        return;
+                    }
                     if let Some(id) = last {
                         if self.shared.failed.lock().is_none() && self.ready.is_empty() {
                             self.ready.insert(id, Instant::now());

@@ -228,9 +228,22 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
                 }
                 // Between two batches, after the last batch's watermark: every barrier asked
                 // for since the last one, in order, so that all sources inject the same ids.
-                while self.injected < cx.checkpoints().requested() {
+                let stop_at = cx.stop_at();
+                let upto = cx
+                    .checkpoints()
+                    .requested()
+                    .min(stop_at.unwrap_or(u64::MAX));
+                while self.injected < upto {
                     self.injected += 1;
                     self.barrier(cx, self.injected)?;
+                }
+                if stop_at.is_some_and(|s| self.injected >= s) {
+                    // Stopping at that checkpoint: nothing more is read; the job is cancelled
+                    // once it is durable.
+                    self.chain.event(Event::Flush, &mut self.terminal);
+                    self.drain_chain(cx)?;
+                    self.terminal.drain(cx)?;
+                    return Ok(Step::Idle);
                 }
             }
             match self.input.poll(cx, &mut self.buf)? {

@@ -19,7 +19,7 @@ use super::panic::take_panicked_op;
 use super::task_state::TaskState;
 use crate::error::{Error, Result};
 use parking_lot::{Condvar, Mutex};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -64,6 +64,11 @@ pub(crate) struct JobShared {
     remaining: AtomicUsize,
     finished: (Mutex<bool>, Condvar),
     stop: Arc<AtomicBool>,
+    /// With persisted checkpoints, a stop ends at a checkpoint rather than by draining: its
+    /// id once requested (0: none). Sources inject barriers up to it, then read no more.
+    stop_at: AtomicU64,
+    /// Whether the job ended at `stop_at` (cancelled once that checkpoint was durable).
+    stopped: AtomicBool,
     timers: super::timer::TimerService,
     checkpoints: Coordinator,
     /// The tasks that read sources: they inject checkpoint barriers.
@@ -85,9 +90,15 @@ impl TaskCx<'_> {
     pub(crate) fn wake_at(&self, at: std::time::Instant) {
         self.shared.timers.wake_at(self.shared, at, self.id)
     }
-    /// Whether the job was asked to stop (Ctrl-C): sources end early and the job drains.
+    /// Whether the job was asked to stop (Ctrl-C) and drains: sources end early. A job with
+    /// persisted checkpoints does not drain; it stops at a checkpoint ([`TaskCx::stop_at`]).
     pub(crate) fn stop_requested(&self) -> bool {
-        self.shared.stop.load(Ordering::Relaxed)
+        self.shared.stop.load(Ordering::Relaxed) && self.shared.checkpoints.writer().is_none()
+    }
+    /// The checkpoint a stop of a job with persisted checkpoints ends at, once requested:
+    /// sources inject barriers up to it and then read nothing more.
+    pub(crate) fn stop_at(&self) -> Option<u64> {
+        Some(self.shared.stop_at.load(Ordering::Acquire)).filter(|&s| s != 0)
     }
     /// The job's checkpoint coordinator.
     pub(crate) fn checkpoints(&self) -> &Coordinator {
@@ -132,6 +143,8 @@ impl JobShared {
                 .collect(),
             pool,
             cancelled: AtomicBool::new(false),
+            stop_at: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
             error: Mutex::new(None),
             remaining: AtomicUsize::new(n),
             finished: (Mutex::new(n == 0), Condvar::new()),
@@ -153,6 +166,18 @@ impl JobShared {
         let mut next = self.checkpoints.interval.map(|d| (d, Instant::now() + d));
         let persisting = self.checkpoints.writer().is_some();
         while !*done {
+            if persisting && self.stop.load(Ordering::Relaxed) {
+                drop(done);
+                self.stop_at_checkpoint();
+                done = lock.lock();
+                if *done {
+                    break;
+                }
+                if self.stop_at.load(Ordering::Acquire) != 0 {
+                    // No more periodic checkpoints: the job ends at this one.
+                    next = None;
+                }
+            }
             match next {
                 None if !persisting => cv.wait(&mut done),
                 None => {
@@ -268,6 +293,43 @@ impl JobShared {
                 }
             }
         }
+    }
+
+    /// A stop of a job with persisted checkpoints (Flink's stop with savepoint, without
+    /// drain): requests a checkpoint for sources to end at, and once it is durable cancels
+    /// every task. Nothing after that checkpoint is committed, so a restore resumes exactly
+    /// where the job stopped, with the operators' state as it was (not drained: windows did
+    /// not fire early, bounded aggregates did not emit).
+    fn stop_at_checkpoint(self: &Arc<Self>) {
+        let s = self.stop_at.load(Ordering::Acquire);
+        if s == 0 {
+            let id = self.checkpoints.request();
+            tracing::warn!("stopping at checkpoint {id}");
+            self.stop_at.store(id, Ordering::Release);
+            for &t in &self.sources {
+                self.notify(t);
+            }
+            return;
+        }
+        match self.checkpoints.durable(s) {
+            None => {}
+            Some(Ok(())) => {
+                self.stopped.store(true, Ordering::Release);
+                if !self.cancelled.swap(true, Ordering::AcqRel) {
+                    for id in 0..self.tasks.len() {
+                        self.notify(id);
+                    }
+                }
+            }
+            Some(Err(e)) => self.fail(e),
+        }
+    }
+
+    /// The checkpoint the job stopped at, if it was stopped at one (and not drained).
+    pub(crate) fn stopped_at(&self) -> Option<u64> {
+        self.stopped
+            .load(Ordering::Acquire)
+            .then(|| self.stop_at.load(Ordering::Acquire))
     }
 
     /// Whether the job is stopping (asked to stop, or cancelled after an error).

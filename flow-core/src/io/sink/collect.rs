@@ -44,7 +44,9 @@ impl<T: Send> Downstream<T> for CollectSink<T> {
         self.local.push(item)
     }
     fn event(&mut self, event: Event) {
-        if event == Event::End {
+        // At the end, and at every checkpoint barrier: a job stopped at a checkpoint (not
+        // drained) hands over everything before it.
+        if matches!(event, Event::End | Event::Barrier(_)) && !self.local.is_empty() {
             self.shared.lock().append(&mut self.local);
         }
     }
