@@ -411,6 +411,9 @@ type FrozenTx<K, A> =
 /// accumulators: checked every few hundred keys).
 const FREEZE_STEP: Duration = Duration::from_millis(1);
 
+/// Entries restored per batch: sorted by their places in the table before they are inserted.
+const RESTORE_BATCH: usize = 1 << 20;
+
 impl<K, V, G: Combine<V>, OF: Clone> Clone for KeyedAggregate<K, V, G, OF> {
     fn clone(&self) -> Self {
         KeyedAggregate {
@@ -604,13 +607,26 @@ where
             .collect();
         let live = |kg: u32| !finished.iter().any(|&(s, e)| (s..e).contains(&kg));
         let state = &mut self.state;
+        state.reserve_for_restore(cx.keyed_count_bound(ACC_STATE) as usize);
+        // In batches, each inserted in the table's order (`KeyedTable::restore_batch`).
+        let mut batch = Vec::with_capacity(RESTORE_BATCH);
         if state.has_ttl() {
             cx.keyed_where(ACC_STATE, live, |k: K, (t, acc): (i64, G::Acc)| {
-                state.restore_written_at(k, acc, t)
-            })
+                batch.push((k, acc, Some(t)));
+                if batch.len() == RESTORE_BATCH {
+                    state.restore_batch(&mut batch);
+                }
+            })?;
         } else {
-            cx.keyed_where(ACC_STATE, live, |k: K, acc: G::Acc| state.restore(k, acc))
+            cx.keyed_where(ACC_STATE, live, |k: K, acc: G::Acc| {
+                batch.push((k, acc, None));
+                if batch.len() == RESTORE_BATCH {
+                    state.restore_batch(&mut batch);
+                }
+            })?;
         }
+        state.restore_batch(&mut batch);
+        Ok(())
     }
 }
 

@@ -689,6 +689,13 @@ impl RestoreCx<'_> {
 
     /// Calls `f` with every entry, still encoded, of keyed state `name` in this subtask's key
     /// groups.
+    /// At most how many entries [`RestoreCx::keyed_where`] of state `name` yields: to size
+    /// a table first.
+    pub(crate) fn keyed_count_bound(&self, name: &str) -> u64 {
+        self.view
+            .entry_count_bound(self.uid(), name, self.at.key_groups())
+    }
+
     pub(crate) fn keyed_raw(
         &self,
         name: &str,

@@ -315,6 +315,13 @@ impl Segment {
         self.index.get(i).map_or(self.entries_end, |r| r.1 as usize)
     }
 
+    /// Number of entries (tombstones included) with key group in `[start, end)`.
+    pub(crate) fn count_in(&self, start: u32, end: u32) -> u64 {
+        let from = self.index.partition_point(|r| r.0 < start);
+        let to = self.index.partition_point(|r| r.0 < end);
+        self.index[from..to].iter().map(|r| u64::from(r.2)).sum()
+    }
+
     /// Entries with key group in `[start, end)`, in order.
     pub(crate) fn cursor(&self, start: u32, end: u32) -> SegCursor<'_> {
         SegCursor {

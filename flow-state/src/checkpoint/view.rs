@@ -5,6 +5,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 
+use super::format::key_prefix;
 use super::manifest::{Manifest, StateKey};
 use super::segment::{RawEntry, SegCursor, Segment};
 use crate::error::{Result, StateError};
@@ -83,6 +84,18 @@ impl RestoreView {
         Ok(merge(self.state(uid, name)?, range))
     }
 
+    /// An upper bound of the live entries [`RestoreView::entries`] yields for the same
+    /// arguments, from the segments' indexes alone (a key in several segments, or deleted,
+    /// counts more than once): to size a table before a restore fills it. 0 for an unknown
+    /// state.
+    pub fn entry_count_bound(&self, uid: &str, name: &str, range: KeyGroupRange) -> u64 {
+        self.segments.get(&key(uid, name)).map_or(0, |segs| {
+            segs.iter()
+                .map(|s| s.count_in(range.start, range.end))
+                .sum()
+        })
+    }
+
     /// The value of `key` in key group `key_group`, as of this checkpoint.
     pub fn get(&self, uid: &str, name: &str, key_group: u32, key: &[u8]) -> Result<Option<&[u8]>> {
         for seg in self.state(uid, name)?.iter().rev() {
@@ -116,6 +129,7 @@ pub(crate) fn merge(segs: &[Arc<Segment>], range: KeyGroupRange) -> StateIter<'_
         if let Some(e) = c.next() {
             heap.push(Reverse(HeapItem {
                 kg: e.kg,
+                prefix: key_prefix(e.key),
                 key: e.key,
                 rank,
                 value: e.value,
@@ -133,6 +147,8 @@ fn key(uid: &str, name: &str) -> StateKey {
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct HeapItem<'a> {
     kg: u32,
+    /// The key's first eight bytes, big-endian: most comparisons end here, without `memcmp`.
+    prefix: u64,
     key: &'a [u8],
     rank: usize,
     value: Option<&'a [u8]>,
@@ -149,6 +165,7 @@ impl<'a> StateIter<'a> {
         if let Some(RawEntry { kg, key, value }) = self.cursors[rank].next() {
             self.heap.push(Reverse(HeapItem {
                 kg,
+                prefix: key_prefix(key),
                 key,
                 rank,
                 value,
