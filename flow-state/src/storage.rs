@@ -167,24 +167,11 @@ impl Storage for FsStorage {
     }
 
     fn map_immutable(&self, path: &Path) -> io::Result<ReadOnlyBytes> {
-        let f = File::open(path)?;
-        if f.metadata()?.len() == 0 {
-            // An empty map is an error on some platforms; an empty file is simply empty.
-            return Ok(ReadOnlyBytes::from_vec(Vec::new()));
-        }
-        Ok(ReadOnlyBytes {
-            inner: Inner::Mapped(crate::sys::map_immutable(&f, false)?),
-        })
+        map_file(path, false)
     }
 
     fn map_immutable_whole(&self, path: &Path) -> io::Result<ReadOnlyBytes> {
-        let f = File::open(path)?;
-        if f.metadata()?.len() == 0 {
-            return Ok(ReadOnlyBytes::from_vec(Vec::new()));
-        }
-        Ok(ReadOnlyBytes {
-            inner: Inner::Mapped(crate::sys::map_immutable(&f, true)?),
-        })
+        map_file(path, true)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
@@ -207,4 +194,16 @@ impl Storage for FsStorage {
         f.write_all(holder.as_bytes())?;
         Ok(Some(Box::new(f)))
     }
+}
+
+/// Maps the immutable file `path` (`populate`: every page at once).
+fn map_file(path: &Path, populate: bool) -> io::Result<ReadOnlyBytes> {
+    let f = File::open(path)?;
+    if f.metadata()?.len() == 0 {
+        // An empty map is an error on some platforms; an empty file is simply empty.
+        return Ok(ReadOnlyBytes::from_vec(Vec::new()));
+    }
+    Ok(ReadOnlyBytes {
+        inner: Inner::Mapped(crate::sys::map_immutable(&f, populate)?),
+    })
 }

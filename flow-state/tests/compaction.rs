@@ -49,6 +49,14 @@ fn run(store: &mut CheckpointStore, model: &mut Model, from: u64, to: u64) {
     }
 }
 
+/// A store in `dir` on `sim` with checkpoints `1..=n` of [`delta`] committed, and its model.
+fn committed(sim: &SimStorage, dir: &Path, n: u64) -> (CheckpointStore, Model) {
+    let mut store = CheckpointStore::open(dir, Arc::new(sim.clone())).unwrap();
+    let mut model = Model::new();
+    run(&mut store, &mut model, 1, n);
+    (store, model)
+}
+
 fn compacted_files(sim: &SimStorage, dir: &Path) -> Vec<String> {
     sim.files(dir)
         .into_iter()
@@ -58,11 +66,8 @@ fn compacted_files(sim: &SimStorage, dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_compacted_chain_reads_the_same_and_replaces_the_segments_it_merged() {
-    let sim = SimStorage::new();
-    let dir = Path::new("/ckpt");
-    let mut store = CheckpointStore::open(dir, Arc::new(sim.clone())).unwrap();
-    let mut model = Model::new();
-    run(&mut store, &mut model, 1, 6);
+    let (sim, dir) = (SimStorage::new(), Path::new("/ckpt"));
+    let (mut store, mut model) = committed(&sim, dir, 6);
     let before = store.restore_view(6).unwrap().segment_count("a", "s");
     assert_eq!(before, 6);
 
@@ -104,11 +109,8 @@ fn a_compacted_chain_reads_the_same_and_replaces_the_segments_it_merged() {
 
 #[test]
 fn a_stale_compaction_is_not_adopted_and_its_files_become_garbage() {
-    let sim = SimStorage::new();
-    let dir = Path::new("/ckpt");
-    let mut store = CheckpointStore::open(dir, Arc::new(sim.clone())).unwrap();
-    let mut model = Model::new();
-    run(&mut store, &mut model, 1, 4);
+    let (sim, dir) = (SimStorage::new(), Path::new("/ckpt"));
+    let (mut store, mut model) = committed(&sim, dir, 4);
     let plan = store
         .plan_compaction(4, "a", "s", u64::MAX)
         .unwrap()
@@ -145,11 +147,8 @@ fn a_stale_compaction_is_not_adopted_and_its_files_become_garbage() {
 
 #[test]
 fn a_crash_during_compaction_leaves_the_latest_checkpoint_intact_and_only_garbage() {
-    let sim = SimStorage::new();
-    let dir = Path::new("/ckpt");
-    let mut store = CheckpointStore::open(dir, Arc::new(sim.clone())).unwrap();
-    let mut model = Model::new();
-    run(&mut store, &mut model, 1, 5);
+    let (sim, dir) = (SimStorage::new(), Path::new("/ckpt"));
+    let (store, model) = committed(&sim, dir, 5);
     let plan = store
         .plan_compaction(5, "a", "s", u64::MAX)
         .unwrap()

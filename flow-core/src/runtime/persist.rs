@@ -484,18 +484,16 @@ impl WriterState {
         if c.warned {
             return;
         }
-        for d in parts.iter().flat_map(|p| &p.keyed) {
+        for (uid, name, ranges) in changed_states(parts) {
             let chain = self
                 .store
-                .segment_sizes(id, &d.uid, &d.name)
+                .segment_sizes(id, uid, name)
                 .map_or(0, |s| s.len());
-            if chain >= 4 * MAX_CHAIN * parts.len().max(1) {
+            if chain >= 4 * MAX_CHAIN * ranges {
                 c.warned = true;
                 tracing::warn!(
-                    "checkpoint {id}: state `{}` of operator `{}` has {chain} segments while \
-                     compaction waits for idle CPU",
-                    d.name,
-                    d.uid
+                    "checkpoint {id}: state `{name}` of operator `{uid}` has {chain} segments \
+                     while compaction waits for idle CPU"
                 );
                 return;
             }
@@ -515,14 +513,8 @@ impl WriterState {
             self.warn_if_starved(id, parts);
             return;
         }
-        let mut checked: Vec<(&str, &str)> = Vec::new();
-        for d in parts.iter().flat_map(|p| &p.keyed) {
-            let key = (d.uid.as_str(), d.name.as_str());
-            if d.full || checked.contains(&key) {
-                continue;
-            }
-            checked.push(key);
-            let sizes = match self.store.segment_sizes(id, key.0, key.1) {
+        for (uid, name, ranges) in changed_states(parts) {
+            let sizes = match self.store.segment_sizes(id, uid, name) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!("checkpoint {id}: deciding on compaction: {e}");
@@ -532,18 +524,12 @@ impl WriterState {
             let first = sizes.first().map_or(0, |s| s.0);
             let whole: u64 = sizes.iter().filter(|s| s.0 == first).map(|s| s.1).sum();
             let rest: u64 = sizes.iter().filter(|s| s.0 != first).map(|s| s.1).sum();
-            let ranges = parts
-                .iter()
-                .flat_map(|p| &p.keyed)
-                .filter(|e| e.uid == d.uid && e.name == d.name)
-                .count()
-                .max(1);
             if rest * 2 <= whole.max(4096) && sizes.len() < MAX_CHAIN * ranges {
                 continue;
             }
             let plan = match self
                 .store
-                .plan_compaction(id, key.0, key.1, COMPACTION_BYTES_PER_SEC)
+                .plan_compaction(id, uid, name, COMPACTION_BYTES_PER_SEC)
             {
                 Ok(Some(p)) => p,
                 Ok(None) => continue,
@@ -626,6 +612,22 @@ fn merge_unwritten(parts: &mut Vec<Part>, earlier: Vec<KeyedDelta>) {
         }
     }
     parts.push(extra);
+}
+
+/// The incremental states `parts` changed, each once: (operator uid, state name, number of
+/// subtask ranges that wrote it).
+fn changed_states(parts: &[Part]) -> Vec<(&str, &str, usize)> {
+    let mut states: Vec<(&str, &str, usize)> = Vec::new();
+    for d in parts.iter().flat_map(|p| &p.keyed).filter(|d| !d.full) {
+        match states
+            .iter_mut()
+            .find(|s| (s.0, s.1) == (d.uid.as_str(), d.name.as_str()))
+        {
+            Some(s) => s.2 += 1,
+            None => states.push((&d.uid, &d.name, 1)),
+        }
+    }
+    states
 }
 
 /// Encodes the changes that subtasks froze as typed values (on the writer thread).
