@@ -31,12 +31,53 @@ fn op() -> impl Strategy<Value = Op> {
     )
 }
 
+/// How a checkpoint's changes of one state are spread over writers (as subtasks of
+/// different key-group ranges, or a failed checkpoint's changes carried into the next, write
+/// them): each key goes to exactly one writer.
+#[derive(Clone, Copy, Debug)]
+enum Split {
+    /// One writer.
+    One,
+    /// Key groups from `pivot` up first, then those below: segments in descending order.
+    Descending(u32),
+    /// By the key's length: two writers whose key-group ranges overlap.
+    Overlapping,
+}
+
+fn write_split(cp: &mut flow_state::CheckpointWriter<'_>, delta: &Delta, split: Split) {
+    let first = |kg: u32, key: &[u8]| match split {
+        Split::One => true,
+        Split::Descending(pivot) => kg >= pivot,
+        Split::Overlapping => key.len() % 2 == 0,
+    };
+    for ((uid, name), changes) in delta {
+        for pass in [true, false] {
+            let mut w = cp.state(uid, name);
+            for ((kg, key), value) in changes {
+                if first(*kg, key) == pass {
+                    w.put(*kg, key, value.as_deref()).unwrap();
+                }
+            }
+            w.finish().unwrap();
+        }
+    }
+}
+
+fn split() -> impl Strategy<Value = Split> {
+    prop_oneof![
+        Just(Split::One),
+        (0..=KEY_GROUPS).prop_map(Split::Descending),
+        Just(Split::Overlapping),
+    ]
+}
+
 fn run(
     storage: Arc<dyn Storage>,
     dir: &std::path::Path,
     checkpoints: Vec<Vec<Op>>,
     target: u64,
     ranges: Vec<(u32, u32)>,
+    split: Split,
 ) {
     let options = StoreOptions {
         segment_target_bytes: target,
@@ -54,7 +95,7 @@ fn run(
                 .insert((*kg, key.clone()), value.clone());
         }
         let mut cp = store.begin(id).unwrap();
-        write_delta(&mut cp, &delta).unwrap();
+        write_split(&mut cp, &delta, split);
         cp.put_metadata("source-0", &id.to_le_bytes());
         cp.commit().unwrap();
         apply(&mut model, &delta);
@@ -92,8 +133,9 @@ proptest! {
         checkpoints in prop::collection::vec(prop::collection::vec(op(), 0..40), 1..7),
         target in prop::sample::select(vec![1u64, 48, 200, 64 << 20]),
         ranges in prop::collection::vec((0..=KEY_GROUPS, 0..=KEY_GROUPS), 1..4),
+        split in split(),
     ) {
-        run(Arc::new(SimStorage::new()), std::path::Path::new("/ckpt"), checkpoints, target, ranges);
+        run(Arc::new(SimStorage::new()), std::path::Path::new("/ckpt"), checkpoints, target, ranges, split);
     }
 }
 
@@ -106,8 +148,9 @@ proptest! {
         checkpoints in prop::collection::vec(prop::collection::vec(op(), 0..40), 1..5),
         target in prop::sample::select(vec![1u64, 200, 64 << 20]),
         ranges in prop::collection::vec((0..=KEY_GROUPS, 0..=KEY_GROUPS), 1..3),
+        split in split(),
     ) {
         let dir = tempfile::tempdir().unwrap();
-        run(Arc::new(FsStorage), dir.path(), checkpoints, target, ranges);
+        run(Arc::new(FsStorage), dir.path(), checkpoints, target, ranges, split);
     }
 }

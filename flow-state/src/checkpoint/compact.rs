@@ -23,6 +23,9 @@ pub struct Compaction {
     base: u64,
     key: StateKey,
     inputs: Vec<SegmentInfo>,
+    /// Per input, whether this process wrote it during this open of the store (its crc was
+    /// computed over the bytes written): those are not verified again.
+    trusted: Vec<bool>,
     dir: PathBuf,
     manifest: PathBuf,
     storage: Arc<dyn Storage>,
@@ -111,10 +114,18 @@ impl CheckpointStore {
         let Some(inputs) = m.states.get(&key).filter(|s| s.len() >= 2) else {
             return Ok(None);
         };
+        let trusted = {
+            let verified = self.verified_lock();
+            inputs
+                .iter()
+                .map(|i| verified.contains(&(i.name.clone(), i.len, i.crc)))
+                .collect()
+        };
         Ok(Some(Compaction {
             base,
             key,
             inputs: inputs.clone(),
+            trusted,
             dir: self.dir.clone(),
             manifest: self.manifest_path(base),
             storage: Arc::clone(&self.storage),
@@ -133,7 +144,8 @@ impl Compaction {
         }
     }
 
-    /// Merges the inputs (each verified in full as it is opened) into new segments — the live
+    /// Merges the inputs (each verified in full as it is opened, unless this process wrote it)
+    /// into new segments — the live
     /// entries only, tombstones dropped — each written, fsynced and renamed, then syncs the
     /// directory. `Ok(None)` if `cancel` was set first: what was written is garbage for the
     /// next `retain`.
@@ -141,16 +153,16 @@ impl Compaction {
         let began = Instant::now();
         let storage = &*self.storage;
         let mut segs = Vec::with_capacity(self.inputs.len());
-        for info in &self.inputs {
+        for (info, &trusted) in self.inputs.iter().zip(&self.trusted) {
             if cancel.load(Ordering::Relaxed) {
                 return Ok(None);
             }
-            segs.push(Arc::new(Segment::open(
-                storage,
-                &self.dir,
-                info,
-                &self.manifest,
-            )?));
+            let open = if trusted {
+                Segment::open_trusted
+            } else {
+                Segment::open
+            };
+            segs.push(Arc::new(open(storage, &self.dir, info, &self.manifest)?));
         }
         let read = self.inputs.iter().map(|s| s.len).sum();
         let all = KeyGroupRange {

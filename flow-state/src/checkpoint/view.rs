@@ -117,14 +117,30 @@ impl RestoreView {
 
 /// The live entries of a state's `segs` (oldest first) in key-group range `range`, merged in
 /// (key group, key) order: the newest segment holding a key decides, a tombstone hides it.
+///
+/// Consecutive segments whose key-group ranges follow one another without overlap (the
+/// segments one checkpoint wrote for a state, split by size or by subtask) are read as one
+/// run, so the heap holds a run per checkpoint rather than a cursor per file.
 pub(crate) fn merge(segs: &[Arc<Segment>], range: KeyGroupRange) -> StateIter<'_> {
-    let mut heap = BinaryHeap::new();
-    let mut cursors = Vec::new();
-    for seg in segs.iter().rev() {
+    let mut runs: Vec<Vec<&Segment>> = Vec::new();
+    for seg in segs {
         if seg.kg_end <= range.start || seg.kg_start >= range.end {
             continue;
         }
-        let mut c = seg.cursor(range.start, range.end);
+        match runs.last_mut() {
+            Some(run) if run.last().is_some_and(|l| l.kg_end <= seg.kg_start) => run.push(seg),
+            _ => runs.push(vec![seg]),
+        }
+    }
+    let mut heap = BinaryHeap::with_capacity(runs.len());
+    let mut cursors = Vec::with_capacity(runs.len());
+    // Newest first: among equal keys, the lower rank wins.
+    for run in runs.into_iter().rev() {
+        let mut c = RunCursor {
+            rest: run.into_iter(),
+            cur: None,
+            range,
+        };
         let rank = cursors.len();
         if let Some(e) = c.next() {
             heap.push(Reverse(HeapItem {
@@ -137,7 +153,34 @@ pub(crate) fn merge(segs: &[Arc<Segment>], range: KeyGroupRange) -> StateIter<'_
         }
         cursors.push(c);
     }
-    StateIter { cursors, heap }
+    let head = heap.pop().map(|Reverse(h)| h);
+    StateIter {
+        cursors,
+        heap,
+        head,
+    }
+}
+
+/// The entries in a key-group range of segments that follow one another without overlap.
+struct RunCursor<'a> {
+    rest: std::vec::IntoIter<&'a Segment>,
+    cur: Option<SegCursor<'a>>,
+    range: KeyGroupRange,
+}
+
+impl<'a> Iterator for RunCursor<'a> {
+    type Item = RawEntry<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<RawEntry<'a>> {
+        loop {
+            if let Some(e) = self.cur.as_mut().and_then(Iterator::next) {
+                return Some(e);
+            }
+            let seg = self.rest.next()?;
+            self.cur = Some(seg.cursor(self.range.start, self.range.end));
+        }
+    }
 }
 
 fn key(uid: &str, name: &str) -> StateKey {
@@ -156,21 +199,39 @@ struct HeapItem<'a> {
 
 /// Iterator over a state's live entries: a k-way merge of its segments, newest wins.
 pub struct StateIter<'a> {
-    cursors: Vec<SegCursor<'a>>,
+    cursors: Vec<RunCursor<'a>>,
+    /// The smallest entry not yet returned, kept out of `heap` (it is never larger than the
+    /// heap's top): while its run goes on with entries smaller than the heap's top — the
+    /// common case of a large base among small deltas — each costs one comparison and no
+    /// heap operation.
+    head: Option<HeapItem<'a>>,
     heap: BinaryHeap<Reverse<HeapItem<'a>>>,
 }
 
 impl<'a> StateIter<'a> {
-    fn advance(&mut self, rank: usize) {
-        if let Some(RawEntry { kg, key, value }) = self.cursors[rank].next() {
-            self.heap.push(Reverse(HeapItem {
-                kg,
-                prefix: key_prefix(key),
-                key,
-                rank,
-                value,
-            }));
-        }
+    /// Takes the smallest entry and refills `head` from the same run, or from the heap when
+    /// the run's next entry is larger than the heap's top (which then takes its place).
+    fn pop_min(&mut self) -> Option<HeapItem<'a>> {
+        let min = self.head.take()?;
+        self.head = match self.cursors[min.rank].next() {
+            Some(RawEntry { kg, key, value }) => {
+                let next = HeapItem {
+                    kg,
+                    prefix: key_prefix(key),
+                    key,
+                    rank: min.rank,
+                    value,
+                };
+                match self.heap.peek_mut() {
+                    Some(mut top) if top.0 < next => {
+                        Some(std::mem::replace(&mut *top, Reverse(next)).0)
+                    }
+                    _ => Some(next),
+                }
+            }
+            None => self.heap.pop().map(|Reverse(h)| h),
+        };
+        Some(min)
     }
 }
 
@@ -179,16 +240,14 @@ impl<'a> Iterator for StateIter<'a> {
 
     fn next(&mut self) -> Option<Entry<'a>> {
         loop {
-            let Reverse(top) = self.heap.pop()?;
-            self.advance(top.rank);
-            // Older versions of the same key are shadowed.
-            while let Some(Reverse(older)) = self.heap.peek() {
-                if older.kg != top.kg || older.key != top.key {
-                    break;
-                }
-                let rank = older.rank;
-                self.heap.pop();
-                self.advance(rank);
+            let top = self.pop_min()?;
+            // Older versions of the same key (higher ranks) come next: they are shadowed.
+            while self
+                .head
+                .as_ref()
+                .is_some_and(|h| h.kg == top.kg && h.prefix == top.prefix && h.key == top.key)
+            {
+                self.pop_min();
             }
             if let Some(value) = top.value {
                 return Some(Entry {
@@ -204,7 +263,7 @@ impl<'a> Iterator for StateIter<'a> {
 impl std::fmt::Debug for StateIter<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StateIter")
-            .field("segments", &self.cursors.len())
+            .field("runs", &self.cursors.len())
             .finish()
     }
 }
