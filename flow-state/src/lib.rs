@@ -52,17 +52,12 @@ pub mod storage;
 mod sys;
 
 pub use checkpoint::{
-    entry_order, key_prefix, CheckpointStore, CheckpointWriter, CommitInfo, Compacted, Compaction,
-    CompactionFiles, Entry, GcReport, Recovered, RestoreView, StateIter, StateWriter, StoreOptions,
+    entry_order, key_prefix, ChainShape, CheckpointStore, CheckpointWriter, CommitInfo, Compacted,
+    Compaction, CompactionFiles, Entry, GcReport, Recovered, RestoreView, StateIter, StateWriter,
+    StoreOptions,
 };
 pub use error::{Result, StateError};
 
-/// Lowers the calling thread's scheduling priority (Linux: the idle class, `SCHED_IDLE`;
-/// elsewhere nothing), for a thread doing background work such as [`Compaction::run`], so that
-/// it takes only the CPU the processing threads leave idle.
-pub fn lower_thread_priority() -> std::io::Result<()> {
-    sys::lower_thread_priority()
-}
 pub use sim::SimStorage;
 pub use storage::{FsStorage, LockGuard, ReadOnlyBytes, Storage, WritableFile};
 

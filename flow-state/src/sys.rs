@@ -69,35 +69,3 @@ pub(crate) fn release_range(map: &memmap2::Mmap, offset: usize, len: usize) -> i
     // the map (clamped above).
     unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) }
 }
-
-/// Moves the calling thread to the idle scheduling class (`SCHED_IDLE`): it runs only on CPU
-/// time no other thread wants, and any other thread that wakes up preempts it at once. For
-/// background work (compaction) that must never delay the processing threads. Linux applies
-/// `sched_setscheduler(tid)` to that one thread. If that is refused, nice 19 instead.
-#[cfg(target_os = "linux")]
-pub(crate) fn lower_thread_priority() -> io::Result<()> {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: `syscall(SYS_gettid)` returns a plain integer; `sched_setscheduler` reads the
-    // `sched_param` through a pointer to a local that outlives the call; `setpriority` takes
-    // plain integers. None of them writes memory of this process.
-    let rc = unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
-        let rc = libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param);
-        if rc == 0 {
-            0
-        } else {
-            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19)
-        }
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Elsewhere: priorities are left as they are.
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn lower_thread_priority() -> io::Result<()> {
-    Ok(())
-}

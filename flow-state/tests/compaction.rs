@@ -75,7 +75,13 @@ fn a_compacted_chain_reads_the_same_and_replaces_the_segments_it_merged() {
         .plan_compaction(6, "a", "s", u64::MAX)
         .unwrap()
         .unwrap();
-    let done = plan.run(&AtomicBool::new(false)).unwrap().unwrap();
+    let files = plan.files();
+    assert!(plan.run(&AtomicBool::new(false)).unwrap());
+    let slices = files.take_finished();
+    // One bottom segment (checkpoint 1's), so one slice.
+    assert_eq!(slices.len(), 1);
+    let done = &slices[0];
+    assert_eq!(done.slice(), (0, 1));
     assert_eq!(done.base(), 6);
     assert_eq!(done.state(), ("a", "s"));
     assert!(done.bytes_written() < done.bytes_read(), "{done:?}");
@@ -83,9 +89,10 @@ fn a_compacted_chain_reads_the_same_and_replaces_the_segments_it_merged() {
     // Checkpoint 7 adopts it: its chain is the compacted segment and 7's own.
     let d = delta(7);
     let mut cp = store.begin(7).unwrap();
-    assert!(cp.adopt(&done));
+    assert!(cp.adopt(done));
     write_delta(&mut cp, &d).unwrap();
     cp.commit().unwrap();
+    files.committed(0);
     apply(&mut model, &d);
     check_checkpoint(&store, 7, &model, ALL);
     assert_eq!(store.restore_view(7).unwrap().segment_count("a", "s"), 2);
@@ -131,7 +138,8 @@ fn a_stale_compaction_is_not_adopted_and_its_files_become_garbage() {
     cp.commit().unwrap();
     // Garbage collection leaves the running compaction's inputs alone ...
     store.retain_protecting(1, &|n| files.contains(n)).unwrap();
-    let done = plan.run(&AtomicBool::new(false)).unwrap().unwrap();
+    assert!(plan.run(&AtomicBool::new(false)).unwrap());
+    let done = files.take_finished().pop().unwrap();
     assert!(!compacted_files(&sim, dir).is_empty());
     // ... but checkpoint 6 cannot adopt it: A's chain no longer begins with its inputs.
     let d = delta(6);
@@ -153,7 +161,7 @@ fn a_crash_during_compaction_leaves_the_latest_checkpoint_intact_and_only_garbag
         .plan_compaction(5, "a", "s", u64::MAX)
         .unwrap()
         .unwrap();
-    plan.run(&AtomicBool::new(false)).unwrap().unwrap();
+    assert!(plan.run(&AtomicBool::new(false)).unwrap());
     // Power loss before any checkpoint adopted the compacted segments.
     sim.crash();
     drop(store);
@@ -168,12 +176,79 @@ fn a_crash_during_compaction_leaves_the_latest_checkpoint_intact_and_only_garbag
         .plan_compaction(5, "a", "s", u64::MAX)
         .unwrap()
         .unwrap();
-    assert!(plan.run(&AtomicBool::new(true)).unwrap().is_none());
+    assert!(!plan.run(&AtomicBool::new(true)).unwrap());
     store.retain(1).unwrap();
     assert_eq!(compacted_files(&sim, dir), Vec::<String>::new());
-    // A state of one segment (B, written by checkpoint 3 only) has nothing to merge.
+    // A state whose chain is all bottom (B: segments that do not overlap) has nothing to
+    // merge.
     assert!(store
         .plan_compaction(5, "b", "t", u64::MAX)
         .unwrap()
         .is_none());
+}
+
+/// A bottom of many segments is rewritten a slice at a time, each adopted by the next
+/// checkpoint while the job goes on: every checkpoint reads as the model, garbage collection
+/// never removes what the compaction still reads, and the last slice drops the deltas.
+#[test]
+fn slices_are_adopted_one_by_one_while_checkpoints_go_on() {
+    let (sim, dir) = (SimStorage::new(), Path::new("/ckpt"));
+    // Small segments: the bottom (checkpoint 1's) is one per key group or two.
+    let options = flow_state::StoreOptions {
+        segment_target_bytes: 100,
+    };
+    let mut store =
+        CheckpointStore::open_with(dir, Arc::new(sim.clone()), options.clone()).unwrap();
+    let mut model = Model::new();
+    run(&mut store, &mut model, 1, 6);
+    let before = store.chain_shape(6, "a", "s").unwrap();
+    assert!(before.delta_bytes > 0, "{before:?}");
+    let plan = store
+        .plan_compaction(6, "a", "s", u64::MAX)
+        .unwrap()
+        .unwrap();
+    let files = plan.files();
+    let thread = std::thread::spawn(move || plan.run(&AtomicBool::new(false)));
+    let mut id = 7;
+    let mut adopted = 0;
+    let slices = loop {
+        let finished = thread.is_finished() && !files.has_finished();
+        let taken = files.take_finished();
+        let d = delta(id);
+        let mut cp = store.begin(id).unwrap();
+        let mut last = None;
+        for c in &taken {
+            assert!(cp.adopt(c), "slice {:?}", c.slice());
+            last = Some(c.slice());
+        }
+        write_delta(&mut cp, &d).unwrap();
+        cp.commit().unwrap();
+        apply(&mut model, &d);
+        if let Some((slice, _)) = last {
+            files.committed(slice);
+            adopted = slice + 1;
+        }
+        store.retain_protecting(1, &|n| files.contains(n)).unwrap();
+        check_checkpoint(&store, id, &model, ALL);
+        id += 1;
+        if finished {
+            break last.map_or(adopted, |(_, of)| of);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    assert!(thread.join().unwrap().unwrap());
+    assert!(slices > 2, "{slices} slices");
+    assert_eq!(adopted, slices);
+    // The deltas up to checkpoint 6 are gone from the chain and, once collected, from disk:
+    // of their segments only state B's (checkpoints 3 and 6, one each) are left.
+    store.retain(1).unwrap();
+    let left: Vec<String> = sim
+        .files(dir)
+        .into_iter()
+        .filter(|f| (2..=6).any(|c| f.starts_with(&format!("segment-{c:020}-0"))))
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    drop(store);
+    let store = CheckpointStore::open_with(dir, Arc::new(sim.clone()), options).unwrap();
+    check_checkpoint(&store, id - 1, &model, ALL);
 }

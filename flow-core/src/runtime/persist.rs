@@ -211,7 +211,7 @@ struct WriterState {
 struct RunningCompaction {
     files: flow_state::CompactionFiles,
     cancel: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<flow_state::Result<Option<flow_state::Compacted>>>,
+    thread: std::thread::JoinHandle<flow_state::Result<bool>>,
     /// Whether [`WriterState::warn_if_starved`] has warned.
     warned: bool,
 }
@@ -389,7 +389,7 @@ impl WriterState {
     }
 
     /// Writes and commits checkpoint `id`: every state's changes, and, in place of the
-    /// segments they replace, those of a finished background compaction
+    /// segments they replace, the slices a background compaction finished
     /// ([`WriterState::compact_after`]). Returns the bytes written and the checkpoint's whole
     /// size.
     fn write(&mut self, id: u64, parts: &[Part]) -> Result<(u64, u64)> {
@@ -405,7 +405,11 @@ impl WriterState {
                 }
             }
         }
-        let compacted = self.finished_compaction();
+        let slices = self
+            .compaction
+            .as_ref()
+            .map(|c| c.files.take_finished())
+            .unwrap_or_default();
         let mut cw = self.store.begin_on(id, self.last)?;
         let mut dropped: Vec<(&str, &str)> = Vec::new();
         for d in &deltas {
@@ -415,21 +419,28 @@ impl WriterState {
                 dropped.push(key);
             }
         }
-        if let Some(c) = &compacted {
+        let mut adopted = None;
+        for c in &slices {
             let (uid, name) = c.state();
-            if cw.adopt(c) {
-                tracing::info!(
-                    checkpoint = id,
-                    base = c.base(),
-                    read = c.bytes_read(),
-                    written = c.bytes_written(),
-                    ms = c.duration().as_millis() as u64,
-                    "state `{name}` of operator `{uid}` compacted"
-                );
-            } else {
-                // Written whole or dropped since: the compacted files are garbage.
+            let (slice, of) = c.slice();
+            if !cw.adopt(c) {
+                // Written whole or dropped since: the compaction's files are garbage.
                 tracing::debug!("compaction of `{uid}`/`{name}` from {} is stale", c.base());
+                if let Some(c) = &self.compaction {
+                    c.cancel.store(true, AtomicOrdering::Relaxed);
+                }
+                break;
             }
+            adopted = Some(slice);
+            tracing::info!(
+                checkpoint = id,
+                base = c.base(),
+                read = c.bytes_read(),
+                written = c.bytes_written(),
+                ms = c.duration().as_millis() as u64,
+                "state `{name}` of operator `{uid}`: slice {} of {of} compacted",
+                slice + 1
+            );
         }
         for d in deltas {
             let mut w = cw.state(&d.uid, &d.name);
@@ -450,33 +461,36 @@ impl WriterState {
             }
         }
         let info = cw.commit()?;
+        if let (Some(slice), Some(c)) = (adopted, &self.compaction) {
+            c.files.committed(slice);
+        }
         Ok((info.bytes_written, info.total_bytes))
     }
 
-    /// The result of the background compaction, once it has finished (`None` while it
-    /// runs). A failed compaction is logged and forgotten: the state keeps its chain and a
-    /// later checkpoint starts another.
-    fn finished_compaction(&mut self) -> Option<flow_state::Compacted> {
-        if !self.compaction.as_ref()?.thread.is_finished() {
-            return None;
+    /// Ends the background compaction once its thread has stopped and every slice it
+    /// finished has been handed to a checkpoint (or at once, if it was cancelled as stale).
+    /// A failed compaction is logged and forgotten: the slices adopted so far stay, the state
+    /// keeps the rest of its chain, and a later checkpoint starts another.
+    fn reap_compaction(&mut self) {
+        let Some(c) = &self.compaction else {
+            return;
+        };
+        if !c.thread.is_finished() || c.files.has_finished() {
+            return;
         }
-        let c = self.compaction.take()?;
+        let Some(c) = self.compaction.take() else {
+            return;
+        };
         match c.thread.join() {
-            Ok(Ok(done)) => done,
-            Ok(Err(e)) => {
-                tracing::warn!("background compaction failed: {e}");
-                None
-            }
-            Err(_) => {
-                tracing::warn!("background compaction panicked");
-                None
-            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("background compaction failed: {e}"),
+            Err(_) => tracing::warn!("background compaction panicked"),
         }
     }
 
-    /// Warns (once per compaction) when the compaction under way runs so starved of idle CPU
-    /// that a state's chain has grown to 4x [`MAX_CHAIN`]: restores then merge more segments
-    /// and the directory holds more than 1.5x the live state until it catches up.
+    /// Warns (once per compaction) when the compaction under way falls so far behind that a
+    /// state's chain has grown to 4x [`MAX_CHAIN`]: restores then merge more segments and the
+    /// directory holds more than 1.5x the live state until it catches up.
     fn warn_if_starved(&mut self, id: u64, parts: &[Part]) {
         let Some(c) = self.compaction.as_mut() else {
             return;
@@ -487,51 +501,51 @@ impl WriterState {
         for (uid, name, ranges) in changed_states(parts) {
             let chain = self
                 .store
-                .segment_sizes(id, uid, name)
-                .map_or(0, |s| s.len());
+                .chain_shape(id, uid, name)
+                .map_or(0, |s| s.segments);
             if chain >= 4 * MAX_CHAIN * ranges {
                 c.warned = true;
                 tracing::warn!(
                     "checkpoint {id}: state `{name}` of operator `{uid}` has {chain} segments \
-                     while compaction waits for idle CPU"
+                     while a compaction falls behind"
                 );
                 return;
             }
         }
     }
 
-    /// After checkpoint `id` committed: starts compacting, on a thread of its own in the idle
-    /// scheduling class (it runs on CPU time the processing threads leave) and at most
-    /// [`COMPACTION_BYTES_PER_SEC`], the first incremental state of
-    /// `parts` whose changes written since its last whole write outweigh half of it (the
-    /// directory stays within about 1.5x the live state), or whose chain reaches
-    /// [`MAX_CHAIN`] segments per subtask range (a restore merges a bounded number of
-    /// segments). Decided from `id`'s manifest alone; one compaction at a time. A later
-    /// checkpoint adopts the result; the checkpoints in between do not wait for it.
+    /// After checkpoint `id` committed: ends a compaction that is done, or starts compacting,
+    /// on a thread of its own busy at most [`COMPACTION_BUSY_SHARE`] of the time and writing
+    /// at most [`COMPACTION_BYTES_PER_SEC`], the first incremental state of
+    /// `parts` whose deltas outweigh `1 / COMPACT_AT` of its bottom (the directory stays near
+    /// 1.5x the live state), or whose chain reaches [`MAX_CHAIN`] segments per subtask range
+    /// (a restore merges a bounded number of segments). Decided from `id`'s manifest alone;
+    /// one compaction at a time. Later checkpoints adopt its slices as they finish; none
+    /// waits for it.
     fn compact_after(&mut self, id: u64, parts: &[Part]) {
+        self.reap_compaction();
         if self.compaction.is_some() {
             self.warn_if_starved(id, parts);
             return;
         }
         for (uid, name, ranges) in changed_states(parts) {
-            let sizes = match self.store.segment_sizes(id, uid, name) {
+            let shape = match self.store.chain_shape(id, uid, name) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!("checkpoint {id}: deciding on compaction: {e}");
                     return;
                 }
             };
-            let first = sizes.first().map_or(0, |s| s.0);
-            let whole: u64 = sizes.iter().filter(|s| s.0 == first).map(|s| s.1).sum();
-            let rest: u64 = sizes.iter().filter(|s| s.0 != first).map(|s| s.1).sum();
-            if rest * 2 <= whole.max(4096) && sizes.len() < MAX_CHAIN * ranges {
+            if shape.delta_bytes * COMPACT_AT <= shape.bottom_bytes.max(4096)
+                && shape.segments < MAX_CHAIN * ranges
+            {
                 continue;
             }
             let plan = match self
                 .store
                 .plan_compaction(id, uid, name, COMPACTION_BYTES_PER_SEC)
             {
-                Ok(Some(p)) => p,
+                Ok(Some(p)) => p.busy_at_most(COMPACTION_BUSY_SHARE),
                 Ok(None) => continue,
                 Err(e) => {
                     tracing::warn!("checkpoint {id}: planning compaction: {e}");
@@ -543,12 +557,7 @@ impl WriterState {
             let stop = Arc::clone(&cancel);
             let spawned = std::thread::Builder::new()
                 .name("flow-compaction".into())
-                .spawn(move || {
-                    if let Err(e) = flow_state::lower_thread_priority() {
-                        tracing::debug!("compaction thread keeps its priority: {e}");
-                    }
-                    plan.run(&stop)
-                });
+                .spawn(move || plan.run(&stop));
             match spawned {
                 Ok(thread) => {
                     self.compaction = Some(RunningCompaction {
@@ -585,8 +594,17 @@ impl WriterState {
 /// before a checkpoint writes it whole (compaction).
 pub(crate) const MAX_CHAIN: usize = 64;
 
-/// How fast a background compaction may write (it also runs in the idle scheduling class, so
-/// it only takes CPU time the processing threads leave).
+/// A state is compacted once its deltas outweigh `1 / COMPACT_AT` of its bottom (FORMAT.md
+/// §6a): the directory then holds the bottom, the deltas, and the slices of a compaction
+/// under way.
+const COMPACT_AT: u64 = 3;
+
+/// The share of one core a background compaction may keep busy (it sleeps the rest): what
+/// compaction can take from the processing threads of a saturated machine. The idle
+/// scheduling class, tried first, starved it there, and the directory grew without bound.
+const COMPACTION_BUSY_SHARE: f64 = 0.25;
+
+/// How fast a background compaction may write.
 const COMPACTION_BYTES_PER_SEC: u64 = 256 << 20;
 
 /// How long the coordinator's clock waits at most between checks of the writer.

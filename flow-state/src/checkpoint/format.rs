@@ -218,10 +218,15 @@ pub fn entry_order(ga: u32, a: &[u8], gb: u32, b: &[u8]) -> std::cmp::Ordering {
 /// that differs from it within the first eight bytes).
 #[inline]
 pub fn key_prefix(k: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    let n = k.len().min(8);
-    b[..n].copy_from_slice(&k[..n]);
-    u64::from_be_bytes(b)
+    if let Some(head) = k.first_chunk::<8>() {
+        return u64::from_be_bytes(*head);
+    }
+    // Shorter keys: byte by byte, without a call to `memcpy` for a few bytes.
+    let mut v = 0u64;
+    for (i, &b) in k.iter().enumerate() {
+        v |= u64::from(b) << (56 - 8 * i);
+    }
+    v
 }
 
 #[cfg(test)]
@@ -237,6 +242,10 @@ mod order_tests {
             gb in 0u32..3, b in proptest::collection::vec(any::<u8>(), 0..12),
         ) {
             prop_assert_eq!(entry_order(ga, &a, gb, &b), (ga, &a).cmp(&(gb, &b)));
+            let mut padded = [0u8; 8];
+            let n = a.len().min(8);
+            padded[..n].copy_from_slice(&a[..n]);
+            prop_assert_eq!(super::key_prefix(&a), u64::from_be_bytes(padded));
         }
     }
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-pub use compact::{Compacted, Compaction, CompactionFiles};
+pub use compact::{ChainShape, Compacted, Compaction, CompactionFiles};
 use format::*;
 pub use format::{entry_order, key_prefix};
 use manifest::{Manifest, SegmentInfo, StateKey};
@@ -344,30 +344,6 @@ impl CheckpointStore {
             shared_segments: shared,
             bytes_written: 0,
         })
-    }
-
-    /// The segment files of state `name` of operator `uid` in checkpoint `id`, oldest first,
-    /// as (checkpoint that wrote the file, its size in bytes): read from the manifest alone,
-    /// without opening the segments (e.g. to decide on compaction).
-    pub fn segment_sizes(&self, id: u64, uid: &str, name: &str) -> Result<Vec<(u64, u64)>> {
-        let m = self.read_manifest(id)?;
-        Ok(m.states
-            .get(&(uid.to_owned(), name.to_owned()))
-            .map(|segs| {
-                segs.iter()
-                    .map(|s| {
-                        // `segment-<id:020>-<seq:06>.seg`
-                        let written = s
-                            .name
-                            .strip_prefix("segment-")
-                            .and_then(|r| r.get(..20))
-                            .and_then(|d| d.parse().ok())
-                            .unwrap_or(0);
-                        (written, s.len)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
     }
 
     /// Copies complete checkpoint `id` — its manifest and every segment it lists — into

@@ -71,6 +71,31 @@ impl SegmentBuilder {
         Ok(())
     }
 
+    /// Appends `count` entries of key group `kg` as they are stored (`bytes`, from another
+    /// segment), after the entries pushed so far. The caller guarantees order.
+    pub(crate) fn append_group(&mut self, kg: u32, bytes: &[u8], count: u32) -> Result<()> {
+        if count == 0 {
+            return Ok(());
+        }
+        let offset = self.len();
+        match self.index.last_mut() {
+            Some(last) if last.0 == kg => last.2 += count,
+            _ => self.index.push((kg, offset, count)),
+        }
+        self.entries += u64::from(count);
+        if self.buf.len() + bytes.len() < FLUSH_AT {
+            self.buf.extend_from_slice(bytes);
+            return Ok(());
+        }
+        self.flush()?;
+        self.file
+            .write_all(bytes)
+            .map_err(io_err("write", &self.tmp))?;
+        self.crc = crc32c::crc32c_append(self.crc, bytes);
+        self.flushed += bytes.len() as u64;
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<()> {
         if self.buf.is_empty() {
             return Ok(());
@@ -374,6 +399,18 @@ impl Segment {
         self.index[from..to].iter().map(|r| u64::from(r.2)).sum()
     }
 
+    /// The bytes of the entries with key group in `[start, end)` (read them with
+    /// [`entry_at`]).
+    pub(crate) fn entry_bytes(&self, start: u32, end: u32) -> &[u8] {
+        let (from, to) = (self.offset_of(start), self.offset_of(end));
+        &self.bytes[from..to.max(from)]
+    }
+
+    /// Bytes of the entries with key group in `[start, end)`.
+    pub(crate) fn bytes_in(&self, start: u32, end: u32) -> u64 {
+        (self.offset_of(end).saturating_sub(self.offset_of(start))) as u64
+    }
+
     /// Entries with key group in `[start, end)`, in order.
     pub(crate) fn cursor(&self, start: u32, end: u32) -> SegCursor<'_> {
         SegCursor {
@@ -382,6 +419,38 @@ impl Segment {
             end,
         }
     }
+}
+
+/// The entry at `pos` of a verified segment's entry bytes, and where the next one begins.
+#[inline]
+pub(crate) fn entry_at(d: &[u8], pos: usize) -> (RawEntry<'_>, usize) {
+    // In bounds for a verified segment: `Segment::verify` walked every entry.
+    let u = |at: usize| u32::from_le_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]]);
+    let kg = u(pos);
+    let klen = u(pos + 4) as usize;
+    let vlen = u(pos + 8);
+    let kstart = pos + ENTRY_PREFIX;
+    let key = &d[kstart..kstart + klen];
+    if vlen == TOMBSTONE {
+        return (
+            RawEntry {
+                kg,
+                key,
+                value: None,
+            },
+            kstart + klen,
+        );
+    }
+    let vs = kstart + klen;
+    let ve = vs + vlen as usize;
+    (
+        RawEntry {
+            kg,
+            key,
+            value: Some(&d[vs..ve]),
+        },
+        ve,
+    )
 }
 
 /// Walks the entries of a verified segment.
@@ -395,30 +464,16 @@ impl<'a> Iterator for SegCursor<'a> {
     type Item = RawEntry<'a>;
 
     fn next(&mut self) -> Option<RawEntry<'a>> {
-        let d = self.data;
-        let p = self.pos;
-        if p >= d.len() {
+        if self.pos >= self.data.len() {
             return None;
         }
-        // In bounds: `Segment::verify` walked every entry.
-        let u = |at: usize| u32::from_le_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]]);
-        let kg = u(p);
-        if kg >= self.end {
-            self.pos = d.len();
+        let (e, next) = entry_at(self.data, self.pos);
+        if e.kg >= self.end {
+            self.pos = self.data.len();
             return None;
         }
-        let klen = u(p + 4) as usize;
-        let vlen = u(p + 8);
-        let kstart = p + ENTRY_PREFIX;
-        let key = &d[kstart..kstart + klen];
-        let (value, next) = if vlen == TOMBSTONE {
-            (None, kstart + klen)
-        } else {
-            let vs = kstart + klen;
-            (Some(&d[vs..vs + vlen as usize]), vs + vlen as usize)
-        };
         self.pos = next;
-        Some(RawEntry { kg, key, value })
+        Some(e)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Reading a checkpoint: [`RestoreView`] merges a state's segments newest first and applies
 //! tombstones.
 
-use std::cmp::Reverse;
+use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 
@@ -143,13 +143,7 @@ pub(crate) fn merge(segs: &[Arc<Segment>], range: KeyGroupRange) -> StateIter<'_
         };
         let rank = cursors.len();
         if let Some(e) = c.next() {
-            heap.push(Reverse(HeapItem {
-                kg: e.kg,
-                prefix: key_prefix(e.key),
-                key: e.key,
-                rank,
-                value: e.value,
-            }));
+            heap.push(Reverse(HeapItem::new(e, rank)));
         }
         cursors.push(c);
     }
@@ -187,15 +181,84 @@ fn key(uid: &str, name: &str) -> StateKey {
     (uid.to_owned(), name.to_owned())
 }
 
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
+/// An entry in the merge's heap, ordered by (key group, key, rank): the newest version of a
+/// key (lowest rank) first.
 struct HeapItem<'a> {
     kg: u32,
-    /// The key's first eight bytes, big-endian: most comparisons end here, without `memcmp`.
+    /// The key's first eight bytes, big-endian: most comparisons end here.
     prefix: u64,
+    /// Its next eight bytes: keys of up to 16 bytes compare without `memcmp`, which matters
+    /// when many segments hold the same keys (a hot set updated in every checkpoint).
+    suffix: u64,
     key: &'a [u8],
     rank: usize,
     value: Option<&'a [u8]>,
 }
+
+impl<'a> HeapItem<'a> {
+    #[inline]
+    fn new(e: RawEntry<'a>, rank: usize) -> Self {
+        HeapItem {
+            kg: e.kg,
+            prefix: key_prefix(e.key),
+            suffix: e.key.get(8..).map_or(0, key_prefix),
+            key: e.key,
+            rank,
+            value: e.value,
+        }
+    }
+
+    /// Whether `other` holds the same key.
+    #[inline]
+    fn same_key(&self, other: &HeapItem<'_>) -> bool {
+        self.kg == other.kg
+            && self.prefix == other.prefix
+            && self.suffix == other.suffix
+            && (self.key.len() == other.key.len())
+            && (self.key.len() <= 16 || self.key == other.key)
+    }
+
+    /// The bytewise order of keys: when both are at most 16 bytes long and agree in their
+    /// zero-padded 16 bytes, the shorter one is a prefix of the longer one.
+    #[inline]
+    fn key_order(&self, other: &HeapItem<'_>) -> Ordering {
+        self.prefix
+            .cmp(&other.prefix)
+            .then(self.suffix.cmp(&other.suffix))
+            .then_with(|| {
+                if self.key.len() <= 16 && other.key.len() <= 16 {
+                    self.key.len().cmp(&other.key.len())
+                } else {
+                    self.key.cmp(other.key)
+                }
+            })
+    }
+}
+
+impl Ord for HeapItem<'_> {
+    #[inline]
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.kg
+            .cmp(&other.kg)
+            .then_with(|| self.key_order(other))
+            .then(self.rank.cmp(&other.rank))
+    }
+}
+
+impl PartialOrd for HeapItem<'_> {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for HeapItem<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for HeapItem<'_> {}
 
 /// Iterator over a state's live entries: a k-way merge of its segments, newest wins.
 pub struct StateIter<'a> {
@@ -214,14 +277,8 @@ impl<'a> StateIter<'a> {
     fn pop_min(&mut self) -> Option<HeapItem<'a>> {
         let min = self.head.take()?;
         self.head = match self.cursors[min.rank].next() {
-            Some(RawEntry { kg, key, value }) => {
-                let next = HeapItem {
-                    kg,
-                    prefix: key_prefix(key),
-                    key,
-                    rank: min.rank,
-                    value,
-                };
+            Some(e) => {
+                let next = HeapItem::new(e, min.rank);
                 match self.heap.peek_mut() {
                     Some(mut top) if top.0 < next => {
                         Some(std::mem::replace(&mut *top, Reverse(next)).0)
@@ -235,24 +292,32 @@ impl<'a> StateIter<'a> {
     }
 }
 
+impl<'a> StateIter<'a> {
+    /// The next key's newest version, a tombstone included (`value` `None`).
+    pub(crate) fn next_raw(&mut self) -> Option<RawEntry<'a>> {
+        let top = self.pop_min()?;
+        // Older versions of the same key (higher ranks) come next: they are shadowed.
+        while self.head.as_ref().is_some_and(|h| h.same_key(&top)) {
+            self.pop_min();
+        }
+        Some(RawEntry {
+            kg: top.kg,
+            key: top.key,
+            value: top.value,
+        })
+    }
+}
+
 impl<'a> Iterator for StateIter<'a> {
     type Item = Entry<'a>;
 
     fn next(&mut self) -> Option<Entry<'a>> {
         loop {
-            let top = self.pop_min()?;
-            // Older versions of the same key (higher ranks) come next: they are shadowed.
-            while self
-                .head
-                .as_ref()
-                .is_some_and(|h| h.kg == top.kg && h.prefix == top.prefix && h.key == top.key)
-            {
-                self.pop_min();
-            }
-            if let Some(value) = top.value {
+            let e = self.next_raw()?;
+            if let Some(value) = e.value {
                 return Some(Entry {
-                    key_group: top.kg,
-                    key: top.key,
+                    key_group: e.kg,
+                    key: e.key,
                     value,
                 });
             }
