@@ -252,3 +252,47 @@ fn slices_are_adopted_one_by_one_while_checkpoints_go_on() {
     let store = CheckpointStore::open_with(dir, Arc::new(sim.clone()), options).unwrap();
     check_checkpoint(&store, id - 1, &model, ALL);
 }
+
+/// Merging the deltas alone folds many checkpoints' changes of the same keys into one run
+/// that keeps tombstones (the bottom may hold the keys they delete) and takes the deltas'
+/// place: the state reads the same, with fewer segments and bytes.
+#[test]
+fn merged_deltas_replace_the_deltas_and_keep_their_tombstones() {
+    let (sim, dir) = (SimStorage::new(), Path::new("/ckpt"));
+    // Checkpoint 5, the newest delta, deletes keys that checkpoint 1 (the bottom) holds.
+    let (mut store, mut model) = committed(&sim, dir, 5);
+    let before = store.chain_shape(5, "a", "s").unwrap();
+    assert_eq!(before.delta_runs, 4, "{before:?}");
+    let plan = store
+        .plan_delta_merge(5, "a", "s", u64::MAX)
+        .unwrap()
+        .unwrap();
+    let files = plan.files();
+    assert!(plan.run(&AtomicBool::new(false)).unwrap());
+    let slices = files.take_finished();
+    assert_eq!(slices.len(), 1);
+    assert_eq!(slices[0].slice(), (0, 1));
+    assert!(slices[0].bytes_written() < slices[0].bytes_read());
+    let d = delta(6);
+    let mut cp = store.begin(6).unwrap();
+    assert!(cp.adopt(&slices[0]));
+    // Adopting it again (a stale copy) finds the deltas gone.
+    assert!(!cp.adopt(&slices[0]));
+    write_delta(&mut cp, &d).unwrap();
+    cp.commit().unwrap();
+    files.committed(0);
+    apply(&mut model, &d);
+    check_checkpoint(&store, 6, &model, ALL);
+    let after = store.chain_shape(6, "a", "s").unwrap();
+    // The bottom, the merged run, checkpoint 6's delta.
+    assert_eq!((after.segments, after.delta_runs), (3, 2), "{after:?}");
+    store.retain(1).unwrap();
+    drop(store);
+    let store = CheckpointStore::open(dir, Arc::new(sim.clone())).unwrap();
+    check_checkpoint(&store, 6, &model, ALL);
+    // A state with a single delta run has nothing to merge.
+    assert!(store
+        .plan_delta_merge(6, "b", "t", u64::MAX)
+        .unwrap()
+        .is_none());
+}

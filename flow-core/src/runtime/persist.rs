@@ -514,21 +514,22 @@ impl WriterState {
         }
     }
 
-    /// After checkpoint `id` committed: ends a compaction that is done, or starts compacting,
-    /// on a thread of its own busy at most [`COMPACTION_BUSY_SHARE`] of the time and writing
-    /// at most [`COMPACTION_BYTES_PER_SEC`], the first incremental state of
-    /// `parts` whose deltas outweigh `1 / COMPACT_AT` of its bottom (the directory stays near
-    /// 1.5x the live state), or whose chain reaches [`MAX_CHAIN`] segments per subtask range
-    /// (a restore merges a bounded number of segments). Decided from `id`'s manifest alone;
-    /// one compaction at a time. Later checkpoints adopt its slices as they finish; none
-    /// waits for it.
+    /// After checkpoint `id` committed: ends a compaction that is done, or starts one, on a
+    /// thread of its own busy at most [`COMPACTION_BUSY_SHARE`] of the time and writing at
+    /// most [`COMPACTION_BYTES_PER_SEC`], for the first incremental state of `parts` that
+    /// needs it: a rewrite of the bottom once the deltas outweigh `1 / COMPACT_AT` of it (the
+    /// directory stays near 1.5x the live state), else a merge of the deltas alone once they
+    /// are [`DELTA_RUNS`] runs (a restore merges a bounded number of runs; where checkpoints
+    /// keep changing the same keys, the merged deltas stay small and the bottom is rarely
+    /// rewritten). Decided from `id`'s manifest alone; one compaction at a time. Later
+    /// checkpoints adopt its slices as they finish; none waits for it.
     fn compact_after(&mut self, id: u64, parts: &[Part]) {
         self.reap_compaction();
         if self.compaction.is_some() {
             self.warn_if_starved(id, parts);
             return;
         }
-        for (uid, name, ranges) in changed_states(parts) {
+        for (uid, name, _) in changed_states(parts) {
             let shape = match self.store.chain_shape(id, uid, name) {
                 Ok(s) => s,
                 Err(e) => {
@@ -536,15 +537,16 @@ impl WriterState {
                     return;
                 }
             };
-            if shape.delta_bytes * COMPACT_AT <= shape.bottom_bytes.max(4096)
-                && shape.segments < MAX_CHAIN * ranges
-            {
+            let planned = if shape.delta_bytes * COMPACT_AT > shape.bottom_bytes.max(4096) {
+                self.store
+                    .plan_compaction(id, uid, name, COMPACTION_BYTES_PER_SEC)
+            } else if shape.delta_runs >= DELTA_RUNS {
+                self.store
+                    .plan_delta_merge(id, uid, name, COMPACTION_BYTES_PER_SEC)
+            } else {
                 continue;
-            }
-            let plan = match self
-                .store
-                .plan_compaction(id, uid, name, COMPACTION_BYTES_PER_SEC)
-            {
+            };
+            let plan = match planned {
                 Ok(Some(p)) => p.busy_at_most(COMPACTION_BUSY_SHARE),
                 Ok(None) => continue,
                 Err(e) => {
@@ -590,9 +592,12 @@ impl WriterState {
     }
 }
 
-/// The longest chain of incremental segments (per subtask's key-group range) a state may have
-/// before a checkpoint writes it whole (compaction).
+/// The chain length (segments per subtask's key-group range) past which the writer warns
+/// that compaction falls behind, at 4x.
 pub(crate) const MAX_CHAIN: usize = 64;
+
+/// Runs of deltas (one per checkpoint, typically) at which they are merged into one.
+const DELTA_RUNS: usize = 8;
 
 /// A state is compacted once its deltas outweigh `1 / COMPACT_AT` of its bottom (FORMAT.md
 /// §6a): the directory then holds the bottom, the deltas, and the slices of a compaction

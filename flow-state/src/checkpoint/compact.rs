@@ -60,6 +60,9 @@ impl std::fmt::Debug for Compaction {
 #[derive(Debug)]
 struct Shared {
     base: u64,
+    /// A merge of the deltas alone ([`CheckpointStore::plan_delta_merge`]) rather than a
+    /// rewrite of the bottom.
+    fold: bool,
     bottom: Vec<String>,
     deltas: HashSet<String>,
     output_prefix: String,
@@ -119,6 +122,16 @@ impl CompactionFiles {
     }
 }
 
+impl Shared {
+    fn slices(&self) -> usize {
+        if self.fold {
+            1
+        } else {
+            self.bottom.len()
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
@@ -155,7 +168,7 @@ impl Compacted {
 
     /// Which slice this is (0-based) of how many: the last one's adoption drops the deltas.
     pub fn slice(&self) -> (usize, usize) {
-        (self.slice, self.shared.bottom.len())
+        (self.slice, self.shared.slices())
     }
 
     /// Bytes of the segments written.
@@ -186,16 +199,44 @@ impl CheckpointStore {
         name: &str,
         bytes_per_sec: u64,
     ) -> Result<Option<Compaction>> {
+        self.plan(base, uid, name, bytes_per_sec, false)
+    }
+
+    /// Plans the merge of the *deltas* of state `name` of operator `uid` in complete
+    /// checkpoint `base` — the segments after its bottom — into one run of segments that
+    /// keeps their newest versions, tombstones included, and takes their place (FORMAT.md
+    /// §6a). Cheap where checkpoints keep changing the same keys (a hot set): the merged
+    /// deltas are no larger than one of them, and the bottom is rewritten far less often.
+    /// `None` if the deltas are fewer than two runs.
+    pub fn plan_delta_merge(
+        &self,
+        base: u64,
+        uid: &str,
+        name: &str,
+        bytes_per_sec: u64,
+    ) -> Result<Option<Compaction>> {
+        self.plan(base, uid, name, bytes_per_sec, true)
+    }
+
+    fn plan(
+        &self,
+        base: u64,
+        uid: &str,
+        name: &str,
+        bytes_per_sec: u64,
+        fold: bool,
+    ) -> Result<Option<Compaction>> {
         let m = self.read_manifest(base)?;
         let key = (uid.to_owned(), name.to_owned());
         let Some(chain) = m.states.get(&key) else {
             return Ok(None);
         };
         let b = bottom_len(chain);
-        if b == chain.len() {
+        let (bottom, deltas) = (chain[..b].to_vec(), chain[b..].to_vec());
+        if deltas.is_empty() || (fold && runs(&deltas) < 2) {
             return Ok(None);
         }
-        let (bottom, deltas) = (chain[..b].to_vec(), chain[b..].to_vec());
+        let bottom = if fold { Vec::new() } else { bottom };
         let trusted = {
             let verified = self.verified_lock();
             chain
@@ -206,6 +247,7 @@ impl CheckpointStore {
         };
         let shared = Arc::new(Shared {
             base,
+            fold,
             bottom: bottom.iter().map(|s| s.name.clone()).collect(),
             deltas: deltas.iter().map(|s| s.name.clone()).collect(),
             output_prefix: compacted_prefix(base),
@@ -241,6 +283,7 @@ impl CheckpointStore {
         let b = bottom_len(chain);
         Ok(ChainShape {
             segments: chain.len(),
+            delta_runs: runs(&chain[b..]),
             bottom_bytes: chain[..b].iter().map(|s| s.len).sum(),
             delta_bytes: chain[b..].iter().map(|s| s.len).sum(),
         })
@@ -257,6 +300,20 @@ pub struct ChainShape {
     pub bottom_bytes: u64,
     /// Bytes of the segments after the bottom.
     pub delta_bytes: u64,
+    /// Runs among the segments after the bottom (consecutive segments whose key-group ranges
+    /// follow one another without overlap form one run: one per checkpoint, typically), each
+    /// a cursor of a restore's merge.
+    pub delta_runs: usize,
+}
+
+/// The number of runs in `segs`: maximal sequences whose key-group ranges follow one another
+/// without overlap.
+fn runs(segs: &[SegmentInfo]) -> usize {
+    usize::from(!segs.is_empty())
+        + segs
+            .windows(2)
+            .filter(|w| w[0].kg_end > w[1].kg_start)
+            .count()
 }
 
 /// The length of `chain`'s bottom: its longest prefix of segments whose key-group ranges
@@ -323,6 +380,32 @@ impl Compaction {
             segments: Vec::new(),
             ops: 0,
         };
+        if self.shared.fold {
+            let began = Instant::now();
+            let all = KeyGroupRange {
+                start: 0,
+                end: u32::MAX,
+            };
+            let mut merged = merge(&deltas, all);
+            while let Some(e) = merged.next_raw() {
+                out.push(e.kg, e.key, e.value)?;
+                if !out.tick(cancel) {
+                    return Ok(false);
+                }
+            }
+            let segments = out.finish_slice()?;
+            lock(&self.shared.finished).push(Compacted {
+                base: self.base,
+                key: self.key.clone(),
+                slice: 0,
+                shared: Arc::clone(&self.shared),
+                bytes: segments.iter().map(|s| s.len).sum(),
+                segments,
+                read: self.deltas.iter().map(|s| s.len).sum(),
+                took: began.elapsed(),
+            });
+            return Ok(true);
+        }
         for (i, info) in self.bottom.iter().enumerate() {
             let began = Instant::now();
             // Backpressure: at most `AHEAD` slices wait for a checkpoint to adopt them.
@@ -409,8 +492,8 @@ fn merge_slice(
         let Some(d) = d else {
             return Ok(true);
         };
-        if let Some(v) = d.value {
-            out.push(d.kg, d.key, v)?;
+        if d.value.is_some() {
+            out.push(d.kg, d.key, d.value)?;
         }
         if !out.tick(cancel) {
             return Ok(false);
@@ -468,8 +551,8 @@ impl Output<'_> {
         Ok(())
     }
 
-    fn push(&mut self, kg: u32, key: &[u8], value: &[u8]) -> Result<()> {
-        self.for_group(kg)?.push(kg, key, Some(value))
+    fn push(&mut self, kg: u32, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        self.for_group(kg)?.push(kg, key, value)
     }
 
     /// Every few thousand calls: whether to go on (`cancel` not set), after sleeping as long
@@ -529,11 +612,27 @@ impl CheckpointWriter<'_> {
     /// compaction is listed any more. Returns whether it adopted. Contents do not change: a
     /// slice holds what its bottom segment and the deltas read as in its key groups, and the
     /// deltas, still listed after it until the last slice, hold the same newest versions.
+    /// A merge of the deltas ([`CheckpointStore::plan_delta_merge`]) is adopted in place of
+    /// the deltas, if the chain still lists all of them, next to one another.
     pub fn adopt(&mut self, c: &Compacted) -> bool {
         let s = &c.shared;
         let Some(list) = self.manifest.states.get_mut(&c.key) else {
             return false;
         };
+        let before = list.len();
+        if s.fold {
+            // The merged deltas take their place, which they must still hold together.
+            let Some(at) = list.iter().position(|x| s.deltas.contains(&x.name)) else {
+                return false;
+            };
+            let k = s.deltas.len();
+            if list.len() < at + k || !list[at..at + k].iter().all(|x| s.deltas.contains(&x.name)) {
+                return false;
+            }
+            list.splice(at..at + k, c.segments.iter().cloned());
+            self.trust_adopted(c, before);
+            return true;
+        }
         let Some(at) = list.iter().position(|x| x.name == s.bottom[c.slice]) else {
             return false;
         };
@@ -544,20 +643,23 @@ impl CheckpointWriter<'_> {
         if listed != s.deltas.len() {
             return false;
         }
-        let before = list.len();
         list.splice(at..=at, c.segments.iter().cloned());
         if c.slice + 1 == s.bottom.len() && !list.iter().any(|x| s.bottom.contains(&x.name)) {
             list.retain(|x| !s.deltas.contains(&x.name));
         }
-        // Segments not written by this checkpoint: the inherited ones still listed, plus the
-        // adopted ones.
-        self.shared_segments = (self.shared_segments + list.len()).saturating_sub(before);
-        // Written by this process, crc computed over the bytes written: as verified as the
-        // checkpoint's own new segments.
+        self.trust_adopted(c, before);
+        true
+    }
+
+    /// Accounts for `c`'s segments, adopted into a chain of `before` segments: they count as
+    /// inherited, and, written by this process with their crc computed over the bytes
+    /// written, are as verified as the checkpoint's own new segments.
+    fn trust_adopted(&mut self, c: &Compacted, before: usize) {
+        let after = self.manifest.states.get(&c.key).map_or(0, Vec::len);
+        self.shared_segments = (self.shared_segments + after).saturating_sub(before);
         let mut verified = self.store.verified_lock();
         for seg in &c.segments {
             verified.insert((seg.name.clone(), seg.len, seg.crc));
         }
-        true
     }
 }
