@@ -115,11 +115,6 @@ impl CompactionFiles {
     pub fn committed(&self, slice: usize) {
         self.shared.committed.fetch_max(slice + 1, Ordering::AcqRel);
     }
-
-    /// The checkpoint whose chain is being compacted.
-    pub fn base(&self) -> u64 {
-        self.shared.base
-    }
 }
 
 impl Shared {
@@ -145,7 +140,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// ([`CheckpointWriter::adopt`]).
 #[derive(Debug)]
 pub struct Compacted {
-    base: u64,
     key: StateKey,
     slice: usize,
     shared: Arc<Shared>,
@@ -158,7 +152,7 @@ pub struct Compacted {
 impl Compacted {
     /// The checkpoint whose segments were merged.
     pub fn base(&self) -> u64 {
-        self.base
+        self.shared.base
     }
 
     /// The state: (operator uid, state name).
@@ -395,7 +389,6 @@ impl Compaction {
             }
             let segments = out.finish_slice()?;
             lock(&self.shared.finished).push(Compacted {
-                base: self.base,
                 key: self.key.clone(),
                 slice: 0,
                 shared: Arc::clone(&self.shared),
@@ -430,7 +423,6 @@ impl Compaction {
             }
             let segments = out.finish_slice()?;
             lock(&self.shared.finished).push(Compacted {
-                base: self.base,
                 key: self.key.clone(),
                 slice: i,
                 shared: Arc::clone(&self.shared),

@@ -213,6 +213,7 @@ impl Segment {
         manifest: &Path,
     ) -> Result<Segment> {
         let (path, bytes) = Self::map(storage, dir, info, manifest)?;
+        Self::check_frame(&path, &bytes, info)?;
         let (index, index_offset) = Self::footer_and_index(&path, &bytes, info)?;
         Ok(Segment {
             bytes,
@@ -245,15 +246,14 @@ impl Segment {
         Ok(())
     }
 
-    /// Checks length, header, end magic and footer against `info`, and reads the index:
-    /// (index, offset of the index).
+    /// Checks the footer of a segment whose frame [`Segment::check_frame`] accepted against
+    /// `info`, and reads the index: (index, offset of the index).
     #[allow(clippy::type_complexity)] // the index's rows
     fn footer_and_index(
         path: &Path,
         b: &[u8],
         info: &SegmentInfo,
     ) -> Result<(Vec<(u32, u64, u32)>, usize)> {
-        Self::check_frame(path, b, info)?;
         let footer_at = b.len() - SEG_FOOTER_LEN;
         let mut f = Dec {
             buf: b,
