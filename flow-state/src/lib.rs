@@ -53,7 +53,8 @@ mod sys;
 
 pub use checkpoint::{
     entry_order, key_prefix, ChainShape, CheckpointStore, CheckpointWriter, CommitInfo, Compacted,
-    Compaction, CompactionFiles, Entry, GcReport, Recovered, RestoreView, StateIter, StateWriter,
+    Compaction, CompactionFiles, Entry, GcReport, LazyState, Recovered, RestoreView, StateIter,
+    StateWriter,
     StoreOptions,
 };
 pub use error::{Result, StateError};

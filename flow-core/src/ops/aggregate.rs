@@ -14,12 +14,14 @@ use crate::ops::Table;
 use crate::ops::{StateKey, StateValue};
 use crate::record::{Event, Timestamp, NO_TIMESTAMP};
 use crate::runtime::exchange::partition::ByPairKey;
-use crate::runtime::keyed_table::{Fold, KeyedTable, OwnedTimedChange};
+use crate::runtime::keyed_table::{Fold, KeyedTable, OwnedTimedChange, RestoredDecode};
 use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
 };
 use crate::runtime::panic::{guarded, Named, OpName};
-use crate::runtime::snapshot::{Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport};
+use crate::runtime::snapshot::{
+    decode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport,
+};
 use crate::runtime::stage::Terminal;
 use crate::runtime::task::TaskCx;
 use hashbrown::hash_map::Entry;
@@ -413,6 +415,9 @@ const FREEZE_STEP: Duration = Duration::from_millis(1);
 
 /// Entries restored per batch: sorted by their places in the table before they are inserted.
 const RESTORE_BATCH: usize = 1 << 20;
+/// A lazy restore loads this many entries at a time, between batches, for at most
+/// [`FREEZE_STEP`] per drain.
+const RESTORE_STEP: usize = 1024;
 
 impl<K, V, G: Combine<V>, OF: Clone> Clone for KeyedAggregate<K, V, G, OF> {
     fn clone(&self) -> Self {
@@ -539,6 +544,16 @@ where
     }
 
     fn drain(&mut self, cx: &DrainCx<'_, '_>) -> Result<bool> {
+        if self.state.is_restoring() {
+            // A step of the lazy restore between batches; again soon until done.
+            let start = std::time::Instant::now();
+            while !self.state.restore_step(RESTORE_STEP)? {
+                if start.elapsed() >= FREEZE_STEP {
+                    cx.wake_at(std::time::Instant::now());
+                    break;
+                }
+            }
+        }
         if self.frozen.is_some() {
             // A step of the checkpoint's copy between batches; again soon until done.
             self.state.freeze_for(FREEZE_STEP);
@@ -605,8 +620,33 @@ where
             .into_iter()
             .flatten()
             .collect();
-        let live = |kg: u32| !finished.iter().any(|&(s, e)| (s..e).contains(&kg));
         let state = &mut self.state;
+        if state.can_restore_lazily() {
+            // Processing resumes at once; `drain` loads the state while the job runs.
+            let Some(lazy) = cx.lazy(ACC_STATE)? else {
+                return Ok(());
+            };
+            state.reserve_for_restore(lazy.remaining_bound() as usize);
+            let decode: RestoredDecode<K, G::Acc> = if state.has_ttl() {
+                |k, v| {
+                    let what = || format!("a restored entry of state `{ACC_STATE}`");
+                    let (t, acc): (i64, G::Acc) = decode(v, &what)?;
+                    Ok((decode(k, &what)?, acc, Some(t)))
+                }
+            } else {
+                |k, v| {
+                    let what = || format!("a restored entry of state `{ACC_STATE}`");
+                    Ok((decode(k, &what)?, decode(v, &what)?, None))
+                }
+            };
+            if state
+                .restore_lazily(lazy, cx.max_parallelism(), finished.clone(), decode)
+                .is_ok()
+            {
+                return Ok(());
+            }
+        }
+        let live = |kg: u32| !finished.iter().any(|&(s, e)| (s..e).contains(&kg));
         state.reserve_for_restore(cx.keyed_count_bound(ACC_STATE) as usize);
         // In batches, each inserted in the table's order (`KeyedTable::restore_batch`).
         let mut batch = Vec::with_capacity(RESTORE_BATCH);

@@ -169,6 +169,17 @@ fn expired(ttl: &Option<Ttl>, stamp: u32, now: u32) -> bool {
         .is_some_and(|t| now.wrapping_sub(stamp) > t.ticks)
 }
 
+/// The stamp of an entry written at wall-clock time `ms` (0 without a TTL).
+fn stamp_at(ttl: &Option<Ttl>, ms: i64) -> u32 {
+    match ttl {
+        Some(t) => {
+            let ticks = (ms - t.epoch_ms).div_euclid(TICK.as_millis() as i64);
+            ticks.clamp(i64::from(i32::MIN / 2), i64::from(i32::MAX / 2)) as i32 as u32
+        }
+        None => 0,
+    }
+}
+
 /// Splits the write stamp off a spilled value (tables with a TTL write one first).
 fn split_stamp(with_ttl: bool, bytes: &[u8]) -> (u32, &[u8]) {
     match bytes.split_first_chunk::<4>() {
@@ -292,6 +303,43 @@ struct Spill<K, V> {
     /// The first I/O or decoding error; the owner fails the job with it.
     failure: Option<String>,
     stats: SpillStats,
+    /// A restored checkpoint's state not yet loaded: older than every run.
+    base: Option<Base<K, V>>,
+}
+
+/// Decodes an entry of a restored checkpoint, its key's and its value's bytes: the key, the
+/// value and (under a TTL) its write time, ms since the Unix epoch.
+pub(crate) type RestoredDecode<K, V> = fn(&[u8], &[u8]) -> Result<(K, V, Option<i64>)>;
+
+/// The part of a restored checkpoint a table has not loaded yet ([`KeyedTable::restore_lazily`]).
+struct Base<K, V> {
+    state: flow_state::LazyState,
+    max_parallelism: u32,
+    /// Key-group ranges whose entries are not restored.
+    skip: Vec<(u32, u32)>,
+    decode: RestoredDecode<K, V>,
+    /// A key's encoding, for a lookup.
+    buf: Vec<u8>,
+}
+
+impl<K, V> Base<K, V> {
+    fn skips(&self, kg: u32) -> bool {
+        self.skip.iter().any(|&(s, e)| (s..e).contains(&kg))
+    }
+
+    /// The restored entry of `key` (of hash `hash`), if it was not loaded yet.
+    fn get(&mut self, hash: u64, key: &K, keys: Codec<K>) -> Result<Option<(K, V, Option<i64>)>> {
+        let kg = flow_state::key_group_of(hash, self.max_parallelism);
+        if self.skips(kg) {
+            return Ok(None);
+        }
+        self.buf.clear();
+        (keys.enc)(key, &mut self.buf)?;
+        match self.state.get(kg, &self.buf) {
+            Some(vb) => (self.decode)(&self.buf, vb).map(Some),
+            None => Ok(None),
+        }
+    }
 }
 
 /// Release mapped run pages after this many bytes of reads, so they do not accumulate in the
@@ -410,6 +458,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             touched: 0,
             failure: None,
             stats: SpillStats::default(),
+            base: None,
         }));
     }
 
@@ -445,13 +494,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
 
     /// The stamp of an entry written at wall-clock time `ms` (0 without a TTL).
     fn stamp_at(&self, ms: i64) -> u32 {
-        match &self.ttl {
-            Some(t) => {
-                let ticks = (ms - t.epoch_ms).div_euclid(TICK.as_millis() as i64);
-                ticks.clamp(i64::from(i32::MIN / 2), i64::from(i32::MAX / 2)) as i32 as u32
-            }
-            None => 0,
-        }
+        stamp_at(&self.ttl, ms)
     }
 
     /// The time now, in ticks (0 without a TTL: no clock is read).
@@ -566,7 +609,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     pub fn get<Q>(&mut self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         self.bring_in(key)?;
         if self.drop_if_expired(key, self.now()) {
@@ -581,7 +624,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     fn bring_in<Q>(&mut self, key: &Q) -> Option<()>
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         if self.cold && !self.map.contains_key(key) {
             self.settle_freeze();
@@ -842,6 +885,117 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         self.map.reserve(cap);
     }
 
+    /// Whether [`KeyedTable::restore_lazily`] can take a checkpoint's state (the table has
+    /// codecs).
+    pub(crate) fn can_restore_lazily(&self) -> bool {
+        self.spill.is_some()
+    }
+
+    /// Restores `state` lazily: the table answers from it any key it does not hold yet
+    /// (a lookup in its segments), and [`KeyedTable::restore_step`] loads it a batch at a
+    /// time while the job runs. So processing resumes at once, whatever the state's size.
+    /// `decode` turns an entry's bytes into key, value and write time; entries of key groups
+    /// in `skip` are not restored. Gives `state` back if the table has no codecs (then the
+    /// caller restores eagerly).
+    pub(crate) fn restore_lazily(
+        &mut self,
+        state: flow_state::LazyState,
+        max_parallelism: u32,
+        skip: Vec<(u32, u32)>,
+        decode: RestoredDecode<K, V>,
+    ) -> std::result::Result<(), flow_state::LazyState> {
+        let Some(s) = self.spill.as_mut() else {
+            return Err(state);
+        };
+        if state.is_done() {
+            return Ok(());
+        }
+        s.base = Some(Base {
+            state,
+            max_parallelism,
+            skip,
+            decode,
+            buf: Vec::new(),
+        });
+        // Lookups that miss in memory now look further.
+        self.cold = true;
+        Ok(())
+    }
+
+    /// Whether part of a restored checkpoint is still to be loaded
+    /// ([`KeyedTable::restore_lazily`]).
+    pub(crate) fn is_restoring(&self) -> bool {
+        self.spill.as_ref().is_some_and(|s| s.base.is_some())
+    }
+
+    /// Loads the next `max` entries of the restored checkpoint, skipping keys the table
+    /// holds a newer version (or a deletion) of. Returns whether everything is loaded.
+    pub(crate) fn restore_step(&mut self, max: usize) -> Result<bool> {
+        let Some(s) = self.spill.as_mut() else {
+            return Ok(true);
+        };
+        let Some(b) = s.base.as_mut() else {
+            return Ok(true);
+        };
+        let mut batch: Vec<(K, V, Option<i64>)> = Vec::with_capacity(max.min(1 << 16));
+        let mut failed = None;
+        let (decode, skip) = (b.decode, &b.skip);
+        let done = b.state.next_entries(max, |kg, kb, vb| {
+            if !skip.iter().any(|&(s, e)| (s..e).contains(&kg)) {
+                match decode(kb, vb) {
+                    Ok(e) => batch.push(e),
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        // A key the job touched since the restore has a newer version in memory or in a run,
+        // or a deletion.
+        let hasher = *self.map.hasher();
+        let mut err = None;
+        batch.retain(|(k, _, _)| {
+            if self.map.contains_key(k) || s.tombstones.contains(k) {
+                return false;
+            }
+            if s.runs.is_empty() {
+                return true;
+            }
+            match find(s, hasher.hash_one(k), k) {
+                Ok(found) => found.is_none(),
+                Err(e) => {
+                    err.get_or_insert(e);
+                    false
+                }
+            }
+        });
+        if let Some(e) = err {
+            return Err(e);
+        }
+        self.restore_batch(&mut batch);
+        if done {
+            if let Some(s) = self.spill.as_mut() {
+                s.base = None;
+                self.cold = !s.runs.is_empty();
+                if !self.cold {
+                    // They only shadowed the restored state.
+                    s.tombstones.clear();
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Loads what is left of a restored checkpoint ([`KeyedTable::restore_step`]).
+    fn restore_rest(&mut self) -> Result<()> {
+        while !self.restore_step(1 << 16)? {}
+        Ok(())
+    }
+
     /// Loads an entry from a checkpoint: not a change.
     pub fn restore(&mut self, key: K, value: V) {
         let stamp = self.now();
@@ -914,6 +1068,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// Calls `f` with every entry, in no particular order (spilled ones are read back, not
     /// loaded into memory).
     pub fn for_each(&mut self, mut f: impl FnMut(&K, &V)) -> Result<()> {
+        self.restore_rest()?;
         self.for_each_spilled(|k, v| f(&k, &v))?;
         let now = self.now();
         for (k, s) in &self.map {
@@ -957,6 +1112,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
 
     /// Removes every entry, giving each to `f`: all keys count as changed (deleted).
     pub fn drain_into(&mut self, mut f: impl FnMut(K, V)) -> Result<()> {
+        self.restore_rest()?;
         self.settle_freeze();
         self.repeats = true;
         let mut changed = self.changed.take();
@@ -1338,7 +1494,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     fn load<Q>(&mut self, key: &Q) -> Option<(K, V, u32)>
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         let hash = self.map.hasher().hash_one(key);
         let now = self.now();
@@ -1347,17 +1503,30 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         if s.tombstones.contains(key) {
             return None;
         }
-        let r = find(s, hash, key).and_then(|found| match found {
-            Some((k, Some(vb))) => {
+        let r = match find(s, hash, key) {
+            Ok(Some((k, Some(vb)))) => {
                 let (stamp, vb) = split_stamp(ttl.is_some(), vb);
                 if expired(ttl, stamp, now) {
-                    return Ok(None);
+                    Ok(None)
+                } else {
+                    s.values
+                        .decode_all(vb, &|| "a spilled value".to_string())
+                        .map(|v| Some((k, v, stamp)))
                 }
-                let v = s.values.decode_all(vb, &|| "a spilled value".to_string())?;
-                Ok(Some((k, v, stamp)))
             }
-            _ => Ok(None),
-        });
+            Ok(Some((_, None))) => Ok(None),
+            // Not in a run: the restored checkpoint may hold it.
+            Ok(None) => match s.base.as_mut() {
+                Some(b) => b.get(hash, &key.to_owned(), s.keys).map(|found| {
+                    found.and_then(|(k, v, ms)| {
+                        let stamp = ms.map_or(now, |ms| stamp_at(ttl, ms));
+                        (!expired(ttl, stamp, now)).then_some((k, v, stamp))
+                    })
+                }),
+                None => Ok(None),
+            },
+            Err(e) => Err(e),
+        };
         // A page fault maps the pages around it too (the kernel's fault-around, 64 KiB).
         s.touched += s.runs.iter().filter(|r| r.may_contain(hash)).count() * (64 << 10);
         if s.touched > RELEASE_AFTER {
@@ -1527,7 +1696,8 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
                 s.stats.evicted += out.len() as u64;
                 s.runs.push(run);
                 self.cold = true;
-                if let Err(e) = compact(&dir, &mut s.runs, now, ttl_ticks) {
+                let below = s.base.is_some();
+                if let Err(e) = compact(&dir, &mut s.runs, now, ttl_ticks, below) {
                     s.failure.get_or_insert(e.to_string());
                 }
                 let after = s.runs.iter().map(Run::file_bytes).sum();
@@ -1574,7 +1744,16 @@ where
 ///
 /// With a TTL (`ttl` ticks at `now`), expired entries are dropped on the way: an older
 /// version of the key in an older run is older still, so expired too.
-fn compact(dir: &Arc<SpillDir>, runs: &mut Vec<Run>, now: u32, ttl: Option<u32>) -> Result<()> {
+///
+/// `below`: a restored checkpoint's state lies below the runs, so a merge of all of them
+/// keeps its deletions too.
+fn compact(
+    dir: &Arc<SpillDir>,
+    runs: &mut Vec<Run>,
+    now: u32,
+    ttl: Option<u32>,
+    below: bool,
+) -> Result<()> {
     loop {
         let n = runs.len();
         let merge_from = if n > 8 {
@@ -1587,7 +1766,7 @@ fn compact(dir: &Arc<SpillDir>, runs: &mut Vec<Run>, now: u32, ttl: Option<u32>)
         let merged = {
             let inputs: Vec<&Run> = runs[merge_from..].iter().collect();
             // Deletions only matter while an older run may hold the key.
-            spill::merge_filtered(dir, &inputs, merge_from > 0, |e| match (ttl, e.value) {
+            spill::merge_filtered(dir, &inputs, merge_from > 0 || below, |e| match (ttl, e.value) {
                 (Some(ticks), Some(v)) => now.wrapping_sub(split_stamp(true, v).0) <= ticks,
                 _ => true,
             })?
@@ -1779,6 +1958,26 @@ mod tests {
     }
 
     #[derive(Debug, Clone)]
+    enum LazyOp {
+        Add(u16, u32),
+        Remove(u16),
+        Get(u16),
+        /// Load this many restored entries.
+        Step(u16),
+        Checkpoint,
+    }
+
+    fn lazy_op() -> impl Strategy<Value = LazyOp> {
+        prop_oneof![
+            6 => (0..3000u16, 0..100u32).prop_map(|(k, v)| LazyOp::Add(k, v)),
+            1 => (0..3000u16).prop_map(LazyOp::Remove),
+            3 => (0..3000u16).prop_map(LazyOp::Get),
+            1 => (1..300u16).prop_map(LazyOp::Step),
+            1 => Just(LazyOp::Checkpoint),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
     enum FreezeOp {
         Add(u16, u32),
         Remove(u16),
@@ -1863,6 +2062,101 @@ mod tests {
             t.check().unwrap();
         }
 
+
+        /// A table restored lazily from a checkpoint of two increments (the second with
+        /// deletions), loaded a step at a time while reads, writes and deletions go on,
+        /// spilling or not, with key groups skipped, behaves as a `BTreeMap` that held the
+        /// checkpoint; its changes are the changes since the restore.
+        #[test]
+        fn a_lazily_restored_table_matches_a_map(
+            first in proptest::collection::btree_map(0..3000u32, 0..100u32, 0..1500),
+            second in proptest::collection::btree_map(0..3000u32, proptest::option::of(0..100u32), 0..300),
+            ops in proptest::collection::vec(lazy_op(), 1..3000),
+            spill in any::<bool>(),
+            skip in proptest::option::of((0..128u32, 0..40u32)),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = flow_state::CheckpointStore::open(
+                dir.path(),
+                Arc::new(flow_state::FsStorage),
+            ).unwrap();
+            let kg = |k: &u32| flow_state::key_group_of(
+                rustc_hash::FxBuildHasher.hash_one(k),
+                128,
+            );
+            let codec = Codec::<u32>::serde();
+            let enc = |k: &u32| { let mut b = Vec::new(); (codec.enc)(k, &mut b).unwrap(); b };
+            for (id, entries) in [
+                (1u64, first.iter().map(|(k, v)| (*k, Some(*v))).collect::<Vec<_>>()),
+                (2, second.iter().map(|(k, v)| (*k, *v)).collect()),
+            ] {
+                let mut rows: Vec<(u32, Vec<u8>, Option<Vec<u8>>)> = entries
+                    .iter()
+                    .map(|(k, v)| (kg(k), enc(k), v.as_ref().map(enc)))
+                    .collect();
+                rows.sort();
+                let mut cp = store.begin(id).unwrap();
+                let mut w = cp.state("op", "acc");
+                for (g, k, v) in &rows {
+                    w.put(*g, k, v.as_deref()).unwrap();
+                }
+                w.finish().unwrap();
+                cp.commit().unwrap();
+            }
+            let skip: Vec<(u32, u32)> = skip.map(|(s, n)| (s, s + n)).into_iter().collect();
+            let skipped = |k: &u32| skip.iter().any(|&(s, e)| (s..e).contains(&kg(k)));
+            let mut model: BTreeMap<u32, u32> = first.clone();
+            for (k, v) in &second {
+                match v {
+                    Some(v) => model.insert(*k, *v),
+                    None => model.remove(k),
+                };
+            }
+            model.retain(|k, _| !skipped(k));
+            let view = store.restore_view(2).unwrap();
+            let lazy = view.lazy("op", "acc", flow_state::KeyGroupRange { start: 0, end: 128 }).unwrap();
+            let mut t = spilling(if spill { 1 } else { 64 << 20 });
+            let decode: RestoredDecode<u32, u32> = |k, v| {
+                let c = Codec::<u32>::serde();
+                Ok((c.decode_all(k, &String::new)?, c.decode_all(v, &String::new)?, None))
+            };
+            prop_assert!(t.restore_lazily(lazy, 128, skip.clone(), decode).is_ok());
+            let mut add = FoldWith(|x| x, |v: &mut u32, x| *v += x);
+            let mut checkpoint = model.clone();
+            for op in ops {
+                match op {
+                    LazyOp::Add(k, v) => {
+                        let got = *t.upsert(u32::from(k), v, &mut add);
+                        let m = model.entry(u32::from(k)).or_insert(0);
+                        *m += v;
+                        prop_assert_eq!(got, *m);
+                    }
+                    LazyOp::Remove(k) => {
+                        prop_assert_eq!(t.remove(&u32::from(k)), model.remove(&u32::from(k)));
+                    }
+                    LazyOp::Get(k) => {
+                        prop_assert_eq!(t.get(&u32::from(k)).copied(), model.get(&u32::from(k)).copied());
+                    }
+                    LazyOp::Step(n) => {
+                        t.restore_step(usize::from(n)).unwrap();
+                    }
+                    LazyOp::Checkpoint => {
+                        for (k, v) in t.take_changes_owned().unwrap() {
+                            match v {
+                                Some(v) => checkpoint.insert(k, v),
+                                None => checkpoint.remove(&k),
+                            };
+                        }
+                        prop_assert_eq!(&checkpoint, &model);
+                    }
+                }
+            }
+            t.check().unwrap();
+            let mut all = BTreeMap::new();
+            t.for_each(|k, v| { all.insert(*k, *v); }).unwrap();
+            prop_assert_eq!(all, model);
+            prop_assert!(!t.is_restoring());
+        }
 
         /// A spilling table (budget far below its size) behaves as a `BTreeMap`, and its
         /// changes, applied to a model of the last checkpoint, give the model.

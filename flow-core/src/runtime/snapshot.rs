@@ -687,8 +687,21 @@ impl RestoreCx<'_> {
         Ok(())
     }
 
-    /// Calls `f` with every entry, still encoded, of keyed state `name` in this subtask's key
-    /// groups.
+    /// Keyed state `name` in this subtask's key groups, to be read lazily (`None`: the
+    /// checkpoint holds no entry of it).
+    pub(crate) fn lazy(&self, name: &str) -> Result<Option<flow_state::LazyState>> {
+        let uid = self.uid();
+        if !self.view.states().any(|(u, n)| u == uid && n == name) {
+            return Ok(None);
+        }
+        Ok(Some(self.view.lazy(uid, name, self.at.key_groups())?))
+    }
+
+    /// The number of key groups of the job.
+    pub(crate) fn max_parallelism(&self) -> u32 {
+        self.at.max_parallelism
+    }
+
     /// At most how many entries [`RestoreCx::keyed_where`] of state `name` yields: to size
     /// a table first.
     pub(crate) fn keyed_count_bound(&self, name: &str) -> u64 {
@@ -696,6 +709,8 @@ impl RestoreCx<'_> {
             .entry_count_bound(self.uid(), name, self.at.key_groups())
     }
 
+    /// Calls `f` with every entry, still encoded, of keyed state `name` in this subtask's key
+    /// groups.
     pub(crate) fn keyed_raw(
         &self,
         name: &str,

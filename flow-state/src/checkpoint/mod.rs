@@ -3,6 +3,7 @@
 
 mod compact;
 mod format;
+mod lazy;
 mod manifest;
 mod segment;
 mod view;
@@ -14,6 +15,7 @@ use std::sync::{Arc, Mutex};
 pub use compact::{ChainShape, Compacted, Compaction, CompactionFiles};
 use format::*;
 pub use format::{entry_order, key_prefix};
+pub use lazy::LazyState;
 use manifest::{Manifest, SegmentInfo, StateKey};
 use segment::{Segment, SegmentBuilder};
 pub use view::{Entry, RestoreView, StateIter};

@@ -411,6 +411,13 @@ impl Segment {
         (self.offset_of(end).saturating_sub(self.offset_of(start))) as u64
     }
 
+    /// The entry bytes of a verified segment (read them with [`entry_at`]) and the byte range
+    /// of key group `kg`'s entries in them (empty if the segment has none).
+    pub(crate) fn group(&self, kg: u32) -> (&[u8], usize, usize) {
+        let (from, to) = (self.offset_of(kg), self.offset_of(kg.saturating_add(1)));
+        (&self.bytes[..self.entries_end], from, to.max(from))
+    }
+
     /// Entries with key group in `[start, end)`, in order.
     pub(crate) fn cursor(&self, start: u32, end: u32) -> SegCursor<'_> {
         SegCursor {

@@ -67,6 +67,11 @@ impl RestoreView {
         self.segments.get(&key(uid, name)).map_or(0, Vec::len)
     }
 
+    /// The segments of a state, oldest first (`None`: the checkpoint does not hold it).
+    pub(crate) fn state_segments(&self, uid: &str, name: &str) -> Option<&[Arc<Segment>]> {
+        self.segments.get(&key(uid, name)).map(Vec::as_slice)
+    }
+
     fn state(&self, uid: &str, name: &str) -> Result<&[Arc<Segment>]> {
         self.segments
             .get(&key(uid, name))

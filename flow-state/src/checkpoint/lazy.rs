@@ -1,0 +1,241 @@
+//! A state of a restored checkpoint, read lazily: [`LazyState`] answers point lookups and
+//! hands out its entries a key group at a time, so that a job can resume processing at once
+//! and load its state while it runs, instead of loading all of it before the first record.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::segment::{entry_at, Segment};
+use super::view::RestoreView;
+use crate::error::{Result, StateError};
+use crate::KeyGroupRange;
+
+/// A lookup samples every this many entries of a key group in a segment: a lookup then
+/// binary-searches the samples and walks at most this many entries.
+const SAMPLE_EVERY: usize = 16;
+
+/// One state (operator uid, state name) of a restored checkpoint, in one key-group range,
+/// not yet loaded: [`LazyState::get`] finds a key's value (newest segment first, a tombstone
+/// hides older versions), and [`LazyState::next_entries`] hands out the live entries in
+/// (key group, key) order, a batch at a time. Key groups handed out completely are no longer
+/// looked up: the owner holds them.
+///
+/// It keeps the checkpoint's segments mapped (and their files, even if a later checkpoint's
+/// garbage collection removes them, readable) until it is dropped.
+///
+/// ```
+/// use std::sync::Arc;
+/// use flow_state::{CheckpointStore, FsStorage, KeyGroupRange};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let mut store = CheckpointStore::open(dir.path(), Arc::new(FsStorage)).unwrap();
+/// let mut cp = store.begin(1).unwrap();
+/// let mut w = cp.state("op", "counts");
+/// w.put(3, b"a", Some(b"1")).unwrap();
+/// w.put(3, b"b", Some(b"2")).unwrap();
+/// w.put(9, b"c", Some(b"3")).unwrap();
+/// w.finish().unwrap();
+/// cp.commit().unwrap();
+///
+/// let view = store.restore_view(1).unwrap();
+/// let mut lazy = view.lazy("op", "counts", KeyGroupRange { start: 0, end: 128 }).unwrap();
+/// assert_eq!(lazy.get(3, b"b"), Some(&b"2"[..]));
+/// assert_eq!(lazy.get(3, b"x"), None);
+/// let mut seen = Vec::new();
+/// lazy.next_entries(2, |kg, k, _| { seen.push((kg, k.to_vec())); Ok(()) }).unwrap();
+/// assert_eq!(seen, vec![(3, b"a".to_vec()), (3, b"b".to_vec())]);
+/// assert_eq!(lazy.get(3, b"b"), None, "handed out: the owner has it now");
+/// assert_eq!(lazy.get(9, b"c"), Some(&b"3"[..]));
+/// assert!(lazy.next_entries(10, |_, _, _| Ok(())).unwrap(), "all handed out");
+/// ```
+pub struct LazyState {
+    /// The segments overlapping the range, oldest first.
+    segs: Vec<Arc<Segment>>,
+    range: KeyGroupRange,
+    /// Byte offsets of every [`SAMPLE_EVERY`]th entry of a key group in a segment, by
+    /// (segment, key group): built on the first lookup there, dropped once it is handed out.
+    samples: HashMap<(usize, u32), Box<[usize]>>,
+    /// Key groups below this one are handed out completely.
+    next_kg: u32,
+    /// Within `next_kg`, keys up to this one are handed out (`None`: none yet).
+    last_key: Option<Vec<u8>>,
+    /// The merge of `next_kg`'s entries under way: per segment holding some (newest
+    /// first), its index, position and end.
+    cursors: Vec<(usize, usize, usize)>,
+    started: bool,
+}
+
+impl std::fmt::Debug for LazyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyState")
+            .field("segments", &self.segs.len())
+            .field("range", &self.range)
+            .field("next_kg", &self.next_kg)
+            .finish()
+    }
+}
+
+impl RestoreView {
+    /// State `name` of operator `uid` in key groups `range`, to be read lazily
+    /// ([`LazyState`]). The segments were verified when the view was opened.
+    pub fn lazy(&self, uid: &str, name: &str, range: KeyGroupRange) -> Result<LazyState> {
+        let segs = self
+            .state_segments(uid, name)
+            .ok_or_else(|| StateError::UnknownState {
+                checkpoint: self.manifest.id,
+                uid: uid.to_owned(),
+                name: name.to_owned(),
+            })?
+            .iter()
+            .filter(|s| s.kg_start < range.end && s.kg_end > range.start)
+            .cloned()
+            .collect();
+        Ok(LazyState {
+            segs,
+            range,
+            samples: HashMap::new(),
+            next_kg: range.start,
+            last_key: None,
+            cursors: Vec::new(),
+            started: false,
+        })
+    }
+}
+
+impl LazyState {
+    /// Whether every entry was handed out.
+    pub fn is_done(&self) -> bool {
+        self.next_kg >= self.range.end
+    }
+
+    /// At most how many entries (tombstones and shadowed versions included) are still to be
+    /// handed out.
+    pub fn remaining_bound(&self) -> u64 {
+        let start = self.next_kg.max(self.range.start);
+        self.segs
+            .iter()
+            .map(|s| s.count_in(start, self.range.end))
+            .sum()
+    }
+
+    /// Whether `key` of key group `kg` was handed out already (or lies outside the range).
+    fn handed_out(&self, kg: u32, key: &[u8]) -> bool {
+        !self.range.contains(kg)
+            || kg < self.next_kg
+            || (kg == self.next_kg && self.last_key.as_deref().is_some_and(|l| key <= l))
+    }
+
+    /// The value of `key` in key group `kg` as of the checkpoint, unless it was handed out
+    /// already: `None` if it has none (never written, deleted, or handed out).
+    pub fn get(&mut self, kg: u32, key: &[u8]) -> Option<&[u8]> {
+        if self.handed_out(kg, key) {
+            return None;
+        }
+        for i in (0..self.segs.len()).rev() {
+            let seg = &self.segs[i];
+            if kg < seg.kg_start || kg >= seg.kg_end {
+                continue;
+            }
+            let (data, from, to) = seg.group(kg);
+            if from == to {
+                continue;
+            }
+            let samples = self.samples.entry((i, kg)).or_insert_with(|| {
+                let mut out = Vec::new();
+                let (mut pos, mut n) = (from, 0usize);
+                while pos < to {
+                    if n % SAMPLE_EVERY == 0 {
+                        out.push(pos);
+                    }
+                    pos = entry_at(data, pos).1;
+                    n += 1;
+                }
+                out.into_boxed_slice()
+            });
+            // The last sample whose key is not greater than `key`.
+            let p = samples.partition_point(|&pos| entry_at(data, pos).0.key <= key);
+            let Some(&start) = p.checked_sub(1).and_then(|p| samples.get(p)) else {
+                continue;
+            };
+            let mut pos = start;
+            while pos < to {
+                let (e, next) = entry_at(data, pos);
+                match e.key.cmp(key) {
+                    std::cmp::Ordering::Less => pos = next,
+                    // The newest version decides; a tombstone hides older ones.
+                    std::cmp::Ordering::Equal => return e.value,
+                    std::cmp::Ordering::Greater => break,
+                }
+            }
+        }
+        None
+    }
+
+    /// Hands out the next `max` live entries in (key group, key) order — key group, key,
+    /// value — to `f`. Returns whether everything is handed out. An error of `f` stops the
+    /// walk after that entry.
+    pub fn next_entries(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(u32, &[u8], &[u8]) -> Result<()>,
+    ) -> Result<bool> {
+        let mut n = 0usize;
+        while self.next_kg < self.range.end {
+            let kg = self.next_kg;
+            if !self.started {
+                self.cursors.clear();
+                for i in (0..self.segs.len()).rev() {
+                    let seg = &self.segs[i];
+                    if kg >= seg.kg_start && kg < seg.kg_end {
+                        let (_, from, to) = seg.group(kg);
+                        if from < to {
+                            self.cursors.push((i, from, to));
+                        }
+                    }
+                }
+                self.started = true;
+            }
+            loop {
+                // The smallest current key; among equal ones the newest (first) segment's.
+                let mut best: Option<(usize, &[u8])> = None;
+                for (c, &(i, pos, end)) in self.cursors.iter().enumerate() {
+                    if pos < end {
+                        let (e, _) = entry_at(self.segs[i].group(kg).0, pos);
+                        if best.is_none_or(|(_, k)| e.key < k) {
+                            best = Some((c, e.key));
+                        }
+                    }
+                }
+                let Some((c, key)) = best else { break };
+                let (i, pos, _) = self.cursors[c];
+                let (e, _) = entry_at(self.segs[i].group(kg).0, pos);
+                // Step past this key in every segment (older versions are shadowed).
+                for cur in self.cursors.iter_mut() {
+                    if cur.1 < cur.2 {
+                        let (x, next) = entry_at(self.segs[cur.0].group(kg).0, cur.1);
+                        if x.key == key {
+                            cur.1 = next;
+                        }
+                    }
+                }
+                if let Some(v) = e.value {
+                    n += 1;
+                    f(kg, key, v)?;
+                }
+                if n >= max {
+                    self.last_key = Some(key.to_vec());
+                    return Ok(false);
+                }
+            }
+            // Key group `kg` is handed out: its samples are no longer needed.
+            for i in 0..self.segs.len() {
+                self.samples.remove(&(i, kg));
+            }
+            self.next_kg += 1;
+            self.last_key = None;
+            self.started = false;
+            self.cursors.clear();
+        }
+        Ok(true)
+    }
+}
