@@ -627,17 +627,17 @@ where
                 return Ok(());
             };
             state.reserve_for_restore(lazy.remaining_bound() as usize);
+            let what = cx.describe(ACC_STATE);
             let decode: RestoredDecode<K, G::Acc> = if state.has_ttl() {
-                |k, v| {
-                    let what = || format!("a restored entry of state `{ACC_STATE}`");
-                    let (t, acc): (i64, G::Acc) = decode(v, &what)?;
-                    Ok((decode(k, &what)?, acc, Some(t)))
-                }
+                Box::new(move |k, v| {
+                    let (t, acc): (i64, G::Acc) = decode(v, &|| what.clone())?;
+                    Ok((decode(k, &|| what.clone())?, acc, Some(t)))
+                })
             } else {
-                |k, v| {
-                    let what = || format!("a restored entry of state `{ACC_STATE}`");
+                Box::new(move |k, v| {
+                    let what = || what.clone();
                     Ok((decode(k, &what)?, decode(v, &what)?, None))
-                }
+                })
             };
             if state
                 .restore_lazily(lazy, cx.max_parallelism(), finished.clone(), decode)

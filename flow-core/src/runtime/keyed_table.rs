@@ -309,7 +309,8 @@ struct Spill<K, V> {
 
 /// Decodes an entry of a restored checkpoint, its key's and its value's bytes: the key, the
 /// value and (under a TTL) its write time, ms since the Unix epoch.
-pub(crate) type RestoredDecode<K, V> = fn(&[u8], &[u8]) -> Result<(K, V, Option<i64>)>;
+pub(crate) type RestoredDecode<K, V> =
+    Box<dyn Fn(&[u8], &[u8]) -> Result<(K, V, Option<i64>)> + Send>;
 
 /// The part of a restored checkpoint a table has not loaded yet ([`KeyedTable::restore_lazily`]).
 struct Base<K, V> {
@@ -939,7 +940,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         };
         let mut batch: Vec<(K, V, Option<i64>)> = Vec::with_capacity(max.min(1 << 16));
         let mut failed = None;
-        let (decode, skip) = (b.decode, &b.skip);
+        let (decode, skip) = (&b.decode, &b.skip);
         let done = b.state.next_entries(max, |kg, kb, vb| {
             if !skip.iter().any(|&(s, e)| (s..e).contains(&kg)) {
                 match decode(kb, vb) {
@@ -2116,10 +2117,10 @@ mod tests {
             let view = store.restore_view(2).unwrap();
             let lazy = view.lazy("op", "acc", flow_state::KeyGroupRange { start: 0, end: 128 }).unwrap();
             let mut t = spilling(if spill { 1 } else { 64 << 20 });
-            let decode: RestoredDecode<u32, u32> = |k, v| {
+            let decode: RestoredDecode<u32, u32> = Box::new(|k, v| {
                 let c = Codec::<u32>::serde();
                 Ok((c.decode_all(k, &String::new)?, c.decode_all(v, &String::new)?, None))
-            };
+            });
             prop_assert!(t.restore_lazily(lazy, 128, skip.clone(), decode).is_ok());
             let mut add = FoldWith(|x| x, |v: &mut u32, x| *v += x);
             let mut checkpoint = model.clone();

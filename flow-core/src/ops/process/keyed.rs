@@ -52,7 +52,7 @@ use crate::ops::side_output::{OutputTag, TaggedOutputs};
 use crate::ops::StateKey;
 use crate::record::{Event, Timestamp};
 use crate::runtime::exchange::partition::stable_hash;
-use crate::runtime::keyed_table::{Change, Copier, EncodedChange, KeyedTable};
+use crate::runtime::keyed_table::{Change, Copier, EncodedChange, KeyedTable, RestoredDecode};
 use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
 };
@@ -217,6 +217,9 @@ type FrozenTx<K> = crossbeam_channel::Sender<(crate::Result<Vec<EncodedChange<K>
 
 /// How long one step of a checkpoint's copy may hold up processing.
 const FREEZE_STEP: Duration = Duration::from_millis(1);
+/// A lazy restore loads this many entries at a time, between batches, for at most
+/// [`FREEZE_STEP`] per drain.
+const RESTORE_STEP: usize = 1024;
 
 /// The codecs of a keyed process function's keys and states.
 pub(crate) type ProcessCodec<K, S> = (Codec<K>, Codec<S>);
@@ -447,21 +450,42 @@ where
         }
         let states = &mut self.states;
         let timed = states.has_ttl();
-        cx.keyed_raw(STATE, |key, value| {
-            let k = kc.decode_all(key, &|| cx.describe(STATE))?;
+        let what = cx.describe(STATE);
+        let decode = move |key: &[u8], value: &[u8]| -> crate::Result<(K, P::State, Option<i64>)> {
+            let k = kc.decode_all(key, &|| what.clone())?;
             if timed {
                 let Some((t, value)) = value.split_first_chunk::<8>() else {
-                    let e = format!("{}: an entry without its write time", cx.describe(STATE));
+                    let e = format!("{what}: an entry without its write time");
                     return Err(crate::Error::Checkpoint(e));
                 };
-                let s = sc.decode_all(value, &|| cx.describe(STATE))?;
-                states.restore_written_at(k, s, i64::from_le_bytes(*t));
+                let s = sc.decode_all(value, &|| what.clone())?;
+                Ok((k, s, Some(i64::from_le_bytes(*t))))
             } else {
-                let s = sc.decode_all(value, &|| cx.describe(STATE))?;
-                states.restore(k, s);
+                Ok((k, sc.decode_all(value, &|| what.clone())?, None))
             }
-            Ok(())
-        })?;
+        };
+        let mut lazily = false;
+        if states.can_restore_lazily() {
+            // Processing resumes at once; `drain` loads the state while the job runs.
+            if let Some(lazy) = cx.lazy(STATE)? {
+                states.reserve_for_restore(lazy.remaining_bound() as usize);
+                let decode: RestoredDecode<K, P::State> = Box::new(decode.clone());
+                lazily = states
+                    .restore_lazily(lazy, cx.max_parallelism(), Vec::new(), decode)
+                    .is_ok();
+            } else {
+                lazily = true;
+            }
+        }
+        if !lazily {
+            cx.keyed_raw(STATE, |key, value| {
+                match decode(key, value)? {
+                    (k, s, Some(t)) => states.restore_written_at(k, s, t),
+                    (k, s, None) => states.restore(k, s),
+                }
+                Ok(())
+            })?;
+        }
         let timers = &mut self.timers;
         cx.packed(TIMERS, |_, mut rest| {
             let bad = |e: String| crate::Error::Checkpoint(format!("{}: {e}", cx.describe(TIMERS)));
@@ -529,6 +553,16 @@ where
     }
 
     fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
+        if self.states.is_restoring() {
+            // A step of the lazy restore between batches; again soon until done.
+            let start = std::time::Instant::now();
+            while !self.states.restore_step(RESTORE_STEP)? {
+                if start.elapsed() >= FREEZE_STEP {
+                    cx.wake_at(std::time::Instant::now());
+                    break;
+                }
+            }
+        }
         if self.frozen.is_some() {
             // A step of the checkpoint's copy between batches; again soon until done.
             self.states.freeze_for(FREEZE_STEP);
