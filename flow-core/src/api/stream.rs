@@ -166,6 +166,7 @@ impl<C: Chain> Stream<C> {
                 },
                 restore: None,
                 seen: 0,
+                loading: None,
             };
             g.tasks[slot.ids.start + i] = Some(Box::new(body));
         }

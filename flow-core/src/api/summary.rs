@@ -53,9 +53,13 @@ pub struct JobSummary {
     pub checkpoints: Vec<crate::runtime::checkpoint::CheckpointStats>,
     /// The longest any subtask paused its processing to freeze its part of a checkpoint.
     pub snapshot_pause: Duration,
-    /// The longest any subtask took to load its state from the restored checkpoint (zero
-    /// without a restore).
+    /// The longest any subtask took to load its state from the restored checkpoint before
+    /// its first record (zero without a restore).
     pub restore: Duration,
+    /// The longest any subtask took, from the start of its restore, to load in the
+    /// background, while it processed records, the restored keyed state it did not load
+    /// before its first record (zero without a lazy restore).
+    pub restore_loaded: Duration,
     /// The savepoint the job wrote when it ended ([`crate::Config::savepoint_dir`]).
     pub savepoint: Option<std::path::PathBuf>,
     /// The checkpoint a stopped job (Ctrl-C, [`crate::StopHandle`]) ended at, with
@@ -82,6 +86,13 @@ impl JobSummary {
                 stages
                     .iter()
                     .map(|s| s.metrics.max(|m| &m.restore_max_ns))
+                    .max()
+                    .unwrap_or(0),
+            ),
+            restore_loaded: Duration::from_nanos(
+                stages
+                    .iter()
+                    .map(|s| s.metrics.max(|m| &m.restore_loaded_ns))
                     .max()
                     .unwrap_or(0),
             ),
@@ -264,6 +275,13 @@ impl std::fmt::Display for JobSummary {
                 "  state restored in {:.0} ms (the slowest subtask, before its first record)",
                 self.restore.as_secs_f64() * 1e3
             )?;
+            if !self.restore_loaded.is_zero() {
+                writeln!(
+                    f,
+                    "  the rest of the restored state loaded while processing, by {:.0} ms",
+                    self.restore_loaded.as_secs_f64() * 1e3
+                )?;
+            }
         }
         let sp = &self.state_spill;
         if sp.evicted > 0 {

@@ -539,6 +539,10 @@ where
         self.state.len() as u64
     }
 
+    fn restoring(&self) -> bool {
+        self.state.is_restoring()
+    }
+
     fn ttl_state(&self) -> Option<&'static str> {
         Some(ACC_STATE)
     }

@@ -38,6 +38,9 @@ pub struct SubtaskMetrics {
     /// How long the subtask took to load its state from a checkpoint before its first
     /// record, in nanoseconds.
     pub restore_max_ns: AtomicU64,
+    /// How long the subtask took to load the rest of its restored state in the background,
+    /// while processing (a lazy restore), from the start of its restore, in nanoseconds.
+    pub restore_loaded_ns: AtomicU64,
     /// The last watermark that reached the subtask's input (ms; [`NO_WATERMARK`] before the
     /// first). A source stage's input has none: its watermarks start in its chain.
     pub watermark_in: AtomicI64,
@@ -63,6 +66,7 @@ impl Default for SubtaskMetrics {
             snapshots: AtomicU64::new(0),
             snapshot_max_ns: AtomicU64::new(0),
             restore_max_ns: AtomicU64::new(0),
+            restore_loaded_ns: AtomicU64::new(0),
             watermark_in: AtomicI64::new(NO_WATERMARK),
             watermark_out: AtomicI64::new(NO_WATERMARK),
             state_entries: AtomicU64::new(0),

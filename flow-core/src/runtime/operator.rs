@@ -159,6 +159,13 @@ pub trait Operator<In>: Sealed + Clone + Send + 'static {
     fn state_entries(&self) -> u64 {
         0
     }
+
+    /// Whether the operator is still loading restored state in the background (a lazy
+    /// restore), for the metrics.
+    #[doc(hidden)]
+    fn restoring(&self) -> bool {
+        false
+    }
 }
 
 /// A fused chain of operators from records of type `In` to records of type `Out`: an
@@ -195,6 +202,9 @@ pub trait Chain: Sealed + Clone + Send + 'static {
     /// Entries of keyed state the chain's operators hold in memory.
     #[doc(hidden)]
     fn state_entries(&self) -> u64;
+    /// Whether an operator is still loading restored state in the background.
+    #[doc(hidden)]
+    fn restoring(&self) -> bool;
 }
 
 /// The empty chain: records pass unchanged.
@@ -240,6 +250,9 @@ impl<T: Send + 'static> Chain for Identity<T> {
     }
     fn state_entries(&self) -> u64 {
         0
+    }
+    fn restoring(&self) -> bool {
+        false
     }
 }
 
@@ -333,6 +346,9 @@ impl<C: Chain, O: Operator<C::Out>> Chain for Then<C, O> {
     }
     fn state_entries(&self) -> u64 {
         self.inner.state_entries() + self.op.state_entries()
+    }
+    fn restoring(&self) -> bool {
+        self.inner.restoring() || self.op.restoring()
     }
 }
 

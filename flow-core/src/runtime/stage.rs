@@ -94,6 +94,8 @@ pub(crate) struct StageTask<C: Chain, T> {
     pub(crate) restore: Option<Restore>,
     /// The last checkpoint barrier that passed through this subtask.
     pub(crate) seen: u64,
+    /// When the restore began, while operators still load restored state in the background.
+    pub(crate) loading: Option<Instant>,
 }
 
 impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
@@ -186,6 +188,14 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
             self.restore(&view)?;
             let ns = start.elapsed().as_nanos() as u64;
             self.metrics.restore_max_ns.fetch_max(ns, Ordering::Relaxed);
+            self.loading = Some(start);
+        }
+        if let Some(since) = self.loading {
+            if !self.chain.restoring() {
+                self.loading = None;
+                let ns = since.elapsed().as_nanos() as u64;
+                self.metrics.restore_loaded_ns.fetch_max(ns, Ordering::Relaxed);
+            }
         }
         let start = Instant::now();
         for _ in 0..STEP_BATCHES {

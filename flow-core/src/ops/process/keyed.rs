@@ -548,6 +548,10 @@ where
         self.states.len() as u64
     }
 
+    fn restoring(&self) -> bool {
+        self.states.is_restoring()
+    }
+
     fn ttl_state(&self) -> Option<&'static str> {
         Some(STATE)
     }
