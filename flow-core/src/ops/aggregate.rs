@@ -416,8 +416,12 @@ const FREEZE_STEP: Duration = Duration::from_millis(1);
 /// Entries restored per batch: sorted by their places in the table before they are inserted.
 const RESTORE_BATCH: usize = 1 << 20;
 /// A lazy restore loads this many entries at a time, between batches, for at most
-/// [`FREEZE_STEP`] per drain.
+/// [`RESTORE_TIME`] per drain.
 const RESTORE_STEP: usize = 1024;
+/// How long a drain loads restored state at most: the load takes a share of the subtask's
+/// time, and the job's records wait less for lookups of keys not loaded yet the sooner it
+/// is done.
+const RESTORE_TIME: Duration = Duration::from_millis(2);
 
 impl<K, V, G: Combine<V>, OF: Clone> Clone for KeyedAggregate<K, V, G, OF> {
     fn clone(&self) -> Self {
@@ -552,7 +556,7 @@ where
             // A step of the lazy restore between batches; again soon until done.
             let start = std::time::Instant::now();
             while !self.state.restore_step(RESTORE_STEP)? {
-                if start.elapsed() >= FREEZE_STEP {
+                if start.elapsed() >= RESTORE_TIME {
                     cx.wake_at(std::time::Instant::now());
                     break;
                 }

@@ -628,7 +628,10 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         if self.cold && !self.map.contains_key(key) {
-            self.settle_freeze();
+            if self.has_runs() {
+                // Reads runs, which a copy under way reads too.
+                self.settle_freeze();
+            }
             self.repeats = true;
             let (k, v, stamp) = self.load(key)?;
             self.make_room_for_one();
@@ -695,8 +698,10 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     #[cold]
     fn insert_slow(&mut self, key: K, make: impl FnOnce(Option<V>) -> V) -> &mut V {
         if self.cold {
-            // Reads runs and tombstones, which a copy under way reads too.
-            self.settle_freeze();
+            if self.has_runs() {
+                // Reads runs, which a copy under way reads too.
+                self.settle_freeze();
+            }
             self.repeats = true;
         }
         self.make_room_for_one();
@@ -835,7 +840,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// Removes `key`: the key counts as changed (deleted). Returns its value (`None` if it
     /// was absent or expired).
     pub fn remove(&mut self, key: &K) -> Option<V> {
-        if self.cold {
+        if self.has_runs() {
             self.settle_freeze();
         }
         self.repeats = true;
@@ -921,6 +926,13 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         // Lookups that miss in memory now look further.
         self.cold = true;
         Ok(())
+    }
+
+    /// Whether entries were spilled to runs (a copy under way reads them). A restored
+    /// checkpoint not yet loaded is not: none of its keys changed since the restore (a key
+    /// that did is in memory, in a run, or deleted), so no copy reads it.
+    fn has_runs(&self) -> bool {
+        self.spill.as_ref().is_some_and(|s| !s.runs.is_empty())
     }
 
     /// Whether part of a restored checkpoint is still to be loaded
@@ -1965,7 +1977,10 @@ mod tests {
         Get(u16),
         /// Load this many restored entries.
         Step(u16),
-        Checkpoint,
+        /// A barrier: start copying the changes (after finishing the last copy).
+        Barrier,
+        /// A step of the copy under way.
+        Copy(u16),
     }
 
     fn lazy_op() -> impl Strategy<Value = LazyOp> {
@@ -1974,7 +1989,8 @@ mod tests {
             1 => (0..3000u16).prop_map(LazyOp::Remove),
             3 => (0..3000u16).prop_map(LazyOp::Get),
             1 => (1..300u16).prop_map(LazyOp::Step),
-            1 => Just(LazyOp::Checkpoint),
+            1 => Just(LazyOp::Barrier),
+            1 => (1..200u16).prop_map(LazyOp::Copy),
         ]
     }
 
@@ -2065,9 +2081,10 @@ mod tests {
 
 
         /// A table restored lazily from a checkpoint of two increments (the second with
-        /// deletions), loaded a step at a time while reads, writes and deletions go on,
-        /// spilling or not, with key groups skipped, behaves as a `BTreeMap` that held the
-        /// checkpoint; its changes are the changes since the restore.
+        /// deletions), loaded a step at a time while reads, writes, deletions and
+        /// checkpoint copies (in steps) go on, spilling or not, with key groups skipped,
+        /// behaves as a `BTreeMap` that held the checkpoint; each copy, applied to the
+        /// restored checkpoint, gives the map at its barrier.
         #[test]
         fn a_lazily_restored_table_matches_a_map(
             first in proptest::collection::btree_map(0..3000u32, 0..100u32, 0..1500),
@@ -2124,6 +2141,7 @@ mod tests {
             prop_assert!(t.restore_lazily(lazy, 128, skip.clone(), decode).is_ok());
             let mut add = FoldWith(|x| x, |v: &mut u32, x| *v += x);
             let mut checkpoint = model.clone();
+            let mut at_barrier = None;
             for op in ops {
                 match op {
                     LazyOp::Add(k, v) => {
@@ -2141,17 +2159,22 @@ mod tests {
                     LazyOp::Step(n) => {
                         t.restore_step(usize::from(n)).unwrap();
                     }
-                    LazyOp::Checkpoint => {
-                        for (k, v) in t.take_changes_owned().unwrap() {
-                            match v {
-                                Some(v) => checkpoint.insert(k, v),
-                                None => checkpoint.remove(&k),
-                            };
-                        }
-                        prop_assert_eq!(&checkpoint, &model);
+                    LazyOp::Barrier => {
+                        t.freeze_step(usize::MAX);
+                        apply_frozen(&mut t, &mut checkpoint, &mut at_barrier)?;
+                        t.begin_freeze();
+                        at_barrier = Some(model.clone());
                     }
+                    LazyOp::Copy(n) => t.freeze_step(usize::from(n)),
                 }
+                apply_frozen(&mut t, &mut checkpoint, &mut at_barrier)?;
             }
+            t.freeze_step(usize::MAX);
+            apply_frozen(&mut t, &mut checkpoint, &mut at_barrier)?;
+            t.begin_freeze();
+            at_barrier = Some(model.clone());
+            t.freeze_step(usize::MAX);
+            apply_frozen(&mut t, &mut checkpoint, &mut at_barrier)?;
             t.check().unwrap();
             let mut all = BTreeMap::new();
             t.for_each(|k, v| { all.insert(*k, *v); }).unwrap();
