@@ -415,12 +415,8 @@ const FREEZE_STEP: Duration = Duration::from_millis(1);
 
 /// Entries restored per batch: sorted by their places in the table before they are inserted.
 const RESTORE_BATCH: usize = 1 << 20;
-/// A lazy restore loads this many entries at a time, between batches, for at most
-/// [`RESTORE_TIME`] per drain.
-const RESTORE_STEP: usize = 1024;
-/// How long a drain loads restored state at most: the load takes a share of the subtask's
-/// time, and the job's records wait less for lookups of keys not loaded yet the sooner it
-/// is done.
+/// How long a drain loads restored state at most, between batches (then the records have
+/// as long).
 const RESTORE_TIME: Duration = Duration::from_millis(2);
 
 impl<K, V, G: Combine<V>, OF: Clone> Clone for KeyedAggregate<K, V, G, OF> {
@@ -552,15 +548,9 @@ where
     }
 
     fn drain(&mut self, cx: &DrainCx<'_, '_>) -> Result<bool> {
-        if self.state.is_restoring() {
+        if let Some(at) = self.state.restore_for(RESTORE_TIME)? {
             // A step of the lazy restore between batches; again soon until done.
-            let start = std::time::Instant::now();
-            while !self.state.restore_step(RESTORE_STEP)? {
-                if start.elapsed() >= RESTORE_TIME {
-                    cx.wake_at(std::time::Instant::now());
-                    break;
-                }
-            }
+            cx.wake_at(at);
         }
         if self.frozen.is_some() {
             // A step of the checkpoint's copy between batches; again soon until done.

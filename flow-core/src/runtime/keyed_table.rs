@@ -321,7 +321,12 @@ struct Base<K, V> {
     decode: RestoredDecode<K, V>,
     /// A key's encoding, for a lookup.
     buf: Vec<u8>,
+    /// [`KeyedTable::restore_for`] loads no more before this time.
+    resume_at: std::time::Instant,
 }
+
+/// A lazy restore loads this many entries at a time.
+const RESTORE_STEP: usize = 1024;
 
 impl<K, V> Base<K, V> {
     fn skips(&self, kg: u32) -> bool {
@@ -922,6 +927,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             skip,
             decode,
             buf: Vec::new(),
+            resume_at: std::time::Instant::now(),
         });
         // Lookups that miss in memory now look further.
         self.cold = true;
@@ -971,7 +977,16 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         // or a deletion.
         let hasher = *self.map.hasher();
         let mut err = None;
+        // Without runs, deletions or evictions to come, a key in memory is skipped as it is
+        // inserted; else the batch is checked first (an eviction while it is inserted would
+        // move newer versions out of the way).
+        let filter = !s.tombstones.is_empty()
+            || !s.runs.is_empty()
+            || self.map.len() + batch.len() >= self.limit;
         batch.retain(|(k, _, _)| {
+            if !filter {
+                return true;
+            }
             if self.map.contains_key(k) || s.tombstones.contains(k) {
                 return false;
             }
@@ -989,7 +1004,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         if let Some(e) = err {
             return Err(e);
         }
-        self.restore_batch(&mut batch);
+        self.restore_sorted(&mut batch, true);
         if done {
             if let Some(s) = self.spill.as_mut() {
                 s.base = None;
@@ -1003,6 +1018,33 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         Ok(done)
     }
 
+    /// Loads restored entries ([`KeyedTable::restore_step`]) for about `time`, then leaves
+    /// the subtask as long to its records: a lazy restore takes half of a busy subtask's
+    /// time. Returns when to call again (at once if called early), `None` once everything
+    /// is loaded.
+    pub(crate) fn restore_for(
+        &mut self,
+        time: std::time::Duration,
+    ) -> Result<Option<std::time::Instant>> {
+        let now = std::time::Instant::now();
+        let Some(b) = self.spill.as_mut().and_then(|s| s.base.as_mut()) else {
+            return Ok(None);
+        };
+        if now < b.resume_at {
+            return Ok(Some(b.resume_at));
+        }
+        while !self.restore_step(RESTORE_STEP)? {
+            let end = std::time::Instant::now();
+            if end >= now + time {
+                if let Some(b) = self.spill.as_mut().and_then(|s| s.base.as_mut()) {
+                    b.resume_at = end + (end - now);
+                    return Ok(Some(b.resume_at));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Loads what is left of a restored checkpoint ([`KeyedTable::restore_step`]).
     fn restore_rest(&mut self) -> Result<()> {
         while !self.restore_step(1 << 16)? {}
@@ -1012,7 +1054,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// Loads an entry from a checkpoint: not a change.
     pub fn restore(&mut self, key: K, value: V) {
         let stamp = self.now();
-        self.restore_stamped(key, value, stamp)
+        self.restore_stamped(key, value, stamp, false)
     }
 
     /// [`KeyedTable::restore`] of an entry written at wall-clock time `ms` (ms since the Unix
@@ -1020,7 +1062,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// would have expired in the job that wrote it.
     pub fn restore_written_at(&mut self, key: K, value: V, ms: i64) {
         let stamp = self.stamp_at(ms);
-        self.restore_stamped(key, value, stamp)
+        self.restore_stamped(key, value, stamp, false)
     }
 
     /// [`KeyedTable::restore`] (or, with a write time, [`KeyedTable::restore_written_at`]) of
@@ -1029,6 +1071,12 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// than missing the cache and the TLB at every insert (the checkpoint's (key group, key)
     /// order is random to the table).
     pub fn restore_batch(&mut self, batch: &mut Vec<(K, V, Option<i64>)>) {
+        self.restore_sorted(batch, false)
+    }
+
+    /// [`KeyedTable::restore_batch`]; with `absent_only`, of the entries whose key the table
+    /// does not hold.
+    fn restore_sorted(&mut self, batch: &mut Vec<(K, V, Option<i64>)>, absent_only: bool) {
         // The table's bucket mask: hashbrown places a key at `hash & mask` (or probes on from
         // there). An estimate suffices: the order only needs to follow the table's memory.
         let buckets = (self.map.capacity().max(self.map.len() + batch.len()) / 7 * 8)
@@ -1038,7 +1086,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             // Never: batches are small. Unsorted then.
             for (k, v, ms) in batch.drain(..) {
                 let stamp = ms.map_or_else(|| self.now(), |ms| self.stamp_at(ms));
-                self.restore_stamped(k, v, stamp);
+                self.restore_stamped(k, v, stamp, absent_only);
             }
             return;
         };
@@ -1059,23 +1107,27 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
                 Some(ms) => self.stamp_at(ms),
                 None => self.now(),
             };
-            self.restore_stamped(k, v, stamp);
+            self.restore_stamped(k, v, stamp, absent_only);
         }
     }
 
-    fn restore_stamped(&mut self, key: K, value: V, stamp: u32) {
+    fn restore_stamped(&mut self, key: K, value: V, stamp: u32, absent_only: bool) {
         if self.map.len() >= self.limit {
             self.make_room_for_one();
         }
-        self.map.insert(
-            key,
-            Slot {
-                value,
-                epoch: CLEAN,
-                hot: false,
-                stamp,
-            },
-        );
+        let slot = Slot {
+            value,
+            epoch: CLEAN,
+            hot: false,
+            stamp,
+        };
+        if absent_only {
+            if let Entry::Vacant(v) = self.map.entry(key) {
+                v.insert(slot);
+            }
+        } else {
+            self.map.insert(key, slot);
+        }
     }
 
     /// Calls `f` with every entry, in no particular order (spilled ones are read back, not

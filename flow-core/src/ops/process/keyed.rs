@@ -217,12 +217,8 @@ type FrozenTx<K> = crossbeam_channel::Sender<(crate::Result<Vec<EncodedChange<K>
 
 /// How long one step of a checkpoint's copy may hold up processing.
 const FREEZE_STEP: Duration = Duration::from_millis(1);
-/// A lazy restore loads this many entries at a time, between batches, for at most
-/// [`RESTORE_TIME`] per drain.
-const RESTORE_STEP: usize = 1024;
-/// How long a drain loads restored state at most: the load takes a share of the subtask's
-/// time, and the job's records wait less for lookups of keys not loaded yet the sooner it
-/// is done.
+/// How long a drain loads restored state at most, between batches (then the records have
+/// as long).
 const RESTORE_TIME: Duration = Duration::from_millis(2);
 
 /// The codecs of a keyed process function's keys and states.
@@ -561,15 +557,9 @@ where
     }
 
     fn drain(&mut self, cx: &DrainCx<'_, '_>) -> crate::Result<bool> {
-        if self.states.is_restoring() {
+        if let Some(at) = self.states.restore_for(RESTORE_TIME)? {
             // A step of the lazy restore between batches; again soon until done.
-            let start = std::time::Instant::now();
-            while !self.states.restore_step(RESTORE_STEP)? {
-                if start.elapsed() >= RESTORE_TIME {
-                    cx.wake_at(std::time::Instant::now());
-                    break;
-                }
-            }
+            cx.wake_at(at);
         }
         if self.frozen.is_some() {
             // A step of the checkpoint's copy between batches; again soon until done.
