@@ -634,10 +634,11 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     {
         if self.cold && !self.map.contains_key(key) {
             if self.has_runs() {
-                // Reads runs, which a copy under way reads too.
+                // Reads runs, which a copy under way reads too; a key read back from one
+                // may be in the list of changes already.
                 self.settle_freeze();
+                self.repeats = true;
             }
-            self.repeats = true;
             let (k, v, stamp) = self.load(key)?;
             self.make_room_for_one();
             let slot = Slot {
@@ -702,14 +703,16 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// value: `make` turns that value (if any) into the new one.
     #[cold]
     fn insert_slow(&mut self, key: K, make: impl FnOnce(Option<V>) -> V) -> &mut V {
-        if self.cold {
-            if self.has_runs() {
-                // Reads runs, which a copy under way reads too.
-                self.settle_freeze();
-            }
-            self.repeats = true;
+        if self.has_runs() {
+            // Reads runs, which a copy under way reads too; a key read back from one may be
+            // in the list of changes already.
+            self.settle_freeze();
         }
         self.make_room_for_one();
+        if self.has_runs() {
+            // (Also if the room was made just now.)
+            self.repeats = true;
+        }
         let deleted = self
             .spill
             .as_mut()

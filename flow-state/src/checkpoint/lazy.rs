@@ -59,10 +59,37 @@ pub struct LazyState {
     next_kg: u32,
     /// Within `next_kg`, keys up to this one are handed out (`None`: none yet).
     last_key: Option<Vec<u8>>,
-    /// The merge of `next_kg`'s entries under way: per segment holding some (newest
-    /// first), its index, position and end.
-    cursors: Vec<(usize, usize, usize)>,
+    /// The merge of `next_kg`'s entries under way: per segment holding some, newest first.
+    cursors: Vec<Cursor>,
     started: bool,
+}
+
+/// A segment's entries of one key group, with its current entry parsed.
+struct Cursor {
+    seg: usize,
+    /// Where the current entry starts.
+    pos: usize,
+    end: usize,
+    /// Where the next entry starts.
+    next: usize,
+    /// The current entry's key, as a byte range.
+    key: (usize, usize),
+    /// Its value (`None`: a tombstone), as a byte range.
+    value: Option<(usize, usize)>,
+}
+
+impl Cursor {
+    /// Parses the entry at `pos` (if `pos < end`).
+    fn load(&mut self, data: &[u8]) {
+        if self.pos < self.end {
+            let (e, next) = entry_at(data, self.pos);
+            let at = |x: &[u8]| x.as_ptr() as usize - data.as_ptr() as usize;
+            let k = at(e.key);
+            self.key = (k, k + e.key.len());
+            self.value = e.value.map(|v| (at(v), at(v) + v.len()));
+            self.next = next;
+        }
+    }
 }
 
 impl std::fmt::Debug for LazyState {
@@ -187,38 +214,49 @@ impl LazyState {
                 for i in (0..self.segs.len()).rev() {
                     let seg = &self.segs[i];
                     if kg >= seg.kg_start && kg < seg.kg_end {
-                        let (_, from, to) = seg.group(kg);
+                        let (data, from, to) = seg.group(kg);
                         if from < to {
-                            self.cursors.push((i, from, to));
+                            let mut c = Cursor {
+                                seg: i,
+                                pos: from,
+                                end: to,
+                                next: from,
+                                key: (0, 0),
+                                value: None,
+                            };
+                            c.load(data);
+                            self.cursors.push(c);
                         }
                     }
                 }
                 self.started = true;
             }
+            let segs = &self.segs;
             loop {
                 // The smallest current key; among equal ones the newest (first) segment's.
                 let mut best: Option<(usize, &[u8])> = None;
-                for (c, &(i, pos, end)) in self.cursors.iter().enumerate() {
-                    if pos < end {
-                        let (e, _) = entry_at(self.segs[i].group(kg).0, pos);
-                        if best.is_none_or(|(_, k)| e.key < k) {
-                            best = Some((c, e.key));
+                for (c, cur) in self.cursors.iter().enumerate() {
+                    if cur.pos < cur.end {
+                        let key = &segs[cur.seg].entries()[cur.key.0..cur.key.1];
+                        if best.is_none_or(|(_, k)| key < k) {
+                            best = Some((c, key));
                         }
                     }
                 }
                 let Some((c, key)) = best else { break };
-                let (i, pos, _) = self.cursors[c];
-                let (e, _) = entry_at(self.segs[i].group(kg).0, pos);
+                let data = segs[self.cursors[c].seg].entries();
+                let value = self.cursors[c].value.map(|(a, b)| &data[a..b]);
                 // Step past this key in every segment (older versions are shadowed).
                 for cur in self.cursors.iter_mut() {
-                    if cur.1 < cur.2 {
-                        let (x, next) = entry_at(self.segs[cur.0].group(kg).0, cur.1);
-                        if x.key == key {
-                            cur.1 = next;
+                    if cur.pos < cur.end {
+                        let d = segs[cur.seg].entries();
+                        if &d[cur.key.0..cur.key.1] == key {
+                            cur.pos = cur.next;
+                            cur.load(d);
                         }
                     }
                 }
-                if let Some(v) = e.value {
+                if let Some(v) = value {
                     n += 1;
                     f(kg, key, v)?;
                 }
@@ -237,5 +275,98 @@ impl LazyState {
             self.cursors.clear();
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{CheckpointStore, FsStorage, KeyGroupRange};
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+        /// Over checkpoints that set and delete keys of a few large key groups, lookups
+        /// answer as the eager merge does until a key is handed out, and the entries handed
+        /// out in batches of any size are the eager merge's entries.
+        #[test]
+        fn lookups_and_batches_match_the_eager_merge(
+            changes in proptest::collection::vec(
+                proptest::collection::btree_map(
+                    (0..4u32, 0..3000u32),
+                    proptest::option::of(0..1000u32),
+                    0..2000,
+                ),
+                1..4,
+            ),
+            batch in 1..700usize,
+            range_start in 0..2u32,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = CheckpointStore::open(dir.path(), Arc::new(FsStorage)).unwrap();
+            // Keys of varying length, so entries are not all alike.
+            let key = |k: u32| format!("{k:0>width$}", width = 1 + (k % 7) as usize).into_bytes();
+            let mut model: BTreeMap<(u32, Vec<u8>), Vec<u8>> = BTreeMap::new();
+            for (i, c) in changes.iter().enumerate() {
+                let mut rows: Vec<(u32, Vec<u8>, Option<u32>)> =
+                    c.iter().map(|(&(g, k), v)| (g, key(k), *v)).collect();
+                rows.sort();
+                rows.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+                let mut cp = store.begin(i as u64 + 1).unwrap();
+                let mut w = cp.state("op", "s");
+                for (g, k, v) in &rows {
+                    let v = v.map(|v| v.to_le_bytes().to_vec());
+                    w.put(*g, k, v.as_deref()).unwrap();
+                    match v {
+                        Some(v) => model.insert((*g, k.clone()), v),
+                        None => model.remove(&(*g, k.clone())),
+                    };
+                }
+                w.finish().unwrap();
+                cp.commit().unwrap();
+            }
+            let range = KeyGroupRange { start: range_start, end: 4 };
+            model.retain(|(g, _), _| range.contains(*g));
+            let view = store.restore_view(changes.len() as u64).unwrap();
+            let mut lazy = view.lazy("op", "s", range).unwrap();
+            for g in 0..4u32 {
+                for k in (0..3000u32).step_by(7) {
+                    let want = model.get(&(g, key(k))).map(Vec::as_slice);
+                    prop_assert_eq!(lazy.get(g, &key(k)), want);
+                }
+            }
+            let mut out: BTreeMap<(u32, Vec<u8>), Vec<u8>> = BTreeMap::new();
+            let mut last: Option<(u32, Vec<u8>)> = None;
+            loop {
+                let mut got = Vec::new();
+                let done = lazy
+                    .next_entries(batch, |g, k, v| {
+                        got.push((g, k.to_vec(), v.to_vec()));
+                        Ok(())
+                    })
+                    .unwrap();
+                prop_assert!(done || got.len() == batch);
+                for (g, k, v) in got {
+                    let at = (g, k);
+                    prop_assert!(last.as_ref() < Some(&at), "in order");
+                    // Handed out: no longer looked up.
+                    prop_assert_eq!(lazy.get(at.0, &at.1), None);
+                    last = Some(at.clone());
+                    out.insert(at, v);
+                }
+                if let Some((g, k)) = &last {
+                    // Not handed out yet: still answered.
+                    if let Some(((g2, k2), v)) = model.range((*g, k.clone())..).nth(1) {
+                        prop_assert_eq!(lazy.get(*g2, k2), Some(v.as_slice()));
+                    }
+                }
+                if done {
+                    break;
+                }
+            }
+            prop_assert!(lazy.is_done());
+            prop_assert_eq!(out, model);
+        }
     }
 }

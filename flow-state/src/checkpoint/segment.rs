@@ -411,6 +411,11 @@ impl Segment {
         (self.offset_of(end).saturating_sub(self.offset_of(start))) as u64
     }
 
+    /// The entry bytes of a verified segment (read them with [`entry_at`]).
+    pub(crate) fn entries(&self) -> &[u8] {
+        &self.bytes[..self.entries_end]
+    }
+
     /// The entry bytes of a verified segment (read them with [`entry_at`]) and the byte range
     /// of key group `kg`'s entries in them (empty if the segment has none).
     pub(crate) fn group(&self, kg: u32) -> (&[u8], usize, usize) {
