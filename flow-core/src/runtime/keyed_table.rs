@@ -326,7 +326,7 @@ struct Base<K, V> {
 }
 
 /// A lazy restore loads this many entries at a time.
-const RESTORE_STEP: usize = 1024;
+const RESTORE_STEP: usize = 4096;
 
 impl<K, V> Base<K, V> {
     fn skips(&self, kg: u32) -> bool {
