@@ -54,8 +54,7 @@ mod sys;
 pub use checkpoint::{
     entry_order, key_prefix, ChainShape, CheckpointStore, CheckpointWriter, CommitInfo, Compacted,
     Compaction, CompactionFiles, Entry, GcReport, LazyState, Recovered, RestoreView, StateIter,
-    StateWriter,
-    StoreOptions,
+    StateWriter, StoreOptions,
 };
 pub use error::{Result, StateError};
 

@@ -19,9 +19,7 @@ use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
 };
 use crate::runtime::panic::{guarded, Named, OpName};
-use crate::runtime::snapshot::{
-    decode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport,
-};
+use crate::runtime::snapshot::{decode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport};
 use crate::runtime::stage::Terminal;
 use crate::runtime::task::TaskCx;
 use hashbrown::hash_map::Entry;
@@ -637,10 +635,7 @@ where
                     Ok((decode(k, &what)?, decode(v, &what)?, None))
                 })
             };
-            if state
-                .restore_lazily(lazy, cx.max_parallelism(), finished.clone(), decode)
-                .is_ok()
-            {
+            if state.restore_lazily(lazy, cx.max_parallelism(), finished.clone(), decode) {
                 return Ok(());
             }
         }

@@ -909,20 +909,20 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// (a lookup in its segments), and [`KeyedTable::restore_step`] loads it a batch at a
     /// time while the job runs. So processing resumes at once, whatever the state's size.
     /// `decode` turns an entry's bytes into key, value and write time; entries of key groups
-    /// in `skip` are not restored. Gives `state` back if the table has no codecs (then the
-    /// caller restores eagerly).
+    /// in `skip` are not restored. Returns `false` (dropping `state`) if the table has no
+    /// codecs: then the caller restores eagerly.
     pub(crate) fn restore_lazily(
         &mut self,
         state: flow_state::LazyState,
         max_parallelism: u32,
         skip: Vec<(u32, u32)>,
         decode: RestoredDecode<K, V>,
-    ) -> std::result::Result<(), flow_state::LazyState> {
+    ) -> bool {
         let Some(s) = self.spill.as_mut() else {
-            return Err(state);
+            return false;
         };
         if state.is_done() {
-            return Ok(());
+            return true;
         }
         s.base = Some(Base {
             state,
@@ -934,7 +934,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         });
         // Lookups that miss in memory now look further.
         self.cold = true;
-        Ok(())
+        true
     }
 
     /// Whether entries were spilled to runs (a copy under way reads them). A restored
@@ -1834,9 +1834,11 @@ fn compact(
         let merged = {
             let inputs: Vec<&Run> = runs[merge_from..].iter().collect();
             // Deletions only matter while an older run may hold the key.
-            spill::merge_filtered(dir, &inputs, merge_from > 0 || below, |e| match (ttl, e.value) {
-                (Some(ticks), Some(v)) => now.wrapping_sub(split_stamp(true, v).0) <= ticks,
-                _ => true,
+            spill::merge_filtered(dir, &inputs, merge_from > 0 || below, |e| {
+                match (ttl, e.value) {
+                    (Some(ticks), Some(v)) => now.wrapping_sub(split_stamp(true, v).0) <= ticks,
+                    _ => true,
+                }
             })?
         };
         runs.truncate(merge_from);
@@ -2193,7 +2195,7 @@ mod tests {
                 let c = Codec::<u32>::serde();
                 Ok((c.decode_all(k, &String::new)?, c.decode_all(v, &String::new)?, None))
             });
-            prop_assert!(t.restore_lazily(lazy, 128, skip.clone(), decode).is_ok());
+            prop_assert!(t.restore_lazily(lazy, 128, skip.clone(), decode));
             let mut add = FoldWith(|x| x, |v: &mut u32, x| *v += x);
             let mut checkpoint = model.clone();
             let mut at_barrier = None;

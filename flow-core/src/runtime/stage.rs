@@ -194,7 +194,9 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
             if !self.chain.restoring() {
                 self.loading = None;
                 let ns = since.elapsed().as_nanos() as u64;
-                self.metrics.restore_loaded_ns.fetch_max(ns, Ordering::Relaxed);
+                self.metrics
+                    .restore_loaded_ns
+                    .fetch_max(ns, Ordering::Relaxed);
             }
         }
         let start = Instant::now();

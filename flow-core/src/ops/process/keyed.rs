@@ -470,9 +470,7 @@ where
             if let Some(lazy) = cx.lazy(STATE)? {
                 states.reserve_for_restore(lazy.remaining_bound() as usize);
                 let decode: RestoredDecode<K, P::State> = Box::new(decode.clone());
-                lazily = states
-                    .restore_lazily(lazy, cx.max_parallelism(), Vec::new(), decode)
-                    .is_ok();
+                lazily = states.restore_lazily(lazy, cx.max_parallelism(), Vec::new(), decode);
             } else {
                 lazily = true;
             }
