@@ -1,6 +1,7 @@
 //! Window functions: what a window computes from its records — an incremental aggregate,
 //! all records handed to a function, or both.
 use super::assigners::{WindowInfo, Windowed};
+use crate::error::Result;
 use crate::ops::aggregate::Aggregate;
 use crate::ops::side_output::{OutputTag, SideOutputs, TaggedOutputs};
 use crate::record::Timestamp;
@@ -38,6 +39,24 @@ pub trait WindowFn<K, T>: Clone + Send + 'static {
     /// a trigger or evictor. The default does nothing.
     fn clear(&mut self, key: &K, window: &super::assigners::Window) {
         let _ = (key, window);
+    }
+    /// The states the function keeps itself, beside each window's (a
+    /// `process_with_state` function's per-window and per-key state), for checkpoints.
+    #[doc(hidden)]
+    fn own_states(&self) -> Vec<crate::runtime::snapshot::StateDecl> {
+        Vec::new()
+    }
+    /// Writes the function's own states ([`WindowFn::own_states`]) whole.
+    #[doc(hidden)]
+    fn snapshot_own(&mut self, cx: &mut crate::runtime::snapshot::SnapshotCx<'_>) -> Result<()> {
+        let _ = cx;
+        Ok(())
+    }
+    /// Loads the function's own states from a checkpoint.
+    #[doc(hidden)]
+    fn restore_own(&mut self, cx: &crate::runtime::snapshot::RestoreCx<'_>) -> Result<()> {
+        let _ = cx;
+        Ok(())
     }
 }
 

@@ -848,20 +848,21 @@ where
     /// [`StatefulWindowContext`]: besides emitting results, `f` keeps state of its own per key
     /// and window (`window_state`, dropped with the window at its end plus the allowed
     /// lateness) and per key across windows (`global_state`) — Flink's
-    /// `ProcessWindowFunction.Context.windowState()` / `globalState()`, kept in memory.
+    /// `ProcessWindowFunction.Context.windowState()` / `globalState()`, kept in memory and
+    /// written whole at every checkpoint (so both state types need serde's traits).
     ///
     /// ```
     /// # use flow_core::prelude::*;
     /// # use std::time::Duration;
     /// let mut env = Env::new(Config::default().parallelism(2));
     /// let lines = env
-    ///     .from_iter([("a", 100), ("a", 200), ("a", 1_100), ("b", 1_200)])
+    ///     .from_iter([('a', 100), ('a', 200), ('a', 1_100), ('b', 1_200)])
     ///     .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
     ///     .key_by(|e| e.0)
     ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
     ///     .trigger(CountTrigger::of(1))
     ///     .process_with_state(
-    ///         |key: &&str, info: &WindowInfo, items: Vec<(&str, i64)>,
+    ///         |key: &char, info: &WindowInfo, items: Vec<(char, i64)>,
     ///          ctx: &mut StatefulWindowContext<'_, String, u32, u32>| {
     ///             *ctx.window_state() += 1; // firings of this window
     ///             let w = *ctx.window_state();
@@ -896,8 +897,10 @@ where
             + Send
             + 'static,
         O: Send + 'static,
-        WS: Default + Send + 'static,
-        GS: Default + Send + 'static,
+        WS: StateValue + Default,
+        GS: StateValue + Default,
+        K: StateKey,
+        T: StateValue,
     {
         let name = OpName::new("process", Location::caller());
         self.apply(
@@ -909,7 +912,7 @@ where
                 global: Table::default(),
                 _out: std::marker::PhantomData,
             },
-            None,
+            Some((Codec::serde(), Codec::serde())),
         )
     }
 
@@ -936,8 +939,8 @@ where
         )
     }
 
-    /// `codec` encodes keys and window state for checkpoints; `None` when the window function
-    /// keeps state of its own that checkpoints do not cover.
+    /// `codec` encodes keys and window state for checkpoints; `None` when they cannot be
+    /// encoded.
     #[track_caller]
     fn apply<F: WindowFn<K, T>>(
         self,
@@ -1294,12 +1297,17 @@ where
         if Ev::KEEPS_RECORDS && self.records.is_none() {
             return StateSupport::Unsupported("the records an evictor keeps, without a codec");
         }
-        StateSupport::Persisted(vec![
-            StateDecl::packed::<Window, K, (F::State, Tr::State, Vec<(T, Timestamp)>)>(
-                TRIGGER_WINDOWS,
-            ),
-            StateDecl::operator::<Timestamp>(TIME),
-        ])
+        StateSupport::Persisted(
+            vec![
+                StateDecl::packed::<Window, K, (F::State, Tr::State, Vec<(T, Timestamp)>)>(
+                    TRIGGER_WINDOWS,
+                ),
+                StateDecl::operator::<Timestamp>(TIME),
+            ]
+            .into_iter()
+            .chain(self.func.own_states())
+            .collect(),
+        )
     }
 
     /// Open windows are written whole at every checkpoint, as those of windows without a
@@ -1348,13 +1356,14 @@ where
         }
         p.flush(&mut w);
         w.finish();
-        Ok(())
+        self.func.snapshot_own(cx)
     }
 
     fn restore(&mut self, cx: &RestoreCx<'_>) -> crate::Result<()> {
         let Some((kc, sc)) = self.codec else {
             return Ok(());
         };
+        self.func.restore_own(cx)?;
         // The least advanced time of the checkpointed subtasks: no window any of them held
         // is past it.
         if let Some(t) = cx.operator_state::<Timestamp>(TIME)?.into_iter().min() {
@@ -1518,17 +1527,22 @@ impl<K, F: Clone, O, WS, GS> Clone for ProcessWindowWithState<K, F, O, WS, GS> {
     }
 }
 
+/// The name of a `process_with_state` function's per-window state in checkpoints.
+const WINDOW_STATE: &str = "window state";
+/// The name of a `process_with_state` function's per-key state in checkpoints.
+const KEY_STATE: &str = "key state";
+
 impl<K, T, F, O, WS, GS> WindowFn<K, T> for ProcessWindowWithState<K, F, O, WS, GS>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: StateKey,
     T: Clone + Send + 'static,
     F: for<'x> FnMut(&K, &WindowInfo, Vec<T>, &mut StatefulWindowContext<'x, O, WS, GS>)
         + Clone
         + Send
         + 'static,
     O: Send + 'static,
-    WS: Default + Send + 'static,
-    GS: Default + Send + 'static,
+    WS: StateValue + Default,
+    GS: StateValue + Default,
 {
     type State = Vec<T>;
     type Out = O;
@@ -1555,5 +1569,44 @@ where
     }
     fn clear(&mut self, key: &K, window: &Window) {
         self.windows.remove(&(key.clone(), *window));
+    }
+    fn own_states(&self) -> Vec<StateDecl> {
+        vec![
+            StateDecl::keyed::<(K, Timestamp, Timestamp), WS>(WINDOW_STATE),
+            StateDecl::keyed::<K, GS>(KEY_STATE),
+        ]
+    }
+    /// Both written whole (as open windows are): a window's state by the key and the
+    /// window's start and end, a key's by the key; each in its key's key group.
+    fn snapshot_own(&mut self, cx: &mut SnapshotCx<'_>) -> crate::Result<()> {
+        let mut w = cx.keyed(WINDOW_STATE, true);
+        for ((k, win), ws) in &self.windows {
+            w.put(k, &(k, win.start, win.end), Some(ws))?;
+        }
+        w.finish();
+        let mut w = cx.keyed(KEY_STATE, true);
+        for (k, gs) in &self.global {
+            w.put(k, k, Some(gs))?;
+        }
+        w.finish();
+        Ok(())
+    }
+    fn restore_own(&mut self, cx: &RestoreCx<'_>) -> crate::Result<()> {
+        let windows = &mut self.windows;
+        cx.keyed_where(
+            WINDOW_STATE,
+            |_| true,
+            |(k, start, end): (K, Timestamp, Timestamp), ws: WS| {
+                windows.insert((k, Window { start, end }), ws);
+            },
+        )?;
+        let global = &mut self.global;
+        cx.keyed_where(
+            KEY_STATE,
+            |_| true,
+            |k: K, gs: GS| {
+                global.insert(k, gs);
+            },
+        )
     }
 }
