@@ -178,18 +178,25 @@ impl CheckpointStore {
         Manifest::decode(&bytes, &path, id)
     }
 
+    /// Opens the segments `m` lists: in full (checksum and structural walk) unless this open
+    /// of the store verified or wrote the same file (name, length and checksum) already —
+    /// a restore verifies its checkpoint first ([`CheckpointStore::latest_complete`], on
+    /// every core), and is not made to read it all twice.
     fn open_segments(&self, m: &Manifest) -> Result<BTreeMap<StateKey, Vec<Arc<Segment>>>> {
         let mpath = self.manifest_path(m.id);
         let mut out = BTreeMap::new();
         for (k, infos) in &m.states {
             let mut segs = Vec::with_capacity(infos.len());
             for info in infos {
-                segs.push(Arc::new(Segment::open(
-                    &*self.storage,
-                    &self.dir,
-                    info,
-                    &mpath,
-                )?));
+                let known = self
+                    .verified_lock()
+                    .contains(&(info.name.clone(), info.len, info.crc));
+                let seg = if known {
+                    Segment::open_trusted(&*self.storage, &self.dir, info, &mpath)?
+                } else {
+                    Segment::open(&*self.storage, &self.dir, info, &mpath)?
+                };
+                segs.push(Arc::new(seg));
             }
             out.insert(k.clone(), segs);
         }
