@@ -323,7 +323,18 @@ struct Base<K, V> {
     buf: Vec<u8>,
     /// [`KeyedTable::restore_for`] loads no more before this time.
     resume_at: std::time::Instant,
+    /// Entries read and not yet inserted (taken as they are).
+    pending: Vec<Option<(K, V, Option<i64>)>>,
+    /// Once `pending` is complete: its indexes in the order of their places in the table,
+    /// each below the place in the high 32 bits; inserted up to `pos`.
+    order: Vec<u64>,
+    pos: usize,
 }
+
+/// A lazy restore reads this many entries, then inserts them in the table's order (both a
+/// step at a time): the larger, the closer the inserts to one another in the table. (Small in
+/// unit tests, so that they load in many batches.)
+const LOAD_BATCH: usize = if cfg!(test) { 100 } else { 1 << 17 };
 
 /// A lazy restore loads this many entries at a time.
 const RESTORE_STEP: usize = 4096;
@@ -931,6 +942,9 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             decode,
             buf: Vec::new(),
             resume_at: std::time::Instant::now(),
+            pending: Vec::new(),
+            order: Vec::new(),
+            pos: 0,
         });
         // Lookups that miss in memory now look further.
         self.cold = true;
@@ -953,72 +967,129 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// Loads the next `max` entries of the restored checkpoint, skipping keys the table
     /// holds a newer version (or a deletion) of. Returns whether everything is loaded.
     pub(crate) fn restore_step(&mut self, max: usize) -> Result<bool> {
+        let buckets = (self.map.capacity().max(self.map.len()) / 7 * 8)
+            .max(8)
+            .next_power_of_two() as u64;
+        let hasher = *self.map.hasher();
         let Some(s) = self.spill.as_mut() else {
             return Ok(true);
         };
         let Some(b) = s.base.as_mut() else {
             return Ok(true);
         };
-        let mut batch: Vec<(K, V, Option<i64>)> = Vec::with_capacity(max.min(1 << 16));
-        let mut failed = None;
-        let (decode, skip) = (&b.decode, &b.skip);
-        let done = b.state.next_entries(max, |kg, kb, vb| {
-            if !skip.iter().any(|&(s, e)| (s..e).contains(&kg)) {
-                match decode(kb, vb) {
-                    Ok(e) => batch.push(e),
-                    Err(e) => {
-                        failed.get_or_insert(e);
+        if b.order.is_empty() {
+            // Reading the next entries into the batch.
+            let mut failed = None;
+            let (decode, skip, pending) = (&b.decode, &b.skip, &mut b.pending);
+            let read_all = b.state.next_entries(max, |kg, kb, vb| {
+                if !skip.iter().any(|&(s, e)| (s..e).contains(&kg)) {
+                    match decode(kb, vb) {
+                        Ok(e) => pending.push(Some(e)),
+                        Err(e) => {
+                            failed.get_or_insert(e);
+                        }
                     }
                 }
+                Ok(())
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
             }
-            Ok(())
-        })?;
-        if let Some(e) = failed {
-            return Err(e);
+            if !read_all && b.pending.len() < LOAD_BATCH {
+                return Ok(false);
+            }
+            if b.pending.is_empty() {
+                b.state.commit();
+                self.end_restore();
+                return Ok(true);
+            }
+            // The batch is inserted in the order of the entries' places in the table: the
+            // inserts walk its memory in order instead of missing the cache at each.
+            b.order = b
+                .pending
+                .iter()
+                .zip(0u64..)
+                .map(|(e, i)| {
+                    let place = e
+                        .as_ref()
+                        .map_or(0, |e| hasher.hash_one(&e.0) & (buckets - 1));
+                    (place << 32) | i
+                })
+                .collect();
+            b.order.sort_unstable();
+            b.pos = 0;
+            return Ok(false);
         }
+        // Inserting the next `max` entries of the batch.
+        let end = (b.pos + max).min(b.order.len());
+        let mut batch: Vec<(K, V, Option<i64>)> = b.order[b.pos..end]
+            .iter()
+            .filter_map(|&o| b.pending.get_mut((o & 0xFFFF_FFFF) as usize)?.take())
+            .collect();
+        b.pos = end;
+        let batch_done = end == b.order.len();
         // A key the job touched since the restore has a newer version in memory or in a run,
-        // or a deletion.
-        let hasher = *self.map.hasher();
-        let mut err = None;
-        // Without runs, deletions or evictions to come, a key in memory is skipped as it is
-        // inserted; else the batch is checked first (an eviction while it is inserted would
-        // move newer versions out of the way).
+        // or a deletion. Without runs, deletions or evictions to come, a key in memory is
+        // skipped as it is inserted; else the batch is checked first (an eviction while it is
+        // inserted would move newer versions out of the way).
         let filter = !s.tombstones.is_empty()
             || !s.runs.is_empty()
             || self.map.len() + batch.len() >= self.limit;
-        batch.retain(|(k, _, _)| {
-            if !filter {
-                return true;
-            }
-            if self.map.contains_key(k) || s.tombstones.contains(k) {
-                return false;
-            }
-            if s.runs.is_empty() {
-                return true;
-            }
-            match find(s, hasher.hash_one(k), k) {
-                Ok(found) => found.is_none(),
-                Err(e) => {
-                    err.get_or_insert(e);
-                    false
+        let mut err = None;
+        if filter {
+            batch.retain(|(k, _, _)| {
+                if self.map.contains_key(k) || s.tombstones.contains(k) {
+                    return false;
                 }
-            }
-        });
+                if s.runs.is_empty() {
+                    return true;
+                }
+                match find(s, hasher.hash_one(k), k) {
+                    Ok(found) => found.is_none(),
+                    Err(e) => {
+                        err.get_or_insert(e);
+                        false
+                    }
+                }
+            });
+        }
         if let Some(e) = err {
             return Err(e);
         }
-        self.restore_sorted(&mut batch, true);
-        if done {
-            if let Some(s) = self.spill.as_mut() {
-                s.base = None;
-                self.cold = !s.runs.is_empty();
-                if !self.cold {
-                    // They only shadowed the restored state.
-                    s.tombstones.clear();
-                }
+        for (k, v, ms) in batch {
+            let stamp = match ms {
+                Some(ms) => self.stamp_at(ms),
+                None => self.now(),
+            };
+            self.restore_stamped(k, v, stamp, true);
+        }
+        if !batch_done {
+            return Ok(false);
+        }
+        let Some(b) = self.spill.as_mut().and_then(|s| s.base.as_mut()) else {
+            return Ok(true);
+        };
+        b.pending.clear();
+        b.order.clear();
+        // What was read is in the table now: no longer looked up.
+        b.state.commit();
+        if b.state.is_done() {
+            self.end_restore();
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Ends a lazy restore whose entries are all loaded.
+    fn end_restore(&mut self) {
+        if let Some(s) = self.spill.as_mut() {
+            s.base = None;
+            self.cold = !s.runs.is_empty();
+            if !self.cold {
+                // They only shadowed the restored state.
+                s.tombstones.clear();
             }
         }
-        Ok(done)
     }
 
     /// Loads restored entries ([`KeyedTable::restore_step`]) for about `time`, then leaves

@@ -1,6 +1,6 @@
 //! A state of a restored checkpoint, read lazily: [`LazyState`] answers point lookups and
-//! hands out its entries a key group at a time, so that a job can resume processing at once
-//! and load its state while it runs, instead of loading all of it before the first record.
+//! hands out its entries in batches, so that a job can resume processing at once and load
+//! its state while it runs, instead of loading all of it before the first record.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,9 +16,9 @@ const SAMPLE_EVERY: usize = 16;
 
 /// One state (operator uid, state name) of a restored checkpoint, in one key-group range,
 /// not yet loaded: [`LazyState::get`] finds a key's value (newest segment first, a tombstone
-/// hides older versions), and [`LazyState::next_entries`] hands out the live entries in
-/// (key group, key) order, a batch at a time. Key groups handed out completely are no longer
-/// looked up: the owner holds them.
+/// hides older versions), and [`LazyState::next_entries`] reads the live entries in
+/// (key group, key) order, a batch at a time; [`LazyState::commit`] hands out what was read,
+/// which is then no longer looked up: the owner holds it.
 ///
 /// It keeps the checkpoint's segments mapped (and their files, even if a later checkpoint's
 /// garbage collection removes them, readable) until it is dropped.
@@ -44,6 +44,8 @@ const SAMPLE_EVERY: usize = 16;
 /// let mut seen = Vec::new();
 /// lazy.next_entries(2, |kg, k, _| { seen.push((kg, k.to_vec())); Ok(()) }).unwrap();
 /// assert_eq!(seen, vec![(3, b"a".to_vec()), (3, b"b".to_vec())]);
+/// assert_eq!(lazy.get(3, b"b"), Some(&b"2"[..]), "read, not handed out yet");
+/// lazy.commit();
 /// assert_eq!(lazy.get(3, b"b"), None, "handed out: the owner has it now");
 /// assert_eq!(lazy.get(9, b"c"), Some(&b"3"[..]));
 /// assert!(lazy.next_entries(10, |_, _, _| Ok(())).unwrap(), "all handed out");
@@ -55,10 +57,14 @@ pub struct LazyState {
     /// Byte offsets of every [`SAMPLE_EVERY`]th entry of a key group in a segment, by
     /// (segment, key group): built on the first lookup there, dropped once it is handed out.
     samples: HashMap<(usize, u32), Box<[usize]>>,
-    /// Key groups below this one are handed out completely.
+    /// Key groups below this one are read completely.
     next_kg: u32,
-    /// Within `next_kg`, keys up to this one are handed out (`None`: none yet).
+    /// Within `next_kg`, keys up to this one are read (`None`: none yet).
     last_key: Option<Vec<u8>>,
+    /// What is handed out ([`LazyState::commit`]): key groups below `done_kg`, and within
+    /// it keys up to `done_key`.
+    done_kg: u32,
+    done_key: Option<Vec<u8>>,
     /// The merge of `next_kg`'s entries under way: per segment holding some, newest first.
     cursors: Vec<Cursor>,
     started: bool,
@@ -123,6 +129,8 @@ impl RestoreView {
             samples: HashMap::new(),
             next_kg: range.start,
             last_key: None,
+            done_kg: range.start,
+            done_key: None,
             cursors: Vec::new(),
             started: false,
         })
@@ -130,9 +138,22 @@ impl RestoreView {
 }
 
 impl LazyState {
-    /// Whether every entry was handed out.
+    /// Whether every entry was read ([`LazyState::next_entries`]).
     pub fn is_done(&self) -> bool {
         self.next_kg >= self.range.end
+    }
+
+    /// Marks every entry read so far as handed out: [`LazyState::get`] no longer answers
+    /// for them (their reader holds them now). Until then it does, so a reader may load what
+    /// it read in batches of its own choosing.
+    pub fn commit(&mut self) {
+        for kg in self.done_kg..self.next_kg.min(self.range.end) {
+            for i in 0..self.segs.len() {
+                self.samples.remove(&(i, kg));
+            }
+        }
+        self.done_kg = self.next_kg;
+        self.done_key = self.last_key.clone();
     }
 
     /// At most how many entries (tombstones and shadowed versions included) are still to be
@@ -148,12 +169,13 @@ impl LazyState {
     /// Whether `key` of key group `kg` was handed out already (or lies outside the range).
     fn handed_out(&self, kg: u32, key: &[u8]) -> bool {
         !self.range.contains(kg)
-            || kg < self.next_kg
-            || (kg == self.next_kg && self.last_key.as_deref().is_some_and(|l| key <= l))
+            || kg < self.done_kg
+            || (kg == self.done_kg && self.done_key.as_deref().is_some_and(|l| key <= l))
     }
 
     /// The value of `key` in key group `kg` as of the checkpoint, unless it was handed out
-    /// already: `None` if it has none (never written, deleted, or handed out).
+    /// already ([`LazyState::commit`]): `None` if it has none (never written, deleted, or
+    /// handed out).
     pub fn get(&mut self, kg: u32, key: &[u8]) -> Option<&[u8]> {
         if self.handed_out(kg, key) {
             return None;
@@ -198,9 +220,9 @@ impl LazyState {
         None
     }
 
-    /// Hands out the next `max` live entries in (key group, key) order — key group, key,
-    /// value — to `f`. Returns whether everything is handed out. An error of `f` stops the
-    /// walk after that entry.
+    /// Reads the next `max` live entries in (key group, key) order — key group, key, value —
+    /// into `f`. Returns whether everything is read. An error of `f` stops the walk after
+    /// that entry. [`LazyState::commit`] hands them out.
     pub fn next_entries(
         &mut self,
         max: usize,
@@ -264,10 +286,6 @@ impl LazyState {
                     self.last_key = Some(key.to_vec());
                     return Ok(false);
                 }
-            }
-            // Key group `kg` is handed out: its samples are no longer needed.
-            for i in 0..self.segs.len() {
-                self.samples.remove(&(i, kg));
             }
             self.next_kg += 1;
             self.last_key = None;
@@ -347,6 +365,10 @@ mod tests {
                     })
                     .unwrap();
                 prop_assert!(done || got.len() == batch);
+                if let Some((g, k, v)) = got.last() {
+                    prop_assert_eq!(lazy.get(*g, k), Some(v.as_slice()), "read, not handed out");
+                }
+                lazy.commit();
                 for (g, k, v) in got {
                     let at = (g, k);
                     prop_assert!(last.as_ref() < Some(&at), "in order");
