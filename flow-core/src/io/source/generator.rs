@@ -82,6 +82,10 @@ impl Pace {
                         std::thread::sleep(std::time::Duration::from_millis(10));
                         shared.notify(id);
                     }
+                    // Once more: a stop requested after the last wake-up was not seen by
+                    // the generator, which waits for this thread to wake it (found as a hung
+                    // test: the ticker ended, the generator never polled again).
+                    shared.notify(id);
                 });
             if spawned.is_err() {
                 // Without a ticker, do not wait: run unpaced rather than never wake.
