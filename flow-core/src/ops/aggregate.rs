@@ -14,7 +14,9 @@ use crate::ops::Table;
 use crate::ops::{StateKey, StateValue};
 use crate::record::{Event, Timestamp, NO_TIMESTAMP};
 use crate::runtime::exchange::partition::ByPairKey;
-use crate::runtime::keyed_table::{Fold, KeyedTable, OwnedTimedChange, RestoredDecode};
+use crate::runtime::keyed_table::{
+    Fold, KeyedTable, OwnedTimedChange, RestoredDecode, RESTORE_TIME,
+};
 use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
 };
@@ -413,9 +415,6 @@ const FREEZE_STEP: Duration = Duration::from_millis(1);
 
 /// Entries restored per batch: sorted by their places in the table before they are inserted.
 const RESTORE_BATCH: usize = 1 << 20;
-/// How long a drain loads restored state at most, between batches (then the records have
-/// as long).
-const RESTORE_TIME: Duration = Duration::from_millis(2);
 
 impl<K, V, G: Combine<V>, OF: Clone> Clone for KeyedAggregate<K, V, G, OF> {
     fn clone(&self) -> Self {

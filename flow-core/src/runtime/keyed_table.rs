@@ -336,18 +336,23 @@ struct Base<K, V> {
 /// unit tests, so that they load in many batches.)
 const LOAD_BATCH: usize = if cfg!(test) { 100 } else { 1 << 17 };
 
+/// Whether key group `kg` lies in one of the ranges `skip`.
+fn skipped(skip: &[(u32, u32)], kg: u32) -> bool {
+    skip.iter().any(|&(s, e)| (s..e).contains(&kg))
+}
+
+/// How long an operator's drain loads restored state at most ([`KeyedTable::restore_for`]),
+/// between batches; then the records have as long.
+pub(crate) const RESTORE_TIME: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// A lazy restore loads this many entries at a time.
 const RESTORE_STEP: usize = 4096;
 
 impl<K, V> Base<K, V> {
-    fn skips(&self, kg: u32) -> bool {
-        self.skip.iter().any(|&(s, e)| (s..e).contains(&kg))
-    }
-
     /// The restored entry of `key` (of hash `hash`), if it was not loaded yet.
     fn get(&mut self, hash: u64, key: &K, keys: Codec<K>) -> Result<Option<(K, V, Option<i64>)>> {
         let kg = flow_state::key_group_of(hash, self.max_parallelism);
-        if self.skips(kg) {
+        if skipped(&self.skip, kg) {
             return Ok(None);
         }
         self.buf.clear();
@@ -982,7 +987,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             let mut failed = None;
             let (decode, skip, pending) = (&b.decode, &b.skip, &mut b.pending);
             let read_all = b.state.next_entries(max, |kg, kb, vb| {
-                if !skip.iter().any(|&(s, e)| (s..e).contains(&kg)) {
+                if !skipped(skip, kg) {
                     match decode(kb, vb) {
                         Ok(e) => pending.push(Some(e)),
                         Err(e) => {
@@ -2161,6 +2166,21 @@ mod tests {
         Ok(())
     }
 
+    /// A barrier: the previous copy finishes first (as an operator flushes it), then a copy
+    /// of the table, which must come out as `model` is now, begins.
+    fn barrier(
+        t: &mut KeyedTable<u32, u32>,
+        checkpoint: &mut BTreeMap<u32, u32>,
+        at_barrier: &mut Option<BTreeMap<u32, u32>>,
+        model: &BTreeMap<u32, u32>,
+    ) -> Result<(), TestCaseError> {
+        t.freeze_step(usize::MAX);
+        apply_frozen(t, checkpoint, at_barrier)?;
+        t.begin_freeze();
+        *at_barrier = Some(model.clone());
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
         /// Checkpoints copied a step at a time while writes go on (copy on write) hold the
@@ -2187,20 +2207,13 @@ mod tests {
                         prop_assert_eq!(t.remove(&u32::from(k)), model.remove(&u32::from(k)));
                     }
                     FreezeOp::Barrier => {
-                        // The previous copy finishes first (as an operator flushes it).
-                        t.freeze_step(usize::MAX);
-                        apply_frozen(&mut t, &mut checkpoint, &mut at_barrier)?;
-                        t.begin_freeze();
-                        at_barrier = Some(model.clone());
+                        barrier(&mut t, &mut checkpoint, &mut at_barrier, &model)?;
                     }
                     FreezeOp::Step(n) => t.freeze_step(usize::from(n)),
                 }
                 apply_frozen(&mut t, &mut checkpoint, &mut at_barrier)?;
             }
-            t.freeze_step(usize::MAX);
-            apply_frozen(&mut t, &mut checkpoint, &mut at_barrier)?;
-            t.begin_freeze();
-            at_barrier = Some(model.clone());
+            barrier(&mut t, &mut checkpoint, &mut at_barrier, &model)?;
             t.freeze_step(usize::MAX);
             apply_frozen(&mut t, &mut checkpoint, &mut at_barrier)?;
             prop_assert!(at_barrier.is_none(), "the last copy finished");
@@ -2288,19 +2301,13 @@ mod tests {
                         t.restore_step(usize::from(n)).unwrap();
                     }
                     LazyOp::Barrier => {
-                        t.freeze_step(usize::MAX);
-                        apply_frozen(&mut t, &mut checkpoint, &mut at_barrier)?;
-                        t.begin_freeze();
-                        at_barrier = Some(model.clone());
+                        barrier(&mut t, &mut checkpoint, &mut at_barrier, &model)?;
                     }
                     LazyOp::Copy(n) => t.freeze_step(usize::from(n)),
                 }
                 apply_frozen(&mut t, &mut checkpoint, &mut at_barrier)?;
             }
-            t.freeze_step(usize::MAX);
-            apply_frozen(&mut t, &mut checkpoint, &mut at_barrier)?;
-            t.begin_freeze();
-            at_barrier = Some(model.clone());
+            barrier(&mut t, &mut checkpoint, &mut at_barrier, &model)?;
             t.freeze_step(usize::MAX);
             apply_frozen(&mut t, &mut checkpoint, &mut at_barrier)?;
             t.check().unwrap();

@@ -52,7 +52,9 @@ use crate::ops::side_output::{OutputTag, TaggedOutputs};
 use crate::ops::StateKey;
 use crate::record::{Event, Timestamp};
 use crate::runtime::exchange::partition::stable_hash;
-use crate::runtime::keyed_table::{Change, Copier, EncodedChange, KeyedTable, RestoredDecode};
+use crate::runtime::keyed_table::{
+    Change, Copier, EncodedChange, KeyedTable, RestoredDecode, RESTORE_TIME,
+};
 use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
 };
@@ -217,9 +219,6 @@ type FrozenTx<K> = crossbeam_channel::Sender<(crate::Result<Vec<EncodedChange<K>
 
 /// How long one step of a checkpoint's copy may hold up processing.
 const FREEZE_STEP: Duration = Duration::from_millis(1);
-/// How long a drain loads restored state at most, between batches (then the records have
-/// as long).
-const RESTORE_TIME: Duration = Duration::from_millis(2);
 
 /// The codecs of a keyed process function's keys and states.
 pub(crate) type ProcessCodec<K, S> = (Codec<K>, Codec<S>);
