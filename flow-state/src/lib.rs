@@ -60,6 +60,7 @@ pub use error::{Result, StateError};
 
 pub use sim::SimStorage;
 pub use storage::{FsStorage, LockGuard, ReadOnlyBytes, Storage, WritableFile};
+pub use sys::prefetch;
 
 /// The default number of key groups (Flink's default lower bound for `maxParallelism`).
 pub const DEFAULT_MAX_PARALLELISM: u32 = 128;

@@ -69,3 +69,25 @@ pub(crate) fn release_range(map: &memmap2::Mmap, offset: usize, len: usize) -> i
     // the map (clamped above).
     unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) }
 }
+
+/// Asks the CPU to start loading the cache line that holds `bytes[at]`, without waiting for
+/// it (nothing happens when `at` is out of bounds, or on other architectures). A loop over
+/// entries scattered in a large buffer touches the entry a few steps ahead, so that its cache
+/// misses overlap instead of following each other.
+#[inline(always)]
+pub fn prefetch(bytes: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(b) = bytes.get(at) {
+        // SAFETY: `_mm_prefetch` is unsafe only for its `#[target_feature(enable = "sse")]`,
+        // which every x86_64 CPU has (it is part of the architecture's baseline). A prefetch is
+        // a hint: it never faults, reads nothing into the program and writes nothing, and the
+        // pointer comes from a live reference in bounds anyway.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (b as *const u8).cast::<i8>(),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, at);
+}

@@ -15,7 +15,7 @@ use crate::ops::{StateKey, StateValue};
 use crate::record::{Event, Timestamp, NO_TIMESTAMP};
 use crate::runtime::exchange::partition::ByPairKey;
 use crate::runtime::keyed_table::{
-    Fold, KeyedTable, OwnedTimedChange, RestoredDecode, RESTORE_TIME,
+    Fold, KeyedTable, OwnedTimedChange, RestoredDecode, FREEZE_STEP, RESTORE_TIME,
 };
 use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
@@ -408,10 +408,6 @@ pub struct KeyedAggregate<K, V, G: Combine<V>, OF> {
 /// Sends a checkpoint's changes, copied out after the barrier, to the checkpoint writer.
 type FrozenTx<K, A> =
     crossbeam_channel::Sender<(crate::Result<Vec<OwnedTimedChange<K, A>>>, Duration)>;
-
-/// How long one step of a checkpoint's copy may hold up processing (whatever the size of the
-/// accumulators: checked every few hundred keys).
-const FREEZE_STEP: Duration = Duration::from_millis(1);
 
 /// Entries restored per batch: sorted by their places in the table before they are inserted.
 const RESTORE_BATCH: usize = 1 << 20;

@@ -341,6 +341,12 @@ fn skipped(skip: &[(u32, u32)], kg: u32) -> bool {
     skip.iter().any(|&(s, e)| (s..e).contains(&kg))
 }
 
+/// How long one step of a checkpoint's copy ([`KeyedTable::freeze_for`]) holds up processing,
+/// between batches (the stage's step between two is about a millisecond). Longer steps finish
+/// the copy sooner after the barrier (its share of the subtask's time is `step / (step + 1
+/// ms)`); each step is one pause of the records.
+pub(crate) const FREEZE_STEP: std::time::Duration = std::time::Duration::from_millis(3);
+
 /// How long an operator's drain loads restored state at most ([`KeyedTable::restore_for`]),
 /// between batches; then the records have as long.
 pub(crate) const RESTORE_TIME: std::time::Duration = std::time::Duration::from_millis(2);

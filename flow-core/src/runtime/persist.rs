@@ -326,6 +326,11 @@ impl WriterState {
         }
         let pause = parts.iter().map(|p| p.pause).max().unwrap_or_default();
         let freeze = Instant::now();
+        tracing::debug!(
+            checkpoint = id,
+            ms = requested.elapsed().as_millis() as u64,
+            "changes copied and encoded"
+        );
         match self.write(id, &parts) {
             Ok((bytes, total_bytes)) => {
                 self.failures = 0;

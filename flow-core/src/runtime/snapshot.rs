@@ -375,6 +375,7 @@ impl SnapshotCx<'_> {
             let (entries, pause) = rx.recv().map_err(|_| {
                 Error::Checkpoint(format!("{what}: its copy was abandoned (the job stopped)"))
             })?;
+            tracing::debug!("{what}: copy received by the writer");
             encode(entries?.into_iter().map(convert).collect(), pause)
         }));
     }

@@ -118,6 +118,12 @@ impl<C: Chain, T: Terminal<C::Out>> StageTask<C, T> {
     fn barrier(&mut self, cx: &TaskCx<'_>, n: u64) -> Result<()> {
         self.chain.event(Event::Barrier(n), &mut self.terminal);
         self.seen = n;
+        tracing::debug!(
+            checkpoint = n,
+            stage = self.stage,
+            subtask = self.at.subtask,
+            "barrier passed"
+        );
         if let Some(tx) = cx.checkpoints().writer() {
             let start = Instant::now();
             let mut part = self.part()?;

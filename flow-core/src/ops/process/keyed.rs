@@ -53,7 +53,7 @@ use crate::ops::StateKey;
 use crate::record::{Event, Timestamp};
 use crate::runtime::exchange::partition::stable_hash;
 use crate::runtime::keyed_table::{
-    Change, Copier, EncodedChange, KeyedTable, RestoredDecode, RESTORE_TIME,
+    Change, Copier, EncodedChange, KeyedTable, RestoredDecode, FREEZE_STEP, RESTORE_TIME,
 };
 use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
@@ -216,9 +216,6 @@ pub struct KeyedProcess<K, T, P: KeyedProcessFunction<K, T>> {
 
 /// Sends a checkpoint's changes, copied out after the barrier, to the checkpoint writer.
 type FrozenTx<K> = crossbeam_channel::Sender<(crate::Result<Vec<EncodedChange<K>>>, Duration)>;
-
-/// How long one step of a checkpoint's copy may hold up processing.
-const FREEZE_STEP: Duration = Duration::from_millis(1);
 
 /// The codecs of a keyed process function's keys and states.
 pub(crate) type ProcessCodec<K, S> = (Codec<K>, Codec<S>);
