@@ -1459,16 +1459,28 @@ impl<K> Aggregate<(K, Part)> for SumParts {
     }
 }
 
-/// A bid as the distinct step sees it: the group, which value (1 bidder, 2 auction), the
-/// value, and the bid's price rank and minute of the day.
-type Candidate<K> = (K, u8, u64, u8, i16);
+/// A bid as the distinct step sees it: the group, the value with which it is in its top bit
+/// ([`tagged`]), and the bid's price rank and minute of the day.
+type Candidate<K> = (K, u64, u8, i16);
+
+/// Which value a candidate counts (1 bidder, 2 auction) in the top bit of the value itself
+/// (ids stay far below 2^63): the distinct step's keys, of which there are one or two per
+/// bid, are 8 bytes smaller than with a separate field, and so is its hash table.
+fn tagged(which: u8, value: u64) -> u64 {
+    (u64::from(which == 2) << 63) | value
+}
+
+/// The `which` of a [`tagged`] value.
+fn which_of(tagged: u64) -> u8 {
+    1 + (tagged >> 63) as u8
+}
 
 /// Per group `K` of bids: the bid counts, and exact distinct counts of bidders and auctions,
 /// in all and per price rank (SQL's `count(DISTINCT x) FILTER (WHERE ...)`).
 ///
 /// Distinct values are counted in two steps, as Flink's split-distinct optimisation does, so
 /// that one big group does not serialise the job. Each bid becomes two candidates, its bidder
-/// and its auction, keyed by `(group, which, value)`; there a process function keeps which
+/// and its auction, keyed by `(group, value)` (which value it is tagged in its top bit); there a process function keeps which
 /// ranks the value has been seen in (4 bits) and sends on only the ranks it sees for the
 /// first time, and the bidder candidate also carries the bid's own count. Keyed by the group,
 /// a rolling sum (pre-aggregated before its exchange) adds these up. As a value's ranks only
@@ -1486,14 +1498,15 @@ where
         let r = rank(b.price) as u8;
         let minute = (b.date_time.rem_euclid(86_400_000) / 60_000) as i16;
         [
-            (g.clone(), 1, b.bidder, r, minute),
-            (g, 2, b.auction, r, minute),
+            (g.clone(), tagged(1, b.bidder), r, minute),
+            (g, tagged(2, b.auction), r, minute),
         ]
     })
-    .key_by(|c: &Candidate<K>| (c.0.clone(), c.1, c.2))
+    .key_by(|c: &Candidate<K>| (c.0.clone(), c.1))
     .process_fn(
-        |k: &(K, u8, u64), c: Candidate<K>, seen: &mut u8, ctx: &mut Context<'_, (K, Part)>| {
-            let (_, which, _, rank, minute) = c;
+        |k: &(K, u64), c: Candidate<K>, seen: &mut u8, ctx: &mut Context<'_, (K, Part)>| {
+            let (_, value, rank, minute) = c;
+            let which = which_of(value);
             if which == 1 {
                 ctx.emit((k.0.clone(), Part::Bid { rank, minute }));
             }
