@@ -17,6 +17,25 @@ use std::time::{Duration, Instant};
 const USAGE: &str = "usage: crash_soak [--kills N] [--seed S] [--jobs word_count,window_sum] \
                      [--corpus-mb MB] [--events N] [--dir DIR] [--stop-on-failure] [--verbose]";
 
+/// `--help`: what the soak does and each flag.
+const HELP: &str = "\
+Runs word_count and window_sum with checkpoints, kills them with SIGKILL at random moments,
+restores them at random parallelism (1 to 3) until they finish, and checks the output after
+every kill and at the end against a failure-free run. Exits 1 if any trial failed (its
+directory is kept).
+
+Options:
+  --kills N            kills to land in all (default 1000)
+  --seed S             seed of the whole soak; the same seed repeats it (default: random,
+                       or FLOW_CRASH_SEED)
+  --jobs A,B           jobs to soak (default word_count,window_sum)
+  --corpus-mb MB       size of word_count's input (default 60, 4 in debug builds)
+  --events N           window_sum's input events (default 1000000, 200000 in debug builds)
+  --dir DIR            directory for the trials (default: a temporary one, removed at the end)
+  --stop-on-failure    stop at the first failed trial
+  -v, --verbose        print every trial's kills and restores, not only a failed one's
+  -h, --help           print this help";
+
 struct Options {
     kills: u64,
     seed: u64,
@@ -28,7 +47,8 @@ struct Options {
     verbose: bool,
 }
 
-fn parse() -> Result<Options, String> {
+/// The options; `None` when `--help` printed the help.
+fn parse() -> Result<Option<Options>, String> {
     let mut o = Options {
         kills: 1000,
         seed: seed_from_env("FLOW_CRASH_SEED"),
@@ -58,7 +78,19 @@ fn parse() -> Result<Options, String> {
             continue;
         }
         if flag == "--help" || flag == "-h" {
-            return Err(USAGE.into());
+            println!("{USAGE}\n\n{HELP}");
+            return Ok(None);
+        }
+        const VALUED: [&str; 6] = [
+            "--kills",
+            "--seed",
+            "--jobs",
+            "--corpus-mb",
+            "--events",
+            "--dir",
+        ];
+        if !VALUED.contains(&flag.as_str()) {
+            return Err(format!("unknown flag {flag}\n{USAGE}"));
         }
         let value = inline
             .or_else(|| args.next())
@@ -79,7 +111,7 @@ fn parse() -> Result<Options, String> {
             return Err(format!("unknown job {j}: word_count or window_sum"));
         }
     }
-    Ok(o)
+    Ok(Some(o))
 }
 
 fn main() -> ExitCode {
@@ -140,7 +172,9 @@ fn subject(name: &str, dir: &std::path::Path, o: &Options) -> Result<Subject, St
 }
 
 fn run() -> Result<bool, String> {
-    let o = parse()?;
+    let Some(o) = parse()? else {
+        return Ok(true);
+    };
     let (base, _guard) = match &o.dir {
         Some(d) => (d.clone(), None),
         None => {

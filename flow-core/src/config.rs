@@ -26,7 +26,8 @@ pub struct Config {
 
 /// How operators with several input channels treat checkpoint barriers
 /// ([`Config::checkpoint_mode`]), as Flink's `CheckpointingMode`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum CheckpointMode {
     /// Barriers are aligned: once a channel delivered barrier `n`, its later records wait
     /// (buffered) until every channel delivered `n`, so the snapshot holds exactly the
