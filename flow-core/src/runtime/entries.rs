@@ -191,8 +191,8 @@ impl Entries {
     }
 
     /// Rewrites the buffer with only the rows' bytes, in row order. The loop touches the
-    /// rows' bytes a few rows ahead of copying them ([`prefetch`]), so that the cache misses of a buffer in
-    /// another order overlap rather than follow each other.
+    /// rows' bytes a few rows ahead of copying them ([`prefetch`]), so that the cache misses
+    /// of a buffer in another order overlap rather than follow each other.
     fn compact(&mut self) {
         const AHEAD: usize = 8;
         let mut bytes = Vec::with_capacity(self.live());
