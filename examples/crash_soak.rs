@@ -47,6 +47,16 @@ struct Options {
     verbose: bool,
 }
 
+/// `value` of `flag` as a number.
+fn number<T: std::str::FromStr>(flag: &str, value: String) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e| format!("{flag} {value}: {e}\n{USAGE}"))
+}
+
 /// The options; `None` when `--help` printed the help.
 fn parse() -> Result<Option<Options>, String> {
     let mut o = Options {
@@ -81,28 +91,20 @@ fn parse() -> Result<Option<Options>, String> {
             println!("{USAGE}\n\n{HELP}");
             return Ok(None);
         }
-        const VALUED: [&str; 6] = [
-            "--kills",
-            "--seed",
-            "--jobs",
-            "--corpus-mb",
-            "--events",
-            "--dir",
-        ];
-        if !VALUED.contains(&flag.as_str()) {
-            return Err(format!("unknown flag {flag}\n{USAGE}"));
-        }
-        let value = inline
-            .or_else(|| args.next())
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}\n{USAGE}");
+        // The value is read only for a flag that takes one: an unknown flag is named as such.
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+        };
         match flag.as_str() {
-            "--kills" => o.kills = value.parse().map_err(|e| bad(&e))?,
-            "--seed" => o.seed = value.parse().map_err(|e| bad(&e))?,
-            "--jobs" => o.jobs = value.split(',').map(str::to_string).collect(),
-            "--corpus-mb" => o.corpus_mb = value.parse().map_err(|e| bad(&e))?,
-            "--events" => o.events = value.parse().map_err(|e| bad(&e))?,
-            "--dir" => o.dir = Some(PathBuf::from(&value)),
+            "--kills" => o.kills = number(&flag, value()?)?,
+            "--seed" => o.seed = number(&flag, value()?)?,
+            "--jobs" => o.jobs = value()?.split(',').map(str::to_string).collect(),
+            "--corpus-mb" => o.corpus_mb = number(&flag, value()?)?,
+            "--events" => o.events = number(&flag, value()?)?,
+            "--dir" => o.dir = Some(PathBuf::from(value()?)),
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }

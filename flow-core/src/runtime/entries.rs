@@ -291,6 +291,8 @@ mod tests {
             }
             older.append_newer(newer);
             older.sort_last_wins();
+            // The buffer holds the entries in row order, as the writer reads them.
+            prop_assert!(older.rows.windows(2).all(|w| w[0].at <= w[1].at));
             let want: Vec<_> = model.into_iter().map(|((kg, k), v)| (kg, k, v)).collect();
             prop_assert_eq!(owned(&older), want);
         }

@@ -118,8 +118,8 @@ pub(crate) fn default_budget() -> u64 {
 }
 
 /// Parses a byte size: `512MB`, `2GiB`, `64m`, `1000000` (bytes). Units are powers of 1024.
-/// (`--state-memory`'s parser: unused without the `cli` feature.)
-#[cfg_attr(not(feature = "cli"), allow(dead_code))]
+/// (`--state-memory`'s parser, so only with the `cli` feature.)
+#[cfg(any(feature = "cli", test))]
 pub(crate) fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
     let t = s.trim();
     let split = t
