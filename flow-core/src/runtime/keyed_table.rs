@@ -27,6 +27,7 @@
 //! assert_eq!(counts.take_changes().unwrap().len(), 0, "nothing changed since");
 //! ```
 use crate::error::{Error, Result};
+use crate::runtime::copy_order::{CopyOrder, Next};
 use crate::runtime::snapshot::Codec;
 use crate::runtime::state_memory::StateMemory;
 use flow_state::spill::{self, Run, SpillDir};
@@ -81,6 +82,8 @@ const LOADED: u32 = u32::MAX;
 struct Freeze<K, V> {
     /// Keys changed in `epoch` still to copy (any order; a key may appear twice).
     keys: Vec<K>,
+    /// The keys instead, put in the order of their places in a large table.
+    order: Option<CopyOrder<K>>,
     /// The epoch being frozen: the table's epoch at the barrier.
     epoch: u32,
     /// The time at the barrier, in ticks (for expiry).
@@ -346,6 +349,12 @@ fn skipped(skip: &[(u32, u32)], kg: u32) -> bool {
 /// the copy sooner after the barrier (its share of the subtask's time is `step / (step + 1
 /// ms)`); each step is one pause of the records.
 pub(crate) const FREEZE_STEP: std::time::Duration = std::time::Duration::from_millis(3);
+
+/// A checkpoint's copy looks up its keys in the order of their places in the table
+/// ([`CopyOrder`]) from this many keys, in a table of at least `ORDER_FROM_BYTES` of buckets
+/// (beyond the caches, where the listed order misses on every key). Always in unit tests.
+const ORDER_FROM_KEYS: usize = if cfg!(test) { 2 } else { 4096 };
+const ORDER_FROM_BYTES: usize = if cfg!(test) { 1 } else { 16 << 20 };
 
 /// How long an operator's drain loads restored state at most ([`KeyedTable::restore_for`]),
 /// between batches; then the records have as long.
@@ -1371,10 +1380,17 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         let Some(changed) = self.changed.as_mut() else {
             return;
         };
-        let keys = std::mem::take(changed);
+        let mut keys = std::mem::take(changed);
+        let out = Vec::with_capacity(keys.len());
+        // hashbrown keeps 7 of each 8 buckets' worth of entries.
+        let buckets = (self.map.capacity() / 7 * 8).next_power_of_two();
+        let table_bytes = buckets.saturating_mul(std::mem::size_of::<(K, Slot<V>)>());
+        let order = (keys.len() >= ORDER_FROM_KEYS && table_bytes >= ORDER_FROM_BYTES)
+            .then(|| CopyOrder::new(std::mem::take(&mut keys), buckets));
         let f = Freeze {
-            out: Vec::with_capacity(keys.len()),
+            out,
             keys,
+            order,
             epoch: self.epoch,
             now: self.now(),
             saved: Default::default(),
@@ -1394,7 +1410,9 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
 
     /// Whether a copy begun by [`KeyedTable::begin_freeze`] is still under way.
     pub fn is_freezing(&self) -> bool {
-        self.freeze.as_ref().is_some_and(|f| !f.keys.is_empty())
+        self.freeze
+            .as_ref()
+            .is_some_and(|f| !f.keys.is_empty() || f.order.as_ref().is_some_and(|o| !o.is_done()))
     }
 
     /// Copies more keys of the copy under way for about `time` (at least a few hundred
@@ -1421,8 +1439,24 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         };
         let start = std::time::Instant::now();
         let what = || "a spilled value".to_string();
+        let hasher = *self.map.hasher();
         for _ in 0..budget {
-            let Some(k) = f.keys.pop() else { break };
+            let k = match f.order.as_mut() {
+                Some(o) => match o.next(
+                    |k| hasher.hash_one(k),
+                    |k| {
+                        std::hint::black_box(self.map.get(k).map(|s| s.epoch));
+                    },
+                ) {
+                    Next::Key(k) => k,
+                    Next::Working => continue,
+                    Next::Done => break,
+                },
+                None => match f.keys.pop() {
+                    Some(k) => k,
+                    None => break,
+                },
+            };
             if f.repeats && f.done.contains(&k) {
                 continue;
             }

@@ -10,11 +10,13 @@
 //! - `timer`: the job's wall-clock wake-ups; `panic`: naming the operator that panicked.
 //! - [`snapshot`], `entries` and `persist`: what subtasks write at checkpoint barriers, and the writer
 //!   that makes checkpoints durable and restores them (with `flow-state`).
+//! - `copy_order`: the order of a large table's buckets, in which a checkpoint copies its keys.
 //! - `state_memory`: the keyed-state memory budget and the spill directory of cold entries.
 //! - [`metrics`] and `progress`: per-subtask counters and the terminal's progress bar.
 //!
 //! Nothing here imports the API (`api`), the operators (`ops`) or the connectors (`io`).
 pub mod checkpoint;
+pub(crate) mod copy_order;
 pub(crate) mod entries;
 pub(crate) mod exchange;
 pub(crate) mod keyed_table;
