@@ -15,7 +15,7 @@ use crate::ops::{StateKey, StateValue};
 use crate::record::{Event, Timestamp, NO_TIMESTAMP};
 use crate::runtime::exchange::partition::ByPairKey;
 use crate::runtime::keyed_table::{
-    Fold, KeyedTable, OwnedTimedChange, RestoredDecode, FREEZE_STEP, RESTORE_TIME,
+    Copied, CopiedChange, Fold, KeyedTable, RestoredDecode, FREEZE_STEP, RESTORE_TIME,
 };
 use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
@@ -406,8 +406,7 @@ pub struct KeyedAggregate<K, V, G: Combine<V>, OF> {
 }
 
 /// Sends a checkpoint's changes, copied out after the barrier, to the checkpoint writer.
-type FrozenTx<K, A> =
-    crossbeam_channel::Sender<(crate::Result<Vec<OwnedTimedChange<K, A>>>, Duration)>;
+type FrozenTx<K, A> = crossbeam_channel::Sender<(crate::Result<Vec<CopiedChange<K, A>>>, Duration)>;
 
 /// Entries restored per batch: sorted by their places in the table before they are inserted.
 const RESTORE_BATCH: usize = 1 << 20;
@@ -441,7 +440,7 @@ where
 
     /// Hands a finished copy to the checkpoint writer.
     fn send_frozen(&mut self) {
-        if let Some(done) = self.state.take_frozen() {
+        if let Some(done) = self.state.take_frozen_copies() {
             if let Some(tx) = self.frozen.take() {
                 // A writer that is gone has failed the job already.
                 let _ = tx.send(done);
@@ -582,10 +581,13 @@ where
             self.frozen = Some(tx);
             if self.state.has_ttl() {
                 cx.keyed_values_later(ACC_STATE, rx, |(k, v, t)| {
-                    (k, v.map(|v| (t.unwrap_or(0), v)))
+                    let v = v.map(Copied::value).transpose()?;
+                    Ok((k, v.map(|v| (t.unwrap_or(0), v))))
                 });
             } else {
-                cx.keyed_values_later(ACC_STATE, rx, |(k, v, _)| (k, v));
+                cx.keyed_values_later(ACC_STATE, rx, |(k, v, _)| {
+                    Ok((k, v.map(Copied::value).transpose()?))
+                });
             }
             return Ok(());
         }

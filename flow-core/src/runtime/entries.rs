@@ -12,6 +12,9 @@ use crate::error::Result;
 use flow_state::{key_prefix, prefetch};
 use std::cmp::Ordering;
 
+/// The buffer is sized for the expected entries after this many.
+const SAMPLE: usize = 256;
+
 /// `vlen` of a deletion.
 const TOMBSTONE: u32 = u32::MAX;
 
@@ -122,11 +125,15 @@ impl Entries {
             klen: klen as u32,
             vlen: vlen.map_or(TOMBSTONE, |v| v as u32),
         });
-        if self.rows.len() == 1 {
-            // Room for as many entries as the first, rather than a buffer that doubles (and
-            // copies itself) twenty times on the way to a large checkpoint's size.
-            let more = self.rows.capacity() - 1;
-            self.bytes.reserve(self.bytes.len().saturating_mul(more));
+        if self.rows.len() == SAMPLE {
+            // Room for the expected entries, at the first `SAMPLE`'s average size and half
+            // as much again, in one allocation: a buffer that doubled on the way to a large
+            // checkpoint's size would copy itself twenty times (and the allocator may copy
+            // its whole capacity, touching every page). Room not used is never touched, so
+            // it costs address space, not memory.
+            let more = self.rows.capacity().saturating_sub(SAMPLE);
+            let room = (self.bytes.len() / SAMPLE).saturating_mul(more) / 2 * 3;
+            self.bytes.reserve_exact(room);
         }
     }
 

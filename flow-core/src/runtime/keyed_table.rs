@@ -127,6 +127,32 @@ pub(crate) enum Copied<V> {
     Bytes(Vec<u8>),
 }
 
+impl<V> Copied<V> {
+    /// The value of a copy taken by [`Copier::Clone`].
+    pub(crate) fn value(self) -> Result<V> {
+        match self {
+            Copied::Value(v) => Ok(v),
+            Copied::Bytes(_) => Err(Error::Checkpoint(
+                "a copy taken encoded was asked for as values".into(),
+            )),
+        }
+    }
+
+    /// The encoding of a copy taken by [`Copier::Encode`].
+    pub(crate) fn bytes(self) -> Result<Vec<u8>> {
+        match self {
+            Copied::Bytes(b) => Ok(b),
+            Copied::Value(_) => Err(Error::Checkpoint(
+                "a copy taken as values was asked for encoded".into(),
+            )),
+        }
+    }
+}
+
+/// A changed key and its value as a checkpoint's copy took it (`None`: deleted), with its
+/// write time under a TTL ([`KeyedTable::take_frozen_copies`]).
+pub(crate) type CopiedChange<K, V> = (K, Option<Copied<V>>, Option<i64>);
+
 impl<V> Copier<V> {
     fn copy(&self, v: &V) -> Result<Copied<V>> {
         match self {
@@ -139,10 +165,6 @@ impl<V> Copier<V> {
         }
     }
 }
-
-/// A changed key and its value as a checkpoint's copy took it, encoded with the state codec
-/// (`None`: deleted), with its write time under a TTL ([`KeyedTable::take_frozen_encoded`]).
-pub(crate) type EncodedChange<K> = (K, Option<Vec<u8>>, Option<i64>);
 
 /// The resolution of state TTL timestamps: 100 ms (a `u32` of them spans 13 years).
 const TICK: std::time::Duration = std::time::Duration::from_millis(100);
@@ -1534,63 +1556,21 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     pub fn take_frozen(
         &mut self,
     ) -> Option<(Result<Vec<OwnedTimedChange<K, V>>>, std::time::Duration)> {
-        self.take_frozen_as(
-            |c| match c {
-                Copied::Value(v) => Some(v),
-                Copied::Bytes(_) => None,
-            },
-            "a copy taken encoded was asked for as values",
-        )
-    }
-
-    /// [`KeyedTable::take_frozen`] of a copy begun with [`Copier::Encode`]: the values as
-    /// encoded.
-    #[allow(clippy::type_complexity)] // the changes and a duration
-    pub(crate) fn take_frozen_encoded(
-        &mut self,
-    ) -> Option<(Result<Vec<EncodedChange<K>>>, std::time::Duration)> {
-        self.take_frozen_as(
-            |c| match c {
-                Copied::Bytes(b) => Some(b),
-                Copied::Value(_) => None,
-            },
-            "a copy taken as values was asked for encoded",
-        )
-    }
-
-    /// The finished copy with each value as `pick` takes it (`None`: the copy was taken the
-    /// other way, an error `wrong` says).
-    #[allow(clippy::type_complexity)] // the changes and a duration
-    fn take_frozen_as<X>(
-        &mut self,
-        pick: fn(Copied<V>) -> Option<X>,
-        wrong: &'static str,
-    ) -> Option<(
-        Result<Vec<(K, Option<X>, Option<i64>)>>,
-        std::time::Duration,
-    )> {
         let (r, longest) = self.take_frozen_copies()?;
         let r = r.and_then(|out| {
             out.into_iter()
-                .map(|(k, v, t)| match v {
-                    None => Ok((k, None, t)),
-                    Some(c) => pick(c)
-                        .map(|x| (k, Some(x), t))
-                        .ok_or_else(|| Error::Checkpoint(wrong.into())),
-                })
+                .map(|(k, v, t)| Ok((k, v.map(Copied::value).transpose()?, t)))
                 .collect()
         });
         Some((r, longest))
     }
 
-    /// The finished copy, as taken.
+    /// The finished copy, as taken: [`KeyedTable::take_frozen`] without converting the
+    /// values (the checkpoint writer converts each as it encodes it).
     #[allow(clippy::type_complexity)] // the changes and a duration
-    fn take_frozen_copies(
+    pub(crate) fn take_frozen_copies(
         &mut self,
-    ) -> Option<(
-        Result<Vec<(K, Option<Copied<V>>, Option<i64>)>>,
-        std::time::Duration,
-    )> {
+    ) -> Option<(Result<Vec<CopiedChange<K, V>>>, std::time::Duration)> {
         if self.is_freezing() {
             return None;
         }

@@ -350,20 +350,21 @@ impl SnapshotCx<'_> {
             return;
         }
         let encode = self.encoder(name, full);
-        self.part
-            .deferred
-            .push(Box::new(move || encode(entries, std::time::Duration::ZERO)));
+        self.part.deferred.push(Box::new(move || {
+            encode(entries.into_iter().map(Ok), std::time::Duration::ZERO)
+        }));
     }
 
     /// [`SnapshotCx::keyed_values`] of changes that the processing thread copies out after
     /// the barrier, a step at a time, and sends on `rx` with the longest step; `convert`
-    /// turns each into an entry. The writer waits for them; a dropped sender (a job that
-    /// ended or failed first) fails the checkpoint.
+    /// turns each into an entry, on the writer's thread as it encodes them (a copy of a
+    /// large state is not converted whole into a second vector first). The writer waits for
+    /// them; a dropped sender (a job that ended or failed first) fails the checkpoint.
     pub(crate) fn keyed_values_later<X, K, V>(
         &mut self,
         name: &str,
         rx: crossbeam_channel::Receiver<(Result<Vec<X>>, std::time::Duration)>,
-        convert: fn(X) -> (K, Option<V>),
+        convert: fn(X) -> Result<(K, Option<V>)>,
     ) where
         X: Send + 'static,
         K: Hash + Serialize + Send + 'static,
@@ -376,7 +377,7 @@ impl SnapshotCx<'_> {
                 Error::Checkpoint(format!("{what}: its copy was abandoned (the job stopped)"))
             })?;
             tracing::debug!("{what}: copy received by the writer");
-            encode(entries?.into_iter().map(convert).collect(), pause)
+            encode(entries?.into_iter().map(convert), pause)
         }));
     }
 
@@ -427,16 +428,15 @@ impl SnapshotCx<'_> {
 
     /// Encodes typed entries of keyed state `name` into a delta (on the writer's thread).
     #[allow(clippy::type_complexity)] // a boxed closure over the entries
-    fn encoder<K, V>(
+    fn encoder<K, V, I>(
         &self,
         name: &str,
         full: bool,
-    ) -> impl FnOnce(Vec<(K, Option<V>)>, std::time::Duration) -> Result<Option<KeyedDelta>>
-           + Send
-           + 'static
+    ) -> impl FnOnce(I, std::time::Duration) -> Result<Option<KeyedDelta>> + Send + 'static
     where
         K: Hash + Serialize + Send + 'static,
         V: Serialize + Send + 'static,
+        I: ExactSizeIterator<Item = Result<(K, Option<V>)>>,
     {
         let uid = self.uid().to_string();
         let name = name.to_string();
@@ -456,8 +456,9 @@ impl SnapshotCx<'_> {
                 }),
                 part: &mut part,
             };
-            for (k, v) in &entries {
-                w.put(k, k, v.as_ref())?;
+            for e in entries {
+                let (k, v) = e?;
+                w.put(&k, &k, v.as_ref())?;
             }
             w.finish();
             Ok(part.keyed.pop())

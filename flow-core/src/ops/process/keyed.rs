@@ -53,7 +53,7 @@ use crate::ops::StateKey;
 use crate::record::{Event, Timestamp};
 use crate::runtime::exchange::partition::stable_hash;
 use crate::runtime::keyed_table::{
-    Change, Copier, EncodedChange, KeyedTable, RestoredDecode, FREEZE_STEP, RESTORE_TIME,
+    Change, Copied, CopiedChange, Copier, KeyedTable, RestoredDecode, FREEZE_STEP, RESTORE_TIME,
 };
 use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
@@ -211,11 +211,11 @@ pub struct KeyedProcess<K, T, P: KeyedProcessFunction<K, T>> {
     /// The input ended: a checkpoint copies its changes at once.
     ended: bool,
     /// Where the changed states being copied out for a checkpoint go, once copied.
-    frozen: Option<FrozenTx<K>>,
+    frozen: Option<FrozenTx<K, P::State>>,
 }
 
 /// Sends a checkpoint's changes, copied out after the barrier, to the checkpoint writer.
-type FrozenTx<K> = crossbeam_channel::Sender<(crate::Result<Vec<EncodedChange<K>>>, Duration)>;
+type FrozenTx<K, S> = crossbeam_channel::Sender<(crate::Result<Vec<CopiedChange<K, S>>>, Duration)>;
 
 /// The codecs of a keyed process function's keys and states.
 pub(crate) type ProcessCodec<K, S> = (Codec<K>, Codec<S>);
@@ -280,7 +280,7 @@ where
 
     /// Hands a finished copy to the checkpoint writer.
     fn send_frozen(&mut self) {
-        if let Some(done) = self.states.take_frozen_encoded() {
+        if let Some(done) = self.states.take_frozen_copies() {
             if let Some(tx) = self.frozen.take() {
                 // A writer that is gone has failed the job already.
                 let _ = tx.send(done);
@@ -399,7 +399,8 @@ where
             let (tx, rx) = crossbeam_channel::bounded(1);
             self.states.begin_freeze_with(Copier::Encode(sc));
             self.frozen = Some(tx);
-            cx.keyed_encoded_later(STATE, rx, move |(k, v, t): EncodedChange<K>| {
+            cx.keyed_encoded_later(STATE, rx, move |(k, v, t): CopiedChange<K, P::State>| {
+                let v = v.map(Copied::bytes).transpose()?;
                 let hash = stable_hash(&k);
                 let mut key = Vec::new();
                 (kc.enc)(&k, &mut key)?;
