@@ -249,6 +249,17 @@ mod tests {
     }
 
     #[test]
+    fn a_buffer_mostly_of_overwritten_entries_is_compacted() {
+        let mut e = Entries::default();
+        for i in 0..10u8 {
+            e.push(0, b"key", Some(&[i; 8]));
+        }
+        e.sort_last_wins();
+        assert_eq!(owned(&e), vec![(0, b"key".to_vec(), Some(vec![9; 8]))]);
+        assert_eq!(e.bytes.len(), 11, "only the kept entry's bytes");
+    }
+
+    #[test]
     fn a_failed_encoding_adds_nothing() {
         let mut e = Entries::default();
         e.push(0, b"k", Some(b"v"));
