@@ -1407,8 +1407,10 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         // hashbrown keeps 7 of each 8 buckets' worth of entries.
         let buckets = (self.map.capacity() / 7 * 8).next_power_of_two();
         let table_bytes = buckets.saturating_mul(std::mem::size_of::<(K, Slot<V>)>());
-        let order = (keys.len() >= ORDER_FROM_KEYS && table_bytes >= ORDER_FROM_BYTES)
-            .then(|| CopyOrder::new(std::mem::take(&mut keys), buckets));
+        let order = (keys.len() >= ORDER_FROM_KEYS
+            && table_bytes >= ORDER_FROM_BYTES
+            && CopyOrder::<K>::fits(keys.len()))
+        .then(|| CopyOrder::new(std::mem::take(&mut keys), buckets));
         let f = Freeze {
             out,
             keys,
