@@ -115,6 +115,21 @@ fn gc_removes_dropped_checkpoints_and_keeps_shared_segments() {
             "segment-00000000000000000004-000000.seg".to_owned(),
         ]
     );
+    // What checkpoint 4 needs: the segment of b/t from 3 (shared) and its own.
+    let mut needed = store.segment_files(4).unwrap();
+    needed.sort();
+    assert_eq!(
+        needed,
+        vec![
+            dir.join("segment-00000000000000000003-000000.seg"),
+            dir.join("segment-00000000000000000004-000000.seg"),
+        ]
+    );
+    let sizes: u64 = needed
+        .iter()
+        .map(|p| sim.read(p).unwrap().len() as u64)
+        .sum();
+    assert_eq!(store.segment_bytes(4).unwrap(), sizes);
     let view = store.restore_view(4).unwrap();
     assert!(view.entries("a", "s", ALL).is_err());
     assert_eq!(view.entries("b", "t", ALL).unwrap().count(), 0);
