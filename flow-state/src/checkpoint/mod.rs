@@ -246,7 +246,7 @@ impl CheckpointStore {
         };
         // Twice as many threads as cores: a thread waits for its segment's pages (each map is
         // populated whole) while another checks one already read, so the disk and the CPUs
-        // both stay busy (on 2 cores, cold: 540-590 ms for 1.16 GB against 650-840 ms with
+        // both stay busy (on 2 cores, cold: 523-548 ms for 1.16 GB against 547-655 ms with
         // one thread a core). A few threads suffice to keep a disk's queue full.
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get() * 2)
