@@ -100,6 +100,28 @@ fn a_job_with_checkpoints_writes_what_a_job_without_writes() {
         read_part_files(&dir.path().join("windows")).unwrap(),
         reference(n)
     );
+    // The finished job's last checkpoint holds its sources' ends and no keyed state (nothing
+    // can reach its operators again), so no segment is left.
+    let cp = dir.path().join("checkpoints");
+    let store = flow_state::CheckpointStore::open(&cp, Arc::new(flow_state::FsStorage)).unwrap();
+    let last = store.latest_complete().unwrap().checkpoint.unwrap();
+    assert_eq!(summary.checkpoints.last().unwrap().id, last);
+    let view = store.restore_view(last).unwrap();
+    assert_eq!(view.states().count(), 0);
+    assert!(view
+        .metadata_entries()
+        .any(|(n, _)| n.starts_with("source/")));
+    let segments = std::fs::read_dir(&cp)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".seg")
+        })
+        .count();
+    assert_eq!(segments, 0);
 }
 
 #[test]
@@ -253,6 +275,7 @@ fn a_savepoint_restores_into_another_checkpoint_directory() {
     let summary = env.execute().unwrap();
     let savepoint = summary.savepoint.clone().expect("a savepoint at the end");
     assert!(savepoint.starts_with(dir.path().join("savepoints")));
+
     std::fs::remove_dir_all(dir.path().join("checkpoints")).unwrap();
     // The restored job is finished: it publishes nothing twice.
     let mut env = Env::new(config(dir.path(), 3).restore(Restore::Path(savepoint)));
@@ -262,6 +285,53 @@ fn a_savepoint_restores_into_another_checkpoint_directory() {
         read_part_files(&dir.path().join("windows")).unwrap(),
         reference(n)
     );
+}
+
+/// The keyed states of the newest complete checkpoint in `dir`: (uid/name, entries).
+fn states_of(dir: &Path) -> Vec<(String, usize)> {
+    let store = flow_state::CheckpointStore::open(dir, Arc::new(flow_state::FsStorage)).unwrap();
+    let id = store.latest_complete().unwrap().checkpoint.unwrap();
+    let view = store.restore_view(id).unwrap();
+    let all = flow_state::KeyGroupRange { start: 0, end: 128 };
+    view.states()
+        .map(|(u, n)| {
+            let entries = view.entries(u, n, all).unwrap().count();
+            (format!("{u}/{n}"), entries)
+        })
+        .collect()
+}
+
+#[test]
+fn a_finished_job_keeps_its_keyed_state_only_when_it_writes_a_savepoint() {
+    let n = 50_000u64;
+    let job = |env: &mut Env, out: &Path| {
+        env.generate_n(n, |i| (i % 500, 1u64))
+            .key_by(|e| e.0)
+            .sum(|e| e.1)
+            .write_csv(out.join("sums"))
+            .unwrap();
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Env::new(config(dir.path(), 2));
+    job(&mut env, dir.path());
+    env.execute().unwrap();
+    assert_eq!(states_of(&dir.path().join("checkpoints")), vec![]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Env::new(config(dir.path(), 2).savepoint_dir(dir.path().join("savepoints")));
+    job(&mut env, dir.path());
+    let savepoint = env.execute().unwrap().savepoint.unwrap();
+    let states = states_of(&savepoint);
+    assert_eq!(states.len(), 1, "{states:?}");
+    assert_eq!(states[0].1, 500, "every key's sum: {states:?}");
+    // Restored elsewhere, the finished job publishes nothing twice.
+    std::fs::remove_dir_all(dir.path().join("checkpoints")).unwrap();
+    let mut env = Env::new(config(dir.path(), 3).restore(Restore::Path(savepoint)));
+    job(&mut env, dir.path());
+    env.execute().unwrap();
+    let rows = read_part_files(&dir.path().join("sums")).unwrap();
+    assert_eq!(rows.len(), 500, "one final sum per key");
+    assert!(rows.iter().all(|r| r.ends_with(",100")), "{:?}", &rows[..3]);
 }
 
 /// Per key and 100 ms span of event time: how many records, how many distinct values (map

@@ -21,7 +21,9 @@ use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
 };
 use crate::runtime::panic::{guarded, Named, OpName};
-use crate::runtime::snapshot::{decode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport};
+use crate::runtime::snapshot::{
+    decode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport, ABANDON_EVERY,
+};
 use crate::runtime::stage::Terminal;
 use crate::runtime::task::TaskCx;
 use hashbrown::hash_map::Entry;
@@ -566,7 +568,7 @@ where
 
     /// Starts copying the changed accumulators out: the copy is taken in steps between
     /// batches (values written before their turn are saved first), handed to the writer,
-    /// which encodes it. After the end of input, copies at once.
+    /// which encodes it. After the end of input, the table itself goes to the writer.
     fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> Result<()> {
         let done = self.finished.then(|| {
             let r = cx.key_groups();
@@ -589,6 +591,31 @@ where
                     Ok((k, v.map(Copied::value).transpose()?))
                 });
             }
+            return Ok(());
+        }
+        if self.ended {
+            // Nothing changes the accumulators any more: the writer's thread takes their
+            // changes from the table itself (and skips them for the job's last checkpoint).
+            let mut state = std::mem::take(&mut self.state);
+            cx.keyed_on_writer(ACC_STATE, move |w, abandon| {
+                if state.has_ttl() {
+                    let changes = state.take_timed_changes_owned()?;
+                    for (i, (k, v, t)) in changes.into_iter().enumerate() {
+                        if i % ABANDON_EVERY == 0 {
+                            abandon.check()?;
+                        }
+                        w.put(&k, &k, v.map(|v| (t.unwrap_or(0), v)).as_ref())?;
+                    }
+                } else {
+                    for (i, (k, v)) in state.take_changes_owned()?.into_iter().enumerate() {
+                        if i % ABANDON_EVERY == 0 {
+                            abandon.check()?;
+                        }
+                        w.put(&k, &k, v.as_ref())?;
+                    }
+                }
+                Ok(())
+            });
             return Ok(());
         }
         if self.state.has_ttl() {

@@ -17,9 +17,22 @@
 //! end of a job, a last checkpoint records every final part, so a finished job restores as
 //! finished.
 //!
+//! The last checkpoint of a job that finished (every source at its end) holds no keyed state,
+//! as Flink's final checkpoint snapshots no finished task: nothing can reach the operators of a
+//! finished job again, so a restore of it only finds the sources at their ends, publishes the
+//! sinks' last files and ends, and its window contents, timers and per-key state would never
+//! be read. It records the final positions, operator state (such as a bounded aggregate's
+//! "finished") and the sinks' pre-commits, and starts from no base, so the state's segments
+//! become garbage. A checkpoint still to be written when the job finishes is subsumed by it:
+//! the writer abandons it (even part way through encoding or writing), since the last
+//! checkpoint records everything it would have — each sink's last pre-commit lists every file
+//! not yet published. A job given a savepoint directory keeps its state in the last
+//! checkpoint instead (the savepoint is for restoring that state elsewhere), and writes every
+//! checkpoint before it.
+//!
 //! Metadata (positions, operator state) is carried forward: a checkpoint holds the latest blob
 //! of every name, so a finished subtask's final position stays in every later checkpoint.
-use super::snapshot::{CheckpointStats, KeyedDelta, Part};
+use super::snapshot::{Abandon, CheckpointStats, KeyedDelta, Part, ABANDON_EVERY};
 use crate::error::{Error, Result};
 use crossbeam_channel::{Receiver, Sender};
 use flow_state::CheckpointStore;
@@ -118,6 +131,9 @@ pub(crate) struct Writer {
     pub(crate) tx: Sender<ToWriter>,
     pub(crate) shared: Arc<WriterShared>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Set when the job finished, if its last checkpoint subsumes earlier ones (no savepoint
+    /// asked for): the writer abandons the checkpoint under way.
+    finishing: Option<Abandon>,
 }
 
 impl Writer {
@@ -129,7 +145,11 @@ impl Writer {
     ) -> Result<Writer> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(WriterShared::default());
+        let subsume = Abandon::default();
+        let finishing = options.savepoint_dir.is_none().then(|| subsume.clone());
         let mut state = WriterState {
+            subsume,
+            final_id: None,
             store,
             last: options.base,
             carried: options.carried.into_iter().collect(),
@@ -159,6 +179,7 @@ impl Writer {
             tx,
             shared,
             thread: Some(thread),
+            finishing,
         })
     }
 
@@ -166,6 +187,10 @@ impl Writer {
     /// `stopped_at`, writing that checkpoint (the one the job stopped at) as the savepoint.
     /// Returns the error that failed the job, if any.
     pub(crate) fn shutdown(mut self, last: Option<u64>, stopped_at: Option<u64>) -> Result<()> {
+        if let (Some(_), Some(f)) = (last, &self.finishing) {
+            // Before the message: the writer may be deep in a checkpoint the last subsumes.
+            f.set();
+        }
         let _ = self.tx.send(ToWriter::Shutdown { last, stopped_at });
         if let Some(t) = self.thread.take() {
             if t.join().is_err() {
@@ -180,6 +205,11 @@ impl Writer {
 }
 
 struct WriterState {
+    /// Set when the job finished and its last checkpoint subsumes the ones before it
+    /// (see the module's doc).
+    subsume: Abandon,
+    /// The id of the job's last checkpoint, once the job ended.
+    final_id: Option<u64>,
     store: CheckpointStore,
     /// The last committed checkpoint (the base of the next).
     last: Option<u64>,
@@ -238,6 +268,7 @@ impl WriterState {
                 }
                 ToWriter::Shutdown { last, stopped_at } => {
                     // Every subtask has ended: all parts are in.
+                    self.final_id = last;
                     self.commit_ready();
                     if let Some(s) = stopped_at.filter(|&s| self.last == Some(s)) {
                         self.savepoint(s);
@@ -300,9 +331,30 @@ impl WriterState {
         if self.shared.failed.lock().is_some() {
             return;
         }
+        let last = self.final_id == Some(id);
+        // The job finished: its last checkpoint holds no keyed state and subsumes this one.
+        let finishing = self.subsume.is_set();
+        if finishing && !last {
+            self.parts.remove(&id);
+            subsumed(id);
+            return;
+        }
+        let abandon = if last {
+            Abandon::default()
+        } else {
+            self.subsume.clone()
+        };
         let mut parts = self.parts.remove(&id).unwrap_or_default();
-        if let Err(e) = encode_deferred(&mut parts) {
-            self.fail_job(e);
+        if finishing {
+            self.unwritten.clear();
+            drop_keyed(&mut parts);
+        }
+        if let Err(e) = encode_deferred(&mut parts, &abandon) {
+            if abandon.is_set() {
+                subsumed(id);
+            } else {
+                self.fail_job(e);
+            }
             return;
         }
         if !self.unwritten.is_empty() {
@@ -320,8 +372,20 @@ impl WriterState {
         let own = parts.len();
         let due_after: Vec<u64> = due.iter().map(|(after, _)| *after).collect();
         parts.extend(due.into_iter().map(|(_, p)| p));
-        if let Err(e) = encode_deferred(&mut parts) {
-            self.fail_job(e);
+        if finishing {
+            drop_keyed(&mut parts);
+        }
+        if let Err(e) = encode_deferred(&mut parts, &abandon) {
+            if abandon.is_set() {
+                // The final parts go with the last checkpoint (their keyed changes, encoded
+                // or not, are not written by it).
+                let finals = parts.split_off(own);
+                self.finished -= finals.len();
+                self.finals.extend(due_after.into_iter().zip(finals));
+                subsumed(id);
+            } else {
+                self.fail_job(e);
+            }
             return;
         }
         let pause = parts.iter().map(|p| p.pause).max().unwrap_or_default();
@@ -331,7 +395,7 @@ impl WriterState {
             ms = requested.elapsed().as_millis() as u64,
             "changes copied and encoded"
         );
-        match self.write(id, &parts) {
+        match self.write(id, &parts, &abandon, finishing) {
             Ok((bytes, total_bytes)) => {
                 self.failures = 0;
                 self.last = Some(id);
@@ -368,6 +432,11 @@ impl WriterState {
                 let finals = parts.split_off(own);
                 self.finished -= finals.len();
                 self.finals.extend(due_after.into_iter().zip(finals));
+                if abandon.is_set() {
+                    // Its segments written so far are garbage the last checkpoint removes.
+                    subsumed(id);
+                    return;
+                }
                 // The changes of incremental states are not written again by their operators:
                 // they go with the next checkpoint (whose own changes win).
                 for p in &mut parts {
@@ -395,9 +464,15 @@ impl WriterState {
 
     /// Writes and commits checkpoint `id`: every state's changes, and, in place of the
     /// segments they replace, the slices a background compaction finished
-    /// ([`WriterState::compact_after`]). Returns the bytes written and the checkpoint's whole
-    /// size.
-    fn write(&mut self, id: u64, parts: &[Part]) -> Result<(u64, u64)> {
+    /// ([`WriterState::compact_after`]). `no_state`: the job's last checkpoint, with no
+    /// keyed state and no base. Returns the bytes written and the checkpoint's whole size.
+    fn write(
+        &mut self,
+        id: u64,
+        parts: &[Part],
+        abandon: &Abandon,
+        no_state: bool,
+    ) -> Result<(u64, u64)> {
         let mut deltas: Vec<_> = parts.iter().flat_map(|p| &p.keyed).collect();
         deltas.sort_by(|a, b| {
             (&a.uid, &a.name, a.range.start).cmp(&(&b.uid, &b.name, b.range.start))
@@ -410,12 +485,18 @@ impl WriterState {
                 }
             }
         }
-        let slices = self
-            .compaction
-            .as_ref()
-            .map(|c| c.files.take_finished())
-            .unwrap_or_default();
-        let mut cw = self.store.begin_on(id, self.last)?;
+        if no_state {
+            if let Some(c) = &self.compaction {
+                // Its output has no state to go into.
+                c.cancel.store(true, AtomicOrdering::Relaxed);
+            }
+        }
+        let slices = match &self.compaction {
+            Some(c) if !no_state => c.files.take_finished(),
+            _ => Vec::new(),
+        };
+        let base = if no_state { None } else { self.last };
+        let mut cw = self.store.begin_on(id, base)?;
         let mut dropped: Vec<(&str, &str)> = Vec::new();
         for d in &deltas {
             let key = (d.uid.as_str(), d.name.as_str());
@@ -449,7 +530,10 @@ impl WriterState {
         }
         for d in deltas {
             let mut w = cw.state(&d.uid, &d.name);
-            for (kg, k, v) in d.entries.iter() {
+            for (i, (kg, k, v)) in d.entries.iter().enumerate() {
+                if i % ABANDON_EVERY == 0 {
+                    abandon.check()?;
+                }
                 w.put(kg, k, v)?;
             }
             w.finish()?;
@@ -659,14 +743,187 @@ fn changed_states(parts: &[Part]) -> Vec<(&str, &str, usize)> {
 }
 
 /// Encodes the changes that subtasks froze as typed values (on the writer thread).
-fn encode_deferred(parts: &mut [Part]) -> Result<()> {
+fn encode_deferred(parts: &mut [Part], abandon: &Abandon) -> Result<()> {
     for p in parts {
         for d in std::mem::take(&mut p.deferred) {
-            if let Some(d) = d()? {
+            if let Some(d) = d(abandon)? {
                 p.pause = p.pause.max(d.pause);
                 p.keyed.push(d);
             }
         }
     }
     Ok(())
+}
+
+/// Drops the keyed changes of `parts`, encoded or not: for the last checkpoint of a job that
+/// finished (see the module's doc).
+fn drop_keyed(parts: &mut [Part]) {
+    for p in parts {
+        p.keyed.clear();
+        p.deferred.clear();
+    }
+}
+
+/// Logs that checkpoint `id` was subsumed by the job's last checkpoint (it is not a failure).
+fn subsumed(id: u64) {
+    tracing::info!(
+        checkpoint = id,
+        "checkpoint subsumed: the job finished, and its last checkpoint records what this one \
+         would have"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+    use super::*;
+    use crate::runtime::entries::Entries;
+    use flow_state::{FsStorage, KeyGroupRange};
+
+    fn writer(dir: &std::path::Path, savepoints: Option<std::path::PathBuf>) -> Writer {
+        let store = CheckpointStore::open(dir, Arc::new(FsStorage)).unwrap();
+        let options = WriterOptions {
+            retained: 1,
+            tolerable_failures: 0,
+            base: None,
+            job_meta: Vec::new(),
+            carried: Vec::new(),
+            tasks: 1,
+            savepoint_dir: savepoints,
+        };
+        Writer::start(store, options, Vec::new()).unwrap()
+    }
+
+    /// Changes of state `op`/`acc`: keys `keys` set to `value`.
+    fn delta(keys: std::ops::Range<u32>, value: &[u8]) -> KeyedDelta {
+        let mut entries = Entries::default();
+        for k in keys {
+            entries.push(k % 128, &k.to_be_bytes(), Some(value));
+        }
+        entries.sort_last_wins();
+        KeyedDelta {
+            uid: "op".into(),
+            name: "acc".into(),
+            range: KeyGroupRange { start: 0, end: 128 },
+            full: false,
+            entries,
+            pause: Duration::ZERO,
+        }
+    }
+
+    fn part(position: &str, keyed: Vec<KeyedDelta>) -> Part {
+        Part {
+            keyed,
+            meta: vec![("source/0/0".into(), position.as_bytes().to_vec())],
+            ..Part::default()
+        }
+    }
+
+    fn segments(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".seg")
+            })
+            .count()
+    }
+
+    /// Checkpoint 1 committed, checkpoint 2 still being encoded when the job finishes (its
+    /// encode waits until it is abandoned, so the test does not race the writer), then the
+    /// job's last checkpoint 3: checkpoint 2 is never written, 3 holds the final position
+    /// and no keyed state, and no segment is left.
+    #[test]
+    fn a_finished_jobs_last_checkpoint_subsumes_the_one_under_way_and_holds_no_keyed_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(dir.path(), None);
+        let shared = w.shared.clone();
+        let requested = Instant::now();
+        w.tx.send(ToWriter::Part {
+            id: 1,
+            part: part("at 1", vec![delta(0..1000, b"one")]),
+        })
+        .unwrap();
+        w.tx.send(ToWriter::Complete { id: 1, requested }).unwrap();
+        while shared.completed.lock().is_empty() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(segments(dir.path()) > 0);
+        let mut second = part("at 2", Vec::new());
+        let (started, has_started) = crossbeam_channel::bounded(1);
+        second.deferred.push(Box::new(move |abandon: &Abandon| {
+            let _ = started.send(());
+            // Not abandoned within 10 s: written, and the test fails below.
+            let waiting = Instant::now();
+            while !abandon.is_set() && waiting.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            abandon.check()?;
+            Ok(Some(delta(0..10, b"two")))
+        }));
+        w.tx.send(ToWriter::Part {
+            id: 2,
+            part: second,
+        })
+        .unwrap();
+        w.tx.send(ToWriter::Complete { id: 2, requested }).unwrap();
+        has_started.recv().unwrap();
+        // The subtask finished after barrier 2, with changes of its own.
+        w.tx.send(ToWriter::Final {
+            after: 2,
+            part: part("end", vec![delta(0..5, b"final")]),
+        })
+        .unwrap();
+        w.shutdown(Some(3), None).unwrap();
+        let ids: Vec<u64> = shared.completed.lock().iter().map(|c| c.id).collect();
+        assert_eq!(ids, vec![1, 3], "checkpoint 2 is subsumed");
+        assert!(
+            shared.failures.lock().is_empty(),
+            "a subsumed one is no failure"
+        );
+        let store = CheckpointStore::open(dir.path(), Arc::new(FsStorage)).unwrap();
+        assert_eq!(store.checkpoints().unwrap(), vec![3]);
+        let view = store.restore_view(3).unwrap();
+        assert_eq!(view.states().count(), 0, "no keyed state");
+        assert_eq!(view.metadata("source/0/0"), Some(&b"end"[..]));
+        assert_eq!(segments(dir.path()), 0, "the state's segments are garbage");
+    }
+
+    /// With a savepoint directory the last checkpoint keeps the state, and nothing before
+    /// it is subsumed.
+    #[test]
+    fn a_job_writing_a_savepoint_keeps_its_state_in_the_last_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(&dir.path().join("cp"), Some(dir.path().join("sp")));
+        let shared = w.shared.clone();
+        let requested = Instant::now();
+        w.tx.send(ToWriter::Part {
+            id: 1,
+            part: part("at 1", vec![delta(0..1000, b"one")]),
+        })
+        .unwrap();
+        w.tx.send(ToWriter::Complete { id: 1, requested }).unwrap();
+        w.tx.send(ToWriter::Final {
+            after: 1,
+            part: part("end", vec![delta(0..5, b"final")]),
+        })
+        .unwrap();
+        w.shutdown(Some(2), None).unwrap();
+        let ids: Vec<u64> = shared.completed.lock().iter().map(|c| c.id).collect();
+        assert_eq!(ids, vec![1, 2]);
+        let store = CheckpointStore::open(dir.path().join("cp"), Arc::new(FsStorage)).unwrap();
+        let view = store.restore_view(2).unwrap();
+        let range = KeyGroupRange { start: 0, end: 128 };
+        let values: Vec<Vec<u8>> = view
+            .entries("op", "acc", range)
+            .unwrap()
+            .map(|e| e.value.to_vec())
+            .collect();
+        assert_eq!(values.len(), 1000);
+        assert_eq!(values.iter().filter(|v| &v[..] == b"final").count(), 5);
+        assert!(shared.savepoint.lock().is_some());
+    }
 }

@@ -167,9 +167,41 @@ pub(crate) struct KeyedDelta {
 }
 
 /// Changes of a keyed state frozen as typed values, to be encoded by the checkpoint writer
-/// (off the processing thread).
+/// (off the processing thread), which may [`Abandon`] the work part way.
 /// `None`: no entries.
-pub(crate) type Deferred = Box<dyn FnOnce() -> Result<Option<KeyedDelta>> + Send>;
+pub(crate) type Deferred = Box<dyn FnOnce(&Abandon) -> Result<Option<KeyedDelta>> + Send>;
+
+/// Tells the checkpoint writer's long loops (encoding and writing a checkpoint's changes) to
+/// stop early: set when the job finished and its last checkpoint subsumes the one under way
+/// (`persist`). A loop that sees it set returns an error the writer does not count as a
+/// failure.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Abandon(Arc<std::sync::atomic::AtomicBool>);
+
+/// Entries a loop handles between two looks at its [`Abandon`].
+pub(crate) const ABANDON_EVERY: usize = 1 << 14;
+
+impl Abandon {
+    /// Asks the loops that share this flag to stop.
+    pub(crate) fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the work was abandoned.
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// An error if the work was abandoned, to end a loop with `?`.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.is_set() {
+            return Err(Error::Checkpoint(
+                "abandoned: the job's last checkpoint subsumes this one".into(),
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// What one subtask contributes to one checkpoint.
 #[derive(Default)]
@@ -189,7 +221,7 @@ impl Part {
     pub(crate) fn encode_deferred(&mut self) {
         for d in std::mem::take(&mut self.deferred) {
             self.keyed
-                .extend(d().expect("a deferred encode of a test's part"));
+                .extend(d(&Abandon::default()).expect("a deferred encode of a test's part"));
         }
     }
 }
@@ -350,8 +382,12 @@ impl SnapshotCx<'_> {
             return;
         }
         let encode = self.encoder(name, full);
-        self.part.deferred.push(Box::new(move || {
-            encode(entries.into_iter().map(Ok), std::time::Duration::ZERO)
+        self.part.deferred.push(Box::new(move |abandon| {
+            encode(
+                entries.into_iter().map(Ok),
+                std::time::Duration::ZERO,
+                abandon,
+            )
         }));
     }
 
@@ -372,12 +408,12 @@ impl SnapshotCx<'_> {
     {
         let encode = self.encoder(name, false);
         let what = self.describe_state(name);
-        self.part.deferred.push(Box::new(move || {
+        self.part.deferred.push(Box::new(move |abandon| {
             let (entries, pause) = rx.recv().map_err(|_| {
                 Error::Checkpoint(format!("{what}: its copy was abandoned (the job stopped)"))
             })?;
             tracing::debug!("{what}: copy received by the writer");
-            encode(entries?.into_iter().map(convert), pause)
+            encode(entries?.into_iter().map(convert), pause, abandon)
         }));
     }
 
@@ -395,7 +431,7 @@ impl SnapshotCx<'_> {
         let name = name.to_string();
         let range = self.at.key_groups();
         let max_parallelism = self.at.max_parallelism;
-        self.part.deferred.push(Box::new(move || {
+        self.part.deferred.push(Box::new(move |abandon: &Abandon| {
             let (changes, pause) = rx.recv().map_err(|_| {
                 Error::Checkpoint(format!("{what}: its copy was abandoned (the job stopped)"))
             })?;
@@ -404,11 +440,15 @@ impl SnapshotCx<'_> {
                 return Ok(None);
             }
             let mut entries = Entries::with_capacity(changes.len());
-            for x in changes {
+            for (i, x) in changes.into_iter().enumerate() {
+                if i % ABANDON_EVERY == 0 {
+                    abandon.check()?;
+                }
                 let (hash, key, value) = entry(x)?;
                 let kg = flow_state::key_group_of(hash, max_parallelism);
                 entries.push(kg, &key, value.as_deref());
             }
+            abandon.check()?;
             entries.sort_last_wins();
             Ok(Some(KeyedDelta {
                 uid,
@@ -418,6 +458,40 @@ impl SnapshotCx<'_> {
                 entries,
                 pause,
             }))
+        }));
+    }
+
+    /// Records the changes of keyed state `name` by running `write` on the checkpoint
+    /// writer's thread. `write` owns what it reads — at the end of input, an operator's whole
+    /// table, which nothing changes any more — so the processing thread neither copies nor
+    /// encodes, and a job's last checkpoint, which writes no keyed state, skips the work.
+    pub(crate) fn keyed_on_writer(
+        &mut self,
+        name: &str,
+        write: impl FnOnce(&mut KeyedWriter<'_>, &Abandon) -> Result<()> + Send + 'static,
+    ) {
+        let uid = self.uid().to_string();
+        let name = name.to_string();
+        let range = self.at.key_groups();
+        let max_parallelism = self.at.max_parallelism;
+        self.part.deferred.push(Box::new(move |abandon| {
+            let mut part = Part::default();
+            let mut w = KeyedWriter {
+                max_parallelism,
+                delta: Some(KeyedDelta {
+                    uid,
+                    name,
+                    range,
+                    full: false,
+                    entries: Entries::default(),
+                    pause: Duration::ZERO,
+                }),
+                part: &mut part,
+            };
+            write(&mut w, abandon)?;
+            abandon.check()?;
+            w.finish();
+            Ok(part.keyed.pop())
         }));
     }
 
@@ -432,7 +506,7 @@ impl SnapshotCx<'_> {
         &self,
         name: &str,
         full: bool,
-    ) -> impl FnOnce(I, std::time::Duration) -> Result<Option<KeyedDelta>> + Send + 'static
+    ) -> impl FnOnce(I, std::time::Duration, &Abandon) -> Result<Option<KeyedDelta>> + Send + 'static
     where
         K: Hash + Serialize + Send + 'static,
         V: Serialize + Send + 'static,
@@ -442,7 +516,7 @@ impl SnapshotCx<'_> {
         let name = name.to_string();
         let range = self.at.key_groups();
         let max_parallelism = self.at.max_parallelism;
-        move |entries, pause| {
+        move |entries, pause, abandon: &Abandon| {
             let mut part = Part::default();
             let mut w = KeyedWriter {
                 max_parallelism,
@@ -456,10 +530,14 @@ impl SnapshotCx<'_> {
                 }),
                 part: &mut part,
             };
-            for e in entries {
+            for (i, e) in entries.enumerate() {
+                if i % ABANDON_EVERY == 0 {
+                    abandon.check()?;
+                }
                 let (k, v) = e?;
                 w.put(&k, &k, v.as_ref())?;
             }
+            abandon.check()?;
             w.finish();
             Ok(part.keyed.pop())
         }

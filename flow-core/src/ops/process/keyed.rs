@@ -59,7 +59,9 @@ use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
 };
 use crate::runtime::panic::{OpName, PanicGuard};
-use crate::runtime::snapshot::{encode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport};
+use crate::runtime::snapshot::{
+    encode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport, ABANDON_EVERY,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::hash::Hash;
@@ -386,8 +388,8 @@ where
     /// The changed states are copied after the barrier, in steps between batches (a state
     /// written before its turn is copied first), and encoded by the checkpoint writer, as a
     /// rolling aggregate's are, except that the copy is the state's encoding (the states need
-    /// not be `Clone`, and the writer needs no more). Only at the end of input are they
-    /// encoded at once.
+    /// not be `Clone`, and the writer needs no more). At the end of input the table itself
+    /// goes to the writer, which encodes its changes.
     fn snapshot(&mut self, cx: &mut SnapshotCx<'_>) -> crate::Result<()> {
         let Some((kc, sc)) = self.codec else {
             return Ok(());
@@ -414,27 +416,34 @@ where
             self.snapshot_timers(cx, kc)?;
             return Ok(());
         }
-        let mut w = cx.keyed(STATE, false);
-        for (k, state, time) in self.states.take_timed_changes()? {
-            let mut key = Vec::new();
-            (kc.enc)(&k, &mut key)?;
-            // With a TTL the value starts with its write time (8 bytes, little-endian ms).
-            let mut v = time.map(|t| t.to_le_bytes().to_vec()).unwrap_or_default();
-            let value = match state {
-                Change::Value(s) => {
-                    (sc.enc)(s, &mut v)?;
-                    Some(v)
+        // The input ended: nothing changes the states any more. The writer's thread encodes
+        // their changes from the table itself (and skips them for the job's last checkpoint).
+        let mut states = std::mem::take(&mut self.states);
+        cx.keyed_on_writer(STATE, move |w, abandon| {
+            for (i, (k, state, time)) in states.take_timed_changes()?.into_iter().enumerate() {
+                if i % ABANDON_EVERY == 0 {
+                    abandon.check()?;
                 }
-                // Spilled with the same codec.
-                Change::Encoded(e) => {
-                    v.extend_from_slice(&e);
-                    Some(v)
-                }
-                Change::Deleted => None,
-            };
-            w.put_encoded(&k, key, value);
-        }
-        w.finish();
+                let mut key = Vec::new();
+                (kc.enc)(&k, &mut key)?;
+                // With a TTL the value starts with its write time (8 bytes, little-endian ms).
+                let mut v = time.map(|t| t.to_le_bytes().to_vec()).unwrap_or_default();
+                let value = match state {
+                    Change::Value(s) => {
+                        (sc.enc)(s, &mut v)?;
+                        Some(v)
+                    }
+                    // Spilled with the same codec.
+                    Change::Encoded(e) => {
+                        v.extend_from_slice(&e);
+                        Some(v)
+                    }
+                    Change::Deleted => None,
+                };
+                w.put_encoded(&k, key, value);
+            }
+            Ok(())
+        });
         self.snapshot_timers(cx, kc)
     }
 
