@@ -819,6 +819,19 @@ mod tests {
         }
     }
 
+    /// Sends checkpoint 1 (keys 0..1000 set to `one`) and its completion; returns when it
+    /// was requested.
+    fn first_checkpoint(w: &Writer) -> Instant {
+        let requested = Instant::now();
+        w.tx.send(ToWriter::Part {
+            id: 1,
+            part: part("at 1", vec![delta(0..1000, b"one")]),
+        })
+        .unwrap();
+        w.tx.send(ToWriter::Complete { id: 1, requested }).unwrap();
+        requested
+    }
+
     fn segments(dir: &std::path::Path) -> usize {
         std::fs::read_dir(dir)
             .unwrap()
@@ -841,13 +854,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let w = writer(dir.path(), None);
         let shared = w.shared.clone();
-        let requested = Instant::now();
-        w.tx.send(ToWriter::Part {
-            id: 1,
-            part: part("at 1", vec![delta(0..1000, b"one")]),
-        })
-        .unwrap();
-        w.tx.send(ToWriter::Complete { id: 1, requested }).unwrap();
+        let requested = first_checkpoint(&w);
         while shared.completed.lock().is_empty() {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -899,13 +906,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let w = writer(&dir.path().join("cp"), Some(dir.path().join("sp")));
         let shared = w.shared.clone();
-        let requested = Instant::now();
-        w.tx.send(ToWriter::Part {
-            id: 1,
-            part: part("at 1", vec![delta(0..1000, b"one")]),
-        })
-        .unwrap();
-        w.tx.send(ToWriter::Complete { id: 1, requested }).unwrap();
+        first_checkpoint(&w);
         w.tx.send(ToWriter::Final {
             after: 1,
             part: part("end", vec![delta(0..5, b"final")]),

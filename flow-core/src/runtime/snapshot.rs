@@ -470,29 +470,21 @@ impl SnapshotCx<'_> {
         name: &str,
         write: impl FnOnce(&mut KeyedWriter<'_>, &Abandon) -> Result<()> + Send + 'static,
     ) {
-        let uid = self.uid().to_string();
-        let name = name.to_string();
-        let range = self.at.key_groups();
-        let max_parallelism = self.at.max_parallelism;
+        let delta = self.delta_of(name, false);
         self.part.deferred.push(Box::new(move |abandon| {
-            let mut part = Part::default();
-            let mut w = KeyedWriter {
-                max_parallelism,
-                delta: Some(KeyedDelta {
-                    uid,
-                    name,
-                    range,
-                    full: false,
-                    entries: Entries::default(),
-                    pause: Duration::ZERO,
-                }),
-                part: &mut part,
-            };
-            write(&mut w, abandon)?;
-            abandon.check()?;
-            w.finish();
-            Ok(part.keyed.pop())
+            delta.write(0, Duration::ZERO, |w| write(w, abandon), abandon)
         }));
+    }
+
+    /// What a delta of keyed state `name` of this subtask is made of, for the writer's thread.
+    fn delta_of(&self, name: &str, full: bool) -> DeltaOf {
+        DeltaOf {
+            uid: self.uid().to_string(),
+            name: name.to_string(),
+            range: self.at.key_groups(),
+            full,
+            max_parallelism: self.at.max_parallelism,
+        }
     }
 
     /// `state name of operator uid`, for errors.
@@ -512,34 +504,20 @@ impl SnapshotCx<'_> {
         V: Serialize + Send + 'static,
         I: ExactSizeIterator<Item = Result<(K, Option<V>)>>,
     {
-        let uid = self.uid().to_string();
-        let name = name.to_string();
-        let range = self.at.key_groups();
-        let max_parallelism = self.at.max_parallelism;
+        let delta = self.delta_of(name, full);
         move |entries, pause, abandon: &Abandon| {
-            let mut part = Part::default();
-            let mut w = KeyedWriter {
-                max_parallelism,
-                delta: Some(KeyedDelta {
-                    uid,
-                    name,
-                    range,
-                    full,
-                    entries: Entries::with_capacity(entries.len()),
-                    pause,
-                }),
-                part: &mut part,
-            };
-            for (i, e) in entries.enumerate() {
-                if i % ABANDON_EVERY == 0 {
-                    abandon.check()?;
+            let n = entries.len();
+            let put_all = |w: &mut KeyedWriter<'_>| {
+                for (i, e) in entries.enumerate() {
+                    if i % ABANDON_EVERY == 0 {
+                        abandon.check()?;
+                    }
+                    let (k, v) = e?;
+                    w.put(&k, &k, v.as_ref())?;
                 }
-                let (k, v) = e?;
-                w.put(&k, &k, v.as_ref())?;
-            }
-            abandon.check()?;
-            w.finish();
-            Ok(part.keyed.pop())
+                Ok(())
+            };
+            delta.write(n, pause, put_all, abandon)
         }
     }
 
@@ -550,6 +528,46 @@ impl SnapshotCx<'_> {
         let n = operator_state_name(self.uid(), name, self.at.subtask);
         self.part.meta.push((n, b));
         Ok(())
+    }
+}
+
+/// Names a delta of one keyed state of one subtask, made on the writer's thread
+/// ([`SnapshotCx::delta_of`]).
+struct DeltaOf {
+    uid: String,
+    name: String,
+    range: KeyGroupRange,
+    full: bool,
+    max_parallelism: u32,
+}
+
+impl DeltaOf {
+    /// The delta of the entries `put` records (room made for `capacity`), sorted; `None`
+    /// for an incremental state without changes.
+    fn write(
+        self,
+        capacity: usize,
+        pause: Duration,
+        put: impl FnOnce(&mut KeyedWriter<'_>) -> Result<()>,
+        abandon: &Abandon,
+    ) -> Result<Option<KeyedDelta>> {
+        let mut part = Part::default();
+        let mut w = KeyedWriter {
+            max_parallelism: self.max_parallelism,
+            delta: Some(KeyedDelta {
+                uid: self.uid,
+                name: self.name,
+                range: self.range,
+                full: self.full,
+                entries: Entries::with_capacity(capacity),
+                pause,
+            }),
+            part: &mut part,
+        };
+        put(&mut w)?;
+        abandon.check()?;
+        w.finish();
+        Ok(part.keyed.pop())
     }
 }
 
