@@ -21,9 +21,7 @@ use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
 };
 use crate::runtime::panic::{guarded, Named, OpName};
-use crate::runtime::snapshot::{
-    decode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport, ABANDON_EVERY,
-};
+use crate::runtime::snapshot::{decode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport};
 use crate::runtime::stage::Terminal;
 use crate::runtime::task::TaskCx;
 use hashbrown::hash_map::Entry;
@@ -598,19 +596,14 @@ where
             // changes from the table itself (and skips them for the job's last checkpoint).
             let mut state = std::mem::take(&mut self.state);
             cx.keyed_on_writer(ACC_STATE, move |w, abandon| {
-                if state.has_ttl() {
-                    let changes = state.take_timed_changes_owned()?;
-                    for (i, (k, v, t)) in changes.into_iter().enumerate() {
-                        if i % ABANDON_EVERY == 0 {
-                            abandon.check()?;
-                        }
+                let ttl = state.has_ttl();
+                let changes = state.take_timed_changes_owned()?;
+                for (i, (k, v, t)) in changes.into_iter().enumerate() {
+                    abandon.check_at(i)?;
+                    if ttl {
+                        // With their write times, so that their age survives a restore.
                         w.put(&k, &k, v.map(|v| (t.unwrap_or(0), v)).as_ref())?;
-                    }
-                } else {
-                    for (i, (k, v)) in state.take_changes_owned()?.into_iter().enumerate() {
-                        if i % ABANDON_EVERY == 0 {
-                            abandon.check()?;
-                        }
+                    } else {
                         w.put(&k, &k, v.as_ref())?;
                     }
                 }

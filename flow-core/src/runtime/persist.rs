@@ -32,7 +32,7 @@
 //!
 //! Metadata (positions, operator state) is carried forward: a checkpoint holds the latest blob
 //! of every name, so a finished subtask's final position stays in every later checkpoint.
-use super::snapshot::{Abandon, CheckpointStats, KeyedDelta, Part, ABANDON_EVERY};
+use super::snapshot::{Abandon, CheckpointStats, KeyedDelta, Part};
 use crate::error::{Error, Result};
 use crossbeam_channel::{Receiver, Sender};
 use flow_state::CheckpointStore;
@@ -531,9 +531,7 @@ impl WriterState {
         for d in deltas {
             let mut w = cw.state(&d.uid, &d.name);
             for (i, (kg, k, v)) in d.entries.iter().enumerate() {
-                if i % ABANDON_EVERY == 0 {
-                    abandon.check()?;
-                }
+                abandon.check_at(i)?;
                 w.put(kg, k, v)?;
             }
             w.finish()?;

@@ -210,7 +210,7 @@ pub(crate) type Deferred = Box<dyn FnOnce(&Abandon) -> Result<Option<KeyedDelta>
 pub(crate) struct Abandon(Arc<std::sync::atomic::AtomicBool>);
 
 /// Entries a loop handles between two looks at its [`Abandon`].
-pub(crate) const ABANDON_EVERY: usize = 1 << 14;
+const ABANDON_EVERY: usize = 1 << 14;
 
 impl Abandon {
     /// Asks the loops that share this flag to stop.
@@ -231,6 +231,16 @@ impl Abandon {
             ));
         }
         Ok(())
+    }
+
+    /// [`Abandon::check`] at entry `i` of a loop, once every [`ABANDON_EVERY`] entries (an
+    /// atomic load per entry would cost more than the loops' own work on small entries).
+    pub(crate) fn check_at(&self, i: usize) -> Result<()> {
+        if i % ABANDON_EVERY == 0 {
+            self.check()
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -458,37 +468,23 @@ impl SnapshotCx<'_> {
         entry: impl Fn(X) -> Result<(u64, Vec<u8>, Option<Vec<u8>>)> + Send + 'static,
     ) {
         let what = self.describe_state(name);
-        let uid = self.uid().to_string();
-        let name = name.to_string();
-        let range = self.at.key_groups();
-        let max_parallelism = self.at.max_parallelism;
+        let delta = self.delta_of(name, false);
         self.part.deferred.push(Box::new(move |abandon: &Abandon| {
             let (changes, pause) = rx.recv().map_err(|_| {
                 Error::Checkpoint(format!("{what}: its copy was abandoned (the job stopped)"))
             })?;
             let changes = changes?;
-            if changes.is_empty() {
-                return Ok(None);
-            }
-            let mut entries = Entries::with_capacity(changes.len());
-            for (i, x) in changes.into_iter().enumerate() {
-                if i % ABANDON_EVERY == 0 {
-                    abandon.check()?;
+            let n = changes.len();
+            let put_all = |w: &mut KeyedWriter<'_>| {
+                for (i, x) in changes.into_iter().enumerate() {
+                    abandon.check_at(i)?;
+                    let (hash, key, value) = entry(x)?;
+                    let kg = flow_state::key_group_of(hash, w.max_parallelism);
+                    w.put_in_group(kg, &key, value.as_deref());
                 }
-                let (hash, key, value) = entry(x)?;
-                let kg = flow_state::key_group_of(hash, max_parallelism);
-                entries.push(kg, &key, value.as_deref());
-            }
-            abandon.check()?;
-            entries.sort_last_wins();
-            Ok(Some(KeyedDelta {
-                uid,
-                name,
-                range,
-                full: false,
-                entries,
-                pause,
-            }))
+                Ok(())
+            };
+            delta.write(n, pause, put_all, abandon)
         }));
     }
 
@@ -540,9 +536,7 @@ impl SnapshotCx<'_> {
             let n = entries.len();
             let put_all = |w: &mut KeyedWriter<'_>| {
                 for (i, e) in entries.enumerate() {
-                    if i % ABANDON_EVERY == 0 {
-                        abandon.check()?;
-                    }
+                    abandon.check_at(i)?;
                     let (k, v) = e?;
                     w.put(&k, &k, v.as_ref())?;
                 }
@@ -647,6 +641,22 @@ impl KeyedWriter<'_> {
         let kg = self.key_group(group_key);
         if let Some(d) = self.delta.as_mut() {
             d.entries.push(kg, &key, value.as_deref());
+        }
+    }
+
+    /// Records an entry under the key group of `group_key` that `key` and `value` encode
+    /// straight into the buffer ([`Entries::push_with`]: `value` returns `false` for a
+    /// deletion, having written nothing).
+    pub(crate) fn put_with<G: Hash + ?Sized>(
+        &mut self,
+        group_key: &G,
+        key: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+        value: impl FnOnce(&mut Vec<u8>) -> Result<bool>,
+    ) -> Result<()> {
+        let kg = self.key_group(group_key);
+        match self.delta.as_mut() {
+            Some(d) => d.entries.push_with(kg, key, value),
+            None => Ok(()),
         }
     }
 

@@ -59,9 +59,7 @@ use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
 };
 use crate::runtime::panic::{OpName, PanicGuard};
-use crate::runtime::snapshot::{
-    encode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport, ABANDON_EVERY,
-};
+use crate::runtime::snapshot::{encode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::hash::Hash;
@@ -421,26 +419,25 @@ where
         let mut states = std::mem::take(&mut self.states);
         cx.keyed_on_writer(STATE, move |w, abandon| {
             for (i, (k, state, time)) in states.take_timed_changes()?.into_iter().enumerate() {
-                if i % ABANDON_EVERY == 0 {
-                    abandon.check()?;
-                }
-                let mut key = Vec::new();
-                (kc.enc)(&k, &mut key)?;
-                // With a TTL the value starts with its write time (8 bytes, little-endian ms).
-                let mut v = time.map(|t| t.to_le_bytes().to_vec()).unwrap_or_default();
-                let value = match state {
-                    Change::Value(s) => {
-                        (sc.enc)(s, &mut v)?;
-                        Some(v)
+                abandon.check_at(i)?;
+                let value = |v: &mut Vec<u8>| {
+                    if matches!(state, Change::Deleted) {
+                        return Ok(false);
                     }
-                    // Spilled with the same codec.
-                    Change::Encoded(e) => {
-                        v.extend_from_slice(&e);
-                        Some(v)
+                    // With a TTL the value starts with its write time (8 bytes, little-endian
+                    // ms).
+                    if let Some(t) = time {
+                        v.extend_from_slice(&t.to_le_bytes());
                     }
-                    Change::Deleted => None,
+                    match &state {
+                        Change::Value(s) => (sc.enc)(s, v)?,
+                        // Spilled with the same codec.
+                        Change::Encoded(e) => v.extend_from_slice(e),
+                        Change::Deleted => {}
+                    }
+                    Ok(true)
                 };
-                w.put_encoded(&k, key, value);
+                w.put_with(&k, |b| (kc.enc)(&k, b), value)?;
             }
             Ok(())
         });
