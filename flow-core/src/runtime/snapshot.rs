@@ -236,7 +236,7 @@ impl Abandon {
     /// [`Abandon::check`] at entry `i` of a loop, once every [`ABANDON_EVERY`] entries (an
     /// atomic load per entry would cost more than the loops' own work on small entries).
     pub(crate) fn check_at(&self, i: usize) -> Result<()> {
-        if i % ABANDON_EVERY == 0 {
+        if i.is_multiple_of(ABANDON_EVERY) {
             self.check()
         } else {
             Ok(())
