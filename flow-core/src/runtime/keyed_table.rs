@@ -100,6 +100,10 @@ struct Freeze<K, V> {
     failure: Option<Error>,
     /// The longest [`KeyedTable::freeze_step`] so far.
     longest: std::time::Duration,
+    /// The time all steps took, their number and when the copy began (for the debug log).
+    busy: std::time::Duration,
+    steps: u32,
+    begun: std::time::Instant,
 }
 
 /// How a checkpoint's copy copies a value: by `Clone`, or (for state types that are not
@@ -1423,6 +1427,9 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             copy,
             failure: None,
             longest: std::time::Duration::ZERO,
+            busy: std::time::Duration::ZERO,
+            steps: 0,
+            begun: std::time::Instant::now(),
         };
         self.freeze = Some(Box::new(f));
         // The epoch's first change of each key from now on lists it anew.
@@ -1546,7 +1553,10 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             }
             f.out.push((k, v, t));
         }
-        f.longest = f.longest.max(start.elapsed());
+        let took = start.elapsed();
+        f.longest = f.longest.max(took);
+        f.busy += took;
+        f.steps += 1;
         self.freeze = Some(f);
     }
 
@@ -1577,6 +1587,13 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             return None;
         }
         let f = self.freeze.take()?;
+        tracing::debug!(
+            changes = f.out.len(),
+            steps = f.steps,
+            busy_ms = f.busy.as_secs_f64() * 1e3,
+            wall_ms = f.begun.elapsed().as_secs_f64() * 1e3,
+            "checkpoint copy taken"
+        );
         let r = match f.failure {
             Some(e) => Err(e),
             None => Ok(f.out),

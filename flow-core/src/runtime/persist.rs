@@ -744,7 +744,13 @@ fn changed_states(parts: &[Part]) -> Vec<(&str, &str, usize)> {
 fn encode_deferred(parts: &mut [Part], abandon: &Abandon) -> Result<()> {
     for p in parts {
         for d in std::mem::take(&mut p.deferred) {
-            if let Some(d) = d(abandon)? {
+            let start = Instant::now();
+            let d = d(abandon)?;
+            tracing::debug!(
+                ms = start.elapsed().as_secs_f64() * 1e3,
+                "deferred changes received and encoded"
+            );
+            if let Some(d) = d {
                 p.pause = p.pause.max(d.pause);
                 p.keyed.push(d);
             }
