@@ -37,8 +37,8 @@ thread_local! {
     static SPARE: std::cell::RefCell<Spare> = std::cell::RefCell::new(Spare::default());
 }
 
-/// An empty buffer of this thread's spares with room for `n` items, the largest kept (or a
-/// new one).
+/// A buffer of this thread's spares with room for `n` items (and the items it held), the
+/// largest kept (or a new one).
 fn take_spare<T>(pick: fn(&mut Spare) -> &mut Vec<Vec<T>>, n: usize) -> Vec<T> {
     let mut v = SPARE
         .try_with(|s| {
@@ -56,13 +56,13 @@ fn take_spare<T>(pick: fn(&mut Spare) -> &mut Vec<Vec<T>>, n: usize) -> Vec<T> {
     v
 }
 
-/// Keeps `v` (emptied) among this thread's spares, if they have room for it.
-fn give_spare<T>(pick: fn(&mut Spare) -> &mut Vec<Vec<T>>, mut v: Vec<T>) {
+/// Keeps `v` among this thread's spares, if they have room for it (with its items: a
+/// counting sort overwrites rows in place, without first filling a buffer).
+fn give_spare<T>(pick: fn(&mut Spare) -> &mut Vec<Vec<T>>, v: Vec<T>) {
     let size = v.capacity() * std::mem::size_of::<T>();
     if size == 0 {
         return;
     }
-    v.clear();
     let _ = SPARE.try_with(|s| {
         let mut s = s.borrow_mut();
         if s.held + size <= SPARE_LIMIT {
@@ -104,6 +104,10 @@ pub(crate) struct Entries {
     next_seq: u64,
 }
 
+/// A buffer of entries out of row order is rewritten in row order from this size: a smaller
+/// one stays in the caches while the writer reads it in any order.
+const COMPACT_FROM_BYTES: usize = if cfg!(test) { 0 } else { 8 << 20 };
+
 /// Below this many rows one comparison sort of all of them is as fast as counting sorts first.
 const GROUP_SORT_FROM: usize = if cfg!(test) { 2 } else { 4096 };
 
@@ -136,8 +140,9 @@ fn counting_sort(
             ends.push(at);
         }
     }
-    out.clear();
-    out.extend_from_slice(rows);
+    // Every slot is written below: what `out` held is only overwritten.
+    out.truncate(rows.len());
+    out.resize(rows.len(), ZERO_ROW);
     for r in rows {
         let slot = &mut next[(key(r) - lo) as usize];
         out[*slot] = *r;
@@ -145,6 +150,16 @@ fn counting_sort(
     }
     Some(ends)
 }
+
+/// A row to fill a buffer with before a counting sort overwrites it.
+const ZERO_ROW: Row = Row {
+    prefix: 0,
+    at: 0,
+    kg: 0,
+    klen: 0,
+    vlen: 0,
+    seq: 0,
+};
 
 /// The order of two rows' (key group, key bytes), keys in `bytes`.
 fn key_order(bytes: &[u8], a: &Row, b: &Row) -> Ordering {
@@ -185,9 +200,13 @@ impl Drop for Entries {
 impl Entries {
     /// Room for `n` entries (the buffer grows as they come).
     pub(crate) fn with_capacity(n: usize) -> Self {
+        let mut bytes = take_spare(spare_bytes, 0);
+        bytes.clear();
+        let mut rows = take_spare(spare_rows, n);
+        rows.clear();
         Entries {
-            bytes: take_spare(spare_bytes, 0),
-            rows: take_spare(spare_rows, n),
+            bytes,
+            rows,
             next_seq: 0,
         }
     }
@@ -313,8 +332,11 @@ impl Entries {
         // The writer reads every entry in row order. Rows that point all over a buffer
         // larger than the caches miss on every key (in a VM with two busy workers about half
         // a microsecond each, most of the writer's time): rewrite the buffer in row order
-        // once, where the misses overlap, unless it is in order already.
-        if self.rows.windows(2).any(|w| w[1].at < w[0].at) || self.live() < self.bytes.len() / 2 {
+        // once, where the misses overlap, unless it is in order already or small enough to
+        // stay in the caches.
+        let scattered = self.bytes.len() >= COMPACT_FROM_BYTES
+            && self.rows.windows(2).any(|w| w[1].at < w[0].at);
+        if scattered || self.live() < self.bytes.len() / 2 {
             self.compact();
         }
     }
@@ -380,6 +402,7 @@ impl Entries {
     fn compact(&mut self) {
         const AHEAD: usize = 8;
         let mut bytes = take_spare(spare_bytes, self.live());
+        bytes.clear();
         let n = self.rows.len();
         for i in 0..n {
             if let Some(ahead) = self.rows.get(i + AHEAD) {

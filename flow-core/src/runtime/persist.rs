@@ -528,6 +528,7 @@ impl WriterState {
                 slice + 1
             );
         }
+        let started = Instant::now();
         for d in deltas {
             let mut w = cw.state(&d.uid, &d.name);
             for (i, (kg, k, v)) in d.entries.iter().enumerate() {
@@ -536,6 +537,7 @@ impl WriterState {
             }
             w.finish()?;
         }
+        let segments = started.elapsed();
         for (n, b) in &self.job_meta {
             cw.put_metadata(n, b);
         }
@@ -548,6 +550,12 @@ impl WriterState {
             }
         }
         let info = cw.commit()?;
+        tracing::debug!(
+            checkpoint = id,
+            segments_ms = segments.as_secs_f64() * 1e3,
+            commit_ms = (started.elapsed() - segments).as_secs_f64() * 1e3,
+            "segments written and manifest committed"
+        );
         if let (Some(slice), Some(c)) = (adopted, &self.compaction) {
             c.files.committed(slice);
         }
