@@ -37,14 +37,19 @@ thread_local! {
     static SPARE: std::cell::RefCell<Spare> = std::cell::RefCell::new(Spare::default());
 }
 
-/// A buffer of this thread's spares with room for `n` items (and the items it held), the
-/// largest kept (or a new one).
+/// A buffer of this thread's spares with room for `n` items (and the items it held), or a
+/// new one.
 fn take_spare<T>(pick: fn(&mut Spare) -> &mut Vec<Vec<T>>, n: usize) -> Vec<T> {
     let mut v = SPARE
         .try_with(|s| {
             let mut s = s.borrow_mut();
             let list = pick(&mut s);
-            let best = (0..list.len()).max_by_key(|&i| list[i].capacity())?;
+            // The smallest with room for `n`, else the largest: a small state's few
+            // entries leave the large buffers to the large states.
+            let fits = (0..list.len())
+                .filter(|&i| list[i].capacity() >= n)
+                .min_by_key(|&i| list[i].capacity());
+            let best = fits.or_else(|| (0..list.len()).max_by_key(|&i| list[i].capacity()))?;
             let v = list.swap_remove(best);
             s.held -= v.capacity() * std::mem::size_of::<T>();
             Some(v)
@@ -200,7 +205,8 @@ impl Drop for Entries {
 impl Entries {
     /// Room for `n` entries (the buffer grows as they come).
     pub(crate) fn with_capacity(n: usize) -> Self {
-        let mut bytes = take_spare(spare_bytes, 0);
+        // A guess at the bytes, to pick a spare buffer (the first entries then size it).
+        let mut bytes = take_spare(spare_bytes, n.saturating_mul(8));
         bytes.clear();
         let mut rows = take_spare(spare_rows, n);
         rows.clear();
@@ -485,6 +491,32 @@ mod tests {
             owned(&e),
             vec![(0, b"k".to_vec(), Some(b"v".to_vec())), (3, vec![7], None)]
         );
+    }
+
+    #[test]
+    fn a_dropped_buffer_is_reused_by_the_next_entries_of_its_thread() {
+        let mut e = Entries::with_capacity(10_000);
+        for i in 0..10_000u32 {
+            e.push(i % 7, &i.to_be_bytes(), Some(&[1]));
+        }
+        e.sort_last_wins();
+        let rows = e.rows.as_ptr();
+        drop(e);
+        let mut small = Entries::with_capacity(10);
+        let big = Entries::with_capacity(5_000);
+        assert_eq!(
+            big.rows.as_ptr(),
+            rows,
+            "the large buffer goes to the large entries"
+        );
+        assert!(big.is_empty());
+        small.push(0, b"k", None);
+        assert_eq!(owned(&small), vec![(0, b"k".to_vec(), None)]);
+        // A buffer beyond the limit is freed, not kept.
+        let held = SPARE.with(|s| s.borrow().held);
+        assert!(held <= SPARE_LIMIT);
+        give_spare(spare_bytes, Vec::<u8>::with_capacity(SPARE_LIMIT + 1));
+        assert_eq!(SPARE.with(|s| s.borrow().held), held);
     }
 
     /// Sorting 210,000 entries over 64 key groups (a checkpoint of `checkpoint_state`'s
