@@ -111,7 +111,7 @@ pub(crate) struct Entries {
 
 /// A buffer of entries out of row order is rewritten in row order from this size: a smaller
 /// one stays in the caches while the writer reads it in any order.
-const COMPACT_FROM_BYTES: usize = if cfg!(test) { 0 } else { 8 << 20 };
+const COMPACT_FROM_BYTES: usize = if cfg!(test) { 1 } else { 8 << 20 };
 
 /// Below this many rows one comparison sort of all of them is as fast as counting sorts first.
 const GROUP_SORT_FROM: usize = if cfg!(test) { 2 } else { 4096 };
