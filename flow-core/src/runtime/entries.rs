@@ -109,9 +109,11 @@ pub(crate) struct Entries {
     next_seq: u64,
 }
 
-/// A buffer of entries out of row order is rewritten in row order from this size: a smaller
-/// one stays in the caches while the writer reads it in any order.
-const COMPACT_FROM_BYTES: usize = if cfg!(test) { 1 } else { 8 << 20 };
+/// A buffer of entries out of row order is rewritten in row order from this size (a core's
+/// L2 cache): a smaller one stays in the caches while the writer reads it in any order; a
+/// larger one missed on most keys (stop 26's profile) while the workers' tables filled the
+/// shared cache.
+const COMPACT_FROM_BYTES: usize = if cfg!(test) { 1 } else { 1 << 20 };
 
 /// Below this many rows one comparison sort of all of them is as fast as counting sorts first.
 const GROUP_SORT_FROM: usize = if cfg!(test) { 2 } else { 4096 };
