@@ -316,11 +316,10 @@ impl Entries {
         self.bytes.extend_from_slice(&newer.bytes);
         let first = self.next_seq;
         self.next_seq += newer.next_seq;
-        self.rows.extend(newer.rows.iter().map(|&r| {
-            let mut r = r;
-            r.at += shift;
-            r.seq = (u64::from(r.seq) + first) as u32;
-            r
+        self.rows.extend(newer.rows.iter().map(|&r| Row {
+            at: r.at + shift,
+            seq: (u64::from(r.seq) + first) as u32,
+            ..r
         }));
     }
 
