@@ -14,14 +14,15 @@ use crate::ops::Table;
 use crate::ops::{StateKey, StateValue};
 use crate::record::{Event, Timestamp, NO_TIMESTAMP};
 use crate::runtime::exchange::partition::ByPairKey;
+use crate::runtime::entries::Entries;
 use crate::runtime::keyed_table::{
-    Copied, CopiedChange, Fold, KeyedTable, RestoredDecode, FREEZE_STEP, RESTORE_TIME,
+    Copier, EncodeTo, Fold, KeyedTable, RestoredDecode, FREEZE_STEP, RESTORE_TIME,
 };
 use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
 };
 use crate::runtime::panic::{guarded, Named, OpName};
-use crate::runtime::snapshot::{decode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport};
+use crate::runtime::snapshot::{decode, encode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport};
 use crate::runtime::stage::Terminal;
 use crate::runtime::task::TaskCx;
 use hashbrown::hash_map::Entry;
@@ -401,12 +402,12 @@ pub struct KeyedAggregate<K, V, G: Combine<V>, OF> {
     /// The input ended: a checkpoint copies its changes at once.
     ended: bool,
     /// Where the changes being copied out for a checkpoint go, once copied.
-    frozen: Option<FrozenTx<K, G::Acc>>,
+    frozen: Option<FrozenTx>,
     _p: PhantomData<fn(V)>,
 }
 
 /// Sends a checkpoint's changes, copied out after the barrier, to the checkpoint writer.
-type FrozenTx<K, A> = crossbeam_channel::Sender<(crate::Result<Vec<CopiedChange<K, A>>>, Duration)>;
+type FrozenTx = crossbeam_channel::Sender<(crate::Result<Entries>, Duration)>;
 
 /// Entries restored per batch: sorted by their places in the table before they are inserted.
 const RESTORE_BATCH: usize = 1 << 20;
@@ -440,7 +441,7 @@ where
 
     /// Hands a finished copy to the checkpoint writer.
     fn send_frozen(&mut self) {
-        if let Some(done) = self.state.take_frozen_copies() {
+        if let Some(done) = self.state.take_frozen_entries() {
             if let Some(tx) = self.frozen.take() {
                 // A writer that is gone has failed the job already.
                 let _ = tx.send(done);
@@ -577,18 +578,19 @@ where
         self.flush_frozen();
         if !self.ended && !self.finished {
             let (tx, rx) = crossbeam_channel::bounded(1);
-            self.state.begin_freeze();
+            // Each change encoded as the copy takes it. Under a TTL an accumulator is
+            // written as a `Timed` pair: its write time's encoding, then its own.
+            self.state.begin_freeze_encoded(
+                Copier::Clone(G::Acc::clone),
+                EncodeTo {
+                    keys: Codec::serde(),
+                    values: Codec::serde(),
+                    time: |t, b| encode(&t, b),
+                    max_parallelism: cx.max_parallelism(),
+                },
+            );
             self.frozen = Some(tx);
-            if self.state.has_ttl() {
-                cx.keyed_values_later(ACC_STATE, rx, |(k, v, t)| {
-                    let v = v.map(Copied::value).transpose()?;
-                    Ok((k, v.map(|v| (t.unwrap_or(0), v))))
-                });
-            } else {
-                cx.keyed_values_later(ACC_STATE, rx, |(k, v, _)| {
-                    Ok((k, v.map(Copied::value).transpose()?))
-                });
-            }
+            cx.keyed_entries_later(ACC_STATE, rx);
             return Ok(());
         }
         if self.ended {

@@ -7,7 +7,7 @@
 //! back to back in one buffer and one fixed-size row per entry, so that a checkpoint costs two
 //! growing allocations whatever its size, and sorting moves 32-byte rows that mostly compare
 //! without touching the buffer. The buffers of dropped entries are kept for the next
-//! checkpoint's (up to 64 MB per thread), and rows are put in order by counting sorts (key
+//! checkpoint's (up to 64 MB), and rows are put in order by counting sorts (key
 //! group, then a key's first byte) before small comparison sorts.
 
 use crate::error::Result;
@@ -20,14 +20,15 @@ const SAMPLE: usize = 256;
 /// `vlen` of a deletion.
 const TOMBSTONE: u32 = u32::MAX;
 
-/// At most this many bytes of buffers a thread keeps for its next entries ([`Spare`]).
+/// At most this many bytes of buffers are kept for the next entries ([`Spare`]).
 const SPARE_LIMIT: usize = 64 << 20;
 
-/// The buffers of entries dropped on this thread (by the checkpoint writer, mostly), kept
-/// for the next checkpoint's, up to [`SPARE_LIMIT`] bytes. Memory fresh from the system costs
-/// a page fault and the zeroing of a page for every 4 KiB touched: in a VM, most of the time
-/// of a counting sort of a part's rows, a cost every checkpoint paid again wherever the
-/// allocator returns large freed blocks to the system.
+/// The buffers of dropped entries, kept for the next checkpoint's, up to [`SPARE_LIMIT`]
+/// bytes. Memory fresh from the system costs a page fault and the zeroing of a page for every
+/// 4 KiB touched: in a VM, most of the time of a counting sort of a part's rows, a cost every
+/// checkpoint paid again wherever the allocator returns large freed blocks to the system.
+/// One list for the process: entries are filled on the processing threads and dropped on the
+/// checkpoint writer's, a few times per checkpoint, so the lock is never contended for long.
 #[derive(Default)]
 struct Spare {
     rows: Vec<Vec<Row>>,
@@ -35,49 +36,61 @@ struct Spare {
     held: usize,
 }
 
-thread_local! {
-    static SPARE: std::cell::RefCell<Spare> = std::cell::RefCell::new(Spare::default());
+static SPARE: std::sync::Mutex<Spare> = std::sync::Mutex::new(Spare {
+    rows: Vec::new(),
+    bytes: Vec::new(),
+    held: 0,
+});
+
+impl Spare {
+    /// A kept buffer with room for `n` items (and the items it held), or a new one.
+    fn take<T>(&mut self, pick: fn(&mut Spare) -> &mut Vec<Vec<T>>, n: usize) -> Vec<T> {
+        let list = pick(self);
+        // The smallest with room for `n`, else the largest: a small state's few entries
+        // leave the large buffers to the large states.
+        let fits = (0..list.len())
+            .filter(|&i| list[i].capacity() >= n)
+            .min_by_key(|&i| list[i].capacity());
+        let Some(best) = fits.or_else(|| (0..list.len()).max_by_key(|&i| list[i].capacity()))
+        else {
+            return Vec::new();
+        };
+        let v = list.swap_remove(best);
+        self.held -= v.capacity() * std::mem::size_of::<T>();
+        v
+    }
+
+    /// Keeps `v` (with its items: a counting sort overwrites rows in place, without first
+    /// filling a buffer) if there is room for it; else frees it.
+    fn give<T>(&mut self, pick: fn(&mut Spare) -> &mut Vec<Vec<T>>, v: Vec<T>) {
+        let size = v.capacity() * std::mem::size_of::<T>();
+        if size > 0 && self.held + size <= SPARE_LIMIT {
+            self.held += size;
+            pick(self).push(v);
+        }
+    }
 }
 
-/// A buffer of this thread's spares with room for `n` items (and the items it held), or a
-/// new one.
+/// A kept buffer with room for `n` items in all, whatever items it still holds, or a new one.
 fn take_spare<T>(pick: fn(&mut Spare) -> &mut Vec<Vec<T>>, n: usize) -> Vec<T> {
+    // A poisoned lock only means a panic elsewhere while it was held: the list is whole.
     let mut v = SPARE
-        .try_with(|s| {
-            let mut s = s.borrow_mut();
-            let list = pick(&mut s);
-            // The smallest with room for `n`, else the largest: a small state's few
-            // entries leave the large buffers to the large states.
-            let fits = (0..list.len())
-                .filter(|&i| list[i].capacity() >= n)
-                .min_by_key(|&i| list[i].capacity());
-            let best = fits.or_else(|| (0..list.len()).max_by_key(|&i| list[i].capacity()))?;
-            let v = list.swap_remove(best);
-            s.held -= v.capacity() * std::mem::size_of::<T>();
-            Some(v)
-        })
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    // Room for `n` in all, whatever items it still holds.
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take(pick, n);
     v.reserve(n.saturating_sub(v.len()));
     v
 }
 
-/// Keeps `v` among this thread's spares, if they have room for it (with its items: a
-/// counting sort overwrites rows in place, without first filling a buffer).
+/// Keeps `v` for the next entries, if there is room for it.
 fn give_spare<T>(pick: fn(&mut Spare) -> &mut Vec<Vec<T>>, v: Vec<T>) {
-    let size = v.capacity() * std::mem::size_of::<T>();
-    if size == 0 {
+    if v.capacity() == 0 {
         return;
     }
-    let _ = SPARE.try_with(|s| {
-        let mut s = s.borrow_mut();
-        if s.held + size <= SPARE_LIMIT {
-            s.held += size;
-            pick(&mut s).push(v);
-        }
-    });
+    SPARE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .give(pick, v);
 }
 
 fn spare_rows(s: &mut Spare) -> &mut Vec<Vec<Row>> {
@@ -223,7 +236,6 @@ impl Entries {
     }
 
     /// Number of entries.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.rows.len()
     }
@@ -498,37 +510,45 @@ mod tests {
     }
 
     #[test]
-    fn a_dropped_buffer_is_reused_by_the_next_entries_of_its_thread() {
+    fn a_kept_buffer_goes_to_the_smallest_that_fits_else_the_largest_and_none_beyond_the_limit() {
+        let mut s = Spare::default();
+        let small: Vec<Row> = Vec::with_capacity(100);
+        let large: Vec<Row> = Vec::with_capacity(10_000);
+        let (ps, pl) = (small.as_ptr(), large.as_ptr());
+        s.give(spare_rows, small);
+        s.give(spare_rows, large);
+        assert_eq!(s.held, 10_100 * std::mem::size_of::<Row>());
+        let first = s.take(spare_rows, 50);
+        assert_eq!(first.as_ptr(), ps, "the smallest with room");
+        let second = s.take(spare_rows, 20_000);
+        assert_eq!(second.as_ptr(), pl, "else the largest");
+        assert_eq!(s.held, 0);
+        assert_eq!(s.take(spare_rows, 1).capacity(), 0, "none kept: a new one");
+        s.give(spare_bytes, Vec::<u8>::with_capacity(SPARE_LIMIT + 1));
+        assert_eq!(s.held, 0, "a buffer beyond the limit is freed");
+        assert!(s.bytes.is_empty());
+    }
+
+    #[test]
+    fn entries_on_a_kept_buffer_hold_only_their_own_entries() {
         let mut e = Entries::with_capacity(10_000);
         for i in 0..10_000u32 {
             e.push(i % 7, &i.to_be_bytes(), Some(&[1]));
         }
         e.sort_last_wins();
         drop(e);
-        // The sort's spare and the entries' own buffer, each with room for 10,000 rows.
-        let kept: Vec<*const Row> = SPARE.with(|s| {
-            let s = s.borrow();
-            s.rows
-                .iter()
-                .filter(|v| v.capacity() >= 10_000)
-                .map(|v| v.as_ptr())
-                .collect()
-        });
-        assert!(!kept.is_empty());
-        let mut small = Entries::with_capacity(10);
-        let big = Entries::with_capacity(5_000);
-        assert!(
-            kept.contains(&big.rows.as_ptr()),
-            "a kept buffer goes to the large entries"
-        );
-        assert!(big.is_empty());
-        small.push(0, b"k", None);
-        assert_eq!(owned(&small), vec![(0, b"k".to_vec(), None)]);
-        // A buffer beyond the limit is freed, not kept.
-        let held = SPARE.with(|s| s.borrow().held);
-        assert!(held <= SPARE_LIMIT);
-        give_spare(spare_bytes, Vec::<u8>::with_capacity(SPARE_LIMIT + 1));
-        assert_eq!(SPARE.with(|s| s.borrow().held), held);
+        // Taken from another thread, as the writer drops what a processing thread filled.
+        std::thread::spawn(|| {
+            let mut small = Entries::with_capacity(10);
+            let big = Entries::with_capacity(5_000);
+            assert!(big.is_empty());
+            assert!(big.rows.capacity() >= 5_000);
+            small.push(0, b"k", None);
+            assert_eq!(owned(&small), vec![(0, b"k".to_vec(), None)]);
+        })
+        .join()
+        .unwrap();
+        assert!(SPARE.lock().unwrap().held <= SPARE_LIMIT);
     }
 
     /// Sorting 210,000 entries over 64 key groups (a checkpoint of `checkpoint_state`'s

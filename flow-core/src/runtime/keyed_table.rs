@@ -28,6 +28,8 @@
 //! ```
 use crate::error::{Error, Result};
 use crate::runtime::copy_order::{CopyOrder, Next};
+use crate::runtime::entries::Entries;
+use crate::runtime::exchange::partition::stable_hash;
 use crate::runtime::snapshot::Codec;
 use crate::runtime::state_memory::StateMemory;
 use flow_state::spill::{self, Run, SpillDir};
@@ -95,8 +97,13 @@ struct Freeze<K, V> {
     /// Whether the list may repeat a key (a key removed and written again, or read back
     /// from a run, in the epoch): only then is `done` kept.
     repeats: bool,
+    /// How values are saved before a write, and copied when the copy is not encoded.
     copy: Copier<V>,
+    /// How each change is encoded into `entries`, if the copy is encoded
+    /// ([`KeyedTable::begin_freeze_encoded`]); else the changes go into `out`.
+    to: Option<EncodeTo<K, V>>,
     out: Vec<(K, Option<Copied<V>>, Option<i64>)>,
+    entries: Entries,
     failure: Option<Error>,
     /// The longest [`KeyedTable::freeze_step`] so far.
     longest: std::time::Duration,
@@ -141,21 +148,96 @@ impl<V> Copied<V> {
             )),
         }
     }
-
-    /// The encoding of a copy taken by [`Copier::Encode`].
-    pub(crate) fn bytes(self) -> Result<Vec<u8>> {
-        match self {
-            Copied::Bytes(b) => Ok(b),
-            Copied::Value(_) => Err(Error::Checkpoint(
-                "a copy taken as values was asked for encoded".into(),
-            )),
-        }
-    }
 }
 
 /// A changed key and its value as a checkpoint's copy took it (`None`: deleted), with its
 /// write time under a TTL ([`KeyedTable::take_frozen_copies`]).
 pub(crate) type CopiedChange<K, V> = (K, Option<Copied<V>>, Option<i64>);
+
+/// How a checkpoint's copy encodes each change straight into [`Entries`], the form the
+/// checkpoint writer sorts and writes ([`KeyedTable::begin_freeze_encoded`]): a key and its
+/// value are encoded once, where they are read, instead of copied into a vector of typed
+/// changes for the writer to encode (a copy that cost a second delta's worth of memory and,
+/// for states copied encoded, an allocation per change).
+pub(crate) struct EncodeTo<K, V> {
+    /// The keys' codec.
+    pub(crate) keys: Codec<K>,
+    /// The values' codec: the one the table spills with, whose bytes go in as they are.
+    pub(crate) values: Codec<V>,
+    /// Writes a value's write time (ms since the Unix epoch) before it, under a TTL.
+    pub(crate) time: fn(i64, &mut Vec<u8>) -> Result<()>,
+    /// The job's max parallelism, which maps a key's stable hash to its key group.
+    pub(crate) max_parallelism: u32,
+}
+
+impl<K, V> Clone for EncodeTo<K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K, V> Copy for EncodeTo<K, V> {}
+
+/// A changed value as a checkpoint's copy finds it.
+enum Held<'a, V> {
+    /// Saved before a write, or copied already.
+    Copied(Copied<V>),
+    /// In memory, unchanged since the barrier.
+    Live(&'a V),
+    /// Spilled: its bytes in the values' codec, after any write stamp.
+    Bytes(&'a [u8]),
+}
+
+impl<K: Hash + Eq + Clone, V> Freeze<K, V> {
+    /// Takes `k`'s change: its value at the barrier written at `stamp` (`None`: absent).
+    fn take(&mut self, k: K, v: Option<Held<'_, V>>, stamp: u32, ttl: &Option<Ttl>) {
+        let v = v.filter(|_| !expired(ttl, stamp, self.now));
+        let t = v.as_ref().and_then(|_| write_time(ttl, stamp));
+        if self.repeats {
+            self.done.insert(k.clone());
+        }
+        let Some(to) = self.to else {
+            let v = match v {
+                None => None,
+                Some(Held::Copied(c)) => Some(c),
+                Some(Held::Live(v)) => match self.copy.copy(v) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        self.failure.get_or_insert(e);
+                        return;
+                    }
+                },
+                // Decoded (or copied) by the caller for a copy that is not encoded.
+                Some(Held::Bytes(b)) => Some(Copied::Bytes(b.to_vec())),
+            };
+            self.out.push((k, v, t));
+            return;
+        };
+        let kg = flow_state::key_group_of(stable_hash(&k), to.max_parallelism);
+        let pushed = self.entries.push_with(
+            kg,
+            |b| (to.keys.enc)(&k, b),
+            |b| {
+                let Some(v) = v else {
+                    return Ok(false);
+                };
+                if let Some(t) = t {
+                    (to.time)(t, b)?;
+                }
+                match v {
+                    Held::Live(v) => (to.values.enc)(v, b)?,
+                    Held::Copied(Copied::Value(v)) => (to.values.enc)(&v, b)?,
+                    // Saved by the values' codec, or spilled with it.
+                    Held::Copied(Copied::Bytes(x)) => b.extend_from_slice(&x),
+                    Held::Bytes(x) => b.extend_from_slice(x),
+                }
+                Ok(true)
+            },
+        );
+        if let Err(e) = pushed {
+            self.failure.get_or_insert(e);
+        }
+    }
+}
 
 impl<V> Copier<V> {
     fn copy(&self, v: &V) -> Result<Copied<V>> {
@@ -189,6 +271,13 @@ struct Ttl {
 #[inline]
 fn ticks_since(epoch: std::time::Instant) -> u32 {
     (epoch.elapsed().as_millis() / TICK.as_millis()) as u32
+}
+
+/// The wall-clock write time (ms since the Unix epoch) of stamp `stamp` under `ttl`.
+fn write_time(ttl: &Option<Ttl>, stamp: u32) -> Option<i64> {
+    let t = ttl.as_ref()?;
+    // Stamps before the epoch (entries restored with older write times) wrap below zero.
+    Some(t.epoch_ms + i64::from(stamp as i32) * TICK.as_millis() as i64)
 }
 
 /// Whether a value written at `stamp` is expired at `now` under `ttl`.
@@ -550,9 +639,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
 
     /// The wall-clock write time (ms since the Unix epoch) of an entry stamped `stamp`.
     fn write_time(&self, stamp: u32) -> Option<i64> {
-        let t = self.ttl.as_ref()?;
-        // Stamps before the epoch (entries restored with older write times) wrap below zero.
-        Some(t.epoch_ms + i64::from(stamp as i32) * TICK.as_millis() as i64)
+        write_time(&self.ttl, stamp)
     }
 
     /// The stamp of an entry written at wall-clock time `ms` (0 without a TTL).
@@ -1402,12 +1489,26 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
 
     /// [`KeyedTable::begin_freeze`], copying values with `copy`.
     pub(crate) fn begin_freeze_with(&mut self, copy: Copier<V>) {
+        self.begin_freeze_to(copy, None);
+    }
+
+    /// [`KeyedTable::begin_freeze`], encoding each change into [`Entries`] as `to` says
+    /// ([`KeyedTable::take_frozen_entries`] gives them); values written before their turn
+    /// are saved with `save` first. A value saved encoded must be in `to`'s values' codec.
+    pub(crate) fn begin_freeze_encoded(&mut self, save: Copier<V>, to: EncodeTo<K, V>) {
+        self.begin_freeze_to(save, Some(to));
+    }
+
+    fn begin_freeze_to(&mut self, copy: Copier<V>, to: Option<EncodeTo<K, V>>) {
         self.settle_freeze();
         let Some(changed) = self.changed.as_mut() else {
             return;
         };
         let mut keys = std::mem::take(changed);
-        let out = Vec::with_capacity(keys.len());
+        let (out, entries) = match to {
+            None => (Vec::with_capacity(keys.len()), Entries::default()),
+            Some(_) => (Vec::new(), Entries::with_capacity(keys.len())),
+        };
         // hashbrown keeps 7 of each 8 buckets' worth of entries.
         let buckets = (self.map.capacity() / 7 * 8).next_power_of_two();
         let table_bytes = buckets.saturating_mul(std::mem::size_of::<(K, Slot<V>)>());
@@ -1417,6 +1518,8 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         .then(|| CopyOrder::new(std::mem::take(&mut keys), buckets));
         let f = Freeze {
             out,
+            entries,
+            to,
             keys,
             order,
             epoch: self.epoch,
@@ -1488,7 +1591,8 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
                     None => break,
                 },
             };
-            if f.repeats && f.done.contains(&k) {
+            // Copied already: a key listed twice, or saved encoded before a write.
+            if !f.done.is_empty() && f.done.contains(&k) {
                 continue;
             }
             let saved = if f.saved.is_empty() {
@@ -1496,62 +1600,48 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
             } else {
                 f.saved.remove(&k)
             };
-            let (v, stamp) = if let Some((v, stamp)) = saved {
+            if let Some((v, stamp)) = saved {
                 // Written since the barrier: as it was then.
-                (Some(v), stamp)
-            } else {
-                match self.map.get_mut(&k) {
-                    // Unchanged since the barrier.
-                    Some(s) if s.epoch == f.epoch || s.epoch == LOADED || s.epoch == CLEAN => {
-                        if s.epoch == f.epoch {
-                            s.epoch = CLEAN;
-                        }
-                        match f.copy.copy(&s.value) {
-                            Ok(v) => (Some(v), s.stamp),
+                f.take(k, Some(Held::Copied(v)), stamp, &self.ttl);
+                continue;
+            }
+            match self.map.get_mut(&k) {
+                // Unchanged since the barrier.
+                Some(s) if s.epoch == f.epoch || s.epoch == LOADED || s.epoch == CLEAN => {
+                    if s.epoch == f.epoch {
+                        s.epoch = CLEAN;
+                    }
+                    f.take(k, Some(Held::Live(&s.value)), s.stamp, &self.ttl);
+                }
+                // Absent at the barrier, inserted since.
+                Some(_) => f.take(k, None, 0, &self.ttl),
+                None => match self.spill.as_ref().filter(|_| self.cold) {
+                    Some(s) if !s.tombstones.contains(&k) => {
+                        let hash = self.map.hasher().hash_one(&k);
+                        let found = find(s, hash, &k).and_then(|found| match found {
+                            Some((_, Some(b))) => {
+                                let (stamp, b) = split_stamp(self.ttl.is_some(), b);
+                                let v = match (f.to, f.copy) {
+                                    // Spilled with the values' codec.
+                                    (Some(_), _) | (None, Copier::Encode(_)) => Held::Bytes(b),
+                                    (None, Copier::Clone(_)) => {
+                                        Held::Copied(Copied::Value(s.values.decode_all(b, &what)?))
+                                    }
+                                };
+                                Ok((Some(v), stamp))
+                            }
+                            _ => Ok((None, 0)),
+                        });
+                        match found {
+                            Ok((v, stamp)) => f.take(k, v, stamp, &self.ttl),
                             Err(e) => {
                                 f.failure.get_or_insert(e);
-                                (None, 0)
                             }
                         }
                     }
-                    // Absent at the barrier, inserted since.
-                    Some(_) => (None, 0),
-                    None => match self.spill.as_ref().filter(|_| self.cold) {
-                        Some(s) if !s.tombstones.contains(&k) => {
-                            let hash = self.map.hasher().hash_one(&k);
-                            let copy = f.copy;
-                            let found = find(s, hash, &k).and_then(|found| match found {
-                                Some((_, Some(b))) => {
-                                    let (stamp, b) = split_stamp(self.ttl.is_some(), b);
-                                    let v = match copy {
-                                        Copier::Clone(_) => {
-                                            Copied::Value(s.values.decode_all(b, &what)?)
-                                        }
-                                        // Spilled with the same codec.
-                                        Copier::Encode(_) => Copied::Bytes(b.to_vec()),
-                                    };
-                                    Ok((Some(v), stamp))
-                                }
-                                _ => Ok((None, 0)),
-                            });
-                            match found {
-                                Ok(r) => r,
-                                Err(e) => {
-                                    f.failure.get_or_insert(e);
-                                    (None, 0)
-                                }
-                            }
-                        }
-                        _ => (None, 0),
-                    },
-                }
-            };
-            let v = v.filter(|_| !expired(&self.ttl, stamp, f.now));
-            let t = v.as_ref().and_then(|_| self.write_time(stamp));
-            if f.repeats {
-                f.done.insert(k.clone());
+                    _ => f.take(k, None, 0, &self.ttl),
+                },
             }
-            f.out.push((k, v, t));
         }
         let took = start.elapsed();
         f.longest = f.longest.max(took);
@@ -1583,22 +1673,42 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     pub(crate) fn take_frozen_copies(
         &mut self,
     ) -> Option<(Result<Vec<CopiedChange<K, V>>>, std::time::Duration)> {
-        if self.is_freezing() {
-            return None;
-        }
-        let f = self.freeze.take()?;
-        tracing::debug!(
-            changes = f.out.len(),
-            steps = f.steps,
-            busy_ms = f.busy.as_secs_f64() * 1e3,
-            wall_ms = f.begun.elapsed().as_secs_f64() * 1e3,
-            "checkpoint copy taken"
-        );
+        let f = self.take_finished()?;
         let r = match f.failure {
             Some(e) => Err(e),
             None => Ok(f.out),
         };
         Some((r, f.longest))
+    }
+
+    /// The finished copy begun by [`KeyedTable::begin_freeze_encoded`], as its entries (in
+    /// the order taken), with the longest step it took; `None` while it is under way or when
+    /// none was begun.
+    pub(crate) fn take_frozen_entries(
+        &mut self,
+    ) -> Option<(Result<Entries>, std::time::Duration)> {
+        let f = *self.take_finished()?;
+        let r = match f.failure {
+            Some(e) => Err(e),
+            None => Ok(f.entries),
+        };
+        Some((r, f.longest))
+    }
+
+    /// The copy under way, if it is finished.
+    fn take_finished(&mut self) -> Option<Box<Freeze<K, V>>> {
+        if self.is_freezing() {
+            return None;
+        }
+        let f = self.freeze.take()?;
+        tracing::debug!(
+            changes = f.out.len().max(f.entries.len()),
+            steps = f.steps,
+            busy_ms = f.busy.as_secs_f64() * 1e3,
+            wall_ms = f.begun.elapsed().as_secs_f64() * 1e3,
+            "checkpoint copy taken"
+        );
+        Some(f)
     }
 
     /// Finishes the copy under way at once (operations that move entries between memory
@@ -2185,15 +2295,73 @@ mod tests {
         ]
     }
 
+    /// How a test's checkpoints copy the table: typed values, or encoded entries with
+    /// values saved before a write cloned or encoded.
+    #[derive(Debug, Clone, Copy)]
+    enum CopyMode {
+        Values,
+        Entries,
+        EntriesSavedEncoded,
+    }
+
+    fn copy_mode() -> impl Strategy<Value = CopyMode> {
+        prop_oneof![
+            Just(CopyMode::Values),
+            Just(CopyMode::Entries),
+            Just(CopyMode::EntriesSavedEncoded),
+        ]
+    }
+
+    const TEST_MAX_PARALLELISM: u32 = 128;
+
+    /// The finished copy, if there is one, as typed changes (decoded from its entries, whose
+    /// key groups are checked, for an encoded copy).
+    #[allow(clippy::type_complexity)]
+    fn take_frozen_as_values(
+        t: &mut KeyedTable<u32, u32>,
+        mode: CopyMode,
+    ) -> Option<Vec<(u32, Option<u32>)>> {
+        match mode {
+            CopyMode::Values => t.take_frozen().map(|(changes, _)| {
+                changes
+                    .unwrap()
+                    .into_iter()
+                    .map(|(k, v, _)| (k, v))
+                    .collect()
+            }),
+            CopyMode::Entries | CopyMode::EntriesSavedEncoded => {
+                t.take_frozen_entries().map(|(entries, _)| {
+                    let entries = entries.unwrap();
+                    let what = || "a test entry".to_string();
+                    let mut seen = std::collections::HashSet::new();
+                    entries
+                        .iter()
+                        .map(|(kg, k, v)| {
+                            let k: u32 = crate::runtime::snapshot::decode(k, &what).unwrap();
+                            assert!(seen.insert(k), "key {k} copied twice");
+                            assert_eq!(
+                                kg,
+                                flow_state::key_group_of(stable_hash(&k), TEST_MAX_PARALLELISM)
+                            );
+                            let v = v.map(|v| crate::runtime::snapshot::decode(v, &what).unwrap());
+                            (k, v)
+                        })
+                        .collect()
+                })
+            }
+        }
+    }
+
     /// Applies a finished copy, if there is one, to `checkpoint` and checks it against the
     /// model as it was at the copy's barrier.
     fn apply_frozen(
         t: &mut KeyedTable<u32, u32>,
+        mode: CopyMode,
         checkpoint: &mut BTreeMap<u32, u32>,
         at_barrier: &mut Option<BTreeMap<u32, u32>>,
     ) -> Result<(), TestCaseError> {
-        if let Some((changes, _)) = t.take_frozen() {
-            for (k, v, _) in changes.unwrap() {
+        if let Some(changes) = take_frozen_as_values(t, mode) {
+            for (k, v) in changes {
                 match v {
                     Some(v) => checkpoint.insert(k, v),
                     None => checkpoint.remove(&k),
@@ -2205,17 +2373,35 @@ mod tests {
         Ok(())
     }
 
+    /// Begins a checkpoint's copy in `mode`.
+    fn begin(t: &mut KeyedTable<u32, u32>, mode: CopyMode) {
+        let to = EncodeTo {
+            keys: Codec::serde(),
+            values: Codec::serde(),
+            time: |_, _| Ok(()),
+            max_parallelism: TEST_MAX_PARALLELISM,
+        };
+        match mode {
+            CopyMode::Values => t.begin_freeze(),
+            CopyMode::Entries => t.begin_freeze_encoded(Copier::Clone(u32::clone), to),
+            CopyMode::EntriesSavedEncoded => {
+                t.begin_freeze_encoded(Copier::Encode(Codec::serde()), to)
+            }
+        }
+    }
+
     /// A barrier: the previous copy finishes first (as an operator flushes it), then a copy
     /// of the table, which must come out as `model` is now, begins.
     fn barrier(
         t: &mut KeyedTable<u32, u32>,
+        mode: CopyMode,
         checkpoint: &mut BTreeMap<u32, u32>,
         at_barrier: &mut Option<BTreeMap<u32, u32>>,
         model: &BTreeMap<u32, u32>,
     ) -> Result<(), TestCaseError> {
         t.freeze_step(usize::MAX);
-        apply_frozen(t, checkpoint, at_barrier)?;
-        t.begin_freeze();
+        apply_frozen(t, mode, checkpoint, at_barrier)?;
+        begin(t, mode);
         *at_barrier = Some(model.clone());
         Ok(())
     }
@@ -2228,6 +2414,7 @@ mod tests {
         fn a_copy_in_steps_is_the_table_at_its_barrier(
             ops in proptest::collection::vec(freeze_op(), 1..4000),
             spill in any::<bool>(),
+            mode in copy_mode(),
         ) {
             let mut t = if spill { spilling(1) } else { KeyedTable::tracking() };
             let mut add = FoldWith(|x| x, |v: &mut u32, x| *v += x);
@@ -2246,15 +2433,15 @@ mod tests {
                         prop_assert_eq!(t.remove(&u32::from(k)), model.remove(&u32::from(k)));
                     }
                     FreezeOp::Barrier => {
-                        barrier(&mut t, &mut checkpoint, &mut at_barrier, &model)?;
+                        barrier(&mut t, mode, &mut checkpoint, &mut at_barrier, &model)?;
                     }
                     FreezeOp::Step(n) => t.freeze_step(usize::from(n)),
                 }
-                apply_frozen(&mut t, &mut checkpoint, &mut at_barrier)?;
+                apply_frozen(&mut t, mode, &mut checkpoint, &mut at_barrier)?;
             }
-            barrier(&mut t, &mut checkpoint, &mut at_barrier, &model)?;
+            barrier(&mut t, mode, &mut checkpoint, &mut at_barrier, &model)?;
             t.freeze_step(usize::MAX);
-            apply_frozen(&mut t, &mut checkpoint, &mut at_barrier)?;
+            apply_frozen(&mut t, mode, &mut checkpoint, &mut at_barrier)?;
             prop_assert!(at_barrier.is_none(), "the last copy finished");
             t.check().unwrap();
         }
@@ -2272,6 +2459,7 @@ mod tests {
             ops in proptest::collection::vec(lazy_op(), 1..3000),
             spill in any::<bool>(),
             skip in proptest::option::of((0..128u32, 0..40u32)),
+            mode in copy_mode(),
         ) {
             let dir = tempfile::tempdir().unwrap();
             let mut store = flow_state::CheckpointStore::open(
@@ -2340,15 +2528,15 @@ mod tests {
                         t.restore_step(usize::from(n)).unwrap();
                     }
                     LazyOp::Barrier => {
-                        barrier(&mut t, &mut checkpoint, &mut at_barrier, &model)?;
+                        barrier(&mut t, mode, &mut checkpoint, &mut at_barrier, &model)?;
                     }
                     LazyOp::Copy(n) => t.freeze_step(usize::from(n)),
                 }
-                apply_frozen(&mut t, &mut checkpoint, &mut at_barrier)?;
+                apply_frozen(&mut t, mode, &mut checkpoint, &mut at_barrier)?;
             }
-            barrier(&mut t, &mut checkpoint, &mut at_barrier, &model)?;
+            barrier(&mut t, mode, &mut checkpoint, &mut at_barrier, &model)?;
             t.freeze_step(usize::MAX);
-            apply_frozen(&mut t, &mut checkpoint, &mut at_barrier)?;
+            apply_frozen(&mut t, mode, &mut checkpoint, &mut at_barrier)?;
             t.check().unwrap();
             let mut all = BTreeMap::new();
             t.for_each(|k, v| { all.insert(*k, *v); }).unwrap();

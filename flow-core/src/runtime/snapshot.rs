@@ -432,60 +432,41 @@ impl SnapshotCx<'_> {
         }));
     }
 
-    /// [`SnapshotCx::keyed_values`] of changes that the processing thread copies out after
-    /// the barrier, a step at a time, and sends on `rx` with the longest step; `convert`
-    /// turns each into an entry, on the writer's thread as it encodes them (a copy of a
-    /// large state is not converted whole into a second vector first). The writer waits for
-    /// them; a dropped sender (a job that ended or failed first) fails the checkpoint.
-    pub(crate) fn keyed_values_later<X, K, V>(
+    /// Records the changes of keyed state `name` that the processing thread encodes into
+    /// [`Entries`] after the barrier, a step at a time (`KeyedTable::begin_freeze_encoded`),
+    /// and sends on `rx` with the longest step. The writer only sorts them; it waits for them,
+    /// and a dropped sender (a job that ended or failed first) fails the checkpoint.
+    pub(crate) fn keyed_entries_later(
         &mut self,
         name: &str,
-        rx: crossbeam_channel::Receiver<(Result<Vec<X>>, std::time::Duration)>,
-        convert: fn(X) -> Result<(K, Option<V>)>,
-    ) where
-        X: Send + 'static,
-        K: Hash + Serialize + Send + 'static,
-        V: Serialize + Send + 'static,
-    {
-        let encode = self.encoder(name, false);
-        let what = self.describe_state(name);
-        self.part.deferred.push(Box::new(move |abandon| {
-            let (entries, pause) = rx.recv().map_err(|_| {
-                Error::Checkpoint(format!("{what}: its copy was abandoned (the job stopped)"))
-            })?;
-            tracing::debug!("{what}: copy received by the writer");
-            encode(entries?.into_iter().map(convert), pause, abandon)
-        }));
-    }
-
-    /// [`SnapshotCx::keyed_values_later`] for an operator that encodes its own entries:
-    /// `entry` turns each copied change into the stable hash of its key (for its key group),
-    /// its encoded key and its encoded value (`None`: deleted), on the writer's thread.
-    pub(crate) fn keyed_encoded_later<X: Send + 'static>(
-        &mut self,
-        name: &str,
-        rx: crossbeam_channel::Receiver<(Result<Vec<X>>, std::time::Duration)>,
-        entry: impl Fn(X) -> Result<(u64, Vec<u8>, Option<Vec<u8>>)> + Send + 'static,
+        rx: crossbeam_channel::Receiver<(Result<Entries>, std::time::Duration)>,
     ) {
         let what = self.describe_state(name);
         let delta = self.delta_of(name, false);
         self.part.deferred.push(Box::new(move |abandon: &Abandon| {
-            let (changes, pause) = rx.recv().map_err(|_| {
+            let (entries, pause) = rx.recv().map_err(|_| {
                 Error::Checkpoint(format!("{what}: its copy was abandoned (the job stopped)"))
             })?;
-            let changes = changes?;
-            let n = changes.len();
-            let put_all = |w: &mut KeyedWriter<'_>| {
-                for (i, x) in changes.into_iter().enumerate() {
-                    abandon.check_at(i)?;
-                    let (hash, key, value) = entry(x)?;
-                    let kg = flow_state::key_group_of(hash, w.max_parallelism);
-                    w.put_in_group(kg, &key, value.as_deref());
-                }
-                Ok(())
-            };
-            delta.write(n, pause, put_all, abandon)
+            let mut entries = entries?;
+            abandon.check()?;
+            if entries.is_empty() {
+                return Ok(None);
+            }
+            entries.sort_last_wins();
+            Ok(Some(KeyedDelta {
+                uid: delta.uid,
+                name: delta.name,
+                range: delta.range,
+                full: delta.full,
+                entries,
+                pause,
+            }))
         }));
+    }
+
+    /// The job's max parallelism: the number of key groups.
+    pub(crate) fn max_parallelism(&self) -> u32 {
+        self.at.max_parallelism
     }
 
     /// Records the changes of keyed state `name` by running `write` on the checkpoint

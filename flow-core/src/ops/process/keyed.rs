@@ -51,9 +51,9 @@ use crate::graph::OpInfo;
 use crate::ops::side_output::{OutputTag, TaggedOutputs};
 use crate::ops::StateKey;
 use crate::record::{Event, Timestamp};
-use crate::runtime::exchange::partition::stable_hash;
+use crate::runtime::entries::Entries;
 use crate::runtime::keyed_table::{
-    Change, Copied, CopiedChange, Copier, KeyedTable, RestoredDecode, FREEZE_STEP, RESTORE_TIME,
+    Change, Copier, EncodeTo, KeyedTable, RestoredDecode, FREEZE_STEP, RESTORE_TIME,
 };
 use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
@@ -211,11 +211,11 @@ pub struct KeyedProcess<K, T, P: KeyedProcessFunction<K, T>> {
     /// The input ended: a checkpoint copies its changes at once.
     ended: bool,
     /// Where the changed states being copied out for a checkpoint go, once copied.
-    frozen: Option<FrozenTx<K, P::State>>,
+    frozen: Option<FrozenTx>,
 }
 
 /// Sends a checkpoint's changes, copied out after the barrier, to the checkpoint writer.
-type FrozenTx<K, S> = crossbeam_channel::Sender<(crate::Result<Vec<CopiedChange<K, S>>>, Duration)>;
+type FrozenTx = crossbeam_channel::Sender<(crate::Result<Entries>, Duration)>;
 
 /// The codecs of a keyed process function's keys and states.
 pub(crate) type ProcessCodec<K, S> = (Codec<K>, Codec<S>);
@@ -280,7 +280,7 @@ where
 
     /// Hands a finished copy to the checkpoint writer.
     fn send_frozen(&mut self) {
-        if let Some(done) = self.states.take_frozen_copies() {
+        if let Some(done) = self.states.take_frozen_entries() {
             if let Some(tx) = self.frozen.take() {
                 // A writer that is gone has failed the job already.
                 let _ = tx.send(done);
@@ -397,20 +397,23 @@ where
         self.flush_frozen();
         if !self.ended {
             let (tx, rx) = crossbeam_channel::bounded(1);
-            self.states.begin_freeze_with(Copier::Encode(sc));
+            // Each change encoded as the copy takes it (a state saved before a write is
+            // saved encoded: states need not be `Clone`). With a TTL a state starts with
+            // its write time (8 bytes, little-endian ms).
+            self.states.begin_freeze_encoded(
+                Copier::Encode(sc),
+                EncodeTo {
+                    keys: kc,
+                    values: sc,
+                    time: |t, b| {
+                        b.extend_from_slice(&t.to_le_bytes());
+                        Ok(())
+                    },
+                    max_parallelism: cx.max_parallelism(),
+                },
+            );
             self.frozen = Some(tx);
-            cx.keyed_encoded_later(STATE, rx, move |(k, v, t): CopiedChange<K, P::State>| {
-                let v = v.map(Copied::bytes).transpose()?;
-                let hash = stable_hash(&k);
-                let mut key = Vec::new();
-                (kc.enc)(&k, &mut key)?;
-                // With a TTL the value starts with its write time (8 bytes, little-endian ms).
-                let value = v.map(|v| match t {
-                    Some(t) => [&t.to_le_bytes()[..], &v].concat(),
-                    None => v,
-                });
-                Ok((hash, key, value))
-            });
+            cx.keyed_entries_later(STATE, rx);
             self.snapshot_timers(cx, kc)?;
             return Ok(());
         }
