@@ -129,12 +129,169 @@ impl WritableFile for FsFile {
     }
 }
 
+/// Alignment of direct writes: their buffer's address, their length and their offset in the
+/// file (the logical block size of any disk is at most this).
+#[cfg(target_os = "linux")]
+const DIRECT_ALIGN: usize = 4096;
+/// Bytes gathered before a direct write.
+#[cfg(target_os = "linux")]
+const DIRECT_CHUNK: usize = 1 << 20;
+
+/// Buffers of closed direct files, for the next ones (a fresh megabyte costs a page fault per
+/// 4 KiB in a VM); at most [`DIRECT_POOL`] of them.
+#[cfg(target_os = "linux")]
+static DIRECT_BUFFERS: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+#[cfg(target_os = "linux")]
+const DIRECT_POOL: usize = 8;
+
+/// A file written with `O_DIRECT`: from an aligned buffer straight to the disk, past the page
+/// cache. A buffered `write` copies every byte into the page cache, into pages the kernel
+/// allocates for it — in a VM, fresh memory that costs a fault per page: a third of the
+/// checkpoint writer's time, on the same cores as the processing threads. A direct write
+/// costs the writer almost no CPU, and waits for the disk instead.
+///
+/// Data is gathered into [`DIRECT_CHUNK`]s. [`WritableFile::sync`] writes the last, partial
+/// chunk padded to [`DIRECT_ALIGN`], cuts the file back to its length and `fsync`s; the
+/// partial chunk stays in the buffer, so later appends rewrite its block in place. If the
+/// filesystem refuses a direct write, the file is reopened without `O_DIRECT` and written
+/// as usual from there.
+#[cfg(target_os = "linux")]
+struct DirectFile {
+    file: File,
+    path: std::path::PathBuf,
+    /// Holds an aligned [`DIRECT_CHUNK`] at `start`.
+    buf: Vec<u8>,
+    start: usize,
+    /// Bytes gathered in the chunk.
+    filled: usize,
+    /// Where the chunk goes in the file (a multiple of [`DIRECT_ALIGN`]).
+    at: u64,
+    /// Set once a direct write failed: `file` is then an ordinary file, positioned at its end.
+    buffered: bool,
+}
+
+#[cfg(target_os = "linux")]
+impl DirectFile {
+    /// Creates (or truncates) `path` for direct writes; `None` where the filesystem does not
+    /// support them (tmpfs, some overlay filesystems).
+    fn create(path: &Path) -> Option<DirectFile> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+            .ok()?;
+        let kept = DIRECT_BUFFERS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let buf = kept.unwrap_or_else(|| vec![0u8; DIRECT_CHUNK + DIRECT_ALIGN]);
+        let start = buf.as_ptr().align_offset(DIRECT_ALIGN);
+        (start <= DIRECT_ALIGN).then(|| DirectFile {
+            file,
+            path: path.to_path_buf(),
+            buf,
+            start,
+            filled: 0,
+            at: 0,
+            buffered: false,
+        })
+    }
+
+    fn chunk(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.start + DIRECT_CHUNK]
+    }
+
+    /// Writes the first `len` bytes of the chunk (a multiple of [`DIRECT_ALIGN`]) at `at`;
+    /// on a refusal, falls back to buffered writes of the file's `valid` bytes and then these.
+    fn write_chunk(&mut self, len: usize, valid: usize) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let at = self.at;
+        let data = &self.buf[self.start..self.start + len];
+        match self.file.write_all_at(data, at) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.fall_back(valid),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reopens the file without `O_DIRECT` and appends the gathered bytes: from here on it is
+    /// an ordinary file.
+    fn fall_back(&mut self, valid: usize) -> io::Result<()> {
+        let mut file = OpenOptions::new().write(true).open(&self.path)?;
+        file.set_len(self.at)?;
+        file.seek(SeekFrom::Start(self.at))?;
+        file.write_all(&self.buf[self.start..self.start + valid])?;
+        self.file = file;
+        self.buffered = true;
+        self.filled = 0;
+        Ok(())
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for DirectFile {
+    fn drop(&mut self) {
+        let mut pool = DIRECT_BUFFERS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pool.len() < DIRECT_POOL {
+            pool.push(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl WritableFile for DirectFile {
+    fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        if self.buffered {
+            return self.file.write_all(buf);
+        }
+        while !buf.is_empty() {
+            let n = buf.len().min(DIRECT_CHUNK - self.filled);
+            let filled = self.filled;
+            self.chunk()[filled..filled + n].copy_from_slice(&buf[..n]);
+            self.filled += n;
+            buf = &buf[n..];
+            if self.filled == DIRECT_CHUNK {
+                self.write_chunk(DIRECT_CHUNK, DIRECT_CHUNK)?;
+                if self.buffered {
+                    return self.file.write_all(buf);
+                }
+                self.at += DIRECT_CHUNK as u64;
+                self.filled = 0;
+            }
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        if !self.buffered && self.filled > 0 {
+            let filled = self.filled;
+            let padded = filled.next_multiple_of(DIRECT_ALIGN);
+            self.chunk()[filled..padded].fill(0);
+            self.write_chunk(padded, filled)?;
+            if !self.buffered {
+                // The padding goes; the partial block stays gathered for later appends.
+                self.file.set_len(self.at + filled as u64)?;
+            }
+        }
+        self.file.sync_all()
+    }
+}
+
 impl Storage for FsStorage {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         fs::create_dir_all(dir)
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        #[cfg(target_os = "linux")]
+        if let Some(f) = DirectFile::create(path) {
+            return Ok(Box::new(f));
+        }
         let f = OpenOptions::new()
             .write(true)
             .create(true)
@@ -206,4 +363,64 @@ fn map_file(path: &Path, populate: bool) -> io::Result<ReadOnlyBytes> {
     Ok(ReadOnlyBytes {
         inner: Inner::Mapped(crate::sys::map_immutable(&f, populate)?),
     })
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What a file written by `writes` (each a length; `true`: `sync` after it) must hold.
+    fn expected(writes: &[(usize, bool)]) -> Vec<u8> {
+        let total: usize = writes.iter().map(|w| w.0).sum();
+        (0..total).map(|i| (i * 7 + i / 4093) as u8).collect()
+    }
+
+    fn write_in_pieces(f: &mut dyn WritableFile, want: &[u8], writes: &[(usize, bool)]) {
+        let mut at = 0;
+        for &(n, sync) in writes {
+            f.write_all(&want[at..at + n]).unwrap();
+            at += n;
+            if sync {
+                f.sync().unwrap();
+            }
+        }
+        f.sync().unwrap();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+        /// A file written directly, in pieces of any size with syncs between them (each
+        /// leaving a partial block to write again), holds exactly the bytes written, and so
+        /// does one that falls back to buffered writes part of the way.
+        #[test]
+        fn a_direct_file_holds_exactly_what_was_written(
+            writes in proptest::collection::vec((0..300_000usize, any::<bool>()), 1..12),
+            fall_back_after in proptest::option::of(0..12usize),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("f");
+            let want = expected(&writes);
+            match DirectFile::create(&path) {
+                Some(mut f) => {
+                    match fall_back_after {
+                        Some(k) if k < writes.len() => {
+                            let (first, rest) = writes.split_at(k);
+                            let n: usize = first.iter().map(|w| w.0).sum();
+                            write_in_pieces(&mut f, &want[..n], first);
+                            let valid = f.filled;
+                            f.fall_back(valid).unwrap();
+                            write_in_pieces(&mut f, &want[n..], rest);
+                        }
+                        _ => write_in_pieces(&mut f, &want, &writes),
+                    }
+                }
+                // No direct I/O on this filesystem: the ordinary file is what `create` gives.
+                None => write_in_pieces(&mut *FsStorage.create(&path).unwrap(), &want, &writes),
+            }
+            let got = fs::read(&path).unwrap();
+            prop_assert_eq!(got.len(), want.len());
+            prop_assert!(got == want, "contents differ");
+        }
+    }
 }

@@ -13,8 +13,8 @@ use crate::graph::{Ending, OpInfo};
 use crate::ops::Table;
 use crate::ops::{StateKey, StateValue};
 use crate::record::{Event, Timestamp, NO_TIMESTAMP};
-use crate::runtime::exchange::partition::ByPairKey;
 use crate::runtime::entries::Entries;
+use crate::runtime::exchange::partition::ByPairKey;
 use crate::runtime::keyed_table::{
     Copier, EncodeTo, Fold, KeyedTable, RestoredDecode, FREEZE_STEP, RESTORE_TIME,
 };
@@ -22,7 +22,9 @@ use crate::runtime::operator::{
     Chain, Downstream, DrainCx, Identity, OpenCx, Operator, Sealed, Then,
 };
 use crate::runtime::panic::{guarded, Named, OpName};
-use crate::runtime::snapshot::{decode, encode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport};
+use crate::runtime::snapshot::{
+    decode, encode, Codec, RestoreCx, SnapshotCx, StateDecl, StateSupport,
+};
 use crate::runtime::stage::Terminal;
 use crate::runtime::task::TaskCx;
 use hashbrown::hash_map::Entry;

@@ -1684,9 +1684,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
     /// The finished copy begun by [`KeyedTable::begin_freeze_encoded`], as its entries (in
     /// the order taken), with the longest step it took; `None` while it is under way or when
     /// none was begun.
-    pub(crate) fn take_frozen_entries(
-        &mut self,
-    ) -> Option<(Result<Entries>, std::time::Duration)> {
+    pub(crate) fn take_frozen_entries(&mut self) -> Option<(Result<Entries>, std::time::Duration)> {
         let f = *self.take_finished()?;
         let r = match f.failure {
             Some(e) => Err(e),
