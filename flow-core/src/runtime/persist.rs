@@ -35,7 +35,7 @@
 use super::snapshot::{Abandon, CheckpointStats, KeyedDelta, Part};
 use crate::error::{Error, Result};
 use crossbeam_channel::{Receiver, Sender};
-use flow_state::CheckpointStore;
+use flow_state::{CheckpointStore, CheckpointWriter};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
@@ -349,15 +349,16 @@ impl WriterState {
             self.unwritten.clear();
             drop_keyed(&mut parts);
         }
-        if let Err(e) = encode_deferred(&mut parts, &abandon) {
-            if abandon.is_set() {
-                subsumed(id);
-            } else {
-                self.fail_job(e);
-            }
-            return;
-        }
         if !self.unwritten.is_empty() {
+            // Changes of a failed checkpoint merge with these: theirs must be ready first.
+            if let Err(e) = encode_deferred(&mut parts, &abandon) {
+                if abandon.is_set() {
+                    subsumed(id);
+                } else {
+                    self.fail_job(e);
+                }
+                return;
+            }
             let earlier = std::mem::take(&mut self.unwritten);
             merge_unwritten(&mut parts, earlier);
         }
@@ -375,27 +376,28 @@ impl WriterState {
         if finishing {
             drop_keyed(&mut parts);
         }
-        if let Err(e) = encode_deferred(&mut parts, &abandon) {
-            if abandon.is_set() {
-                // The final parts go with the last checkpoint (their keyed changes, encoded
-                // or not, are not written by it).
-                let finals = parts.split_off(own);
-                self.finished -= finals.len();
-                self.finals.extend(due_after.into_iter().zip(finals));
-                subsumed(id);
-            } else {
-                self.fail_job(e);
-            }
-            return;
-        }
-        let pause = parts.iter().map(|p| p.pause).max().unwrap_or_default();
         let freeze = Instant::now();
-        tracing::debug!(
-            checkpoint = id,
-            ms = requested.elapsed().as_millis() as u64,
-            "changes copied and encoded"
-        );
-        match self.write(id, &parts, &abandon, finishing) {
+        // The changes still being copied are written as they come, each as soon as it is
+        // sorted: a subtask's segment goes to disk while another's copy is still under way.
+        let written = match self.write(id, &mut parts, &abandon, finishing) {
+            Err(Failed::Changes(e)) => {
+                if abandon.is_set() {
+                    // The final parts go with the last checkpoint (their keyed changes,
+                    // encoded or not, are not written by it).
+                    let finals = parts.split_off(own);
+                    self.finished -= finals.len();
+                    self.finals.extend(due_after.into_iter().zip(finals));
+                    subsumed(id);
+                } else {
+                    self.fail_job(e);
+                }
+                return;
+            }
+            Err(Failed::Write(e)) => Err(e),
+            Ok(w) => Ok(w),
+        };
+        let pause = parts.iter().map(|p| p.pause).max().unwrap_or_default();
+        match written {
             Ok((bytes, total_bytes)) => {
                 self.failures = 0;
                 self.last = Some(id);
@@ -438,7 +440,12 @@ impl WriterState {
                     return;
                 }
                 // The changes of incremental states are not written again by their operators:
-                // they go with the next checkpoint (whose own changes win).
+                // they go with the next checkpoint (whose own changes win), those still
+                // being copied too.
+                if let Err(e) = encode_deferred(&mut parts, &abandon) {
+                    self.fail_job(e);
+                    return;
+                }
                 for p in &mut parts {
                     self.unwritten.extend(p.keyed.drain(..).filter(|d| !d.full));
                 }
@@ -465,19 +472,17 @@ impl WriterState {
     /// Writes and commits checkpoint `id`: every state's changes, and, in place of the
     /// segments they replace, the slices a background compaction finished
     /// ([`WriterState::compact_after`]). `no_state`: the job's last checkpoint, with no
-    /// keyed state and no base. Returns the bytes written and the checkpoint's whole size.
+    /// keyed state and no base. The changes ready go first; those still being copied
+    /// ([`Part::deferred`]) are then received, sorted and written one by one, each into its
+    /// part. Returns the bytes written and the checkpoint's whole size.
     fn write(
         &mut self,
         id: u64,
-        parts: &[Part],
+        parts: &mut [Part],
         abandon: &Abandon,
         no_state: bool,
-    ) -> Result<(u64, u64)> {
-        let mut deltas: Vec<_> = parts.iter().flat_map(|p| &p.keyed).collect();
-        deltas.sort_by(|a, b| {
-            (&a.uid, &a.name, a.range.start).cmp(&(&b.uid, &b.name, b.range.start))
-        });
-        for p in parts {
+    ) -> std::result::Result<(u64, u64), Failed> {
+        for p in parts.iter() {
             for (n, b) in &p.meta {
                 // Sink pre-commits belong to this checkpoint only; they are published once.
                 if !n.starts_with("sink/") {
@@ -496,13 +501,18 @@ impl WriterState {
             _ => Vec::new(),
         };
         let base = if no_state { None } else { self.last };
-        let mut cw = self.store.begin_on(id, base)?;
-        let mut dropped: Vec<(&str, &str)> = Vec::new();
-        for d in &deltas {
-            let key = (d.uid.as_str(), d.name.as_str());
-            if d.full && !dropped.contains(&key) {
-                cw.drop_state(&d.uid, &d.name);
-                dropped.push(key);
+        let mut cw = self
+            .store
+            .begin_on(id, base)
+            .map_err(|e| Failed::Write(e.into()))?;
+        let mut states = StatesWritten::default();
+        let mut ready: Vec<&KeyedDelta> = parts.iter().flat_map(|p| &p.keyed).collect();
+        ready.sort_by(|a, b| {
+            (&a.uid, &a.name, a.range.start).cmp(&(&b.uid, &b.name, b.range.start))
+        });
+        for d in &ready {
+            if d.full {
+                states.drop_before(&mut cw, d).map_err(Failed::Write)?;
             }
         }
         let mut adopted = None;
@@ -528,16 +538,33 @@ impl WriterState {
                 slice + 1
             );
         }
-        let started = Instant::now();
-        for d in deltas {
-            let mut w = cw.state(&d.uid, &d.name);
-            for (i, (kg, k, v)) in d.entries.iter().enumerate() {
-                abandon.check_at(i)?;
-                w.put(kg, k, v)?;
-            }
-            w.finish()?;
+        let mut segments = Duration::ZERO;
+        for d in ready {
+            segments += write_delta(&mut cw, d, abandon, &mut states).map_err(Failed::Write)?;
         }
-        let segments = started.elapsed();
+        for p in parts.iter_mut() {
+            // One at a time: on a failure the rest stay in the part, for the caller.
+            while !p.deferred.is_empty() {
+                let deferred = p.deferred.remove(0);
+                let start = Instant::now();
+                let d = deferred(abandon).map_err(Failed::Changes)?;
+                tracing::debug!(
+                    ms = start.elapsed().as_secs_f64() * 1e3,
+                    "deferred changes received and encoded"
+                );
+                let Some(d) = d else { continue };
+                if d.full {
+                    states.drop_before(&mut cw, &d).map_err(Failed::Write)?;
+                }
+                p.pause = p.pause.max(d.pause);
+                let wrote = write_delta(&mut cw, &d, abandon, &mut states);
+                // Kept in its part, written or not: a failed checkpoint's changes go with
+                // the next one.
+                p.keyed.push(d);
+                segments += wrote.map_err(Failed::Write)?;
+            }
+        }
+        let started = Instant::now();
         for (n, b) in &self.job_meta {
             cw.put_metadata(n, b);
         }
@@ -549,11 +576,11 @@ impl WriterState {
                 cw.put_metadata(n, b);
             }
         }
-        let info = cw.commit()?;
+        let info = cw.commit().map_err(|e| Failed::Write(e.into()))?;
         tracing::debug!(
             checkpoint = id,
             segments_ms = segments.as_secs_f64() * 1e3,
-            commit_ms = (started.elapsed() - segments).as_secs_f64() * 1e3,
+            commit_ms = started.elapsed().as_secs_f64() * 1e3,
             "segments written and manifest committed"
         );
         if let (Some(slice), Some(c)) = (adopted, &self.compaction) {
@@ -732,6 +759,63 @@ fn merge_unwritten(parts: &mut Vec<Part>, earlier: Vec<KeyedDelta>) {
     parts.push(extra);
 }
 
+/// Why [`WriterState::write`] failed: the changes could not be made (a copy abandoned or
+/// failed: the job fails, or the checkpoint was subsumed), or writing them failed (the
+/// checkpoint fails).
+enum Failed {
+    Changes(Error),
+    Write(Error),
+}
+
+/// The states a checkpoint wrote or dropped so far ([`WriterState::write`]).
+#[derive(Default)]
+struct StatesWritten {
+    dropped: Vec<(String, String)>,
+    written: Vec<(String, String)>,
+}
+
+impl StatesWritten {
+    /// Drops the segments `d`'s state inherited (once), before its complete contents are
+    /// written.
+    fn drop_before(&mut self, cw: &mut CheckpointWriter<'_>, d: &KeyedDelta) -> Result<()> {
+        let key = (d.uid.clone(), d.name.clone());
+        if self.dropped.contains(&key) {
+            return Ok(());
+        }
+        if self.written.contains(&key) {
+            // The drop would take what this checkpoint wrote of it too.
+            return Err(Error::Checkpoint(format!(
+                "state `{}` of operator `{}` came both whole and as changes in one checkpoint",
+                d.name, d.uid
+            )));
+        }
+        cw.drop_state(&d.uid, &d.name);
+        self.dropped.push(key);
+        Ok(())
+    }
+}
+
+/// Writes `d`'s entries as segments of its state; returns the time it took.
+fn write_delta(
+    cw: &mut CheckpointWriter<'_>,
+    d: &KeyedDelta,
+    abandon: &Abandon,
+    states: &mut StatesWritten,
+) -> Result<Duration> {
+    let started = Instant::now();
+    let key = (d.uid.clone(), d.name.clone());
+    if !states.written.contains(&key) {
+        states.written.push(key);
+    }
+    let mut w = cw.state(&d.uid, &d.name);
+    for (i, (kg, k, v)) in d.entries.iter().enumerate() {
+        abandon.check_at(i)?;
+        w.put(kg, k, v)?;
+    }
+    w.finish()?;
+    Ok(started.elapsed())
+}
+
 /// The incremental states `parts` changed, each once: (operator uid, state name, number of
 /// subtask ranges that wrote it).
 fn changed_states(parts: &[Part]) -> Vec<(&str, &str, usize)> {
@@ -793,10 +877,19 @@ mod tests {
     use flow_state::{FsStorage, KeyGroupRange};
 
     fn writer(dir: &std::path::Path, savepoints: Option<std::path::PathBuf>) -> Writer {
-        let store = CheckpointStore::open(dir, Arc::new(FsStorage)).unwrap();
+        writer_on(dir, Arc::new(FsStorage), 0, savepoints)
+    }
+
+    fn writer_on(
+        dir: &std::path::Path,
+        storage: Arc<dyn flow_state::Storage>,
+        tolerable_failures: u32,
+        savepoints: Option<std::path::PathBuf>,
+    ) -> Writer {
+        let store = CheckpointStore::open(dir, storage).unwrap();
         let options = WriterOptions {
             retained: 1,
-            tolerable_failures: 0,
+            tolerable_failures,
             base: None,
             job_meta: Vec::new(),
             carried: Vec::new(),
@@ -909,6 +1002,129 @@ mod tests {
         assert_eq!(view.states().count(), 0, "no keyed state");
         assert_eq!(view.metadata("source/0/0"), Some(&b"end"[..]));
         assert_eq!(segments(dir.path()), 0, "the state's segments are garbage");
+    }
+
+    /// The real filesystem, except that creating a file fails while `full` is set (a full
+    /// disk).
+    struct Filling {
+        full: Arc<AtomicBool>,
+    }
+
+    impl flow_state::Storage for Filling {
+        fn create_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
+            FsStorage.create_dir_all(dir)
+        }
+        fn create(
+            &self,
+            path: &std::path::Path,
+        ) -> std::io::Result<Box<dyn flow_state::WritableFile>> {
+            if self.full.load(AtomicOrdering::SeqCst) {
+                return Err(std::io::Error::other("no space left on device (test)"));
+            }
+            FsStorage.create(path)
+        }
+        fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+            FsStorage.rename(from, to)
+        }
+        fn remove(&self, path: &std::path::Path) -> std::io::Result<()> {
+            FsStorage.remove(path)
+        }
+        fn list(&self, dir: &std::path::Path) -> std::io::Result<Vec<String>> {
+            FsStorage.list(dir)
+        }
+        fn read(&self, path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+            FsStorage.read(path)
+        }
+        fn map_immutable(
+            &self,
+            path: &std::path::Path,
+        ) -> std::io::Result<flow_state::ReadOnlyBytes> {
+            FsStorage.map_immutable(path)
+        }
+        fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+            FsStorage.sync_dir(dir)
+        }
+        fn try_lock(
+            &self,
+            path: &std::path::Path,
+            holder: &str,
+        ) -> std::io::Result<Option<flow_state::LockGuard>> {
+            FsStorage.try_lock(path, holder)
+        }
+    }
+
+    /// A checkpoint whose files cannot be created fails; its changes, both those ready and
+    /// those still being copied when the write failed, go with the next checkpoint, whose
+    /// own changes win.
+    #[test]
+    fn a_failed_checkpoints_changes_go_with_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let full = Arc::new(AtomicBool::new(false));
+        let storage = Arc::new(Filling { full: full.clone() });
+        let w = writer_on(dir.path(), storage, 1, None);
+        let shared = w.shared.clone();
+        let requested = first_checkpoint(&w);
+        let wait_for = |n: usize| {
+            let waiting = Instant::now();
+            while shared.completed.lock().len() + shared.failures.lock().len() < n {
+                assert!(
+                    waiting.elapsed() < Duration::from_secs(20),
+                    "checkpoint {n} ended"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        wait_for(1);
+        full.store(true, AtomicOrdering::SeqCst);
+        let mut second = part("at 2", vec![delta(0..10, b"two")]);
+        second
+            .deferred
+            .push(Box::new(|_: &Abandon| Ok(Some(delta(10..30, b"copied")))));
+        w.tx.send(ToWriter::Part {
+            id: 2,
+            part: second,
+        })
+        .unwrap();
+        w.tx.send(ToWriter::Complete { id: 2, requested }).unwrap();
+        wait_for(2);
+        full.store(false, AtomicOrdering::SeqCst);
+        w.tx.send(ToWriter::Part {
+            id: 3,
+            part: part("at 3", vec![delta(20..40, b"three")]),
+        })
+        .unwrap();
+        w.tx.send(ToWriter::Complete { id: 3, requested }).unwrap();
+        wait_for(3);
+        w.shutdown(None, None).unwrap();
+        let ids: Vec<u64> = shared.completed.lock().iter().map(|c| c.id).collect();
+        assert_eq!(ids, vec![1, 3]);
+        let failed: Vec<u64> = shared.failures.lock().iter().map(|f| f.id).collect();
+        assert_eq!(failed, vec![2]);
+        let store = CheckpointStore::open(dir.path(), Arc::new(FsStorage)).unwrap();
+        let view = store.restore_view(3).unwrap();
+        let range = KeyGroupRange { start: 0, end: 128 };
+        let mut got: Vec<(u32, Vec<u8>)> = view
+            .entries("op", "acc", range)
+            .unwrap()
+            .map(|e| {
+                let k = u32::from_be_bytes(e.key.try_into().unwrap());
+                (k, e.value.to_vec())
+            })
+            .collect();
+        got.sort();
+        let want: Vec<(u32, Vec<u8>)> = (0..1000u32)
+            .map(|k| {
+                let v: &[u8] = match k {
+                    0..10 => b"two",
+                    10..20 => b"copied",
+                    20..40 => b"three",
+                    _ => b"one",
+                };
+                (k, v.to_vec())
+            })
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(view.metadata("source/0/0"), Some(&b"at 3"[..]));
     }
 
     /// With a savepoint directory the last checkpoint keeps the state, and nothing before

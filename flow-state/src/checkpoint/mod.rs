@@ -369,6 +369,7 @@ impl CheckpointStore {
             next_seq: 0,
             failed: None,
             new_segments: 0,
+            new_from: BTreeMap::new(),
             shared_segments: shared,
             bytes_written: 0,
         })
@@ -525,6 +526,8 @@ pub struct CheckpointWriter<'s> {
     new_segments: usize,
     shared_segments: usize,
     bytes_written: u64,
+    /// For each state written, where its segments of this checkpoint begin in its list.
+    new_from: BTreeMap<StateKey, usize>,
 }
 
 impl std::fmt::Debug for CheckpointWriter<'_> {
@@ -566,11 +569,9 @@ impl<'s> CheckpointWriter<'s> {
     /// Drops state `name` of operator `uid` from this checkpoint on (its inherited segments are
     /// no longer listed).
     pub fn drop_state(&mut self, uid: &str, name: &str) {
-        if let Some(segs) = self
-            .manifest
-            .states
-            .remove(&(uid.to_owned(), name.to_owned()))
-        {
+        let key = (uid.to_owned(), name.to_owned());
+        self.new_from.remove(&key);
+        if let Some(segs) = self.manifest.states.remove(&key) {
             self.shared_segments -= segs.len().min(self.shared_segments);
         }
     }
@@ -584,13 +585,29 @@ impl<'s> CheckpointWriter<'s> {
     /// Makes the checkpoint durable (FORMAT.md §4: directory sync for the segment renames,
     /// manifest to a `.tmp` name, fsync, rename — the commit point — and directory sync). An
     /// error fails the checkpoint; nothing is retried.
-    pub fn commit(self) -> Result<CommitInfo> {
+    pub fn commit(mut self) -> Result<CommitInfo> {
         let id = self.manifest.id;
         if let Some(reason) = self.failed {
             return Err(StateError::Failed {
                 checkpoint: id,
                 reason,
             });
+        }
+        // A state's segments of this checkpoint that cover disjoint key groups (one per
+        // subtask, written in the order their changes came) are listed in key-group order,
+        // so that a reader merges them as one run. Overlapping ones keep their order: of two
+        // writes of a key, the later writer's wins.
+        for (key, from) in &self.new_from {
+            if let Some(segs) = self.manifest.states.get_mut(key) {
+                let from = (*from).min(segs.len());
+                let new = &mut segs[from..];
+                let mut sorted: Vec<(u32, u32)> =
+                    new.iter().map(|s| (s.kg_start, s.kg_end)).collect();
+                sorted.sort_unstable();
+                if sorted.windows(2).all(|w| w[0].1 <= w[1].0) {
+                    new.sort_by_key(|s| s.kg_start);
+                }
+            }
         }
         let storage = &*self.store.storage;
         let dir = &self.store.dir;
@@ -721,12 +738,12 @@ impl StateWriter<'_, '_> {
                 .insert((info.name.clone(), info.len, info.crc));
             self.cw.bytes_written += info.len;
             self.cw.new_segments += 1;
+            let segs = self.cw.manifest.states.entry(self.key.clone()).or_default();
             self.cw
-                .manifest
-                .states
+                .new_from
                 .entry(self.key.clone())
-                .or_default()
-                .push(info);
+                .or_insert(segs.len());
+            segs.push(info);
         }
         Ok(())
     }
@@ -751,5 +768,59 @@ impl Drop for StateWriter<'_, '_> {
                 self.cw.failed = Some(reason);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{KeyGroupRange, SimStorage};
+
+    fn write(cw: &mut CheckpointWriter<'_>, kgs: std::ops::Range<u32>, value: &[u8]) {
+        let mut w = cw.state("op", "s");
+        for kg in kgs {
+            w.put(kg, b"k", Some(value)).unwrap();
+        }
+        w.finish().unwrap();
+    }
+
+    fn listed(store: &CheckpointStore, id: u64) -> Vec<(u32, u32)> {
+        let m = store.read_manifest(id).unwrap();
+        m.states[&("op".to_owned(), "s".to_owned())]
+            .iter()
+            .map(|s| (s.kg_start, s.kg_end))
+            .collect()
+    }
+
+    #[test]
+    fn a_checkpoints_disjoint_segments_of_a_state_are_listed_in_key_group_order() {
+        let mut store = CheckpointStore::open("/d", Arc::new(SimStorage::new())).unwrap();
+        let mut cw = store.begin(1).unwrap();
+        write(&mut cw, 0..4, b"base");
+        cw.commit().unwrap();
+        // The second subtask's changes come first.
+        let mut cw = store.begin(2).unwrap();
+        write(&mut cw, 8..12, b"b");
+        write(&mut cw, 4..8, b"a");
+        cw.commit().unwrap();
+        assert_eq!(listed(&store, 2), vec![(0, 4), (4, 8), (8, 12)]);
+        // Overlapping ones keep the order they were written in: the later one wins.
+        let mut cw = store.begin(3).unwrap();
+        write(&mut cw, 4..6, b"x");
+        write(&mut cw, 2..5, b"y");
+        cw.commit().unwrap();
+        assert_eq!(
+            listed(&store, 3),
+            vec![(0, 4), (4, 8), (8, 12), (4, 6), (2, 5)]
+        );
+        let view = store.restore_view(3).unwrap();
+        let got: Vec<(u32, Vec<u8>)> = view
+            .entries("op", "s", KeyGroupRange { start: 0, end: 12 })
+            .unwrap()
+            .map(|e| (e.key_group, e.value.to_vec()))
+            .collect();
+        assert_eq!(got[4], (4, b"y".to_vec()), "the later writer wins");
+        assert_eq!(got[5], (5, b"x".to_vec()));
+        assert_eq!(got[8], (8, b"b".to_vec()));
     }
 }
