@@ -397,6 +397,9 @@ impl WriterState {
             Ok(w) => Ok(w),
         };
         let pause = parts.iter().map(|p| p.pause).max().unwrap_or_default();
+        // Durable once its manifest is: publishing the output and removing old checkpoints
+        // come after (and a crash between finishes the publish on restore).
+        let (durable, write) = (requested.elapsed(), freeze.elapsed());
         match written {
             Ok((bytes, total_bytes)) => {
                 self.failures = 0;
@@ -410,13 +413,19 @@ impl WriterState {
                 self.compact_after(id, &parts);
                 let protect = self.compaction.as_ref().map(|c| c.files.clone());
                 let protected = |name: &str| protect.as_ref().is_some_and(|f| f.contains(name));
+                let removing = Instant::now();
                 if let Err(e) = self.store.retain_protecting(self.retained, &protected) {
                     tracing::warn!("checkpoint {id}: removing old checkpoints failed: {e}");
                 }
+                tracing::debug!(
+                    checkpoint = id,
+                    ms = removing.elapsed().as_secs_f64() * 1e3,
+                    "old checkpoints removed"
+                );
                 self.shared.completed.lock().push(CheckpointStats {
                     id,
-                    duration: requested.elapsed(),
-                    write: freeze.elapsed(),
+                    duration: durable,
+                    write,
                     bytes,
                     total_bytes,
                     pause,
@@ -424,7 +433,7 @@ impl WriterState {
                 tracing::info!(
                     checkpoint = id,
                     bytes,
-                    ms = requested.elapsed().as_millis() as u64,
+                    ms = durable.as_millis() as u64,
                     "checkpoint complete"
                 );
             }

@@ -47,8 +47,9 @@ impl<T: Clone + Send + Serialize + DeserializeOwned + 'static> StateValue for T 
 pub struct CheckpointStats {
     /// The checkpoint's id (1, 2, ...).
     pub id: u64,
-    /// From the coordinator's request to the checkpoint being durable (to the last sink's
-    /// acknowledgement when nothing is persisted).
+    /// From the coordinator's request to the checkpoint being durable: its manifest
+    /// committed, before its output is published and old checkpoints are removed (to the
+    /// last sink's acknowledgement when nothing is persisted).
     pub duration: Duration,
     /// Of which writing the segments and the manifest (zero when nothing is persisted).
     pub write: Duration,
