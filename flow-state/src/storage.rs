@@ -367,6 +367,7 @@ fn map_file(path: &Path, populate: bool) -> io::Result<ReadOnlyBytes> {
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
+    #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
     use super::*;
     use proptest::prelude::*;
 
