@@ -9,7 +9,10 @@
 //!    `Complete(n)`: by (1) every part of `n` is already queued.
 //! 3. The writer writes the changed entries as segments and commits the manifest (`FORMAT.md`
 //!    §4); the checkpoint exists once the manifest's rename is durable, and only then does the
-//!    writer publish the sink files of `n` and record the checkpoint as completed.
+//!    writer publish the sink files of `n` and record the checkpoint as completed. Changes the
+//!    subtasks still copy after the barrier (encoded into sortable entries as they go) are
+//!    received in turn, sorted and written at once: one subtask's segment goes to disk while
+//!    another's copy is still under way.
 //!
 //! A subtask that finishes (bounded input, or a stop) sends a final part: its state after the
 //! end of input and its final source position. It belongs to every checkpoint after the last
@@ -841,7 +844,8 @@ fn changed_states(parts: &[Part]) -> Vec<(&str, &str, usize)> {
     states
 }
 
-/// Encodes the changes that subtasks froze as typed values (on the writer thread).
+/// Receives (and sorts or encodes) the changes subtasks are still copying, into their parts:
+/// before changes of a failed checkpoint are merged with them, and after a write failed.
 fn encode_deferred(parts: &mut [Part], abandon: &Abandon) -> Result<()> {
     for p in parts {
         for d in std::mem::take(&mut p.deferred) {
