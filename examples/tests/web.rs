@@ -638,20 +638,22 @@ async fn the_dashboard_shows_every_stage_live_in_headless_chromium() {
     // Live data: every stage of the plan drawn, each with a non-zero throughput.
     let start = Instant::now();
     let rates = loop {
-        let nodes = client
-            .find_all(fantoccini::Locator::Css(".stage-node"))
+        // Read in one script, so that a redraw between finding the nodes and reading them
+        // (which replaces the nodes: a stale element reference) cannot come in between.
+        let read = client
+            .execute(
+                "return Array.from(document.querySelectorAll('.stage-node'))\
+                   .map(n => n.getAttribute('data-rate'));",
+                vec![],
+            )
             .await
             .unwrap();
-        let mut rates = Vec::new();
-        for n in &nodes {
-            let rate: f64 = n
-                .attr("data-rate")
-                .await
-                .unwrap()
-                .and_then(|r| r.parse().ok())
-                .unwrap_or(0.0);
-            rates.push(rate);
-        }
+        let rates: Vec<f64> = read
+            .as_array()
+            .expect("the script returns an array")
+            .iter()
+            .map(|r| r.as_str().and_then(|r| r.parse().ok()).unwrap_or(0.0))
+            .collect();
         if rates.len() == 4 && rates.iter().all(|&r| r > 0.0) {
             break rates;
         }
@@ -680,8 +682,15 @@ async fn the_dashboard_shows_every_stage_live_in_headless_chromium() {
         .await
         .unwrap();
     assert_eq!(edges.len(), 2, "the two exchanges are drawn");
-    // A stage's subtasks, by clicking its row.
-    rows[1].click().await.unwrap();
+    // A stage's subtasks, by clicking its row (found and clicked in one script: the table
+    // is redrawn as the figures change).
+    client
+        .execute(
+            "document.querySelectorAll('#stages tbody tr')[1].click();",
+            vec![],
+        )
+        .await
+        .unwrap();
     client
         .wait()
         .for_element(fantoccini::Locator::Css("#subtasks table"))
