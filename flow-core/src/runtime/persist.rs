@@ -35,7 +35,7 @@
 //!
 //! Metadata (positions, operator state) is carried forward: a checkpoint holds the latest blob
 //! of every name, so a finished subtask's final position stays in every later checkpoint.
-use super::snapshot::{Abandon, CheckpointStats, KeyedDelta, Part};
+use super::snapshot::{Abandon, CheckpointStats, Deferred, KeyedDelta, Part};
 use crate::error::{Error, Result};
 use crossbeam_channel::{Receiver, Sender};
 use flow_state::{CheckpointStore, CheckpointWriter};
@@ -558,13 +558,9 @@ impl WriterState {
             // One at a time: on a failure the rest stay in the part, for the caller.
             while !p.deferred.is_empty() {
                 let deferred = p.deferred.remove(0);
-                let start = Instant::now();
-                let d = deferred(abandon).map_err(Failed::Changes)?;
-                tracing::debug!(
-                    ms = start.elapsed().as_secs_f64() * 1e3,
-                    "deferred changes received and encoded"
-                );
-                let Some(d) = d else { continue };
+                let Some(d) = receive(deferred, abandon).map_err(Failed::Changes)? else {
+                    continue;
+                };
                 if d.full {
                     states.drop_before(&mut cw, &d).map_err(Failed::Write)?;
                 }
@@ -849,19 +845,24 @@ fn changed_states(parts: &[Part]) -> Vec<(&str, &str, usize)> {
 fn encode_deferred(parts: &mut [Part], abandon: &Abandon) -> Result<()> {
     for p in parts {
         for d in std::mem::take(&mut p.deferred) {
-            let start = Instant::now();
-            let d = d(abandon)?;
-            tracing::debug!(
-                ms = start.elapsed().as_secs_f64() * 1e3,
-                "deferred changes received and encoded"
-            );
-            if let Some(d) = d {
+            if let Some(d) = receive(d, abandon)? {
                 p.pause = p.pause.max(d.pause);
                 p.keyed.push(d);
             }
         }
     }
     Ok(())
+}
+
+/// Runs a subtask's deferred work: waits for its copy, then sorts (or encodes) it.
+fn receive(deferred: Deferred, abandon: &Abandon) -> Result<Option<KeyedDelta>> {
+    let start = Instant::now();
+    let d = deferred(abandon)?;
+    tracing::debug!(
+        ms = start.elapsed().as_secs_f64() * 1e3,
+        "deferred changes received and encoded"
+    );
+    Ok(d)
 }
 
 /// Drops the keyed changes of `parts`, encoded or not: for the last checkpoint of a job that

@@ -454,14 +454,7 @@ impl SnapshotCx<'_> {
                 return Ok(None);
             }
             entries.sort_last_wins();
-            Ok(Some(KeyedDelta {
-                uid: delta.uid,
-                name: delta.name,
-                range: delta.range,
-                full: delta.full,
-                entries,
-                pause,
-            }))
+            Ok(Some(delta.delta(entries, pause)))
         }));
     }
 
@@ -551,6 +544,18 @@ struct DeltaOf {
 impl DeltaOf {
     /// The delta of the entries `put` records (room made for `capacity`), sorted; `None`
     /// for an incremental state without changes.
+    /// The delta of `entries`, copied out in steps of at most `pause`.
+    fn delta(self, entries: Entries, pause: Duration) -> KeyedDelta {
+        KeyedDelta {
+            uid: self.uid,
+            name: self.name,
+            range: self.range,
+            full: self.full,
+            entries,
+            pause,
+        }
+    }
+
     fn write(
         self,
         capacity: usize,
@@ -561,14 +566,7 @@ impl DeltaOf {
         let mut part = Part::default();
         let mut w = KeyedWriter {
             max_parallelism: self.max_parallelism,
-            delta: Some(KeyedDelta {
-                uid: self.uid,
-                name: self.name,
-                range: self.range,
-                full: self.full,
-                entries: Entries::with_capacity(capacity),
-                pause,
-            }),
+            delta: Some(self.delta(Entries::with_capacity(capacity), pause)),
             part: &mut part,
         };
         put(&mut w)?;
